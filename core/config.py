@@ -1,0 +1,179 @@
+"""Typed settings: every variable of the staging checklist, read once through get_settings()."""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+Environment = Literal["development", "staging", "production"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+EXAMPLE_COOKIE_KEY = "change-me-example-cookie-key"
+DEFAULT_DATABASE_URL = "sqlite:///var/agentops.db"
+
+
+class SettingsError(Exception):
+    """A setting has a value that cannot be used; the message is one line for a person."""
+
+
+class Settings(BaseSettings):
+    """The agent system's configuration; field names are the environment variables, lower-cased."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    environment: Environment = "development"
+    database_url: str = DEFAULT_DATABASE_URL
+    database_read_url: str | None = None
+
+    agent_system_enabled: bool = True
+    agent_log_level: LogLevel = "INFO"
+    agent_max_concurrent: int = Field(10, ge=1, le=1000)
+    agent_retry_attempts: int = Field(3, ge=1, le=20)
+    agent_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    agent_lease_seconds: float = Field(60.0, gt=0)
+    agent_heartbeat_seconds: float = Field(2.0, gt=0)
+    agent_settings_ttl_seconds: float = Field(0.5, ge=0, le=1.0)
+    agent_poll_seconds: float = Field(0.2, gt=0)
+
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    openai_model: str = "gpt-4o-mini"
+    stripe_secret_key: SecretStr | None = None
+    sendgrid_api_key: SecretStr | None = None
+    sentry_dsn: SecretStr | None = None
+
+    # Circuit breaker and retries: the checklist's numbers.
+    breaker_failure_threshold: int = Field(5, ge=1)
+    breaker_reset_seconds: float = Field(30.0, gt=0)
+    db_retry_attempts: int = Field(3, ge=1)
+    db_retry_delay_seconds: float = Field(1.0, ge=0)
+    db_retry_backoff: float = Field(2.0, ge=1)
+
+    # Success criteria (checklist "SUCCESS CRITERIA").
+    sc_response_p95_ms: float = 2000.0
+    sc_db_query_p95_ms: float = 100.0
+    sc_error_rate: float = 0.001
+    sc_memory_mb: float = 100.0
+    sc_cpu_percent: float = 10.0
+    # Rollback triggers (checklist "KNOWN RISKS").
+    rb_query_ms: float = 200.0
+    rb_memory_mb: float = 2048.0
+    rb_unauthorized_max: int = 0
+
+    cookie_key: SecretStr = SecretStr(EXAMPLE_COOKIE_KEY)
+    bcrypt_rounds: int = Field(12, ge=4, le=16)
+    session_hours: float = Field(12.0, gt=0)
+    login_max_failures: int = 5
+    login_window_minutes: int = 15
+
+    api_rate_limit_per_minute: int = Field(60, ge=1)
+    redis_url: str | None = None
+    trusted_proxies: str = ""
+    api_base_url: str = "http://127.0.0.1:8000"
+    health_probe_urls: str = ""
+    deploy_hook_url: str | None = None
+    deploy_hook_command: str | None = None
+    backup_dir: str = "var/backups"
+
+    @field_validator("database_url", "database_read_url")
+    @classmethod
+    def _parse_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            make_url(value)
+        except (ArgumentError, ValueError):
+            raise ValueError("a database URL such as postgresql://user:pass@host:5432/db or sqlite:///var/agentops.db")
+        return value
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("agent_log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _no_placeholders_outside_development(self) -> "Settings":
+        if self.environment != "development" and self.cookie_key.get_secret_value() == EXAMPLE_COOKIE_KEY:
+            raise ValueError("COOKIE_KEY: the example key is refused outside development; set a random secret")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def probe_urls(self) -> list[str]:
+        """The health endpoints the console probes, by default the project's own API."""
+        urls = [u.strip() for u in self.health_probe_urls.split(",") if u.strip()]
+        return urls or [f"{self.api_base_url}/health", f"{self.api_base_url}/api/v2/agents/health"]
+
+    def public_view(self) -> dict[str, Any]:
+        """Every setting with secrets masked, for display."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = mask_secret(value.get_secret_value())
+            elif name.endswith("url") and isinstance(value, str):
+                value = mask_url(value)
+            out[name.upper()] = value
+        return out
+
+
+def mask_secret(value: str | None) -> str:
+    """Show a secret as its prefix and last four characters, e.g. sk-…1234."""
+    if not value:
+        return "(not set)"
+    if len(value) <= 8:
+        return "…"
+    prefix = value.split("-")[0] + "-" if "-" in value[:6] else value[:3]
+    return f"{prefix}…{value[-4:]}"
+
+
+def mask_url(url: str | None) -> str:
+    """Hide the password in a URL (database, Redis)."""
+    if not url:
+        return "(not set)"
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return url
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One line naming the variable and what it expects."""
+    parts = []
+    for err in exc.errors():
+        name = ".".join(str(p) for p in err.get("loc", ())).upper() or "SETTINGS"
+        msg = err.get("msg", "invalid value").removeprefix("Value error, ")
+        if msg.startswith("COOKIE_KEY"):
+            parts.append(msg)
+            continue
+        got = err.get("input")
+        shown = "" if got is None or "KEY" in name or "DSN" in name else f" (got {got!r})"
+        if msg.startswith("Input should be "):
+            msg = msg.removeprefix("Input should be ").split(", unable")[0]
+        parts.append(f"{name}: expected {msg}{shown}")
+    return "; ".join(parts)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment and .env once."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(describe_error(exc)) from None
+
+
+def reset_settings() -> None:
+    """Forget cached settings (tests and the CLI's --env handling)."""
+    get_settings.cache_clear()

@@ -1,0 +1,98 @@
+"""Engines and sessions. Nothing here connects until a caller asks for a connection."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.config import get_settings
+
+_engines: dict[tuple[str, bool], Engine] = {}
+_lock = threading.Lock()
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    """WAL, foreign keys, a busy timeout, and BEGIN IMMEDIATE for writers.
+
+    pysqlite begins transactions lazily; a reader that later writes can then fail with
+    SQLITE_BUSY. Writers announce themselves with the execution option `sqlite_write`
+    and take the write lock at BEGIN, so they queue behind each other instead.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        write = conn.get_execution_options().get("sqlite_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def normalize_url(url: str) -> str:
+    """Use psycopg2 for plain postgresql:// URLs (SQLAlchemy 2.1 would pick psycopg 3)."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    return parsed.render_as_string(hide_password=False)
+
+
+def make_engine(url: str) -> Engine:
+    """A new engine for URL with this project's connection settings."""
+    url = normalize_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        _sqlite_setup(engine)
+        return engine
+    return create_engine(
+        url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800,
+        connect_args={"connect_timeout": 5, "application_name": "agentops"},
+    )
+
+
+def get_engine(url: str | None = None, *, read: bool = False) -> Engine:
+    """The shared engine for URL (default: DATABASE_URL, or DATABASE_READ_URL for heavy reads)."""
+    settings = get_settings()
+    if url is None:
+        url = (settings.database_read_url if read else None) or settings.database_url
+    key = (url, read)
+    with _lock:
+        if key not in _engines:
+            _engines[key] = make_engine(url)
+        return _engines[key]
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection (tests, forked workers)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+def write_bind(engine: Engine) -> Engine:
+    """The engine variant whose transactions take SQLite's write lock at BEGIN."""
+    return engine.execution_options(sqlite_write=True) if engine.dialect.name == "sqlite" else engine
+
+
+def read_session(engine: Engine | None = None) -> Session:
+    """A session for reads only; the caller closes it (use as a context manager)."""
+    return sessionmaker(bind=engine or get_engine(), expire_on_commit=False)()
+
+
+def is_postgres(engine: Engine) -> bool:
+    """True when ENGINE talks to PostgreSQL (SKIP LOCKED, triggers, COPY)."""
+    return engine.dialect.name == "postgresql"

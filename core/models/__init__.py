@@ -1,0 +1,25 @@
+"""The data model. Agent tables are named agent… so the checklist's information_schema query finds them."""
+from core.models.agents import AGENT_TYPES, INSTANCE_STATUSES, Agent, AgentInstance, AgentTemplate
+from core.models.base import Base, utcnow
+from core.models.conversations import (
+    CHANNELS, CONVERSATION_STATUSES, OPEN_STATUSES, TERMINAL_STATUSES, Conversation, Message,
+)
+from core.models.host import Appointment, Barber, Client, Enterprise, Shop
+from core.models.metrics import AgentDbTiming, AgentMetric, AgentResponseBucket
+from core.models.ops import (
+    ACTIVATION_MODES, AgentSettings, AuditHead, AuditRecord, HealthProbe, RollbackRun, WorkerHeartbeat,
+)
+from core.models.users import ApiToken, ConsoleSession, LoginAttempt, User, UserShop
+
+# Dropped by `db cleanup`. The audit log stays: the record of the cleanup must outlive it.
+# So do the rollback runs: a database rollback records its own run.
+AGENT_TABLES_KEPT_ON_CLEANUP = ("agent_audit_log", "agent_audit_head", "agent_rollback_runs")
+
+
+def agent_tables() -> list[str]:
+    """Names of the agent tables the cleanup drops, parents first."""
+    return [t.name for t in Base.metadata.sorted_tables
+            if (t.name.startswith("agent") or t.name == "agents") and t.name not in AGENT_TABLES_KEPT_ON_CLEANUP]
+
+
+__all__ = [name for name in dir() if not name.startswith("_")]

@@ -1,0 +1,63 @@
+"""Conversations the agents hold and the messages in them."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, Numeric, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.models.base import Base, utcnow
+
+CONVERSATION_STATUSES = ("pending", "in_progress", "waiting_response", "completed", "failed", "opted_out")
+TERMINAL_STATUSES = ("completed", "failed", "opted_out")
+OPEN_STATUSES = ("pending", "in_progress", "waiting_response")
+CHANNELS = ("sms", "email")
+
+
+class Conversation(Base):
+    __tablename__ = "agent_conversations"
+    __table_args__ = (
+        Index("ix_agent_conversations_status_created", "status", "created_at"),
+        Index("ix_agent_conversations_shop_created", "shop_id", "created_at"),
+        Index("ix_agent_conversations_instance_created", "agent_instance_id", "created_at"),
+        Index("ix_agent_conversations_created", "created_at"),
+        Index("ix_agent_conversations_lease", "status", "lease_expires_at"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    agent_instance_id: Mapped[int] = mapped_column(ForeignKey("agent_instances.id", ondelete="CASCADE"))
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id"))
+    agent_type: Mapped[str] = mapped_column(String(40))
+    channel: Mapped[str] = mapped_column(String(10), default="sms")
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    response_time_ms: Mapped[int | None]
+    prompt_tokens: Mapped[int] = mapped_column(default=0)
+    completion_tokens: Mapped[int] = mapped_column(default=0)
+    cost_usd: Mapped[float] = mapped_column(Numeric(12, 6), default=0)
+    attempts: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    provider: Mapped[str | None] = mapped_column(String(40))
+    # The claim: which worker holds it, until when, and when a deferred one may be tried again.
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]
+
+
+class Message(Base):
+    __tablename__ = "agent_messages"
+    __table_args__ = (Index("ix_agent_messages_conversation", "conversation_id", "created_at"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("agent_conversations.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))  # system | agent | client
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    prompt_tokens: Mapped[int] = mapped_column(default=0)
+    completion_tokens: Mapped[int] = mapped_column(default=0)
+    latency_ms: Mapped[int | None]
+    # One outgoing message per key: a second worker finishing the same step cannot send it again.
+    idempotency_key: Mapped[str | None] = mapped_column(String(100), unique=True)

@@ -1,0 +1,53 @@
+"""Hourly rollups the console reads instead of raw conversations."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, Numeric, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.models.base import Base
+
+
+class AgentMetric(Base):
+    """Per created-hour and instance: how many conversations began, and how many ended how."""
+
+    __tablename__ = "agent_metrics"
+    __table_args__ = (Index("ix_agent_metrics_shop_hour", "shop_id", "hour"),)
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    agent_instance_id: Mapped[int] = mapped_column(
+        ForeignKey("agent_instances.id", ondelete="CASCADE"), primary_key=True)
+    shop_id: Mapped[int]
+    agent_type: Mapped[str] = mapped_column(String(40))
+    created: Mapped[int] = mapped_column(default=0)
+    completed: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    opted_out: Mapped[int] = mapped_column(default=0)
+    response_ms_sum: Mapped[int] = mapped_column(default=0)
+    prompt_tokens: Mapped[int] = mapped_column(default=0)
+    completion_tokens: Mapped[int] = mapped_column(default=0)
+    cost_usd: Mapped[float] = mapped_column(Numeric(14, 6), default=0)
+
+
+class AgentResponseBucket(Base):
+    """Response-time histogram of completed conversations, per created-hour and instance."""
+
+    __tablename__ = "agent_response_buckets"
+    __table_args__ = (Index("ix_agent_response_buckets_shop_hour", "shop_id", "hour"),)
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    agent_instance_id: Mapped[int] = mapped_column(
+        ForeignKey("agent_instances.id", ondelete="CASCADE"), primary_key=True)
+    bucket: Mapped[int] = mapped_column(primary_key=True)
+    shop_id: Mapped[int]
+    agent_type: Mapped[str] = mapped_column(String(40))
+    count: Mapped[int] = mapped_column(default=0)
+
+
+class AgentDbTiming(Base):
+    """Database time histogram per hour and source (worker, console probe)."""
+
+    __tablename__ = "agent_db_timings"
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(20), primary_key=True)
+    bucket: Mapped[int] = mapped_column(primary_key=True)
+    count: Mapped[int] = mapped_column(default=0)

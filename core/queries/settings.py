@@ -1,0 +1,73 @@
+"""The kill switch and activation scope as the workers and every surface see it."""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.config import get_settings
+from core.models import AgentSettings
+
+
+def shop_in_percent(shop_id: int, percent: int) -> bool:
+    """Stable choice of PERCENT % of shops: the same shops stay in as the percentage grows."""
+    return zlib.crc32(f"shop:{shop_id}".encode()) % 100 < percent
+
+
+@dataclass(frozen=True)
+class ActivationState:
+    """The switch as stored, plus the environment's AGENT_SYSTEM_ENABLED override."""
+
+    version: int
+    mode: str
+    allowed_shops: tuple[int, ...] = ()
+    allowed_agent_types: tuple[str, ...] = ()
+    shop_percent: int | None = None
+    disabled_agent_types: tuple[str, ...] = ()
+    changed_by: str = "system"
+    changed_at: datetime | None = None
+    reason: str = ""
+    env_enabled: bool = True
+
+    @property
+    def running(self) -> bool:
+        """True when new conversations may start at all."""
+        return self.env_enabled and self.mode != "off"
+
+    def allows(self, *, shop_id: int, agent_type: str) -> bool:
+        """True when a conversation of AGENT_TYPE for SHOP_ID may start now."""
+        if not self.running or agent_type in self.disabled_agent_types:
+            return False
+        if self.mode == "full":
+            return True
+        if self.allowed_agent_types and agent_type not in self.allowed_agent_types:
+            return False
+        if self.shop_percent is not None:
+            return shop_in_percent(shop_id, self.shop_percent) or shop_id in self.allowed_shops
+        return not self.allowed_shops or shop_id in self.allowed_shops
+
+    def as_dict(self) -> dict:
+        """A JSON-friendly view (CLI, API, audit)."""
+        return {"version": self.version, "mode": self.mode, "running": self.running,
+                "env_enabled": self.env_enabled, "allowed_shops": list(self.allowed_shops),
+                "allowed_agent_types": list(self.allowed_agent_types), "shop_percent": self.shop_percent,
+                "disabled_agent_types": list(self.disabled_agent_types), "changed_by": self.changed_by,
+                "changed_at": self.changed_at.isoformat() if self.changed_at else None, "reason": self.reason}
+
+
+def state_of(row: AgentSettings) -> ActivationState:
+    """The immutable view of a settings row."""
+    return ActivationState(
+        version=row.version, mode=row.mode, allowed_shops=tuple(row.allowed_shops or ()),
+        allowed_agent_types=tuple(row.allowed_agent_types or ()), shop_percent=row.shop_percent,
+        disabled_agent_types=tuple(row.disabled_agent_types or ()), changed_by=row.changed_by,
+        changed_at=row.changed_at, reason=row.reason, env_enabled=get_settings().agent_system_enabled)
+
+
+def get_activation_state(session: Session) -> ActivationState:
+    """The current switch and scope (anyone may read it: it holds no client data)."""
+    row = session.scalars(select(AgentSettings).where(AgentSettings.id == 1)).one()
+    return state_of(row)

@@ -1,0 +1,144 @@
+"""Hourly rollups: counts, tokens, cost and a log-bucket response-time histogram per instance.
+
+Rows are keyed by the hour a conversation was *created*, so "conversations created in the
+window", their status counts, error rate and p95 all come from the same rows, exactly.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from core.models import AgentDbTiming, AgentMetric, AgentResponseBucket, Conversation
+
+# Each bucket is 5 % wider than the last: its geometric middle is within 2.5 % of any value in it.
+BUCKET_RATIO = 1.05
+_LOG_RATIO = math.log(BUCKET_RATIO)
+TERMINAL_COLUMNS = {"completed": "completed", "failed": "failed", "opted_out": "opted_out"}
+
+
+def floor_hour(ts: datetime) -> datetime:
+    """TS truncated to the hour."""
+    return ts.replace(minute=0, second=0, microsecond=0)
+
+
+def bucket_of(ms: float) -> int:
+    """The histogram bucket of a duration in milliseconds."""
+    return int(math.floor(math.log(max(ms, 1.0)) / _LOG_RATIO))
+
+
+def bucket_value(bucket: int) -> float:
+    """The representative duration of BUCKET (its geometric middle), in milliseconds."""
+    return BUCKET_RATIO ** (bucket + 0.5)
+
+
+def percentile(buckets: Mapping[int, int], q: float) -> float | None:
+    """The Q-quantile (0..1) read from a bucket → count histogram; None when it is empty."""
+    total = sum(buckets.values())
+    if total == 0:
+        return None
+    rank, seen = max(1, math.ceil(q * total)), 0
+    for bucket in sorted(buckets):
+        seen += buckets[bucket]
+        if seen >= rank:
+            return bucket_value(bucket)
+    return bucket_value(max(buckets))
+
+
+def _upsert(session: Session, model: Any, keys: list[str], values: list[dict[str, Any]], adds: list[str]) -> None:
+    """INSERT … ON CONFLICT DO UPDATE col = col + excluded.col, on PostgreSQL and SQLite alike."""
+    if not values:
+        return
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(model).values(values)
+    table = model.__table__
+    stmt = stmt.on_conflict_do_update(
+        index_elements=keys, set_={c: table.c[c] + stmt.excluded[c] for c in adds})
+    session.execute(stmt)
+
+
+def _metric_key(conv: Any) -> dict[str, Any]:
+    return {"hour": floor_hour(conv.created_at), "agent_instance_id": conv.agent_instance_id,
+            "shop_id": conv.shop_id, "agent_type": conv.agent_type}
+
+
+def record_created(session: Session, convs: Iterable[Any]) -> None:
+    """Count newly created conversations in their hour's rollup."""
+    counts: Counter[tuple] = Counter()
+    keys: dict[tuple, dict[str, Any]] = {}
+    for conv in convs:
+        key = _metric_key(conv)
+        k = (key["hour"], key["agent_instance_id"])
+        counts[k] += 1
+        keys[k] = key
+    rows = [{**keys[k], "created": n, "completed": 0, "failed": 0, "opted_out": 0, "response_ms_sum": 0,
+             "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0} for k, n in counts.items()]
+    _upsert(session, AgentMetric, ["hour", "agent_instance_id"], rows, ["created"])
+
+
+def record_finished(session: Session, conv: Any) -> None:
+    """Add a conversation that reached a terminal status to its created-hour rollup."""
+    key = _metric_key(conv)
+    row = {**key, "created": 0, "completed": 0, "failed": 0, "opted_out": 0,
+           "response_ms_sum": conv.response_time_ms or 0, "prompt_tokens": conv.prompt_tokens or 0,
+           "completion_tokens": conv.completion_tokens or 0, "cost_usd": float(conv.cost_usd or 0)}
+    row[TERMINAL_COLUMNS[conv.status]] = 1
+    _upsert(session, AgentMetric, ["hour", "agent_instance_id"], [row],
+            ["completed", "failed", "opted_out", "response_ms_sum", "prompt_tokens", "completion_tokens", "cost_usd"])
+    if conv.status == "completed" and conv.response_time_ms is not None:
+        _upsert(session, AgentResponseBucket, ["hour", "agent_instance_id", "bucket"],
+                [{**key, "bucket": bucket_of(conv.response_time_ms), "count": 1}], ["count"])
+
+
+def record_db_time(session: Session, *, source: str, samples_ms: Iterable[float], at: datetime) -> None:
+    """Add database timings (worker writes, console probes) to the hour's histogram."""
+    counts = Counter(bucket_of(ms) for ms in samples_ms)
+    rows = [{"hour": floor_hour(at), "source": source, "bucket": b, "count": n} for b, n in counts.items()]
+    _upsert(session, AgentDbTiming, ["hour", "source", "bucket"], rows, ["count"])
+
+
+def rebuild(session: Session, *, since: datetime | None = None) -> int:
+    """Recompute the rollups from raw conversations created at or after SINCE; returns rows written."""
+    since_hour = floor_hour(since) if since else None
+    for model in (AgentMetric, AgentResponseBucket):
+        stmt = delete(model)
+        session.execute(stmt.where(model.hour >= since_hour) if since_hour else stmt)
+    c = Conversation
+    is_pg = session.get_bind().dialect.name == "postgresql"
+    hour = func.date_trunc("hour", c.created_at) if is_pg else func.strftime("%Y-%m-%d %H:00:00.000000", c.created_at)
+    where = [c.created_at >= since_hour] if since_hour else []
+
+    def count_if(status: str) -> Any:
+        return func.sum(func.cast(c.status == status, postgresql.INTEGER if is_pg else sqlite.INTEGER))
+
+    metrics = select(
+        hour, c.agent_instance_id, c.shop_id, c.agent_type, func.count(), count_if("completed"),
+        count_if("failed"), count_if("opted_out"),
+        func.coalesce(func.sum(c.response_time_ms).filter(c.status == "completed"), 0),
+        func.coalesce(func.sum(c.prompt_tokens).filter(c.status.in_(TERMINAL_COLUMNS)), 0),
+        func.coalesce(func.sum(c.completion_tokens).filter(c.status.in_(TERMINAL_COLUMNS)), 0),
+        func.coalesce(func.sum(c.cost_usd).filter(c.status.in_(TERMINAL_COLUMNS)), 0),
+    ).where(*where).group_by(hour, c.agent_instance_id, c.shop_id, c.agent_type)
+    cols = ["hour", "agent_instance_id", "shop_id", "agent_type", "created", "completed", "failed", "opted_out",
+            "response_ms_sum", "prompt_tokens", "completion_tokens", "cost_usd"]
+    n = session.execute(insert(AgentMetric).from_select(cols, metrics)).rowcount
+    bucket = func.floor(func.ln(func.greatest(c.response_time_ms, 1) if is_pg else func.max(c.response_time_ms, 1))
+                        / _LOG_RATIO)
+    buckets = select(hour, c.agent_instance_id, bucket, c.shop_id, c.agent_type, func.count()).where(
+        c.status == "completed", c.response_time_ms.is_not(None), *where
+    ).group_by(hour, c.agent_instance_id, bucket, c.shop_id, c.agent_type)
+    n += session.execute(insert(AgentResponseBucket).from_select(
+        ["hour", "agent_instance_id", "bucket", "shop_id", "agent_type", "count"], buckets)).rowcount
+    return n
+
+
+def window_start(now: datetime, hours: int) -> datetime:
+    """The first hour of a window of HOURS whole hours that ends with the current hour."""
+    return floor_hour(now) - timedelta(hours=hours - 1)
+

@@ -1,0 +1,38 @@
+"""Believable names, replies and errors for generated conversations."""
+from __future__ import annotations
+
+import math
+import random
+
+FIRST = ["Marcus", "Jamal", "Luis", "Andre", "Tyrone", "Kevin", "Diego", "Malik", "Chris", "Darnell", "Omar",
+         "Jordan", "Isaiah", "Victor", "Tony", "Ray", "Sam", "Devon", "Eli", "Nate", "Aisha", "Maria", "Keisha", "Lena"]
+LAST = ["Johnson", "Williams", "Brown", "Garcia", "Martinez", "Davis", "Lopez", "Wilson", "Thomas", "Moore",
+        "Jackson", "White", "Harris", "Clark", "Lewis", "Robinson", "Walker", "Young", "King", "Wright"]
+SHOP_WORDS = ["Fade", "Crown", "Classic", "Sharp", "Kings", "Uptown", "Golden", "Blade", "Legacy", "Fresh"]
+SHOP_KINDS = ["Factory", "Cuts", "Barbershop", "Lounge", "Studio", "& Co.", "Parlor", "Grooming"]
+SERVICES = ["skin fade", "haircut", "beard trim", "lineup", "hot towel shave", "kids cut", "taper"]
+CLIENT_REPLIES = ["Sounds good, thanks!", "Can I do Saturday morning instead?", "Yes please book me in",
+                  "C", "R - can we do next week?", "Thanks man, appreciate it", "What times do you have Friday?",
+                  "Will do 👍", "Perfect, see you then", "How much is the beard trim?"]
+AGENT_FOLLOWUPS = ["Great, you're all set. See you soon!", "Saturday 10:30 is open with your barber. Want it?",
+                   "Done! You'll get a confirmation text shortly.", "A beard trim is $15 when added to a cut."]
+ERRORS = [
+    "openai.APITimeoutError: Request timed out after 30.0s (3 attempts)",
+    "openai.RateLimitError: Error code: 429 - Rate limit reached for requests (3 attempts)",
+    "openai.InternalServerError: Error code: 502 - upstream connect error (3 attempts)",
+    "core.templates.MissingVariable: custom initial_message needs custom_message, which the context does not provide.",
+    "psycopg2.OperationalError: server closed the connection unexpectedly (3 attempts)",
+]
+
+
+def response_ms(rng: random.Random) -> int:
+    """A lognormal reply time: median about 0.8 s, with a realistic slow tail."""
+    return max(120, int(rng.lognormvariate(math.log(800), 0.45)))
+
+
+def shop_name(rng: random.Random, n: int) -> str:
+    return f"{SHOP_WORDS[n % len(SHOP_WORDS)]} {SHOP_KINDS[(n // len(SHOP_WORDS) + n) % len(SHOP_KINDS)]}"
+
+
+def person(rng: random.Random) -> tuple[str, str]:
+    return rng.choice(FIRST), rng.choice(LAST)

@@ -1,0 +1,139 @@
+"""Generate shops, clients, appointments, instances, and conversations with transcripts."""
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from core.models import AGENT_TYPES
+from core.seed import content
+from core.templates import SAMPLE_CONTEXT, load_templates
+
+CONV_COLUMNS = ["id", "agent_instance_id", "shop_id", "client_id", "appointment_id", "agent_type", "channel",
+                "status", "created_at", "started_at", "completed_at", "response_time_ms", "prompt_tokens",
+                "completion_tokens", "cost_usd", "attempts", "error", "provider"]
+MSG_COLUMNS = ["id", "conversation_id", "role", "content", "created_at", "prompt_tokens", "completion_tokens",
+               "latency_ms", "idempotency_key"]
+# Cost of gpt-4o-mini per token, the default model (USD).
+PROMPT_COST, COMPLETION_COST = 0.15 / 1e6, 0.60 / 1e6
+
+
+@dataclass(frozen=True)
+class Plan:
+    shops: int
+    clients_per_shop: int
+    conversations: int
+    days: int
+
+
+PLANS = {
+    "minimal": Plan(shops=2, clients_per_shop=12, conversations=60, days=2),
+    "demo": Plan(shops=8, clients_per_shop=40, conversations=4000, days=14),
+    "load": Plan(shops=40, clients_per_shop=250, conversations=1_000_000, days=30),
+}
+
+
+def host_rows(rng: random.Random, plan: Plan, now: datetime, first_shop_id: int, first_client_id: int
+              ) -> dict[str, list[dict[str, Any]]]:
+    """Enterprises, shops, barbers, clients and one appointment per client."""
+    shops, barbers, clients, appts = [], [], [], []
+    for i in range(plan.shops):
+        shop_id = first_shop_id + i
+        shops.append({"id": shop_id, "name": content.shop_name(rng, shop_id), "enterprise_id": 1 + i % 2,
+                      "timezone": "America/New_York", "phone": f"+1555{shop_id:07d}", "created_at": now - timedelta(days=400)})
+        for b in range(3):
+            barbers.append({"id": shop_id * 10 + b, "shop_id": shop_id, "name": content.person(rng)[0]})
+        for c in range(plan.clients_per_shop):
+            cid = first_client_id + i * plan.clients_per_shop + c
+            first, last = content.person(rng)
+            clients.append({"id": cid, "shop_id": shop_id, "first_name": first, "last_name": last,
+                            "phone": f"+1555{cid:07d}", "email": f"{first.lower()}.{last.lower()}{cid}@example.com",
+                            "birthday": date(1970 + rng.randrange(35), 1 + rng.randrange(12), 1 + rng.randrange(28)),
+                            "opted_out": rng.random() < 0.02, "created_at": now - timedelta(days=rng.randrange(30, 700))})
+            appts.append({"id": cid, "shop_id": shop_id, "client_id": cid, "barber_id": shop_id * 10 + rng.randrange(3),
+                          "service": rng.choice(content.SERVICES), "status": "booked", "price_usd": 35,
+                          "starts_at": (now + timedelta(days=rng.randrange(-40, 14), hours=rng.randrange(8)))
+                          .replace(minute=0, second=0, microsecond=0)})
+    return {"shops": shops, "barbers": barbers, "clients": clients, "appointments": appts}
+
+
+def _status_for(rng: random.Random, age: timedelta) -> str:
+    if age < timedelta(minutes=3):
+        return "pending"
+    roll = rng.random()
+    if roll < 0.002:
+        return "failed"
+    if roll < 0.03:
+        return "opted_out"
+    if age < timedelta(days=1) and roll < 0.09:
+        return "waiting_response"
+    return "completed"
+
+
+def conversations(rng: random.Random, *, plan: Plan, count: int, now: datetime, instances: list[dict[str, Any]],
+                  clients_by_shop: dict[int, list[dict[str, Any]]], first_conv_id: int, first_msg_id: int
+                  ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Yield (conversation, messages) pairs spread over the last plan.days days."""
+    specs = load_templates()
+    span = plan.days * 86400
+    msg_id = first_msg_id
+    for n in range(count):
+        inst = instances[rng.randrange(len(instances))]
+        client = rng.choice(clients_by_shop[inst["shop_id"]])
+        created = now - timedelta(seconds=rng.random() * span)
+        status = _status_for(rng, now - created)
+        conv, msgs = _one(rng, first_conv_id + n, inst, client, created, status, specs[inst["agent_type"]])
+        for m in msgs:
+            m["id"], msg_id = msg_id, msg_id + 1
+        yield conv, msgs
+
+
+def _one(rng: random.Random, conv_id: int, inst: dict[str, Any], client: dict[str, Any], created: datetime,
+         status: str, spec: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    conv = {"id": conv_id, "agent_instance_id": inst["id"], "shop_id": inst["shop_id"], "client_id": client["id"],
+            "appointment_id": client["id"], "agent_type": inst["agent_type"], "channel": spec.channel, "status": status,
+            "created_at": created, "started_at": None, "completed_at": None, "response_time_ms": None,
+            "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0, "attempts": 0, "error": None, "provider": None}
+    if status == "pending":
+        return conv, []
+    rt = content.response_ms(rng)
+    started = created + timedelta(seconds=rng.uniform(0.2, 5))
+    pt, ct = rng.randrange(150, 320), rng.randrange(30, 90)
+    conv.update(started_at=started, attempts=1, provider="openai", prompt_tokens=pt, completion_tokens=ct,
+                cost_usd=round(pt * PROMPT_COST + ct * COMPLETION_COST, 6))
+    if status == "failed":
+        conv.update(error=rng.choice(content.ERRORS), completed_at=started + timedelta(seconds=30),
+                    attempts=3, prompt_tokens=0, completion_tokens=0, cost_usd=0)
+        return conv, []
+    sent = started + timedelta(milliseconds=rt)
+    conv.update(response_time_ms=rt, completed_at=sent if status != "waiting_response" else None)
+    context = {**SAMPLE_CONTEXT, "client_first_name": client["first_name"]}
+    msgs = [{"conversation_id": conv_id, "role": "agent", "content": spec.initial_message.format_map(context),
+             "created_at": sent, "prompt_tokens": pt, "completion_tokens": ct, "latency_ms": rt,
+             "idempotency_key": f"conv:{conv_id}:step:0"}]
+    if status == "opted_out":
+        msgs.append(_client_msg(conv_id, "STOP", sent + timedelta(minutes=rng.randrange(1, 90))))
+        conv["completed_at"] = msgs[-1]["created_at"]
+    elif status == "completed" and rng.random() < 0.5:
+        msgs.append(_client_msg(conv_id, rng.choice(content.CLIENT_REPLIES), sent + timedelta(minutes=rng.randrange(1, 240))))
+    return conv, msgs
+
+
+def _client_msg(conv_id: int, text: str, at: datetime) -> dict[str, Any]:
+    return {"conversation_id": conv_id, "role": "client", "content": text, "created_at": at, "prompt_tokens": 0,
+            "completion_tokens": 0, "latency_ms": None, "idempotency_key": None}
+
+
+def instance_rows(shop_ids: list[int], agent_ids: dict[str, int], first_id: int, rng: random.Random,
+                  now: datetime) -> list[dict[str, Any]]:
+    """Every agent type activated for every shop; a few paused, as in real life."""
+    rows, next_id = [], first_id
+    for shop_id in shop_ids:
+        for agent_type in AGENT_TYPES:
+            rows.append({"id": next_id, "agent_id": agent_ids[agent_type], "agent_type": agent_type, "shop_id": shop_id,
+                         "status": "paused" if rng.random() < 0.05 else "active", "config": {}, "schedule": {},
+                         "created_at": now - timedelta(days=90), "updated_at": now - timedelta(days=90)})
+            next_id += 1
+    return rows

@@ -1,0 +1,1 @@
+"""Changes of state. Each public function: check permission, change, audit, commit once."""

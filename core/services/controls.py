@@ -1,0 +1,134 @@
+"""The kill switch, activation modes, per-type disable and per-instance pause."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from sqlalchemy import select
+
+from core import audit
+from core.auth import Actor, Permission
+from core.errors import Conflict, NotFound, UserInputError
+from core.models import ACTIVATION_MODES, AGENT_TYPES, AgentInstance, AgentSettings, Shop, utcnow
+from core.queries.settings import ActivationState, state_of
+from core.services.guard import require
+from core.uow import UnitOfWork
+
+
+def _locked_settings(uow: UnitOfWork) -> AgentSettings:
+    return uow.session.scalars(select(AgentSettings).where(AgentSettings.id == 1).with_for_update()).one()
+
+
+def _change_settings(uow: UnitOfWork, *, actor: Actor, action: str, reason: str, expected_version: int | None,
+                     apply: Callable[[AgentSettings], None]) -> ActivationState:
+    """Lock the row, apply, and audit only when something actually changed (one version bump)."""
+    if not reason.strip():
+        raise UserInputError("A reason is required for every change to the agent system.")
+    row = _locked_settings(uow)
+    if expected_version is not None and row.version != expected_version:
+        raise Conflict(f"The settings changed to version {row.version} (by {row.changed_by}) while you were "
+                       f"looking at version {expected_version}; review the new state and try again.")
+    before = state_of(row)
+    apply(row)
+    after = state_of(row)
+    if _scope(before) == _scope(after):
+        return before
+    row.version += 1
+    row.changed_by, row.changed_at, row.reason = actor.username, utcnow(), reason.strip()
+    audit.append(uow.session, actor=actor, action=action, target="agent_settings", reason=reason.strip(),
+                 before=before.as_dict(), after=state_of(row).as_dict())
+    uow.commit()
+    return state_of(row)
+
+
+def _scope(state: ActivationState) -> tuple:
+    return (state.mode, state.allowed_shops, state.allowed_agent_types, state.shop_percent, state.disabled_agent_types)
+
+
+def _check_types(agent_types: Sequence[str]) -> tuple[str, ...]:
+    unknown = sorted(set(agent_types) - set(AGENT_TYPES))
+    if unknown:
+        raise UserInputError(f"Unknown agent type {', '.join(unknown)}; known types: {', '.join(AGENT_TYPES)}.")
+    return tuple(sorted(set(agent_types)))
+
+
+def _check_shops(uow: UnitOfWork, shops: Sequence[int]) -> tuple[int, ...]:
+    wanted = set(shops)
+    found = set(uow.session.scalars(select(Shop.id).where(Shop.id.in_(wanted))))
+    if wanted - found:
+        raise UserInputError(f"No shop with id {', '.join(map(str, sorted(wanted - found)))}.")
+    return tuple(sorted(wanted))
+
+
+def engage_kill_switch(*, actor: Actor, reason: str, uow: UnitOfWork,
+                       expected_version: int | None = None) -> ActivationState:
+    """Stop every worker from starting new conversations (mode off); in-flight ones finish."""
+    with uow:
+        require(uow, actor, Permission.CONTROL_SYSTEM, action="kill_switch.engage", target="agent_settings")
+
+        def apply(row: AgentSettings) -> None:
+            row.mode = "off"
+
+        return _change_settings(uow, actor=actor, action="kill_switch.engage", reason=reason,
+                                expected_version=expected_version, apply=apply)
+
+
+def set_activation(*, actor: Actor, mode: str, reason: str, uow: UnitOfWork, shops: Sequence[int] = (),
+                   agent_types: Sequence[str] = (), shop_percent: int | None = None,
+                   expected_version: int | None = None) -> ActivationState:
+    """Switch to MODE: off, limited (allow-listed shops and types, or a stable percentage of shops) or full."""
+    if mode not in ACTIVATION_MODES:
+        raise UserInputError(f"Mode must be one of {', '.join(ACTIVATION_MODES)}, not {mode!r}.")
+    if shop_percent is not None and not 0 <= shop_percent <= 100:
+        raise UserInputError("The shop percentage must be between 0 and 100.")
+    if mode == "limited" and not shops and shop_percent is None:
+        raise UserInputError("Limited mode needs at least one shop (--shops) or a percentage of shops (--percent).")
+    with uow:
+        require(uow, actor, Permission.CONTROL_SYSTEM, action=f"activation.{mode}", target="agent_settings")
+        types, shop_ids = _check_types(agent_types), _check_shops(uow, shops)
+
+        def apply(row: AgentSettings) -> None:
+            row.mode = mode
+            limited = mode == "limited"
+            row.allowed_shops = list(shop_ids) if limited else []
+            row.allowed_agent_types = list(types) if limited else []
+            row.shop_percent = shop_percent if limited else None
+
+        return _change_settings(uow, actor=actor, action=f"activation.{mode}", reason=reason,
+                                expected_version=expected_version, apply=apply)
+
+
+def set_agent_type_enabled(*, actor: Actor, agent_type: str, enabled: bool, reason: str, uow: UnitOfWork,
+                           expected_version: int | None = None) -> ActivationState:
+    """Disable a problematic agent type everywhere, or enable it again."""
+    _check_types([agent_type])
+    action = "agent_type.enable" if enabled else "agent_type.disable"
+    with uow:
+        require(uow, actor, Permission.CONTROL_SYSTEM, action=action, target=agent_type)
+
+        def apply(row: AgentSettings) -> None:
+            current = set(row.disabled_agent_types or [])
+            row.disabled_agent_types = sorted(current - {agent_type} if enabled else current | {agent_type})
+
+        return _change_settings(uow, actor=actor, action=action, reason=reason,
+                                expected_version=expected_version, apply=apply)
+
+
+def set_instance_status(*, actor: Actor, instance_id: int, status: str, reason: str, uow: UnitOfWork) -> AgentInstance:
+    """Activate or pause one agent instance (shop owners for their own shops, engineers for all)."""
+    if status not in ("active", "paused"):
+        raise UserInputError("An instance can be set to active or paused.")
+    action = "instance.activate" if status == "active" else "instance.pause"
+    with uow:
+        inst = uow.session.get(AgentInstance, instance_id, with_for_update=True)
+        if inst is None:
+            require(uow, actor, Permission.MANAGE_INSTANCES, action=action, target=f"instance {instance_id}")
+            raise NotFound(f"No agent instance with id {instance_id}.")
+        require(uow, actor, Permission.MANAGE_INSTANCES, action=action, target=f"instance {instance_id}",
+                shop_id=inst.shop_id)
+        if inst.status != status:
+            before = inst.status
+            inst.status, inst.updated_at = status, utcnow()
+            audit.append(uow.session, actor=actor, action=action, target=f"instance {instance_id}",
+                         reason=reason, before={"status": before}, after={"status": status})
+            uow.commit()
+        return inst

@@ -1,0 +1,120 @@
+"""Console users: add, change password, change role, disable. Each ends the user's open sessions."""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select, update
+
+from core import audit
+from core.auth import CONSOLE_ROLES, Actor, Permission, Role, hash_password
+from core.errors import Conflict, NotFound, UserInputError
+from core.models import ConsoleSession, Shop, User, UserShop, utcnow
+from core.services.guard import require
+from core.uow import UnitOfWork
+
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,63}$")
+API_ROLES = (Role.SHOP_OWNER, Role.ENTERPRISE_OWNER)
+
+
+def _check_password(password: str) -> None:
+    if len(password) < 10:
+        raise UserInputError("The password must have at least 10 characters.")
+
+
+def _parse_role(role: str) -> Role:
+    try:
+        parsed = Role(role)
+    except ValueError:
+        parsed = None
+    if parsed not in (*CONSOLE_ROLES, *API_ROLES):
+        names = ", ".join(r.value for r in (*CONSOLE_ROLES, *API_ROLES))
+        raise UserInputError(f"Unknown role {role!r}; roles are {names}.")
+    return parsed
+
+
+def end_sessions(uow: UnitOfWork, user_id: int, reason: str) -> int:
+    """End every open console session of USER_ID (inside the caller's transaction)."""
+    result = uow.session.execute(
+        update(ConsoleSession).where(ConsoleSession.user_id == user_id, ConsoleSession.ended_at.is_(None))
+        .values(ended_at=utcnow(), end_reason=reason))
+    return result.rowcount or 0
+
+
+def _get_user(uow: UnitOfWork, username: str) -> User:
+    user = uow.session.scalars(select(User).where(User.username == username).with_for_update()).one_or_none()
+    if user is None:
+        raise NotFound(f"No user named {username!r}.")
+    return user
+
+
+def add_user(*, actor: Actor, username: str, password: str, role: str, uow: UnitOfWork, name: str = "",
+             shops: Sequence[int] = (), enterprise_id: int | None = None, is_demo: bool = False) -> User:
+    """Create a console (or API) user with a bcrypt-hashed password and, for scoped roles, their shops."""
+    username = username.strip().lower()
+    if not USERNAME.match(username):
+        raise UserInputError("A user name is 2-64 characters: lower-case letters, digits, '.', '_' or '-'.")
+    parsed = _parse_role(role)
+    _check_password(password)
+    if parsed in (Role.SUPPORT, Role.SHOP_OWNER) and not shops:
+        raise UserInputError(f"A {parsed.value} user needs the shops they work for (--shops 1,2).")
+    with uow:
+        require(uow, actor, Permission.MANAGE_USERS, action="user.add", target=username)
+        if uow.session.scalars(select(User.id).where(User.username == username)).first() is not None:
+            raise Conflict(f"A user named {username!r} already exists.")
+        known = set(uow.session.scalars(select(Shop.id).where(Shop.id.in_(list(shops)))))
+        if set(shops) - known:
+            raise UserInputError(f"No shop with id {', '.join(map(str, sorted(set(shops) - known)))}.")
+        user = User(username=username, name=name or username, role=parsed.value, password_hash=hash_password(password),
+                    enterprise_id=enterprise_id, is_demo=is_demo)
+        uow.session.add(user)
+        uow.session.flush()
+        uow.session.add_all([UserShop(user_id=user.id, shop_id=s) for s in sorted(set(shops))])
+        audit.append(uow.session, actor=actor, action="user.add", target=username,
+                     after={"role": parsed.value, "shops": sorted(set(shops)), "demo": is_demo})
+        uow.commit()
+        return user
+
+
+def set_password(*, actor: Actor, username: str, password: str, uow: UnitOfWork) -> None:
+    """Replace a user's password; their open sessions end at once."""
+    _check_password(password)
+    with uow:
+        require(uow, actor, Permission.MANAGE_USERS, action="user.set_password", target=username)
+        user = _get_user(uow, username)
+        user.password_hash, user.credentials_changed_at = hash_password(password), utcnow()
+        ended = end_sessions(uow, user.id, "password changed")
+        audit.append(uow.session, actor=actor, action="user.set_password", target=username,
+                     after={"sessions_ended": ended})
+        uow.commit()
+
+
+def set_disabled(*, actor: Actor, username: str, disabled: bool, uow: UnitOfWork) -> None:
+    """Disable (or re-enable) a user; disabling ends their sessions at once."""
+    action = "user.disable" if disabled else "user.enable"
+    with uow:
+        require(uow, actor, Permission.MANAGE_USERS, action=action, target=username)
+        user = _get_user(uow, username)
+        if user.disabled == disabled:
+            return
+        user.disabled, user.credentials_changed_at = disabled, utcnow()
+        ended = end_sessions(uow, user.id, "user disabled") if disabled else 0
+        audit.append(uow.session, actor=actor, action=action, target=username, after={"sessions_ended": ended})
+        uow.commit()
+
+
+def set_role(*, actor: Actor, username: str, role: str, uow: UnitOfWork, shops: Sequence[int] | None = None) -> None:
+    """Change a user's role (and shops); their sessions end so the new role applies at once."""
+    parsed = _parse_role(role)
+    with uow:
+        require(uow, actor, Permission.MANAGE_USERS, action="user.set_role", target=username)
+        user = _get_user(uow, username)
+        before = {"role": user.role}
+        user.role, user.credentials_changed_at = parsed.value, utcnow()
+        if shops is not None:
+            uow.session.execute(delete(UserShop).where(UserShop.user_id == user.id))
+            uow.session.add_all([UserShop(user_id=user.id, shop_id=s) for s in sorted(set(shops))])
+        ended = end_sessions(uow, user.id, "role changed")
+        audit.append(uow.session, actor=actor, action="user.set_role", target=username, before=before,
+                     after={"role": parsed.value, "sessions_ended": ended})
+        uow.commit()

@@ -1,0 +1,112 @@
+"""Controls through the service functions: the role table of the design, audited either way."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import Engine, select
+
+from core.db import read_session
+from core.errors import Conflict, PermissionDenied, UserInputError
+from core.models import AuditRecord
+from core.queries.settings import get_activation_state
+from core.services import controls
+from core.uow import UnitOfWork
+from tests.conftest import audit_head_seq
+from tests.support.data import ROLE_ACTORS, seed_minimal
+
+CONTROL_ALLOWED = {"engineer", "admin"}
+
+
+def last_audit(engine: Engine) -> AuditRecord:
+    with read_session(engine) as s:
+        return s.scalars(select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(1)).one()
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_ACTORS))
+def test_kill_switch_by_role(engine: Engine, role: str) -> None:
+    seed_minimal(engine, conversations=0)
+    controls.set_activation(actor=ROLE_ACTORS["admin"], mode="full", reason="go", uow=UnitOfWork(engine))
+    before = audit_head_seq(engine)
+    actor = ROLE_ACTORS[role]
+    if role in CONTROL_ALLOWED:
+        state = controls.engage_kill_switch(actor=actor, reason="bad replies", uow=UnitOfWork(engine))
+        assert state.mode == "off" and not state.running
+        rec = last_audit(engine)
+        assert (rec.action, rec.outcome, rec.actor, rec.reason) == ("kill_switch.engage", "ok", actor.username, "bad replies")
+        assert rec.before["mode"] == "full" and rec.after["mode"] == "off"
+    else:
+        with pytest.raises(PermissionDenied):
+            controls.engage_kill_switch(actor=actor, reason="x", uow=UnitOfWork(engine))
+        rec = last_audit(engine)
+        assert (rec.action, rec.outcome, rec.actor) == ("kill_switch.engage", "refused", actor.username)
+        with read_session(engine) as s:
+            assert get_activation_state(s).mode == "full"
+    assert audit_head_seq(engine) == before + 1
+
+
+def test_limited_activation_scope(engine: Engine) -> None:
+    seed_minimal(engine, conversations=0)
+    state = controls.set_activation(actor=ROLE_ACTORS["engineer"], mode="limited", shops=[1],
+                                    agent_types=["rebooking", "birthday_wishes"], reason="staging step 3",
+                                    uow=UnitOfWork(engine))
+    assert state.allows(shop_id=1, agent_type="rebooking")
+    assert not state.allows(shop_id=2, agent_type="rebooking")
+    assert not state.allows(shop_id=1, agent_type="upsell")
+    state = controls.set_agent_type_enabled(actor=ROLE_ACTORS["engineer"], agent_type="rebooking", enabled=False,
+                                            reason="poor replies", uow=UnitOfWork(engine))
+    assert not state.allows(shop_id=1, agent_type="rebooking")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"mode": "sideways"}, "Mode must be one of"),
+    ({"mode": "limited"}, "needs at least one shop"),
+    ({"mode": "limited", "shops": [999]}, "No shop with id 999"),
+    ({"mode": "limited", "shops": [1], "agent_types": ["teleport"]}, "Unknown agent type teleport"),
+    ({"mode": "full", "reason": "  "}, "A reason is required"),
+])
+def test_bad_activation_input(engine: Engine, kwargs: dict, message: str) -> None:
+    seed_minimal(engine, conversations=0)
+    kwargs = {"reason": "r", **kwargs}
+    with pytest.raises(UserInputError, match=message):
+        controls.set_activation(actor=ROLE_ACTORS["engineer"], uow=UnitOfWork(engine), **kwargs)
+
+
+def test_unchanged_state_writes_no_record_and_keeps_version(engine: Engine) -> None:
+    first = controls.engage_kill_switch(actor=ROLE_ACTORS["engineer"], reason="already off", uow=UnitOfWork(engine))
+    seq = audit_head_seq(engine)
+    again = controls.engage_kill_switch(actor=ROLE_ACTORS["engineer"], reason="again", uow=UnitOfWork(engine))
+    assert again.version == first.version
+    assert audit_head_seq(engine) == seq
+
+
+def test_stale_version_is_a_conflict(engine: Engine) -> None:
+    state = controls.set_activation(actor=ROLE_ACTORS["admin"], mode="full", reason="go", uow=UnitOfWork(engine))
+    controls.engage_kill_switch(actor=ROLE_ACTORS["engineer"], reason="stop", uow=UnitOfWork(engine),
+                                expected_version=state.version)
+    with pytest.raises(Conflict, match="changed to version"):
+        controls.set_activation(actor=ROLE_ACTORS["admin"], mode="full", reason="go again", uow=UnitOfWork(engine),
+                                expected_version=state.version)
+
+
+def test_two_engineers_at_once_produce_one_consistent_state(engine: Engine) -> None:
+    state = controls.set_activation(actor=ROLE_ACTORS["admin"], mode="full", reason="go", uow=UnitOfWork(engine))
+    seq, results, errors = audit_head_seq(engine), [], []
+    barrier = threading.Barrier(2)
+
+    def click(name: str) -> None:
+        barrier.wait()
+        try:
+            results.append(controls.engage_kill_switch(actor=ROLE_ACTORS[name], reason=name, uow=UnitOfWork(engine),
+                                                       expected_version=state.version))
+        except Conflict as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=click, args=(n,)) for n in ("engineer", "admin")]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    with read_session(engine) as s:
+        final = get_activation_state(s)
+    assert final.mode == "off" and final.version == state.version + 1
+    assert audit_head_seq(engine) == seq + 1  # one change, one record
+    assert len(results) + len(errors) == 2 and len(errors) <= 1

