@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     agent_max_concurrent: int = Field(10, ge=1, le=1000)
     agent_retry_attempts: int = Field(3, ge=1, le=20)
     agent_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    agent_retry_base_seconds: float = Field(0.5, ge=0)
+    agent_retry_max_seconds: float = Field(8.0, ge=0)
     agent_lease_seconds: float = Field(60.0, gt=0)
     agent_heartbeat_seconds: float = Field(2.0, gt=0)
     agent_settings_ttl_seconds: float = Field(0.5, ge=0, le=1.0)

@@ -109,6 +109,17 @@ def engine(db_url: str, backend: str, monkeypatch: pytest.MonkeyPatch) -> Iterat
     reset_settings()
 
 
+@pytest.fixture
+def pg_engine(pg_database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    """For the few scenarios only PostgreSQL has (server-side connection kills, SKIP LOCKED between workers)."""
+    monkeypatch.setenv("BCRYPT_ROUNDS", "4")
+    eng = _use_database(monkeypatch, pg_database)
+    _truncate_postgres(eng)
+    yield eng
+    dispose_engines()
+    reset_settings()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No test reads the developer's .env or writes into the project's var/."""
@@ -128,3 +139,13 @@ def audit_head_seq(engine: Engine) -> int:
 
 
 __all__ = ["audit_head_seq", "AuditHead"]
+
+
+@pytest.fixture
+def fake_openai() -> Iterator["FakeOpenAI"]:
+    """An OpenAI-compatible server on loopback; the real openai client talks to it."""
+    from tests.support.fake_openai import FakeOpenAI
+
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()

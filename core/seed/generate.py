@@ -20,6 +20,9 @@ MSG_COLUMNS = ["id", "conversation_id", "role", "content", "created_at", "prompt
 PROMPT_COST, COMPLETION_COST = 0.15 / 1e6, 0.60 / 1e6
 
 
+FORCED_STATUSES = ("pending", "waiting_response", "completed", "failed", "opted_out")
+
+
 @dataclass(frozen=True)
 class Plan:
     shops: int
@@ -83,7 +86,8 @@ def conversations(rng: random.Random, *, plan: Plan, count: int, now: datetime, 
         inst = instances[rng.randrange(len(instances))]
         client = rng.choice(clients_by_shop[inst["shop_id"]])
         created = now - timedelta(seconds=rng.random() * span)
-        status = _status_for(rng, now - created)
+        # The first few cover every status a person filters by, whatever the random draw.
+        status = FORCED_STATUSES[n] if n < len(FORCED_STATUSES) else _status_for(rng, now - created)
         conv, msgs = _one(rng, first_conv_id + n, inst, client, created, status, specs[inst["agent_type"]])
         for m in msgs:
             m["id"], msg_id = msg_id, msg_id + 1

@@ -1,0 +1,79 @@
+"""Model providers: the official openai client for any OpenAI-compatible server, or an offline composer."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+import openai
+
+from core.config import Settings
+
+# USD per million tokens (prompt, completion); unknown models cost what gpt-4o-mini costs.
+PRICES = {"gpt-4o-mini": (0.15, 0.60), "gpt-4o": (2.50, 10.00), "gpt-4.1-mini": (0.40, 1.60)}
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    provider: str
+    model: str
+    latency_ms: float
+
+    @property
+    def cost_usd(self) -> float:
+        p_in, p_out = PRICES.get(self.model, PRICES["gpt-4o-mini"])
+        return round((self.prompt_tokens * p_in + self.completion_tokens * p_out) / 1e6, 6)
+
+
+class Provider(Protocol):
+    name: str
+
+    def reply(self, *, system: str, user: str, fallback: str) -> Reply: ...
+
+
+class OpenAIProvider:
+    """Chat completions through the official client; its own retries are off (one retry layer: ours)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.model = settings.openai_model
+        self.name = "openai"
+        self._client = openai.OpenAI(
+            api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
+            base_url=settings.openai_base_url, max_retries=0,
+            timeout=httpx.Timeout(settings.agent_timeout_seconds, connect=min(5.0, settings.agent_timeout_seconds)),
+        )
+
+    def reply(self, *, system: str, user: str, fallback: str) -> Reply:
+        started = time.perf_counter()
+        resp = self._client.chat.completions.create(
+            model=self.model, messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
+            max_tokens=300, temperature=0.4)
+        text = (resp.choices[0].message.content or "").strip() if resp.choices else ""
+        if not text:
+            raise openai.APIResponseValidationError(response=httpx.Response(200, request=httpx.Request("POST", "/")),
+                                                    body=None, message="the model returned an empty reply")
+        usage = resp.usage
+        return Reply(text=text, prompt_tokens=usage.prompt_tokens if usage else 0,
+                     completion_tokens=usage.completion_tokens if usage else 0, provider=self.name,
+                     model=resp.model or self.model, latency_ms=(time.perf_counter() - started) * 1000)
+
+
+class OfflineProvider:
+    """No API key (the embedded demo): the template's own message, marked provider=offline."""
+
+    name = "offline"
+    model = "template"
+
+    def reply(self, *, system: str, user: str, fallback: str) -> Reply:
+        started = time.perf_counter()
+        return Reply(text=fallback, prompt_tokens=0, completion_tokens=0, provider=self.name, model=self.model,
+                     latency_ms=(time.perf_counter() - started) * 1000)
+
+
+def make_provider(settings: Settings) -> Provider:
+    """OpenAI when a key is configured, else the offline composer."""
+    return OpenAIProvider(settings) if settings.openai_api_key else OfflineProvider()

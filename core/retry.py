@@ -1,0 +1,100 @@
+"""Retries with units in the names: model calls (jittered backoff, Retry-After) and database writes."""
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from typing import TypeVar
+
+import openai
+from sqlalchemy.exc import DBAPIError, OperationalError
+from tenacity import Retrying, retry_if_exception, stop_after_attempt
+
+from core.config import get_settings
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+# Each wait is capped so a hostile Retry-After cannot park a worker slot for minutes.
+MAX_WAIT_SECONDS = 30.0
+
+
+def is_retryable_model_error(exc: BaseException) -> bool:
+    """Timeouts, connection errors, 429 and 5xx are worth another try; 400/401/403 never are."""
+    if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError)):
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code == 429 or exc.status_code >= 500
+    return False
+
+
+def retry_after_seconds(exc: BaseException) -> float | None:
+    """The server's Retry-After (seconds) on a 429 or 503, if it sent one."""
+    response = getattr(exc, "response", None)
+    value = response.headers.get("retry-after") if response is not None else None
+    try:
+        return min(float(value), MAX_WAIT_SECONDS) if value is not None else None
+    except ValueError:
+        return None
+
+
+def backoff_seconds(attempt: int, *, base_seconds: float, max_seconds: float, rng: random.Random = random.Random()) -> float:
+    """Exponential backoff with full jitter: uniform(0, min(max, base · 2^(attempt-1)))."""
+    return rng.uniform(0, min(max_seconds, base_seconds * 2 ** (attempt - 1)))
+
+
+def call_model_with_retries(fn: Callable[[], T], *, attempts: int, base_seconds: float, max_seconds: float,
+                            on_failure: Callable[[BaseException], None] = lambda _e: None,
+                            sleep: Callable[[float], None] | None = None) -> T:
+    """Call FN up to ATTEMPTS times on retryable errors; ON_FAILURE sees each retryable failure."""
+
+    def wait(state) -> float:  # noqa: ANN001 - tenacity's RetryCallState
+        exc = state.outcome.exception()
+        return retry_after_seconds(exc) or backoff_seconds(state.attempt_number, base_seconds=base_seconds,
+                                                           max_seconds=max_seconds)
+
+    def note(exc: BaseException) -> bool:
+        retryable = is_retryable_model_error(exc)
+        if retryable:
+            on_failure(exc)
+        return retryable
+
+    kwargs = {"sleep": sleep} if sleep else {}
+    for attempt in Retrying(stop=stop_after_attempt(attempts), wait=wait, retry=retry_if_exception(note),
+                            reraise=True, **kwargs):
+        with attempt:
+            return fn()
+    raise AssertionError("unreachable")
+
+
+TRANSIENT_SQLSTATES = {"40001", "40P01", "08000", "08003", "08006", "57P01", "57P02", "57P03"}
+
+
+def is_transient_db_error(exc: BaseException) -> bool:
+    """Connection dropped, serialization failure, deadlock, SQLite busy: worth retrying the transaction."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "pgcode", None) in TRANSIENT_SQLSTATES:
+        return True
+    if isinstance(exc, OperationalError):
+        text = str(orig or exc).lower()
+        return any(s in text for s in ("database is locked", "server closed the connection", "connection refused",
+                                       "could not connect", "terminating connection", "connection already closed"))
+    return False
+
+
+def db_retry(fn: Callable[[], T], *, what: str = "database write") -> T:
+    """Run FN (a whole transaction) again on transient errors: 3 attempts, 1 s, ×2 (the checklist's numbers)."""
+    s = get_settings()
+
+    def wait(state) -> float:  # noqa: ANN001
+        return s.db_retry_delay_seconds * s.db_retry_backoff ** (state.attempt_number - 1)
+
+    def log_retry(state) -> None:  # noqa: ANN001
+        log.warning("%s failed (%s); retrying", what, state.outcome.exception().__class__.__name__)
+
+    for attempt in Retrying(stop=stop_after_attempt(s.db_retry_attempts), wait=wait,
+                            retry=retry_if_exception(is_transient_db_error), before_sleep=log_retry, reraise=True):
+        with attempt:
+            return fn()
+    raise AssertionError("unreachable")

@@ -1,0 +1,224 @@
+"""`python -m core worker`: the claim loop, the pool of conversations in flight, the heartbeat."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import psutil
+from sqlalchemy import Engine
+
+from core.breaker import CircuitBreaker
+from core.config import Settings
+from core.db import read_session
+from core.llm import Provider, make_provider
+from core.models import utcnow
+from core.retry import call_model_with_retries, db_retry, is_retryable_model_error
+from core.worker import store
+from core.worker.context import load_prompt
+from core.worker.reporting import report_failure
+from core.worker.settings_cache import SettingsCache
+
+log = logging.getLogger("core.worker")
+
+
+class BreakerOpen(Exception):
+    """The provider's breaker is open: the conversation is deferred, not failed."""
+
+
+class Worker:
+    """Holds up to AGENT_MAX_CONCURRENT conversations at a time; several workers share one PostgreSQL."""
+
+    def __init__(self, *, engine: Engine, settings: Settings, provider: Provider | None = None,
+                 worker_id: str | None = None) -> None:
+        self.engine, self.settings = engine, settings
+        self.provider = provider or make_provider(settings)
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.breaker = CircuitBreaker(name=self.provider.name, failure_threshold=settings.breaker_failure_threshold,
+                                      reset_seconds=settings.breaker_reset_seconds)
+        self.settings_cache = SettingsCache(engine, ttl_seconds=settings.agent_settings_ttl_seconds)
+        self.stopping = threading.Event()
+        self._wake = threading.Event()
+        self._beat_now = threading.Event()
+        self._lock = threading.Lock()
+        self._in_flight: set[int] = set()
+        self._db_samples: list[float] = []
+        self.processed = 0
+        self.started_at = utcnow()
+        self._seen_version = 0
+        self._process = psutil.Process()
+        self._process.cpu_percent(None)
+
+    # -- the loop ---------------------------------------------------------------------------------------
+    def run(self, *, max_seconds: float | None = None) -> int:
+        """Claim and hold conversations until stopped (signal, stop(), or MAX_SECONDS); returns how many finished."""
+        deadline = time.monotonic() + max_seconds if max_seconds else None
+        beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        beat.start()
+        log.info("worker %s started (provider %s, max %d in flight)", self.id, self.provider.name,
+                 self.settings.agent_max_concurrent)
+        with ThreadPoolExecutor(max_workers=self.settings.agent_max_concurrent, thread_name_prefix="conv") as pool:
+            while not self.stopping.is_set() and (deadline is None or time.monotonic() < deadline):
+                claimed = self._claim_some()
+                for conv_id, claim_ms in claimed:
+                    pool.submit(self._hold, conv_id, claim_ms)
+                if not claimed:
+                    self._wake.wait(self.settings.agent_poll_seconds)
+                    self._wake.clear()
+            self.stopping.set()
+        self._write_heartbeat(stopped=True)
+        log.info("worker %s stopped after %d conversations", self.id, self.processed)
+        return self.processed
+
+    def stop(self) -> None:
+        """Stop claiming; conversations in flight finish (or are released if they cannot)."""
+        self.stopping.set()
+        self._wake.set()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT stop the worker cleanly."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+
+    def _claim_some(self) -> list[tuple[int, float]]:
+        """Claim what fits in the free slots; returns (conversation id, its share of the claim's ms)."""
+        state = self.settings_cache.get()
+        if state is not None and state.version != self._seen_version:
+            self._seen_version = state.version
+            self._beat_now.set()  # tell the console at once that this worker has seen the change
+        with self._lock:
+            free = self.settings.agent_max_concurrent - len(self._in_flight)
+        if state is None or not state.running or free <= 0 or self.breaker.snapshot().state == "open":
+            return []
+        started = time.perf_counter()
+        try:
+            ids = store.claim(self.engine, worker_id=self.id, limit=free, state=state,
+                              percent_shops=self.settings_cache.percent_shops(),
+                              lease_seconds=self.settings.agent_lease_seconds)
+        except Exception as exc:  # noqa: BLE001 - a database hiccup must not kill the loop
+            log.warning("claim failed (%s); trying again shortly", type(exc).__name__)
+            self.stopping.wait(1.0)
+            return []
+        share = (time.perf_counter() - started) * 1000 / max(1, len(ids))
+        with self._lock:
+            self._in_flight.update(ids)
+        return [(i, share) for i in ids]
+
+    # -- one conversation -----------------------------------------------------------------------------
+    def _hold(self, conv_id: int, claim_ms: float) -> None:
+        db_ms, started = claim_ms, time.perf_counter()
+        try:
+            t = time.perf_counter()
+            prompt = db_retry(lambda: self._load(conv_id), what="loading a conversation")
+            db_ms += (time.perf_counter() - t) * 1000
+            if prompt.client_opted_out:
+                self._finish(conv_id, "opted_out", None)
+                return
+            reply = self._call_model(prompt)
+            response_ms = int((time.perf_counter() - started) * 1000)
+            t = time.perf_counter()
+            outcome = db_retry(lambda: store.complete(self.engine, conversation_id=conv_id, worker_id=self.id,
+                                                      reply=reply, response_ms=response_ms), what="completing")
+            db_ms += (time.perf_counter() - t) * 1000
+            if outcome.accepted:
+                with self._lock:
+                    self.processed += 1
+            else:
+                log.warning("conversation %s: completion rejected (%s)", conv_id, outcome.reason)
+        except BreakerOpen:
+            retry_at = utcnow() + timedelta(seconds=max(1.0, self.breaker.seconds_until_retry()))
+            self._safely(lambda: store.release(self.engine, conversation_id=conv_id, worker_id=self.id,
+                                               retry_at=retry_at))
+        except Exception as exc:  # noqa: BLE001 - one conversation's failure must not stop the worker
+            self._fail(conv_id, exc)
+        finally:
+            with self._lock:
+                self._in_flight.discard(conv_id)
+                self._db_samples.append(db_ms)
+            self._wake.set()
+
+    def _load(self, conv_id: int):  # noqa: ANN202 - Prompt
+        with read_session(self.engine) as s:
+            return load_prompt(s, conv_id, utcnow())
+
+    def _call_model(self, prompt) -> object:  # noqa: ANN001
+        if not self.breaker.allow():
+            raise BreakerOpen()
+        attempts = [0]
+
+        def once():  # noqa: ANN202
+            if attempts[0] and not self.breaker.allow():
+                raise BreakerOpen()
+            attempts[0] += 1
+            return self.provider.reply(system=prompt.system, user=prompt.user, fallback=prompt.fallback)
+
+        try:
+            reply = call_model_with_retries(
+                once, attempts=self.settings.agent_retry_attempts, base_seconds=self.settings.agent_retry_base_seconds,
+                max_seconds=self.settings.agent_retry_max_seconds, on_failure=lambda _e: self.breaker.record_failure())
+        except BreakerOpen:
+            raise
+        except Exception as exc:
+            if is_retryable_model_error(exc) and self.breaker.snapshot().state == "open":
+                raise BreakerOpen() from exc
+            self.breaker.release_trial()
+            exc.model_attempts = attempts[0]  # type: ignore[attr-defined]
+            raise
+        self.breaker.record_success()
+        return reply
+
+    def _finish(self, conv_id: int, status: str, error: str | None) -> None:
+        self._safely(lambda: store.finish_without_reply(self.engine, conversation_id=conv_id, worker_id=self.id,
+                                                        status=status, error=error, provider=self.provider.name))
+
+    def _fail(self, conv_id: int, exc: BaseException) -> None:
+        kind = f"{type(exc).__module__}.{type(exc).__name__}".removeprefix("builtins.")
+        tries = getattr(exc, "model_attempts", 0)
+        attempts = f" (after {tries} attempt{'s' if tries != 1 else ''})" if tries else ""
+        error = f"{kind}: {exc}{attempts}"[:2000]
+        log.error("conversation %s failed: %s", conv_id, error)
+        self._finish(conv_id, "failed", error)
+        report_failure(exc, settings=self.settings, engine=self.engine, conversation_id=conv_id)
+
+    def _safely(self, fn) -> None:  # noqa: ANN001
+        try:
+            db_retry(fn, what="updating a conversation")
+        except Exception as exc:  # noqa: BLE001 - the lease will expire and another worker takes over
+            log.error("could not record a conversation's outcome (%s); its lease will expire", type(exc).__name__)
+
+    # -- heartbeat ------------------------------------------------------------------------------------
+    def _heartbeat_loop(self) -> None:
+        while not self.stopping.is_set():
+            self._beat_now.wait(self.settings.agent_heartbeat_seconds)
+            self._beat_now.clear()
+            if self.stopping.is_set():
+                break
+            try:
+                with self._lock:
+                    held = list(self._in_flight)
+                store.renew_leases(self.engine, worker_id=self.id, ids=held,
+                                   lease_seconds=self.settings.agent_lease_seconds)
+                self._write_heartbeat()
+            except Exception as exc:  # noqa: BLE001
+                log.warning("heartbeat failed (%s)", type(exc).__name__)
+
+    def _write_heartbeat(self, *, stopped: bool = False) -> None:
+        with self._lock:
+            samples, self._db_samples = self._db_samples, []
+            in_flight, processed = len(self._in_flight), self.processed
+        now = utcnow()
+        row = {"id": self.id, "host": socket.gethostname(), "pid": os.getpid(), "started_at": self.started_at,
+               "last_seen_at": now, "stopped_at": now if stopped else None, "in_flight": in_flight,
+               "processed": processed, "settings_version": self._seen_version, "settings_seen_at": now,
+               "claiming": not stopped, "breaker_state": self.breaker.snapshot().state,
+               "rss_mb": self._process.memory_info().rss / 1e6, "cpu_percent": self._process.cpu_percent(None)}
+        try:
+            store.write_heartbeat(self.engine, row, samples)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("heartbeat not written (%s)", type(exc).__name__)

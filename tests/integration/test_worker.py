@@ -1,0 +1,214 @@
+"""The agent runtime against a real OpenAI-compatible server on loopback, on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from core import rollups
+from core.auth import system_actor
+from core.db import read_session
+from core.models import AgentMetric, Conversation, Message, WorkerHeartbeat
+from core.services import controls
+from core.services.conversations import enqueue_conversations
+from core.uow import UnitOfWork
+from tests.support.data import seed_minimal
+from tests.support.workers import RunningWorker, configure, status_counts, wait_for
+
+ADMIN = system_actor("test")
+
+
+def prepare(engine: Engine, n: int, **scope: object) -> list[int]:
+    seed_minimal(engine, conversations=0)
+    controls.set_activation(actor=ADMIN, mode="full", reason="test", uow=UnitOfWork(engine))
+    return enqueue_conversations(actor=ADMIN, count=n, uow=UnitOfWork(engine), **scope)
+
+
+def done(engine: Engine, n: int) -> bool:
+    counts = status_counts(engine)
+    return sum(counts.get(s, 0) for s in ("completed", "failed", "opted_out")) >= n
+
+
+def use_model(monkeypatch: pytest.MonkeyPatch, fake, **env: object) -> None:
+    configure(monkeypatch, OPENAI_API_KEY="sk-test-key-for-loopback", OPENAI_BASE_URL=fake.base_url, **env)
+
+
+def test_holds_conversations_through_the_openai_client(engine: Engine, fake_openai, monkeypatch) -> None:
+    use_model(monkeypatch, fake_openai)
+    ids = prepare(engine, 12)
+    with RunningWorker(engine):
+        wait_for(lambda: done(engine, 12), what="12 conversations")
+    with read_session(engine) as s:
+        convs = s.scalars(select(Conversation).where(Conversation.id.in_(ids))).all()
+        opted_out = {c.id for c in convs if c.status == "opted_out"}
+        for c in convs:
+            if c.id in opted_out:
+                continue
+            assert (c.status, c.provider, c.prompt_tokens, c.completion_tokens) == ("completed", "openai", 120, 40)
+            assert c.response_time_ms is not None and c.response_time_ms >= 0
+            assert float(c.cost_usd) == pytest.approx((120 * 0.15 + 40 * 0.60) / 1e6)
+            assert c.started_at <= c.completed_at
+        msgs = s.scalars(select(Message).where(Message.conversation_id.in_(ids))).all()
+        assert len(msgs) == len(ids) - len(opted_out)
+        assert all(m.content.startswith("MODEL: ") and m.role == "agent" for m in msgs)
+    assert fake_openai.calls == len(ids) - len(opted_out)
+
+
+def test_offline_provider_without_api_key(engine: Engine, monkeypatch) -> None:
+    configure(monkeypatch)
+    prepare(engine, 5)
+    with RunningWorker(engine):
+        wait_for(lambda: done(engine, 5), what="5 conversations")
+    with read_session(engine) as s:
+        providers = set(s.scalars(select(Conversation.provider).where(Conversation.status == "completed")))
+    assert providers == {"offline"}
+
+
+def test_rollups_match_raw_rows_after_the_worker(engine: Engine, fake_openai, monkeypatch) -> None:
+    use_model(monkeypatch, fake_openai)
+    prepare(engine, 15)
+    with RunningWorker(engine):
+        wait_for(lambda: done(engine, 15), what="15 conversations")
+
+    def snapshot() -> list[tuple]:
+        with read_session(engine) as s:
+            return s.execute(select(AgentMetric.hour, AgentMetric.agent_instance_id, AgentMetric.created,
+                                    AgentMetric.completed, AgentMetric.failed, AgentMetric.opted_out,
+                                    AgentMetric.response_ms_sum, AgentMetric.prompt_tokens)
+                             .order_by(AgentMetric.hour, AgentMetric.agent_instance_id)).all()
+
+    incremental = snapshot()
+    with UnitOfWork(engine) as uow:
+        rollups.rebuild(uow.session)
+        uow.commit()
+    assert snapshot() == incremental
+
+
+@pytest.mark.parametrize("mode, calls, error", [
+    ("500", 3, "InternalServerError: Error code: 500"),
+    ("400", 1, "BadRequestError: Error code: 400"),
+    ("broken_json", 1, "JSONDecodeError"),
+])
+def test_failures_are_recorded_with_error_and_attempts(engine: Engine, fake_openai, monkeypatch, mode: str,
+                                                       calls: int, error: str) -> None:
+    use_model(monkeypatch, fake_openai, AGENT_MAX_CONCURRENT=1, BREAKER_FAILURE_THRESHOLD=50)
+    fake_openai.set(mode)
+    [conv_id] = prepare(engine, 1, agent_type="rebooking", shop_id=1)
+    with RunningWorker(engine):
+        wait_for(lambda: done(engine, 1), what="the conversation to fail")
+    with read_session(engine) as s:
+        conv = s.get(Conversation, conv_id)
+    assert conv.status == "failed" and error in conv.error and conv.attempts == 1
+    assert conv.error.endswith(f"(after {calls} attempt{'s' if calls > 1 else ''})")
+    assert fake_openai.calls == calls
+
+
+def test_retry_after_is_honoured(engine: Engine, fake_openai, monkeypatch) -> None:
+    use_model(monkeypatch, fake_openai, AGENT_MAX_CONCURRENT=1, AGENT_RETRY_ATTEMPTS=2)
+    fake_openai.set("429", retry_after="0.6")
+    prepare(engine, 1, agent_type="rebooking", shop_id=1)
+    started = time.monotonic()
+    with RunningWorker(engine):
+        wait_for(lambda: done(engine, 1), what="the conversation to fail")
+    assert fake_openai.calls == 2
+    assert time.monotonic() - started >= 0.6
+
+
+def test_breaker_opens_defers_and_recovers(engine: Engine, fake_openai, monkeypatch) -> None:
+    use_model(monkeypatch, fake_openai, AGENT_MAX_CONCURRENT=1, BREAKER_RESET_SECONDS=1.0)
+    fake_openai.set("500")
+    ids = prepare(engine, 4, agent_type="rebooking", shop_id=1)
+    with RunningWorker(engine) as worker:
+        wait_for(lambda: worker.breaker.snapshot().state == "open", what="the breaker to open")
+        assert fake_openai.calls == 5  # 3 attempts of the first, 2 of the second: 5 consecutive failures
+        with read_session(engine) as s:
+            statuses = dict(s.execute(select(Conversation.id, Conversation.status).where(Conversation.id.in_(ids))).all())
+            deferred = s.scalars(select(Conversation).where(Conversation.status == "pending",
+                                                            Conversation.next_attempt_at.is_not(None))).all()
+        assert list(statuses.values()).count("failed") == 1
+        assert deferred, "a conversation caught by the open breaker is deferred, not failed"
+        fake_openai.set("ok")
+        wait_for(lambda: status_counts(engine).get("completed", 0) == 3, what="recovery after half-open")
+        assert worker.breaker.snapshot().state == "closed"
+
+
+def test_one_breaker_does_not_serialise_calls(engine: Engine, fake_openai, monkeypatch) -> None:
+    use_model(monkeypatch, fake_openai, AGENT_MAX_CONCURRENT=10)
+    fake_openai.set("ok", delay_seconds=0.3)
+    prepare(engine, 20)
+    with RunningWorker(engine):
+        wait_for(lambda: done(engine, 20), what="20 conversations")
+    assert fake_openai.max_concurrent >= 5  # a lock held around the call (pybreaker) would give 1
+
+
+def test_kill_switch_stops_new_claims_within_a_second(engine: Engine, fake_openai, monkeypatch) -> None:
+    use_model(monkeypatch, fake_openai, AGENT_MAX_CONCURRENT=2)
+    fake_openai.set("ok", delay_seconds=0.2)
+    prepare(engine, 40)
+    with RunningWorker(engine):
+        wait_for(lambda: status_counts(engine).get("completed", 0) >= 2, what="work to start")
+        state = controls.engage_kill_switch(actor=ADMIN, reason="test", uow=UnitOfWork(engine))
+        time.sleep(1.5)
+        with read_session(engine) as s:
+            last_start = s.scalar(select(func.max(Conversation.started_at)))
+        wait_for(lambda: status_counts(engine).get("in_progress", 0) == 0, what="in-flight work to finish")
+    assert (last_start - state.changed_at).total_seconds() < 1.0
+    assert status_counts(engine).get("pending", 0) > 0
+
+
+def test_environment_switch_overrides_database(engine: Engine, monkeypatch) -> None:
+    configure(monkeypatch, AGENT_SYSTEM_ENABLED="false")
+    prepare(engine, 3)
+    with RunningWorker(engine):
+        time.sleep(1.0)
+    assert status_counts(engine) == {"pending": 3}
+
+
+def test_limited_scope_disabled_type_and_paused_instance(engine: Engine, monkeypatch) -> None:
+    configure(monkeypatch)
+    prepare(engine, 60)
+    controls.set_activation(actor=ADMIN, mode="limited", shops=[1], agent_types=["rebooking", "upsell", "custom"],
+                            reason="staging", uow=UnitOfWork(engine))
+    controls.set_agent_type_enabled(actor=ADMIN, agent_type="upsell", enabled=False, reason="bad", uow=UnitOfWork(engine))
+    with read_session(engine) as s:
+        from core.models import AgentInstance
+
+        custom = s.scalars(select(AgentInstance.id).where(AgentInstance.shop_id == 1,
+                                                          AgentInstance.agent_type == "custom")).one()
+    controls.set_instance_status(actor=ADMIN, instance_id=custom, status="paused", reason="t", uow=UnitOfWork(engine))
+    with read_session(engine) as s:
+        expected = s.scalar(select(func.count()).select_from(Conversation).where(
+            Conversation.shop_id == 1, Conversation.agent_type == "rebooking"))
+    with RunningWorker(engine):
+        wait_for(lambda: done(engine, expected), what="the in-scope conversations")
+        time.sleep(0.5)
+    with read_session(engine) as s:
+        held = s.execute(select(Conversation.shop_id, Conversation.agent_type).where(
+            Conversation.status != "pending")).all()
+    assert set(held) <= {(1, "rebooking")} and len(held) == expected
+
+
+def test_settings_unreadable_means_no_claims(engine: Engine, monkeypatch) -> None:
+    from core.db import make_engine
+    from core.worker.settings_cache import SettingsCache
+
+    broken = make_engine("postgresql://postgres@127.0.0.1:1/nothing")
+    assert SettingsCache(broken, ttl_seconds=0).get() is None
+
+
+def test_heartbeat_reports_the_worker(engine: Engine, monkeypatch) -> None:
+    configure(monkeypatch)
+    prepare(engine, 3)
+    with RunningWorker(engine) as worker:
+        wait_for(lambda: done(engine, 3), what="3 conversations")
+        wait_for(lambda: _beat(engine, worker.id) is not None and _beat(engine, worker.id).processed == 3,
+                 what="a heartbeat with the work done")
+        beat = _beat(engine, worker.id)
+        assert beat.settings_version >= 2 and beat.breaker_state == "closed" and beat.rss_mb > 10
+    assert _beat(engine, worker.id).stopped_at is not None
+
+
+def _beat(engine: Engine, worker_id: str) -> WorkerHeartbeat | None:
+    with read_session(engine) as s:
+        return s.get(WorkerHeartbeat, worker_id)

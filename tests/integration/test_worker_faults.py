@@ -1,0 +1,119 @@
+"""Crashes and outages: SIGKILL mid-conversation, a lost lease, a dropped connection, SIGTERM."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import Engine, func, select, text, update
+
+from core.auth import system_actor
+from core.db import read_session
+from core.llm import Reply
+from core.models import Conversation, Message
+from core.queries.settings import get_activation_state
+from core.services import controls
+from core.services.conversations import enqueue_conversations
+from core.uow import UnitOfWork
+from core.worker import store
+from tests.support.data import seed_minimal
+from tests.support.workers import RunningWorker, configure, status_counts, wait_for
+
+ADMIN = system_actor("test")
+
+
+def prepare(engine: Engine, n: int) -> list[int]:
+    seed_minimal(engine, conversations=0)
+    controls.set_activation(actor=ADMIN, mode="full", reason="test", uow=UnitOfWork(engine))
+    return enqueue_conversations(actor=ADMIN, count=n, uow=UnitOfWork(engine))
+
+
+def spawn_worker(db_url: str, fake_url: str, tmp_path: Path, name: str, **env: object) -> subprocess.Popen:
+    full = {"PATH": os.environ["PATH"], "DATABASE_URL": db_url, "OPENAI_API_KEY": "sk-test-loopback",
+            "OPENAI_BASE_URL": fake_url, "AGENT_POLL_SECONDS": "0.05", "AGENT_HEARTBEAT_SECONDS": "0.3",
+            "AGENT_SETTINGS_TTL_SECONDS": "0.2", **{k: str(v) for k, v in env.items()}}
+    log = open(tmp_path / f"{name}.log", "w")
+    return subprocess.Popen([sys.executable, "-m", "core", "worker"], env=full, stdout=log, stderr=subprocess.STDOUT,
+                            cwd=tmp_path)
+
+
+def agent_messages_per_conversation(engine: Engine) -> dict[int, int]:
+    with read_session(engine) as s:
+        return dict(s.execute(select(Message.conversation_id, func.count()).where(Message.role == "agent")
+                              .group_by(Message.conversation_id)).all())
+
+
+def test_sigkill_mid_conversation_loses_nothing_and_doubles_nothing(engine: Engine, db_url: str, fake_openai,
+                                                                    tmp_path: Path) -> None:
+    fake_openai.set("ok", delay_seconds=1.0)
+    ids = prepare(engine, 8)
+    first = spawn_worker(db_url, fake_openai.base_url, tmp_path, "first", AGENT_LEASE_SECONDS=2, AGENT_MAX_CONCURRENT=4)
+    try:
+        wait_for(lambda: status_counts(engine).get("in_progress", 0) >= 2, what="the first worker to hold work")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        held = status_counts(engine).get("in_progress", 0)
+        assert held >= 1, "the killed worker left conversations in progress"
+        fake_openai.set("ok", delay_seconds=0.05)
+        second = spawn_worker(db_url, fake_openai.base_url, tmp_path, "second", AGENT_LEASE_SECONDS=2)
+        try:
+            wait_for(lambda: status_counts(engine).get("pending", 0) + status_counts(engine).get("in_progress", 0) == 0,
+                     timeout=30, what="the second worker to take over expired leases")
+        finally:
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(timeout=20) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+    counts = status_counts(engine)
+    assert counts.get("completed", 0) + counts.get("opted_out", 0) == len(ids)
+    assert set(agent_messages_per_conversation(engine).values()) == {1}
+
+
+def test_late_completion_from_a_worker_that_lost_its_lease_is_rejected(engine: Engine) -> None:
+    [conv_id] = prepare(engine, 1)
+    with read_session(engine) as s:
+        state = get_activation_state(s)
+    assert store.claim(engine, worker_id="A", limit=1, state=state, percent_shops=(), lease_seconds=60) == [conv_id]
+    with engine.begin() as conn:  # A stalls past its lease
+        conn.execute(update(Conversation).values(lease_expires_at=Conversation.started_at))
+    assert store.claim(engine, worker_id="B", limit=1, state=state, percent_shops=(), lease_seconds=60) == [conv_id]
+    reply = Reply(text="Hi!", prompt_tokens=1, completion_tokens=1, provider="openai", model="gpt-4o-mini", latency_ms=5)
+    assert store.complete(engine, conversation_id=conv_id, worker_id="A", reply=reply, response_ms=10).accepted is False
+    assert store.complete(engine, conversation_id=conv_id, worker_id="B", reply=reply, response_ms=10).accepted is True
+    assert store.complete(engine, conversation_id=conv_id, worker_id="B", reply=reply, response_ms=10).accepted is False
+    assert agent_messages_per_conversation(engine) == {conv_id: 1}
+    with read_session(engine) as s:
+        assert s.get(Conversation, conv_id).attempts == 2
+
+
+def test_sigterm_stops_cleanly_and_releases_nothing_half_done(engine: Engine, db_url: str, fake_openai,
+                                                              tmp_path: Path) -> None:
+    fake_openai.set("ok", delay_seconds=0.3)
+    prepare(engine, 30)
+    proc = spawn_worker(db_url, fake_openai.base_url, tmp_path, "w", AGENT_MAX_CONCURRENT=3)
+    wait_for(lambda: status_counts(engine).get("completed", 0) >= 3, what="work to start")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    assert status_counts(engine).get("in_progress", 0) == 0
+    assert "stopped" in (tmp_path / "w.log").read_text()
+
+
+def test_database_connections_dropped_mid_run(pg_engine: Engine, fake_openai, monkeypatch) -> None:
+    engine = pg_engine
+    configure(monkeypatch, OPENAI_API_KEY="sk-test-loopback", OPENAI_BASE_URL=fake_openai.base_url,
+              DB_RETRY_DELAY_SECONDS=0.05)
+    fake_openai.set("ok", delay_seconds=0.1)
+    ids = prepare(engine, 30)
+    with RunningWorker(engine):
+        wait_for(lambda: status_counts(engine).get("completed", 0) >= 3, what="work to start")
+        with engine.connect() as conn:
+            killed = conn.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar_one()
+        assert killed >= 1
+        wait_for(lambda: sum(status_counts(engine).get(s, 0) for s in ("completed", "opted_out")) == len(ids),
+                 timeout=30, what="every conversation to finish after the outage")
+    assert set(agent_messages_per_conversation(engine).values()) == {1}

@@ -1,0 +1,55 @@
+"""Run a real Worker in a thread until a condition holds (no sleeps standing in for assertions)."""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from core.config import get_settings, reset_settings
+from core.db import read_session
+from core.models import Conversation
+from core.worker.runner import Worker
+
+
+def configure(monkeypatch: pytest.MonkeyPatch, **env: object) -> None:
+    """Set worker settings for this test (fast polls and heartbeats unless told otherwise)."""
+    defaults = {"AGENT_POLL_SECONDS": 0.05, "AGENT_HEARTBEAT_SECONDS": 0.2, "AGENT_RETRY_BASE_SECONDS": 0.01,
+                "AGENT_RETRY_MAX_SECONDS": 0.05, "AGENT_SETTINGS_TTL_SECONDS": 0.2}
+    for key, value in {**defaults, **env}.items():
+        monkeypatch.setenv(key, str(value))
+    reset_settings()
+
+
+def status_counts(engine: Engine) -> dict[str, int]:
+    with read_session(engine) as s:
+        return dict(s.execute(select(Conversation.status, func.count()).group_by(Conversation.status)).all())
+
+
+class RunningWorker:
+    """A worker on its own thread; stop() waits for it to finish cleanly."""
+
+    def __init__(self, engine: Engine, **kwargs: object) -> None:
+        self.worker = Worker(engine=engine, settings=get_settings(), **kwargs)
+        self.thread = threading.Thread(target=self.worker.run, daemon=True)
+
+    def __enter__(self) -> Worker:
+        self.thread.start()
+        return self.worker
+
+    def __exit__(self, *exc: object) -> None:
+        self.worker.stop()
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive(), "worker did not stop within 30 s"
+
+
+def wait_for(condition: Callable[[], bool], *, timeout: float = 20.0, what: str = "condition") -> None:
+    """Poll CONDITION until true; fail with WHAT after TIMEOUT seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")

@@ -1,0 +1,75 @@
+"""Model-call retries: retryable errors only, Retry-After honoured, one layer (the client's is off)."""
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from core.config import get_settings
+from core.llm import OpenAIProvider
+from core.retry import backoff_seconds, call_model_with_retries, is_retryable_model_error, retry_after_seconds
+
+
+def status_error(code: int, headers: dict | None = None) -> openai.APIStatusError:
+    request = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
+    response = httpx.Response(code, headers=headers or {}, request=request)
+    cls = {400: openai.BadRequestError, 401: openai.AuthenticationError, 403: openai.PermissionDeniedError,
+           429: openai.RateLimitError}.get(code, openai.InternalServerError)
+    return cls(f"error {code}", response=response, body=None)
+
+
+@pytest.mark.parametrize("code, retryable", [(400, False), (401, False), (403, False), (429, True), (500, True),
+                                             (502, True), (503, True)])
+def test_which_status_codes_are_retried(code: int, retryable: bool) -> None:
+    assert is_retryable_model_error(status_error(code)) is retryable
+
+
+def test_timeouts_and_connection_errors_are_retried() -> None:
+    request = httpx.Request("POST", "http://127.0.0.1/")
+    assert is_retryable_model_error(openai.APITimeoutError(request=request))
+    assert is_retryable_model_error(openai.APIConnectionError(request=request))
+    assert not is_retryable_model_error(ValueError("bug"))
+
+
+def test_retry_after_header_sets_the_wait() -> None:
+    sleeps: list[float] = []
+    errors = iter([status_error(429, {"retry-after": "2.5"}), status_error(429, {"retry-after": "1"})])
+
+    def call() -> str:
+        err = next(errors, None)
+        if err:
+            raise err
+        return "ok"
+
+    assert call_model_with_retries(call, attempts=3, base_seconds=0.1, max_seconds=1, sleep=sleeps.append) == "ok"
+    assert sleeps == [2.5, 1.0]
+    assert retry_after_seconds(status_error(429, {"retry-after": "soon"})) is None
+
+
+def test_non_retryable_error_is_raised_at_once() -> None:
+    calls = []
+
+    def call() -> str:
+        calls.append(1)
+        raise status_error(401)
+
+    with pytest.raises(openai.AuthenticationError):
+        call_model_with_retries(call, attempts=3, base_seconds=0.01, max_seconds=0.1, sleep=lambda _s: None)
+    assert len(calls) == 1
+
+
+def test_backoff_is_exponential_with_jitter_and_capped() -> None:
+    import random
+
+    rng = random.Random(1)
+    waits = [backoff_seconds(a, base_seconds=1, max_seconds=8, rng=rng) for a in range(1, 8)]
+    assert all(0 <= w <= min(8, 2 ** (a - 1)) for a, w in zip(range(1, 8), waits))
+    assert len(set(waits)) == len(waits)
+
+
+def test_openai_client_retries_are_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-xyz-1234")
+    monkeypatch.setenv("AGENT_TIMEOUT_SECONDS", "7")
+    provider = OpenAIProvider(get_settings())
+    assert provider._client.max_retries == 0
+    assert provider._client.timeout.read == 7
