@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Connection, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -51,16 +51,20 @@ def percentile(buckets: Mapping[int, int], q: float) -> float | None:
     return bucket_value(max(buckets))
 
 
-def _upsert(session: Session, model: Any, keys: list[str], values: list[dict[str, Any]], adds: list[str]) -> None:
+def _upsert(session: Session | Connection, model: Any, keys: list[str], values: list[dict[str, Any]], adds: list[str]) -> None:
     """INSERT … ON CONFLICT DO UPDATE col = col + excluded.col, on PostgreSQL and SQLite alike."""
     if not values:
         return
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    dialect = postgresql if _dialect_name(session) == "postgresql" else sqlite
     stmt = dialect.insert(model).values(values)
     table = model.__table__
     stmt = stmt.on_conflict_do_update(
         index_elements=keys, set_={c: table.c[c] + stmt.excluded[c] for c in adds})
     session.execute(stmt)
+
+
+def _dialect_name(executor: Session | Connection) -> str:
+    return executor.dialect.name if isinstance(executor, Connection) else executor.get_bind().dialect.name
 
 
 def _metric_key(conv: Any) -> dict[str, Any]:
@@ -82,7 +86,7 @@ def record_created(session: Session, convs: Iterable[Any]) -> None:
     _upsert(session, AgentMetric, ["hour", "agent_instance_id"], rows, ["created"])
 
 
-def record_finished(session: Session, conv: Any) -> None:
+def record_finished(session: Session | Connection, conv: Any) -> None:
     """Add a conversation that reached a terminal status to its created-hour rollup."""
     key = _metric_key(conv)
     row = {**key, "created": 0, "completed": 0, "failed": 0, "opted_out": 0,
@@ -96,7 +100,7 @@ def record_finished(session: Session, conv: Any) -> None:
                 [{**key, "bucket": bucket_of(conv.response_time_ms), "count": 1}], ["count"])
 
 
-def record_db_time(session: Session, *, source: str, samples_ms: Iterable[float], at: datetime) -> None:
+def record_db_time(session: Session | Connection, *, source: str, samples_ms: Iterable[float], at: datetime) -> None:
     """Add database timings (worker writes, console probes) to the hour's histogram."""
     counts = Counter(bucket_of(ms) for ms in samples_ms)
     rows = [{"hour": floor_hour(at), "source": source, "bucket": b, "count": n} for b, n in counts.items()]

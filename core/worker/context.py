@@ -1,11 +1,13 @@
 """What the model is told: the template rendered with the client's, shop's and appointment's details."""
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Select, select
 
 from core.models import Agent, AgentInstance, AgentTemplate, Appointment, Barber, Client, Conversation, Shop
 from core.templates import render
@@ -27,37 +29,61 @@ def _slug(name: str) -> str:
     return "".join(ch for ch in name.lower().replace(" ", "-") if ch.isalnum() or ch == "-")
 
 
-def build_context(conv: Conversation, client: Client, shop: Shop, appt: Appointment | None, barber: Barber | None,
-                  instance_config: dict, now: datetime) -> dict[str, object]:
-    """Template variables for one conversation."""
-    last = appt.starts_at if appt else client.created_at
+def build_context(row: Any, now: datetime) -> dict[str, object]:
+    """Template variables for one conversation, from the joined row of load_prompt."""
+    last = row.starts_at or row.client_created_at
     days_since = max(0, (now - last).days)
+    config = row.config or {}
     return {
-        **DEFAULTS, **{k: v for k, v in instance_config.items() if isinstance(v, (str, int, float))},
-        "client_first_name": client.first_name, "shop_name": shop.name,
-        "barber_name": barber.name if barber else "your barber",
+        **DEFAULTS, **{k: v for k, v in config.items() if isinstance(v, (str, int, float))},
+        "client_first_name": row.first_name, "shop_name": row.shop_name,
+        "barber_name": row.barber_name or "your barber",
         "weeks_since_visit": max(1, days_since // 7), "months_since_visit": max(1, days_since // 30),
-        "booking_link": f"https://book.bookedbarber.com/{_slug(shop.name)}",
-        "review_link": f"https://bookedbarber.com/r/{_slug(shop.name)}",
-        "appointment_date": f"{appt.starts_at:%A, %b %d}" if appt else "your next visit",
-        "appointment_time": f"{appt.starts_at:%I:%M %p}".lstrip("0") if appt else "",
-        "service": appt.service if appt else "haircut",
+        "booking_link": f"https://book.bookedbarber.com/{_slug(row.shop_name)}",
+        "review_link": f"https://bookedbarber.com/r/{_slug(row.shop_name)}",
+        "appointment_date": f"{row.starts_at:%A, %b %d}" if row.starts_at else "your next visit",
+        "appointment_time": f"{row.starts_at:%I:%M %p}".lstrip("0") if row.starts_at else "",
+        "service": row.service or "haircut",
     }
 
 
-def load_prompt(session: Session, conversation_id: int, now: datetime) -> Prompt:
+def _prompt_query(conversation_id: int) -> Select:
+    c = Conversation
+    return (select(c.id, c.agent_type, c.channel, Client.first_name, Client.opted_out,
+                   Client.created_at.label("client_created_at"), Shop.name.label("shop_name"), Appointment.starts_at,
+                   Appointment.service, Barber.name.label("barber_name"), AgentInstance.config)
+            .join(Client, Client.id == c.client_id).join(Shop, Shop.id == c.shop_id)
+            .join(AgentInstance, AgentInstance.id == c.agent_instance_id)
+            .outerjoin(Appointment, Appointment.id == c.appointment_id)
+            .outerjoin(Barber, Barber.id == Appointment.barber_id)
+            .where(c.id == conversation_id))
+
+
+class TemplateCache:
+    """The newest template per agent type, re-read at most every TTL seconds (they change rarely)."""
+
+    def __init__(self, ttl_seconds: float = 30.0) -> None:
+        self._ttl, self._read_at, self._by_type = ttl_seconds, float("-inf"), {}
+        self._lock = threading.Lock()
+
+    def get(self, conn: Connection, agent_type: str) -> Any:
+        with self._lock:
+            if time.monotonic() - self._read_at > self._ttl or agent_type not in self._by_type:
+                rows = conn.execute(select(Agent.agent_type, AgentTemplate.system_prompt, AgentTemplate.initial_message,
+                                           AgentTemplate.version).join(Agent, Agent.id == AgentTemplate.agent_id)
+                                    .order_by(AgentTemplate.version)).all()
+                self._by_type = {r.agent_type: r for r in rows}  # the last (newest) version wins
+                self._read_at = time.monotonic()
+            return self._by_type[agent_type]
+
+
+def load_prompt(conn: Connection, conversation_id: int, now: datetime, templates: TemplateCache) -> Prompt:
     """Render the conversation's template; raises MissingVariable when the context lacks one."""
-    conv = session.get(Conversation, conversation_id)
-    client, shop = session.get(Client, conv.client_id), session.get(Shop, conv.shop_id)
-    appt = session.get(Appointment, conv.appointment_id) if conv.appointment_id else None
-    barber = session.get(Barber, appt.barber_id) if appt and appt.barber_id else None
-    instance = session.get(AgentInstance, conv.agent_instance_id)
-    template = session.scalars(select(AgentTemplate).join(Agent, Agent.id == AgentTemplate.agent_id)
-                               .where(Agent.agent_type == conv.agent_type)
-                               .order_by(AgentTemplate.version.desc()).limit(1)).one()
-    ctx = build_context(conv, client, shop, appt, barber, instance.config or {}, now)
-    where = f"{conv.agent_type} template"
+    row = conn.execute(_prompt_query(conversation_id)).one()
+    template = templates.get(conn, row.agent_type)
+    ctx = build_context(row, now)
+    where = f"{row.agent_type} template"
     fallback = render(template.initial_message, ctx, where=where)
-    return Prompt(conversation_id=conv.id, system=render(template.system_prompt, ctx, where=where),
-                  user=f"Write the {conv.channel.upper()} message now. A message in the right spirit: {fallback}",
-                  fallback=fallback, client_opted_out=client.opted_out)
+    return Prompt(conversation_id=row.id, system=render(template.system_prompt, ctx, where=where),
+                  user=f"Write the {row.channel.upper()} message now. A message in the right spirit: {fallback}",
+                  fallback=fallback, client_opted_out=row.opted_out)

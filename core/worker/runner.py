@@ -5,6 +5,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -16,12 +17,11 @@ from sqlalchemy import Engine
 
 from core.breaker import CircuitBreaker
 from core.config import Settings
-from core.db import read_session
 from core.llm import Provider, make_provider
 from core.models import utcnow
 from core.retry import call_model_with_retries, db_retry, is_retryable_model_error
 from core.worker import store
-from core.worker.context import load_prompt
+from core.worker.context import Prompt, TemplateCache, load_prompt
 from core.worker.reporting import report_failure
 from core.worker.settings_cache import SettingsCache
 
@@ -43,11 +43,14 @@ class Worker:
         self.breaker = CircuitBreaker(name=self.provider.name, failure_threshold=settings.breaker_failure_threshold,
                                       reset_seconds=settings.breaker_reset_seconds)
         self.settings_cache = SettingsCache(engine, ttl_seconds=settings.agent_settings_ttl_seconds)
+        self.templates = TemplateCache()
         self.stopping = threading.Event()
         self._wake = threading.Event()
         self._beat_now = threading.Event()
         self._lock = threading.Lock()
         self._in_flight: set[int] = set()
+        self._reserved = 0
+        self._pool: ThreadPoolExecutor | None = None
         self._db_samples: list[float] = []
         self.processed = 0
         self.started_at = utcnow()
@@ -59,16 +62,17 @@ class Worker:
     def run(self, *, max_seconds: float | None = None) -> int:
         """Claim and hold conversations until stopped (signal, stop(), or MAX_SECONDS); returns how many finished."""
         deadline = time.monotonic() + max_seconds if max_seconds else None
+        # Threads waking from I/O wait up to the GIL switch interval (5 ms by default) behind a busy
+        # thread; with ten conversations each doing a dozen round trips, that adds up per conversation.
+        sys.setswitchinterval(0.0005)
         beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         beat.start()
         log.info("worker %s started (provider %s, max %d in flight)", self.id, self.provider.name,
                  self.settings.agent_max_concurrent)
         with ThreadPoolExecutor(max_workers=self.settings.agent_max_concurrent, thread_name_prefix="conv") as pool:
+            self._pool = pool
             while not self.stopping.is_set() and (deadline is None or time.monotonic() < deadline):
-                claimed = self._claim_some()
-                for conv_id, claim_ms in claimed:
-                    pool.submit(self._hold, conv_id, claim_ms)
-                if not claimed:
+                if not self._fill():
                     self._wake.wait(self.settings.agent_poll_seconds)
                     self._wake.clear()
             self.stopping.set()
@@ -86,16 +90,24 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop())
 
-    def _claim_some(self) -> list[tuple[int, float]]:
-        """Claim what fits in the free slots; returns (conversation id, its share of the claim's ms)."""
+    def _fill(self) -> int:
+        """Claim work for the free slots and start it; returns how many started.
+
+        Called by the loop and by each slot as it finishes, so a freed slot is refilled at once.
+        Slots being claimed for are reserved first, so two callers never overfill the worker.
+        """
         state = self.settings_cache.get()
         if state is not None and state.version != self._seen_version:
             self._seen_version = state.version
             self._beat_now.set()  # tell the console at once that this worker has seen the change
+        if state is None or not state.running or self.stopping.is_set() or self.breaker.snapshot().state == "open":
+            return 0
         with self._lock:
-            free = self.settings.agent_max_concurrent - len(self._in_flight)
-        if state is None or not state.running or free <= 0 or self.breaker.snapshot().state == "open":
-            return []
+            free = self.settings.agent_max_concurrent - len(self._in_flight) - self._reserved
+            if free <= 0:
+                return 0
+            self._reserved += free
+        ids: list[int] = []
         started = time.perf_counter()
         try:
             ids = store.claim(self.engine, worker_id=self.id, limit=free, state=state,
@@ -104,11 +116,22 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - a database hiccup must not kill the loop
             log.warning("claim failed (%s); trying again shortly", type(exc).__name__)
             self.stopping.wait(1.0)
-            return []
+        finally:
+            with self._lock:
+                self._reserved -= free
+                self._in_flight.update(ids)
         share = (time.perf_counter() - started) * 1000 / max(1, len(ids))
-        with self._lock:
-            self._in_flight.update(ids)
-        return [(i, share) for i in ids]
+        for n, conv_id in enumerate(ids):
+            try:
+                self._pool.submit(self._hold, conv_id, share)
+            except RuntimeError:  # the pool is shutting down: hand the rest back at once
+                for rest in ids[n:]:
+                    self._safely(lambda r=rest: store.release(self.engine, conversation_id=r, worker_id=self.id,
+                                                             retry_at=None))
+                    with self._lock:
+                        self._in_flight.discard(rest)
+                break
+        return len(ids)
 
     # -- one conversation -----------------------------------------------------------------------------
     def _hold(self, conv_id: int, claim_ms: float) -> None:
@@ -141,11 +164,12 @@ class Worker:
             with self._lock:
                 self._in_flight.discard(conv_id)
                 self._db_samples.append(db_ms)
-            self._wake.set()
+            if not self._fill():
+                self._wake.set()
 
-    def _load(self, conv_id: int):  # noqa: ANN202 - Prompt
-        with read_session(self.engine) as s:
-            return load_prompt(s, conv_id, utcnow())
+    def _load(self, conv_id: int) -> Prompt:
+        with self.engine.connect() as conn:
+            return load_prompt(conn, conv_id, utcnow(), self.templates)
 
     def _call_model(self, prompt) -> object:  # noqa: ANN001
         if not self.breaker.allow():

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, Row, and_, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -24,6 +24,14 @@ def _session(engine: Engine) -> Session:
     return Session(bind=write_bind(engine), expire_on_commit=False)
 
 
+def _relaxed_commit(s: Session | Connection) -> None:
+    """Claims and heartbeats need not wait for the WAL flush: if one is lost in a crash, the
+    conversation simply stays pending (nothing was sent yet). Completions keep the full guarantee."""
+    dialect = s.get_bind().dialect if isinstance(s, Session) else s.dialect
+    if dialect.name == "postgresql":
+        s.execute(text("SET LOCAL synchronous_commit TO OFF"))
+
+
 def _scope_filters(state: ActivationState, percent_shops: Sequence[int]) -> list:
     c = Conversation
     filters = []
@@ -39,28 +47,24 @@ def _scope_filters(state: ActivationState, percent_shops: Sequence[int]) -> list
 
 def claim(engine: Engine, *, worker_id: str, limit: int, state: ActivationState, percent_shops: Sequence[int],
           lease_seconds: float) -> list[int]:
-    """Take up to LIMIT due conversations in scope (pending, or whose lease expired) under a lease."""
+    """Take up to LIMIT due conversations in scope (pending, or whose lease expired) under a lease.
+
+    One statement: UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING id, so
+    workers on many machines never wait for each other's rows and never take the same one.
+    """
     now = utcnow()
     c = Conversation
     due = or_(and_(c.status == "pending", or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now)),
               and_(c.status == "in_progress", c.lease_expires_at < now))
     active = select(AgentInstance.id).where(AgentInstance.id == c.agent_instance_id, AgentInstance.status == "active")
-    query = (select(c.id).where(due, active.exists(), *_scope_filters(state, percent_shops))
-             .order_by(c.created_at).limit(limit).with_for_update(skip_locked=True, of=c))
-    with _session(engine) as s:
-        ids = list(s.scalars(query))
-        if ids:
-            s.execute(update(c).where(c.id.in_(ids)).values(
-                status="in_progress", lease_owner=worker_id, lease_expires_at=now + timedelta(seconds=lease_seconds),
-                started_at=now, attempts=c.attempts + 1, next_attempt_at=None))
-        s.commit()
-    return ids
-
-
-def _owned(s: Session, conversation_id: int, worker_id: str) -> Conversation | None:
-    return s.scalars(select(Conversation).where(
-        Conversation.id == conversation_id, Conversation.lease_owner == worker_id,
-        Conversation.status == "in_progress").with_for_update()).one_or_none()
+    candidates = (select(c.id).where(due, active.exists(), *_scope_filters(state, percent_shops))
+                  .order_by(c.created_at).limit(limit).with_for_update(skip_locked=True, of=c))
+    stmt = (update(c).where(c.id.in_(candidates.scalar_subquery())).values(
+        status="in_progress", lease_owner=worker_id, lease_expires_at=now + timedelta(seconds=lease_seconds),
+        started_at=now, attempts=c.attempts + 1, next_attempt_at=None).returning(c.id))
+    with write_bind(engine).begin() as conn:
+        _relaxed_commit(conn)
+        return list(conn.scalars(stmt))
 
 
 @dataclass(frozen=True)
@@ -69,56 +73,66 @@ class Outcome:
     reason: str = ""
 
 
+_FINISHED = Conversation.__table__.c
+_ROLLUP_FIELDS = (_FINISHED.id, _FINISHED.created_at, _FINISHED.agent_instance_id, _FINISHED.shop_id,
+                  _FINISHED.agent_type, _FINISHED.status, _FINISHED.response_time_ms, _FINISHED.prompt_tokens,
+                  _FINISHED.completion_tokens, _FINISHED.cost_usd)
+
+
+def _finish_held(conn: Connection, conversation_id: int, worker_id: str, **values: object) -> Row | None:
+    """Finish a conversation only while WORKER_ID still holds its lease; returns what the rollup needs."""
+    return conn.execute(
+        update(Conversation).where(Conversation.id == conversation_id, Conversation.lease_owner == worker_id,
+                                   Conversation.status == "in_progress")
+        .values(lease_owner=None, lease_expires_at=None, **values).returning(*_ROLLUP_FIELDS)).one_or_none()
+
+
 def complete(engine: Engine, *, conversation_id: int, worker_id: str, reply: Reply, response_ms: int) -> Outcome:
     """Store the outgoing message and finish the conversation, unless the lease was lost meanwhile."""
-    with _session(engine) as s:
-        conv = _owned(s, conversation_id, worker_id)
-        if conv is None:
+    now = utcnow()
+    with write_bind(engine).connect() as conn:
+        tx = conn.begin()
+        row = _finish_held(conn, conversation_id, worker_id, status="completed", completed_at=now,
+                           response_time_ms=response_ms, prompt_tokens=reply.prompt_tokens,
+                           completion_tokens=reply.completion_tokens, cost_usd=reply.cost_usd,
+                           provider=reply.provider, error=None)
+        if row is None:
+            tx.rollback()
             return Outcome(False, "lease lost: another worker holds this conversation")
-        now = utcnow()
-        s.add(Message(conversation_id=conv.id, role="agent", content=reply.text, created_at=now,
-                      prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
-                      latency_ms=int(reply.latency_ms), idempotency_key=f"conv:{conv.id}:step:0"))
-        conv.status, conv.completed_at, conv.response_time_ms = "completed", now, response_ms
-        conv.prompt_tokens, conv.completion_tokens, conv.cost_usd = reply.prompt_tokens, reply.completion_tokens, reply.cost_usd
-        conv.provider, conv.error, conv.lease_owner, conv.lease_expires_at = reply.provider, None, None, None
         try:
-            s.flush()
+            conn.execute(insert(Message).values(
+                conversation_id=conversation_id, role="agent", content=reply.text, created_at=now,
+                prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
+                latency_ms=int(reply.latency_ms), idempotency_key=f"conv:{conversation_id}:step:0"))
         except IntegrityError:
-            s.rollback()
+            tx.rollback()
             return Outcome(False, "already sent: this message's idempotency key exists")
-        rollups.record_finished(s, conv)
-        s.commit()
+        rollups.record_finished(conn, row)
+        tx.commit()
         return Outcome(True)
 
 
 def finish_without_reply(engine: Engine, *, conversation_id: int, worker_id: str, status: str, error: str | None,
                          provider: str | None) -> Outcome:
     """Mark a held conversation failed (with the error) or opted_out; rejected if the lease was lost."""
-    with _session(engine) as s:
-        conv = _owned(s, conversation_id, worker_id)
-        if conv is None:
+    with write_bind(engine).begin() as conn:
+        row = _finish_held(conn, conversation_id, worker_id, status=status, completed_at=utcnow(),
+                           error=error or None, provider=provider)
+        if row is None:
             return Outcome(False, "lease lost")
-        conv.status, conv.completed_at, conv.error, conv.provider = status, utcnow(), (error or None), provider
-        conv.lease_owner = conv.lease_expires_at = None
-        rollups.record_finished(s, conv)
-        s.commit()
+        rollups.record_finished(conn, row)
         return Outcome(True)
 
 
-def release(engine: Engine, *, conversation_id: int, worker_id: str, retry_at: datetime | None,
-            count_attempt: bool = False) -> Outcome:
-    """Give a held conversation back (pending, due at RETRY_AT): breaker open, or the worker stopping."""
-    with _session(engine) as s:
-        conv = _owned(s, conversation_id, worker_id)
-        if conv is None:
-            return Outcome(False, "lease lost")
-        conv.status, conv.lease_owner, conv.lease_expires_at, conv.next_attempt_at = "pending", None, None, retry_at
-        conv.started_at = None
-        if not count_attempt:
-            conv.attempts = max(0, conv.attempts - 1)
-        s.commit()
-        return Outcome(True)
+def release(engine: Engine, *, conversation_id: int, worker_id: str, retry_at: datetime | None) -> Outcome:
+    """Give a held conversation back, due at RETRY_AT (breaker open); the claim does not count as an attempt."""
+    with write_bind(engine).begin() as conn:
+        n = conn.execute(update(Conversation).where(
+            Conversation.id == conversation_id, Conversation.lease_owner == worker_id,
+            Conversation.status == "in_progress").values(
+            status="pending", lease_owner=None, lease_expires_at=None, next_attempt_at=retry_at, started_at=None,
+            attempts=Conversation.attempts - 1)).rowcount
+        return Outcome(bool(n), "" if n else "lease lost")
 
 
 def renew_leases(engine: Engine, *, worker_id: str, ids: Sequence[int], lease_seconds: float) -> int:
@@ -137,6 +151,7 @@ def renew_leases(engine: Engine, *, worker_id: str, ids: Sequence[int], lease_se
 def write_heartbeat(engine: Engine, row: dict, db_samples_ms: Sequence[float]) -> None:
     """Upsert this worker's heartbeat row and add its database timings to the hour's histogram."""
     with _session(engine) as s:
+        _relaxed_commit(s)
         dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
         stmt = dialect.insert(WorkerHeartbeat).values(**row)
         s.execute(stmt.on_conflict_do_update(index_elements=["id"],

@@ -122,6 +122,7 @@ def test_breaker_opens_defers_and_recovers(engine: Engine, fake_openai, monkeypa
     with RunningWorker(engine) as worker:
         wait_for(lambda: worker.breaker.snapshot().state == "open", what="the breaker to open")
         assert fake_openai.calls == 5  # 3 attempts of the first, 2 of the second: 5 consecutive failures
+        wait_for(lambda: status_counts(engine).get("in_progress", 0) == 0, what="the caught conversation's release")
         with read_session(engine) as s:
             statuses = dict(s.execute(select(Conversation.id, Conversation.status).where(Conversation.id.in_(ids))).all())
             deferred = s.scalars(select(Conversation).where(Conversation.status == "pending",

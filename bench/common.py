@@ -1,0 +1,56 @@
+"""Shared benchmark plumbing: a scratch PostgreSQL database and the table every benchmark prints."""
+from __future__ import annotations
+
+import os
+import statistics
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine, text
+
+PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+
+
+@contextmanager
+def scratch_postgres(name: str | None = None, keep: bool = False) -> Iterator[str]:
+    """A fresh PostgreSQL database migrated to head; dropped afterwards unless KEEP."""
+    from core.db import make_engine
+    from core.migrate import upgrade_to_head
+
+    name = name or f"agentops_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    eng = make_engine(url)
+    upgrade_to_head(eng)
+    eng.dispose()
+    try:
+        yield url
+    finally:
+        if not keep:
+            from core.db import dispose_engines
+
+            dispose_engines()
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def pct(values: list[float], q: float) -> float:
+    """The Q-quantile (0..1) of VALUES, nearest-rank."""
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, int(round(q * len(ordered) + 0.5)) - 1))] if ordered else float("nan")
+
+
+def mean(values: list[float]) -> float:
+    return statistics.fmean(values) if values else float("nan")
+
+
+def table(title: str, rows: list[tuple[str, str, str, str]]) -> str:
+    """A Markdown table: figure | measured | goal | peer or naive approach (same run)."""
+    lines = [f"### {title}", "", "| figure | measured | goal | peer / naive (same run) |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return "\n".join(lines) + "\n"
