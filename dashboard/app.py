@@ -3,7 +3,23 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.config import SettingsError, get_settings
+from dashboard import components, context, signin
 from dashboard.navigation import build_navigation
 
 st.set_page_config(page_title="BookedBarber Agent Ops", page_icon="💈", layout="wide")
-build_navigation().run()
+try:
+    settings = get_settings()
+except SettingsError as exc:
+    st.error(f"The console cannot start: {exc}")
+    st.stop()
+
+signed = components.with_database(context.current, fallback=st.session_state.get("agentops_signed_in"))
+if signed is None:
+    st.navigation([st.Page(signin.render_sign_in, title="Sign in", icon="🔐")], position="hidden").run()
+    st.stop()
+
+st.session_state["agentops_signed_in"] = signed
+components.identity_sidebar(signed, settings.environment)
+signin.render_sign_out(signed.token)
+build_navigation(signed.actor).run()

@@ -1,13 +1,40 @@
-"""The role → pages table: one place decides which pages a user sees."""
+"""The role → pages table: one place decides which pages a user sees. Each page checks again."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
-PAGES = Path(__file__).resolve().parent.parent / "pages"
+from core.auth import Actor, Permission
+
+PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
 
 
-def build_navigation() -> st.navigation:
-    """The pages the current user may open."""
-    return st.navigation([st.Page(str(PAGES / "status.py"), title="System status", icon="🟢", default=True)])
+@dataclass(frozen=True)
+class PageSpec:
+    file: str
+    title: str
+    icon: str
+    permission: Permission
+    url_path: str
+
+
+PAGES = [
+    PageSpec("health.py", "Agent health", "🩺", Permission.VIEW_HEALTH, "health"),
+]
+
+
+def build_navigation(actor: Actor) -> st.navigation:
+    """Pages ACTOR may use are listed; the others stay reachable by URL only to show a refusal."""
+    pages = []
+    for i, spec in enumerate(PAGES):
+        allowed = actor.can(spec.permission)
+        pages.append(st.Page(str(PAGES_DIR / spec.file), title=spec.title, icon=spec.icon, url_path=spec.url_path,
+                             default=i == 0, visibility="visible" if allowed else "hidden"))
+    return st.navigation(pages)
+
+
+def visible_titles(actor: Actor) -> list[str]:
+    """The titles ACTOR sees in the menu (for tests and the sidebar)."""
+    return [p.title for p in PAGES if actor.can(p.permission)]

@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--shop", type=int)
     e.add_argument("--every", type=float, help="repeat every this many seconds (demo traffic) until stopped")
     e.set_defaults(func=enqueue)
+    p = sub.add_parser("probe", help="probe the health endpoints and time the dashboard queries")
+    p.add_argument("--every", type=float, help="repeat every this many seconds until stopped")
+    p.set_defaults(func=probe)
 
 
 def run_worker(args: argparse.Namespace) -> int:
@@ -45,6 +48,20 @@ def enqueue(args: argparse.Namespace) -> int:
         ids = enqueue_conversations(actor=actor, count=args.count, agent_type=args.agent_type, shop_id=args.shop,
                                     uow=UnitOfWork(get_engine()))
         print(f"enqueued {len(ids)} conversations ({ids[0]}…{ids[-1]})", flush=True)
+        if not args.every:
+            return 0
+        time.sleep(args.every)
+
+
+def probe(args: argparse.Namespace) -> int:
+    from core.probes import run_once
+
+    urls = get_settings().probe_urls()
+    while True:
+        for r in run_once(get_engine(), urls):
+            state = "up" if r["ok"] else f"DOWN ({r['error']})"
+            latency = f"{r['latency_ms']:.0f} ms" if r["latency_ms"] is not None else "-"
+            print(f"{r['url']}: {state} {latency}", flush=True)
         if not args.every:
             return 0
         time.sleep(args.every)

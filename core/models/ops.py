@@ -77,6 +77,7 @@ class WorkerHeartbeat(Base):
     claiming: Mapped[bool] = mapped_column(default=False)
     breaker_state: Mapped[str] = mapped_column(String(16), default="closed")
     rss_mb: Mapped[float] = mapped_column(Float, default=0)
+    rss_start_mb: Mapped[float] = mapped_column(Float, default=0, server_default="0")
     cpu_percent: Mapped[float] = mapped_column(Float, default=0)
 
 

@@ -57,6 +57,7 @@ class Worker:
         self._seen_version = 0
         self._process = psutil.Process()
         self._process.cpu_percent(None)
+        self._rss_start_mb = self._process.memory_info().rss / 1e6
 
     # -- the loop ---------------------------------------------------------------------------------------
     def run(self, *, max_seconds: float | None = None) -> int:
@@ -241,7 +242,7 @@ class Worker:
                "last_seen_at": now, "stopped_at": now if stopped else None, "in_flight": in_flight,
                "processed": processed, "settings_version": self._seen_version, "settings_seen_at": now,
                "claiming": not stopped, "breaker_state": self.breaker.snapshot().state,
-               "rss_mb": self._process.memory_info().rss / 1e6, "cpu_percent": self._process.cpu_percent(None)}
+               "rss_mb": self._process.memory_info().rss / 1e6, "rss_start_mb": self._rss_start_mb, "cpu_percent": self._process.cpu_percent(None)}
         try:
             store.write_heartbeat(self.engine, row, samples)
         except Exception as exc:  # noqa: BLE001

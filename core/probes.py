@@ -1,0 +1,55 @@
+"""Probes: the health endpoints over HTTP (2 s timeout) and timed dashboard queries, stored as history.
+
+Probe results are telemetry, like heartbeats: they are written without an audit record.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import requests
+from sqlalchemy import Engine, insert
+
+from core import rollups
+from core.auth import system_actor
+from core.db import read_session, write_bind
+from core.models import HealthProbe, utcnow
+from core.queries import metrics
+
+PROBE_TIMEOUT_SECONDS = 2.0
+
+
+def probe_url(url: str, session: requests.Session | None = None) -> dict:
+    """GET URL once; ok means a 2xx answer within the timeout."""
+    started = time.perf_counter()
+    try:
+        resp = (session or requests).get(url, timeout=PROBE_TIMEOUT_SECONDS)
+        latency = (time.perf_counter() - started) * 1000
+        return {"url": url, "ok": 200 <= resp.status_code < 300, "status_code": resp.status_code,
+                "latency_ms": latency, "error": None if resp.ok else f"HTTP {resp.status_code}"}
+    except requests.RequestException as exc:
+        return {"url": url, "ok": False, "status_code": None, "latency_ms": None,
+                "error": type(exc).__name__.replace("Error", " error").strip()}
+
+
+def timed_queries(engine: Engine) -> list[float]:
+    """Run the Agent Health page's main reads and return their durations (ms)."""
+    actor, out = system_actor("probe"), []
+    with read_session(engine) as s:
+        for hours in (1, 24):
+            started = time.perf_counter()
+            metrics.get_summary(s, actor=actor, window_hours=hours)
+            out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+def run_once(engine: Engine, urls: Sequence[str]) -> list[dict]:
+    """Probe every URL and time the queries; store both."""
+    results = [probe_url(u) for u in urls]
+    samples = timed_queries(engine)
+    now = utcnow()
+    with write_bind(engine).begin() as conn:
+        if results:
+            conn.execute(insert(HealthProbe), [{**r, "checked_at": now} for r in results])
+        rollups.record_db_time(conn, source="probe", samples_ms=samples, at=now)
+    return results

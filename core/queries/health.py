@@ -1,0 +1,105 @@
+"""The checklist's success criteria, evaluated: measured value, threshold from config, pass / warn / fail."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.auth import Actor, Permission
+from core.config import Settings, get_settings
+from core.models import AgentDbTiming, HealthProbe, WorkerHeartbeat, utcnow
+from core.queries.metrics import Summary
+from core.queries.scope import require_read
+from core.rollups import percentile, window_start
+
+# A worker whose heartbeat is older than this is not alive (the API's readiness uses the same number).
+WORKER_ALIVE_SECONDS = 30
+# Within this share of the threshold a criterion warns before it fails.
+WARN_AT = 0.8
+
+
+@dataclass(frozen=True)
+class Criterion:
+    key: str
+    label: str
+    value: float | None
+    threshold: float
+    unit: str
+    state: str  # pass | warn | fail | no data
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "value": self.value, "threshold": self.threshold, "unit": self.unit,
+                "state": self.state}
+
+
+def judge(value: float | None, threshold: float) -> str:
+    """pass below 80 % of THRESHOLD, warn up to it, fail at or above it."""
+    if value is None:
+        return "no data"
+    if value >= threshold:
+        return "fail"
+    return "warn" if value >= WARN_AT * threshold else "pass"
+
+
+def db_query_p95(session: Session, *, since: datetime) -> float | None:
+    """p95 of recorded database timings (the worker's writes and the console's probe queries)."""
+    t = AgentDbTiming
+    rows = session.execute(select(t.bucket, func.sum(t.count)).where(t.hour >= since).group_by(t.bucket))
+    return percentile({int(b): int(n) for b, n in rows}, 0.95)
+
+
+def list_workers(session: Session, *, actor: Actor, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Every worker seen in the last day, newest first, with whether it is alive."""
+    require_read(actor, Permission.VIEW_HEALTH)
+    now = now or utcnow()
+    rows = session.scalars(select(WorkerHeartbeat).where(WorkerHeartbeat.last_seen_at >= now - timedelta(days=1))
+                           .order_by(WorkerHeartbeat.last_seen_at.desc())).all()
+    return [{"worker": w.id, "host": w.host, "pid": w.pid, "alive": _alive(w, now), "last_seen": w.last_seen_at,
+             "age_s": (now - w.last_seen_at).total_seconds(), "in_flight": w.in_flight, "processed": w.processed,
+             "settings_version": w.settings_version, "breaker": w.breaker_state, "rss_mb": round(w.rss_mb, 1),
+             "rss_growth_mb": round(w.rss_mb - (w.rss_start_mb or w.rss_mb), 1), "cpu_percent": round(w.cpu_percent, 1),
+             "stopped": w.stopped_at is not None} for w in rows]
+
+
+def _alive(w: WorkerHeartbeat, now: datetime) -> bool:
+    return w.stopped_at is None and (now - w.last_seen_at).total_seconds() <= WORKER_ALIVE_SECONDS
+
+
+def evaluate_criteria(session: Session, *, actor: Actor, summary: Summary, workers: list[dict[str, Any]],
+                      settings: Settings | None = None) -> list[Criterion]:
+    """The success-criteria tiles for SUMMARY's window."""
+    s = settings or get_settings()
+    alive = [w for w in workers if w["alive"]]
+    memory = max((w["rss_growth_mb"] for w in alive), default=None)
+    cpu = max((w["cpu_percent"] for w in alive), default=None)
+    db_p95 = db_query_p95(session, since=summary.since)
+    error_pct = summary.error_rate * 100 if summary.error_rate is not None else None
+    return [
+        Criterion("response_p95", "Agent response time p95", summary.p95_response_ms, s.sc_response_p95_ms, "ms",
+                  judge(summary.p95_response_ms, s.sc_response_p95_ms)),
+        Criterion("db_query_p95", "Database query time p95", db_p95, s.sc_db_query_p95_ms, "ms",
+                  judge(db_p95, s.sc_db_query_p95_ms)),
+        Criterion("error_rate", "Error rate", error_pct, s.sc_error_rate * 100, "%", judge(error_pct, s.sc_error_rate * 100)),
+        Criterion("memory", "Worker memory growth", memory, s.sc_memory_mb, "MB", judge(memory, s.sc_memory_mb)),
+        Criterion("cpu", "Worker CPU", cpu, s.sc_cpu_percent, "%", judge(cpu, s.sc_cpu_percent)),
+    ]
+
+
+def probe_history(session: Session, *, actor: Actor, window_hours: int, now: datetime | None = None
+                  ) -> list[dict[str, Any]]:
+    """Per probed URL: the latest state, uptime per cent over the window, and the probe points."""
+    require_read(actor, Permission.VIEW_HEALTH)
+    since = window_start(now or utcnow(), window_hours)
+    p = HealthProbe
+    rows = session.execute(select(p.url, p.checked_at, p.ok, p.status_code, p.latency_ms, p.error)
+                           .where(p.checked_at >= since, ~p.url.like("verify-%")).order_by(p.url, p.checked_at)).all()
+    by_url: dict[str, list[Any]] = {}
+    for r in rows:
+        by_url.setdefault(r.url, []).append(r)
+    return [{"url": url, "ok": pts[-1].ok, "status_code": pts[-1].status_code, "error": pts[-1].error,
+             "last_checked": pts[-1].checked_at, "uptime_percent": 100 * sum(1 for x in pts if x.ok) / len(pts),
+             "points": [{"checked_at": x.checked_at, "latency_ms": x.latency_ms, "ok": x.ok} for x in pts]}
+            for url, pts in by_url.items()]

@@ -1,0 +1,60 @@
+"""The browser cookie holds only the session token, encrypted with streamlit-authenticator's Encryptor.
+
+Unlike the library's own re-authentication cookie (a JWT that stays valid after logout, see its
+issues #91 and #195), this token is worthless once the server-side session has ended.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import streamlit as st
+from cryptography.fernet import InvalidToken
+from streamlit_authenticator.utilities import Encryptor
+
+from core.config import get_settings
+
+COOKIE_NAME = "agentops_session"
+
+
+def _encryptor() -> Encryptor:
+    return Encryptor(get_settings().cookie_key.get_secret_value())
+
+
+def read_token() -> str | None:
+    """The session token from the request's cookie, if it decrypts with our key."""
+    raw = _raw_cookie()
+    if not raw:
+        return None
+    try:
+        return _encryptor().decrypt(raw)
+    except (InvalidToken, ValueError):
+        return None
+
+
+def _raw_cookie() -> str | None:
+    try:
+        raw = st.context.cookies.get(COOKIE_NAME)
+    except (AttributeError, RuntimeError):
+        return None
+    return raw if isinstance(raw, str) else None
+
+
+def _manager():  # noqa: ANN202 - extra_streamlit_components.CookieManager
+    import extra_streamlit_components as stx
+
+    return stx.CookieManager(key="agentops_cookies")
+
+
+def store_token(token: str, *, hours: float) -> None:
+    """Ask the browser to keep the encrypted token until the session would expire."""
+    _manager().set(COOKIE_NAME, _encryptor().encrypt(token), key="agentops_cookie_set",
+                   expires_at=datetime.now() + timedelta(hours=hours), same_site="strict")
+
+
+def forget() -> None:
+    """Drop the cookie (after sign-out or an ended session)."""
+    if _raw_cookie():
+        try:
+            _manager().delete(COOKIE_NAME, key="agentops_cookie_delete")
+        except KeyError:
+            pass

@@ -1,0 +1,44 @@
+"""Cached reads for the pages. Arguments are primitives and always include the user's scope."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import streamlit as st
+
+from core.auth import Actor, Role
+from core.db import get_engine, read_session
+from core.queries import health, metrics
+
+TTL_SECONDS = 10
+
+
+def scope_args(actor: Actor) -> tuple[str, tuple[int, ...] | None]:
+    """The cache key part that keeps one user's data from reaching another."""
+    return actor.role.value, None if actor.shop_ids is None else tuple(sorted(actor.shop_ids))
+
+
+def _actor(role: str, shops: tuple[int, ...] | None) -> Actor:
+    return Actor(username="console-read", role=Role(role), shop_ids=None if shops is None else frozenset(shops),
+                 source="console")
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def health_figures(role: str, shops: tuple[int, ...] | None, window_hours: int) -> dict[str, Any]:
+    """Everything the Agent Health page shows for one scope and window, and how long the reads took."""
+    actor, started = _actor(role, shops), time.perf_counter()
+    with read_session(get_engine(read=True)) as s:
+        summary = metrics.get_summary(s, actor=actor, window_hours=window_hours)
+        workers = health.list_workers(s, actor=actor)
+        figures = {
+            "summary": summary,
+            "criteria": health.evaluate_criteria(s, actor=actor, summary=summary, workers=workers),
+            "series": metrics.get_timeseries(s, actor=actor, window_hours=window_hours),
+            "by_type": metrics.get_breakdown(s, actor=actor, window_hours=window_hours, by="agent_type"),
+            "by_shop": metrics.get_breakdown(s, actor=actor, window_hours=window_hours, by="shop"),
+            "workers": workers,
+            "probes": health.probe_history(s, actor=actor, window_hours=min(window_hours, 24)),
+        }
+    figures["read_ms"] = (time.perf_counter() - started) * 1000
+    figures["read_at"] = time.time()
+    return figures

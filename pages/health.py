@@ -1,0 +1,87 @@
+"""Agent health: the checklist's success criteria, trends, breakdowns, workers and endpoints."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+import streamlit as st
+
+from core.auth import Permission
+from core.config import get_settings
+from core.queries.metrics import WINDOWS
+from dashboard import charts, components, data
+
+REFRESH_SECONDS = 15
+actor = components.page_guard(Permission.VIEW_HEALTH, "Agent health")
+settings = get_settings()
+st.title("Agent health")
+window = st.segmented_control("Window", list(WINDOWS), default="24h", key="health_window") or "24h"
+scope = "all shops" if actor.shop_ids is None else "shops " + ", ".join(map(str, sorted(actor.shop_ids)))
+st.caption(f"Conversations created in the last {window} (whole hours, UTC), {scope}. "
+           f"Live panels refresh every {REFRESH_SECONDS} s.")
+
+
+def load() -> dict:
+    figures = components.with_database(lambda: data.health_figures(*data.scope_args(actor), WINDOWS[window]),
+                                       fallback=st.session_state.get(f"health_last_good_{window}"))
+    st.session_state[f"health_last_good_{window}"] = figures
+    return figures
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def live_panels() -> None:
+    figures = load()
+    summary = figures["summary"]
+    cols = st.columns(3) + st.columns(3)
+    for col, criterion in zip(cols, figures["criteria"]):
+        components.criterion_tile(col, criterion)
+    with cols[5].container(border=True):
+        st.metric("Conversations", f"{summary.conversations:,}", help="Created in the window; their statuses below.")
+        st.caption(f"{summary.tokens:,} tokens · ${summary.cost_usd:,.2f}")
+    st.text("By status: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in summary.by_status.items()))
+    left, right = st.columns(2)
+    left.plotly_chart(charts.volume_by_status(figures["series"]), use_container_width=True)
+    right.plotly_chart(charts.p95_over_time(figures["series"], settings.sc_response_p95_ms), use_container_width=True)
+    left.plotly_chart(charts.error_rate_over_time(figures["series"], settings.sc_error_rate * 100),
+                      use_container_width=True)
+    with right:
+        tab_type, tab_shop = st.tabs(["By agent type", "By shop"])
+        tab_type.dataframe(_breakdown(figures["by_type"]), hide_index=True, use_container_width=True)
+        tab_shop.dataframe(_breakdown(figures["by_shop"]), hide_index=True, use_container_width=True)
+    render_workers(figures["workers"])
+    render_probes(figures["probes"])
+    read_at = datetime.fromtimestamp(figures["read_at"]).strftime("%H:%M:%S")
+    st.caption(f"Last updated {read_at} · page queries took {figures['read_ms']:.0f} ms")
+
+
+def _breakdown(rows: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=["name", "created", "completed", "failed", "error_rate", "p95_response_ms"])
+    df["error %"] = (df["error_rate"].astype(float) * 100).round(2)
+    df["p95 ms"] = df["p95_response_ms"].astype(float).round(0)
+    return df[["name", "created", "completed", "failed", "error %", "p95 ms"]]
+
+
+def render_workers(workers: list[dict]) -> None:
+    st.subheader("Workers")
+    if not workers:
+        st.info("No worker has reported in the last day. Start one with `python -m core worker`.")
+        return
+    df = pd.DataFrame(workers)[["worker", "alive", "age_s", "in_flight", "processed", "settings_version", "breaker",
+                                "rss_mb", "rss_growth_mb", "cpu_percent"]]
+    df["age_s"] = df["age_s"].round(1)
+    st.dataframe(df.rename(columns={"age_s": "last heartbeat (s ago)", "settings_version": "settings version seen"}),
+                 hide_index=True, use_container_width=True)
+
+
+def render_probes(probes: list[dict]) -> None:
+    st.subheader("Health endpoints")
+    if not probes:
+        st.info("No probe results yet. `python -m core probe --every 30` checks " + ", ".join(settings.probe_urls()))
+        return
+    for p in probes:
+        state = "✅ up" if p["ok"] else f"❌ down ({p['error'] or p['status_code']})"
+        st.text(f"{p['url']}: {state} · uptime {p['uptime_percent']:.1f} % (last 24 h)")
+        st.plotly_chart(charts.probe_latency(p["points"], p["url"]), use_container_width=True)
+
+
+live_panels()

@@ -1,0 +1,98 @@
+"""The Agent Health page and `metrics` show true figures: equal to values computed here from raw rows."""
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import pytest
+from sqlalchemy import Engine, select
+
+from core.cli import main
+from core.db import read_session
+from core.models import Conversation, utcnow
+from core.rollups import BUCKET_RATIO, window_start
+from core.services import users
+from core.uow import UnitOfWork
+from tests.dashboard.conftest import body_text, open_app, sign_in
+from tests.support.data import ROLE_ACTORS
+
+
+def raw_figures(engine: Engine, hours: int, shops: set[int] | None = None) -> dict:
+    since = window_start(utcnow(), hours)
+    with read_session(engine) as s:
+        rows = s.execute(select(Conversation.status, Conversation.response_time_ms, Conversation.shop_id)
+                         .where(Conversation.created_at >= since)).all()
+    rows = [r for r in rows if shops is None or r.shop_id in shops]
+    times = sorted(r.response_time_ms for r in rows if r.status == "completed")
+    completed = sum(1 for r in rows if r.status == "completed")
+    failed = sum(1 for r in rows if r.status == "failed")
+    return {"conversations": len(rows), "completed": completed, "failed": failed,
+            "by_status": {s: sum(1 for r in rows if r.status == s) for s in
+                          ("completed", "failed", "opted_out", "pending", "in_progress", "waiting_response")},
+            "error_rate": failed / (completed + failed) if completed + failed else None,
+            "p95": times[math.ceil(0.95 * len(times)) - 1] if times else None}
+
+
+def metric(at, label_part: str) -> str:  # noqa: ANN001
+    return next(m.value for m in at.metric if label_part in m.label)
+
+
+def number(text: str) -> float:
+    return float(re.sub(r"[^0-9.]", "", text))
+
+
+def test_page_figures_equal_raw_rows(console_db: Engine) -> None:
+    at = sign_in(open_app(), "po")
+    at.segmented_control(key="health_window").set_value("7d").run()
+    assert not at.exception
+    raw = raw_figures(console_db, 24 * 7)
+    assert int(number(metric(at, "Conversations"))) == raw["conversations"] == 60
+    shown_p95 = number(metric(at, "response time p95"))
+    assert abs(shown_p95 - raw["p95"]) / raw["p95"] <= math.sqrt(BUCKET_RATIO) - 1
+    assert number(metric(at, "Error rate")) == pytest.approx(round(raw["error_rate"] * 100, 2), abs=0.006)
+    text = body_text(at)
+    for status, n in raw["by_status"].items():
+        assert f"{status.replace('_', ' ')} {n:,}" in text
+
+
+def test_support_sees_only_their_shops(console_db: Engine) -> None:
+    users.add_user(actor=ROLE_ACTORS["admin"], username="sue", password="long enough pw", role="support", shops=[2],
+                   uow=UnitOfWork(console_db))
+    at = sign_in(open_app(), "sue", "long enough pw")
+    at.segmented_control(key="health_window").set_value("7d").run()
+    raw = raw_figures(console_db, 24 * 7, shops={2})
+    assert 0 < raw["conversations"] < 60
+    assert int(number(metric(at, "Conversations"))) == raw["conversations"]
+    assert "shops 2" in body_text(at)
+
+
+def test_database_down_keeps_last_good_figures(console_db: Engine, monkeypatch) -> None:
+    at = sign_in(open_app(), "engineer")
+    before = metric(at, "Conversations")
+    from dashboard import data
+
+    def down(*_a, **_k):  # noqa: ANN002, ANN003
+        from sqlalchemy.exc import OperationalError
+
+        raise OperationalError("SELECT 1", {}, Exception("connection refused: is the server running?"))
+
+    data.health_figures.clear()
+    monkeypatch.setattr(data, "health_figures", down)
+    at.run()
+    assert not at.exception
+    assert "The database cannot be reached (connection refused" in at.error[0].value
+    assert metric(at, "Conversations") == before
+
+
+def test_metrics_cli_prints_the_same_figures(console_db: Engine, capsys: pytest.CaptureFixture) -> None:
+    assert main(["metrics", "--window", "7d", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    raw = raw_figures(console_db, 24 * 7)
+    assert shown["conversations"] == raw["conversations"]
+    assert shown["by_status"] == raw["by_status"]
+    assert shown["error_rate"] == pytest.approx(raw["error_rate"])
+    assert abs(shown["p95_response_ms"] - raw["p95"]) / raw["p95"] <= math.sqrt(BUCKET_RATIO) - 1
+    assert set(shown["criteria"]) == {"response_p95", "db_query_p95", "error_rate", "memory", "cpu"}
+    assert main(["metrics", "--window", "2w"]) == 2
+    assert "The window must be one of 1h, 24h, 7d, 30d" in capsys.readouterr().err
