@@ -16,6 +16,7 @@ class Role(str, Enum):
     SHOP_OWNER = "shop_owner"
     ENTERPRISE_OWNER = "enterprise_owner"
     SYSTEM = "system"  # the CLI on a machine that holds the database credentials
+    ANONYMOUS = "anonymous"  # not signed in (failed sign-ins, requests without a token)
 
 
 class Permission(str, Enum):
@@ -39,6 +40,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     R.SHOP_OWNER: frozenset({P.VIEW_HEALTH, P.READ_CONVERSATIONS, P.MANAGE_INSTANCES}),
     R.ENTERPRISE_OWNER: frozenset({P.VIEW_HEALTH, P.READ_CONVERSATIONS, P.MANAGE_INSTANCES}),
     R.SYSTEM: frozenset(P),
+    R.ANONYMOUS: frozenset(),
 }
 CONSOLE_ROLES = (R.PRODUCT_OWNER, R.SUPPORT, R.ENGINEER, R.ADMIN)
 # Roles whose reads are limited to some shops; the others see every shop.
@@ -69,6 +71,11 @@ class Actor:
         """A stable string of role and shops, for cache keys."""
         shops = "all" if self.shop_ids is None else ",".join(map(str, sorted(self.shop_ids)))
         return f"{self.role.value}:{shops}"
+
+
+def anonymous_actor(name: str, source: str) -> Actor:
+    """Someone not (yet) signed in, named by what they claimed to be."""
+    return Actor(username=name or "(blank)", role=Role.ANONYMOUS, source=source)
 
 
 def system_actor(source: str = "cli", name: str | None = None) -> Actor:

@@ -8,7 +8,8 @@ import streamlit as st
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from core.auth import Actor, Permission
-from core.services.sessions import SignedIn, refuse_page
+from core.services.guard import record_refusal
+from core.services.sessions import SignedIn
 from core.uow import UnitOfWork
 
 T = TypeVar("T")
@@ -51,7 +52,8 @@ def page_guard(permission: Permission, page: str) -> Actor:
         st.error("You are not signed in.")
         st.stop()
     if not signed.actor.can(permission):
-        refuse_page(actor=signed.actor, page=page, uow=UnitOfWork())
+        record_refusal(actor=signed.actor, action="page.open", target=page, uow=UnitOfWork(),
+                       reason=f"role {signed.actor.role.value} may not open {page}")
         st.error(f"Your role ({signed.actor.role.value}) may not open {page}. This attempt has been recorded.")
         st.stop()
     return signed.actor

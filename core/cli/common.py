@@ -6,12 +6,10 @@ import json
 import sys
 from typing import Any
 
-from sqlalchemy import select
-
-from core.auth import Actor, Role, system_actor
+from core.auth import Actor, system_actor
 from core.db import get_engine, read_session
 from core.errors import NotFound, UserInputError
-from core.models import User, UserShop
+from core.queries.users import actor_for_user, get_user_by_name
 
 
 def actor_from_args(args: argparse.Namespace) -> Actor:
@@ -25,13 +23,10 @@ def actor_from_args(args: argparse.Namespace) -> Actor:
 def load_actor(username: str, *, source: str) -> Actor:
     """The acting user NAME as stored (role and shops), refusing disabled users."""
     with read_session(get_engine()) as s:
-        user = s.scalars(select(User).where(User.username == username.lower())).one_or_none()
+        user = get_user_by_name(s, username)
         if user is None or user.disabled:
             raise NotFound(f"No active user named {username!r}.")
-        shops = frozenset(s.scalars(select(UserShop.shop_id).where(UserShop.user_id == user.id)))
-    role = Role(user.role)
-    scoped = role in (Role.SUPPORT, Role.SHOP_OWNER, Role.ENTERPRISE_OWNER)
-    return Actor(username=user.username, role=role, shop_ids=shops if scoped else None, user_id=user.id, source=source)
+        return actor_for_user(s, user, source=source)
 
 
 def id_list(value: str) -> list[int]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import select
 
@@ -113,7 +114,15 @@ def set_agent_type_enabled(*, actor: Actor, agent_type: str, enabled: bool, reas
                                 expected_version=expected_version, apply=apply)
 
 
-def set_instance_status(*, actor: Actor, instance_id: int, status: str, reason: str, uow: UnitOfWork) -> AgentInstance:
+@dataclass(frozen=True)
+class InstanceView:
+    id: int
+    shop_id: int
+    agent_type: str
+    status: str
+
+
+def set_instance_status(*, actor: Actor, instance_id: int, status: str, reason: str, uow: UnitOfWork) -> InstanceView:
     """Activate or pause one agent instance (shop owners for their own shops, engineers for all)."""
     if status not in ("active", "paused"):
         raise UserInputError("An instance can be set to active or paused.")
@@ -131,4 +140,4 @@ def set_instance_status(*, actor: Actor, instance_id: int, status: str, reason: 
             audit.append(uow.session, actor=actor, action=action, target=f"instance {instance_id}",
                          reason=reason, before={"status": before}, after={"status": status})
             uow.commit()
-        return inst
+        return InstanceView(inst.id, inst.shop_id, inst.agent_type, inst.status)

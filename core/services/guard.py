@@ -20,3 +20,10 @@ def require(uow: UnitOfWork, actor: Actor, permission: Permission, *, action: st
     uow.commit()
     raise PermissionDenied(f"{actor.username} ({actor.role.value}) may not {action.replace('.', ' ').replace('_', ' ')}"
                            + (f" for {target}" if target else "") + ".")
+
+
+def record_refusal(*, actor: Actor, action: str, target: str, reason: str, uow: UnitOfWork) -> None:
+    """Write a refused read (a page, a conversation, client data) to the audit log as an unauthorized attempt."""
+    with uow:
+        audit.append(uow.session, actor=actor, action=action, target=target, outcome="refused", reason=reason)
+        uow.commit()

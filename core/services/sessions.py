@@ -9,10 +9,11 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 
 from core import audit
-from core.auth import CONSOLE_ROLES, Actor, Role, check_password
+from core.auth import CONSOLE_ROLES, Actor, Role, anonymous_actor, check_password
 from core.config import get_settings
 from core.errors import PermissionDenied
-from core.models import ConsoleSession, LoginAttempt, User, UserShop, utcnow
+from core.models import ConsoleSession, LoginAttempt, User, utcnow
+from core.queries.users import actor_for_user
 from core.uow import UnitOfWork
 
 GENERIC_REFUSAL = "Those credentials did not work."
@@ -29,16 +30,9 @@ def _token_id(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _actor(session, user: User, source: str) -> Actor:  # noqa: ANN001
-    role = Role(user.role)
-    shops = frozenset(session.scalars(select(UserShop.shop_id).where(UserShop.user_id == user.id)))
-    return Actor(username=user.username, role=role, shop_ids=shops if role == Role.SUPPORT else None,
-                 user_id=user.id, source=source, masks_pii=role == Role.PRODUCT_OWNER)
-
-
 def _refusal(uow: UnitOfWork, username: str, reason: str) -> None:
     uow.session.add(LoginAttempt(username=username, succeeded=False))
-    audit.append(uow.session, actor=Actor(username=username or "(blank)", role=Role.SYSTEM, source="console"),
+    audit.append(uow.session, actor=anonymous_actor(username, "console"),
                  action="sign_in", target=username, outcome="refused", reason=reason)
     uow.commit()
 
@@ -65,7 +59,7 @@ def sign_in(*, username: str, password: str, uow: UnitOfWork) -> SignedIn:
         uow.session.add(ConsoleSession(id=_token_id(token), user_id=user.id, role_at_start=user.role,
                                        expires_at=utcnow() + timedelta(hours=s.session_hours)))
         uow.session.add(LoginAttempt(username=username, succeeded=True))
-        actor = _actor(uow.session, user, "console")
+        actor = actor_for_user(uow.session, user, source="console")
         audit.append(uow.session, actor=actor, action="sign_in", target=username)
         uow.commit()
         return SignedIn(actor=actor, token=token, name=user.name)
@@ -101,7 +95,7 @@ def resume_session(*, token: str, uow: UnitOfWork) -> SignedIn | None:
         if (now - row.last_seen_at).total_seconds() > 60:  # keep "last seen" fresh without a write per rerun
             row.last_seen_at = now
             uow.commit()
-        return SignedIn(actor=_actor(uow.session, user, "console"), token=token, name=user.name)
+        return SignedIn(actor=actor_for_user(uow.session, user, source="console"), token=token, name=user.name)
 
 
 def sign_out(*, token: str, uow: UnitOfWork) -> None:
@@ -113,16 +107,8 @@ def sign_out(*, token: str, uow: UnitOfWork) -> None:
         user = uow.session.get(User, row.user_id)
         uow.session.execute(update(ConsoleSession).where(ConsoleSession.id == row.id)
                             .values(ended_at=utcnow(), end_reason="signed out"))
-        audit.append(uow.session, actor=_actor(uow.session, user, "console"), action="sign_out", target=user.username)
+        audit.append(uow.session, actor=actor_for_user(uow.session, user, source="console"), action="sign_out", target=user.username)
         uow.commit()
 
 
-def refuse_page(*, actor: Actor, page: str, uow: UnitOfWork) -> None:
-    """Record that ACTOR opened a page their role may not use (an unauthorized access attempt)."""
-    with uow:
-        audit.append(uow.session, actor=actor, action="page.open", target=page, outcome="refused",
-                     reason=f"role {actor.role.value} may not open {page}")
-        uow.commit()
-
-
-__all__ = ["GENERIC_REFUSAL", "SignedIn", "refuse_page", "resume_session", "sign_in", "sign_out"]
+__all__ = ["GENERIC_REFUSAL", "SignedIn", "resume_session", "sign_in", "sign_out"]

@@ -1,0 +1,91 @@
+"""The routes only translate: every decision and change goes through the same core functions as the console."""
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.auth import Actor
+from core.db import read_session
+from core.errors import PermissionDenied
+from core.queries.conversations import get_conversation_or_raise
+from core.queries.readiness import check_readiness
+from core.queries.status import get_status
+from core.services.controls import set_instance_status
+from core.services.guard import record_refusal
+from core.uow import UnitOfWork
+from core.api.security import require_actor
+
+router = APIRouter()
+# Ids beyond the columns' range are refused as invalid input, not passed to the database.
+MAX_INT32, MAX_INT64 = 2**31 - 1, 2**63 - 1
+
+
+class InstanceChange(BaseModel):
+    """Activate or pause one agent instance."""
+
+    model_config = ConfigDict(extra="forbid")
+    instance_id: int = Field(gt=0, le=MAX_INT32)
+    reason: str = Field(default="", max_length=500)
+
+
+@router.get("/health", tags=["health"])
+def liveness() -> dict[str, str]:
+    """Liveness: the process answers; the database is not touched."""
+    return {"status": "ok"}
+
+
+@router.get("/api/v2/agents/health", tags=["health"])
+def readiness(request: Request) -> JSONResponse:
+    """Readiness: database (with query time), schema, live workers, breakers, kill switch. 503 names what fails."""
+    result = check_readiness(request.app.state.engine)
+    return JSONResponse(result.as_dict(), status_code=200 if result.healthy else 503)
+
+
+@router.get("/api/v2/agents/status", tags=["agents"])
+def status(request: Request, actor: Actor = Depends(require_actor)) -> dict[str, Any]:
+    """Activation mode and scope, state per agent type, instances, and the last hour from the rollups."""
+    with read_session(request.app.state.engine) as s:
+        return get_status(s, actor=actor)
+
+
+def _change_instance(request: Request, actor: Actor, body: InstanceChange, status: str) -> dict[str, Any]:
+    inst = set_instance_status(actor=actor, instance_id=body.instance_id, status=status,
+                               reason=body.reason or f"via API by {actor.username}",
+                               uow=UnitOfWork(request.app.state.engine))
+    return {"instance_id": inst.id, "shop_id": inst.shop_id, "agent_type": inst.agent_type, "status": inst.status}
+
+
+@router.post("/api/v2/agents/activate", tags=["agents"])
+def activate(request: Request, body: InstanceChange, actor: Actor = Depends(require_actor)) -> dict[str, Any]:
+    """Activate an agent instance (shop owners: their shop; enterprise owners: their shops; engineers: all)."""
+    return _change_instance(request, actor, body, "active")
+
+
+@router.post("/api/v2/agents/deactivate", tags=["agents"])
+def deactivate(request: Request, body: InstanceChange, actor: Actor = Depends(require_actor)) -> dict[str, Any]:
+    """Pause an agent instance."""
+    return _change_instance(request, actor, body, "paused")
+
+
+@router.get("/api/v2/agents/conversations/{conversation_id}", tags=["agents"])
+def conversation(request: Request, conversation_id: int = Path(gt=0, le=MAX_INT64),
+                 actor: Actor = Depends(require_actor)) -> dict[str, Any]:
+    """A conversation and the client behind it; 403 (audited) without access to the client's shop."""
+    engine = request.app.state.engine
+    try:
+        with read_session(engine) as s:
+            return get_conversation_or_raise(s, actor=actor, conversation_id=conversation_id)
+    except PermissionDenied as exc:
+        record_refusal(actor=actor, action="conversation.read", target=f"conversation {conversation_id}",
+                       reason=str(exc), uow=UnitOfWork(engine))
+        raise
+
+
+@router.get("/metrics", include_in_schema=False)
+def prometheus_metrics(request: Request) -> Response:
+    """Prometheus exposition format."""
+    return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,61 @@
+"""`api` (serve the agent API) and `tokens create | list | revoke`."""
+from __future__ import annotations
+
+import argparse
+
+from core.cli.common import actor_from_args
+from core.db import get_engine
+from core.services import tokens
+from core.uow import UnitOfWork
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    a = sub.add_parser("api", help="serve the agent API (health, status, activation)")
+    a.add_argument("--host", default="127.0.0.1")
+    a.add_argument("--port", type=int, default=8000)
+    a.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    a.set_defaults(func=serve)
+    t = sub.add_parser("tokens", help="API tokens").add_subparsers(dest="tokens_command", required=True)
+    c = t.add_parser("create", help="issue a token for a user (printed once)")
+    c.add_argument("--user", required=True)
+    c.add_argument("--name", default="")
+    c.add_argument("--expires-days", type=int, default=90)
+    c.set_defaults(func=create)
+    t.add_parser("list", help="list tokens (never the tokens themselves)").set_defaults(func=list_tokens)
+    r = t.add_parser("revoke", help="revoke a token by id")
+    r.add_argument("token_id", type=int)
+    r.set_defaults(func=revoke)
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from core.worker.reporting import init_sentry
+    from core.config import get_settings
+
+    init_sentry(get_settings(), component="api")
+    print(f"agent API on http://{args.host}:{args.port} (docs at /docs)", flush=True)
+    uvicorn.run("core.api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+                log_level="warning", proxy_headers=False)
+    return 0
+
+
+def create(args: argparse.Namespace) -> int:
+    new = tokens.create_token(actor=actor_from_args(args), username=args.user, name=args.name,
+                              expires_days=args.expires_days, uow=UnitOfWork(get_engine()))
+    print(new.token)
+    print(f"token {new.id} for {new.username}, expires {new.expires_at or 'never'}; it is shown only this once.",
+          flush=True)
+    return 0
+
+
+def list_tokens(args: argparse.Namespace) -> int:
+    for t in tokens.list_tokens(actor=actor_from_args(args), uow=UnitOfWork(get_engine())):
+        print(f"{t['id']:>4}  {t['user']:16} {t['prefix']:16} {t['state']:8} expires {t['expires_at'] or 'never'}")
+    return 0
+
+
+def revoke(args: argparse.Namespace) -> int:
+    tokens.revoke_token(actor=actor_from_args(args), token_id=args.token_id, uow=UnitOfWork(get_engine()))
+    print(f"token {args.token_id} revoked")
+    return 0

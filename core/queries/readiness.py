@@ -1,0 +1,81 @@
+"""Readiness of the agent system: database, schema, workers, breakers, kill switch ({"ok": [...], "failing": {...}})."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, select, text
+
+from core.migrate import current_revision, head_revision
+from core.models import WorkerHeartbeat, utcnow
+from core.queries.health import WORKER_ALIVE_SECONDS
+from core.queries.settings import get_activation_state
+from core.db import read_session
+
+
+@dataclass
+class Readiness:
+    ok: list[str] = field(default_factory=list)
+    failing: dict[str, str] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def healthy(self) -> bool:
+        return not self.failing
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "failing": self.failing, "info": self.info}
+
+
+def check_readiness(engine: Engine) -> Readiness:
+    """Every part the agent system needs, each either ok or failing with one sentence."""
+    r = Readiness()
+    started = time.perf_counter()
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        r.info["database_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        r.ok.append("database")
+    except Exception as exc:  # noqa: BLE001 - any failure means: not ready
+        r.failing["database"] = f"unreachable ({type(exc).__name__})"
+        return r
+    _check_schema(engine, r)
+    if "schema" in r.failing:
+        return r
+    _check_workers_and_switch(engine, r)
+    return r
+
+
+def _check_schema(engine: Engine, r: Readiness) -> None:
+    revision, head = current_revision(engine), head_revision()
+    if revision == head:
+        r.ok.append("schema")
+    else:
+        r.failing["schema"] = f"at revision {revision or 'none'}, code expects {head}"
+
+
+def _check_workers_and_switch(engine: Engine, r: Readiness) -> None:
+    now = utcnow()
+    try:
+        with read_session(engine) as s:
+            beats = s.scalars(select(WorkerHeartbeat).where(WorkerHeartbeat.stopped_at.is_(None))).all()
+            state = get_activation_state(s)
+    except Exception as exc:  # noqa: BLE001
+        r.failing["schema"] = f"agent tables unreadable ({type(exc).__name__}); run `python -m core db setup`"
+        return
+    alive = [b for b in beats if (now - b.last_seen_at).total_seconds() <= WORKER_ALIVE_SECONDS]
+    r.info["workers_alive"] = len(alive)
+    if alive:
+        r.ok.append("workers")
+    else:
+        r.failing["workers"] = f"no worker heartbeat in the last {WORKER_ALIVE_SECONDS} s"
+    open_breakers = sorted(b.id for b in alive if b.breaker_state == "open")
+    r.info["breakers"] = {b.id: b.breaker_state for b in alive}
+    if open_breakers:
+        r.failing["breakers"] = f"open on {', '.join(open_breakers)}: model calls are being deferred"
+    else:
+        r.ok.append("breakers")
+    r.info["kill_switch"] = "engaged" if not state.running else "released"
+    r.info["mode"] = state.mode
+    r.info["settings_version"] = state.version

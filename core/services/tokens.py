@@ -1,0 +1,93 @@
+"""API tokens: printed once, stored as a hash, listed, revoked; expired or revoked ones are refused."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from core import audit
+from core.auth import Actor, Permission
+from core.errors import NotFound, UserInputError
+from core.models import ApiToken, User, utcnow
+from core.queries.users import actor_for_user, get_user_by_name
+from core.services.guard import require
+from core.uow import UnitOfWork
+
+TOKEN_PREFIX = "bbat_"
+
+
+def token_hash(token: str) -> str:
+    """The stored form of a token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewToken:
+    id: int
+    token: str
+    username: str
+    expires_at: str | None
+
+
+def create_token(*, actor: Actor, username: str, uow: UnitOfWork, name: str = "",
+                 expires_days: int | None = 90) -> NewToken:
+    """Issue a token for USERNAME; the plain token is returned once and never stored."""
+    if expires_days is not None and not 1 <= expires_days <= 3650:
+        raise UserInputError("--expires-days must be between 1 and 3650.")
+    with uow:
+        require(uow, actor, Permission.MANAGE_USERS, action="token.create", target=username)
+        user = get_user_by_name(uow.session, username)
+        if user is None or user.disabled:
+            raise NotFound(f"No active user named {username!r}.")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        expires = utcnow() + timedelta(days=expires_days) if expires_days else None
+        row = ApiToken(user_id=user.id, name=name, token_hash=token_hash(token), prefix=token[:12], expires_at=expires)
+        uow.session.add(row)
+        uow.session.flush()
+        audit.append(uow.session, actor=actor, action="token.create", target=username,
+                     after={"token_id": row.id, "prefix": row.prefix, "expires_at": expires})
+        uow.commit()
+        return NewToken(row.id, token, user.username, expires.isoformat() if expires else None)
+
+
+def revoke_token(*, actor: Actor, token_id: int, uow: UnitOfWork) -> None:
+    """Revoke a token by id; requests with it get 401 from now on."""
+    with uow:
+        require(uow, actor, Permission.MANAGE_USERS, action="token.revoke", target=f"token {token_id}")
+        row = uow.session.get(ApiToken, token_id)
+        if row is None:
+            raise NotFound(f"No token with id {token_id}.")
+        if row.revoked_at is None:
+            row.revoked_at = utcnow()
+            audit.append(uow.session, actor=actor, action="token.revoke", target=f"token {token_id}",
+                         after={"prefix": row.prefix})
+            uow.commit()
+
+
+def list_tokens(*, actor: Actor, uow: UnitOfWork) -> list[dict]:
+    """Every token with its owner and state (never the token itself)."""
+    with uow:
+        require(uow, actor, Permission.MANAGE_USERS, action="token.list")
+        now = utcnow()
+        rows = uow.session.execute(select(ApiToken, User.username).join(User, User.id == ApiToken.user_id)
+                                   .order_by(ApiToken.id)).all()
+        return [{"id": t.id, "user": u, "prefix": t.prefix + "…", "name": t.name, "created_at": t.created_at,
+                 "expires_at": t.expires_at, "last_used_at": t.last_used_at,
+                 "state": "revoked" if t.revoked_at else ("expired" if t.expires_at and t.expires_at <= now else "active")}
+                for t, u in rows]
+
+
+def authenticate_token(session, token: str) -> Actor | None:  # noqa: ANN001 - a read Session
+    """The actor behind a bearer token, or None when unknown, revoked, expired or its user is disabled."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    row = session.scalars(select(ApiToken).where(ApiToken.token_hash == token_hash(token))).one_or_none()
+    if row is None or row.revoked_at is not None or (row.expires_at and row.expires_at <= utcnow()):
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or user.disabled:
+        return None
+    return actor_for_user(session, user, source="api")

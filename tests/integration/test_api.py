@@ -1,0 +1,159 @@
+"""The agent API: the authorization matrix, rate limits, readiness, errors, metrics."""
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+
+from core.api import create_app
+from core.api.ratelimit import MemoryLimiter, client_address
+from core.db import make_engine, read_session
+from core.models import AgentInstance, ApiToken, AuditRecord, WorkerHeartbeat, utcnow
+from core.services import tokens
+from core.uow import UnitOfWork
+from tests.integration.conftest import ROLES
+
+def call(api: dict, who: str, method: str, path: str, **kw) -> int:
+    token = api["tokens"][who]
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return api["client"].request(method, path, headers=headers, **kw).status_code
+
+
+UNAUTH = {"none": 401, "expired": 401, "revoked": 401}
+MATRIX = {
+    # (method, path template, body) -> expected status by caller
+    ("GET", "/api/v2/agents/status", None): {**{r: 200 for r in ROLES}, **UNAUTH},
+    ("POST", "/api/v2/agents/activate", "shop1"): {"product_owner": 403, "support": 403, "engineer": 200, "admin": 200,
+                                                  "shop_owner": 200, "enterprise_owner": 200, **UNAUTH},
+    ("POST", "/api/v2/agents/deactivate", "shop2"): {"product_owner": 403, "support": 403, "engineer": 200,
+                                                    "admin": 200, "shop_owner": 403, "enterprise_owner": 403, **UNAUTH},
+    ("GET", "/api/v2/agents/conversations/{shop1}", None): {**{r: 200 for r in ROLES}, **UNAUTH},
+    ("GET", "/api/v2/agents/conversations/{shop2}", None): {"product_owner": 200, "support": 403, "engineer": 200,
+                                                           "admin": 200, "shop_owner": 403, "enterprise_owner": 403,
+                                                           **UNAUTH},
+    ("GET", "/health", None): {**{r: 200 for r in ROLES}, "none": 200, "expired": 200, "revoked": 200},
+}
+
+
+def test_authorization_matrix(api: dict) -> None:
+    seen = {}
+    for (method, template, body), expected in MATRIX.items():
+        path = template.format(shop1=api["conversation"][1], shop2=api["conversation"][2])
+        payload = {"instance_id": api["instance"][1 if body == "shop1" else 2]} if body else None
+        for who, status in expected.items():
+            seen[(method, path, who)] = (call(api, who, method, path, json=payload), status)
+    wrong = {k: v for k, v in seen.items() if v[0] != v[1]}
+    assert wrong == {}
+
+
+def test_refusals_are_audited_as_unauthorized_attempts(api: dict, engine: Engine) -> None:
+    call(api, "support", "GET", f"/api/v2/agents/conversations/{api['conversation'][2]}")
+    call(api, "revoked", "GET", "/api/v2/agents/status")
+    call(api, "shop_owner", "POST", "/api/v2/agents/activate", json={"instance_id": api["instance"][2]})
+    with read_session(engine) as s:
+        refused = s.execute(select(AuditRecord.actor, AuditRecord.action).where(AuditRecord.outcome == "refused")).all()
+    assert ("u-support", "conversation.read") in refused
+    assert ("u-shop-owner", "instance.activate") in refused
+    assert any(a == "api.authenticate" for _, a in refused)
+
+
+def test_product_owner_sees_client_data_masked(api: dict) -> None:
+    client, conv = api["client"], api["conversation"][1]
+    po = client.get(f"/api/v2/agents/conversations/{conv}", headers={"Authorization": f"Bearer {api['tokens']['product_owner']}"}).json()
+    eng = client.get(f"/api/v2/agents/conversations/{conv}", headers={"Authorization": f"Bearer {api['tokens']['engineer']}"}).json()
+    assert po["pii_masked"] and "•" in po["client"]["phone"] and po["client"]["phone"] != eng["client"]["phone"]
+    assert eng["client"]["phone"].startswith("+1555")
+
+
+def test_activation_changes_the_instance(api: dict, engine: Engine) -> None:
+    inst = api["instance"][1]
+    assert call(api, "shop_owner", "POST", "/api/v2/agents/deactivate", json={"instance_id": inst}) == 200
+    with read_session(engine) as s:
+        assert s.get(AgentInstance, inst).status == "paused"
+
+
+def test_61st_request_in_a_minute_is_limited_and_recovers(api: dict) -> None:
+    now = [1_000_000.0]
+    api["client"].app.state.limiter = MemoryLimiter(60, clock=lambda: now[0])
+    codes = [call(api, "engineer", "GET", "/api/v2/agents/status") for _ in range(61)]
+    assert codes[:60] == [200] * 60 and codes[60] == 429
+    resp = api["client"].get("/api/v2/agents/status", headers={"Authorization": f"Bearer {api['tokens']['engineer']}"})
+    assert resp.status_code == 429 and 1 <= int(resp.headers["Retry-After"]) <= 61
+    assert call(api, "admin", "GET", "/api/v2/agents/status") == 200  # another token has its own budget
+    now[0] += 60
+    assert call(api, "engineer", "GET", "/api/v2/agents/status") == 200
+
+
+def test_redis_limit_is_shared_by_replicas(api: dict, engine: Engine) -> None:
+    import uuid
+
+    from core.api.ratelimit import RedisLimiter
+
+    now = [2_000_000.0 + uuid.uuid4().int % 10_000 * 60]
+    a, b = TestClient(create_app(engine=engine)), TestClient(create_app(engine=engine))
+    for client in (a, b):
+        client.app.state.limiter = RedisLimiter(5, "redis://127.0.0.1:6379/0", clock=lambda: now[0])
+    headers = {"Authorization": f"Bearer {api['tokens']['admin']}"}
+    codes = [(a if i % 2 else b).get("/api/v2/agents/status", headers=headers).status_code for i in range(6)]
+    assert codes == [200] * 5 + [429]
+
+
+def test_readiness_names_what_fails(api: dict, engine: Engine) -> None:
+    resp = api["client"].get("/api/v2/agents/health")
+    assert resp.status_code == 503 and "workers" in resp.json()["failing"]
+    with UnitOfWork(engine) as uow:
+        uow.session.add(WorkerHeartbeat(id="w1", host="h", pid=1, last_seen_at=utcnow()))
+        uow.commit()
+    resp = api["client"].get("/api/v2/agents/health")
+    assert resp.status_code == 200, resp.json()
+    assert set(resp.json()["ok"]) == {"database", "schema", "workers", "breakers"}
+
+
+def test_readiness_when_the_database_is_down() -> None:
+    client = TestClient(create_app(engine=make_engine("postgresql://postgres@127.0.0.1:1/none")))
+    resp = client.get("/api/v2/agents/health")
+    assert resp.status_code == 503 and "database" in resp.json()["failing"]
+    assert client.get("/health").status_code == 200
+
+
+@pytest.mark.parametrize("kwargs, status", [
+    ({"content": b"{not json", "headers": {"Content-Type": "application/json"}}, 422),
+    ({"json": {"instance_id": "three"}}, 422),
+    ({"json": {"instance_id": 1, "surprise": True}}, 422),
+    ({"content": b"x" * (1024 * 1024 + 1), "headers": {"Content-Type": "application/json"}}, 413),
+    ({"json": {"instance_id": 999999}}, 404),
+])
+def test_bad_bodies_get_4xx_without_a_trace(api: dict, kwargs: dict, status: int) -> None:
+    headers = {"Authorization": f"Bearer {api['tokens']['engineer']}", **kwargs.pop("headers", {})}
+    resp = api["client"].post("/api/v2/agents/activate", headers=headers, **kwargs)
+    assert resp.status_code == status
+    assert "Traceback" not in resp.text and resp.json()["error"]
+
+
+def test_metrics_exposition(api: dict) -> None:
+    call(api, "engineer", "GET", "/api/v2/agents/status")
+    text = api["client"].get("/metrics").text
+    assert 'agentops_http_request_duration_seconds_count{method="GET",route="/api/v2/agents/status",status="200"} 1.0' in text
+    assert "agentops_kill_switch_engaged 1.0" in text  # minimal seed leaves the switch off
+    assert 'agentops_conversations_last_hour{status="completed"}' in text
+
+
+def test_client_address_trusts_only_configured_proxies() -> None:
+    assert client_address("10.0.0.5", "1.2.3.4", "") == "10.0.0.5"
+    assert client_address("10.0.0.5", "1.2.3.4", "10.0.0.0/8") == "1.2.3.4"
+    assert client_address("10.0.0.5", "9.9.9.9, 1.2.3.4, 10.0.0.7", "10.0.0.0/8") == "1.2.3.4"
+    assert client_address("8.8.8.8", "1.2.3.4", "10.0.0.0/8") == "8.8.8.8"
+
+
+def test_tokens_cli_prints_once_and_stores_a_hash(api: dict, engine: Engine, capsys) -> None:
+    from core.cli import main
+
+    assert main(["tokens", "create", "--user", "u-admin", "--expires-days", "5"]) == 0
+    token = capsys.readouterr().out.splitlines()[0]
+    assert token.startswith("bbat_")
+    with read_session(engine) as s:
+        hashes = set(s.scalars(select(ApiToken.token_hash)))
+    assert token not in hashes and tokens.token_hash(token) in hashes
+    assert main(["tokens", "list"]) == 0
+    assert token not in capsys.readouterr().out
+    assert main(["tokens", "create", "--user", "ghost"]) == 1
