@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     api_base_url: str = "http://127.0.0.1:8000"
     health_probe_urls: str = ""
     deploy_hook_url: str | None = None
+    deploy_hook_timeout_seconds: float = Field(120.0, gt=0)
+    release_id: str = "unknown"
     deploy_hook_command: str | None = None
     backup_dir: str = "var/backups"
 

@@ -75,3 +75,14 @@ def criterion_tile(column: Any, criterion: Any) -> None:
                   help=f"Goal: below {goal} (the checklist's success criterion, from config).")
         colour = STATE_COLOURS[criterion.state]
         st.markdown(f":{colour}-badge[{criterion.state.upper()}] goal < {goal}")
+
+
+def act(fn: Callable[[], T]) -> T | None:
+    """Run a core service; a refusal, a conflict or bad input becomes one sentence on the page."""
+    from core.errors import AgentOpsError
+
+    try:
+        return fn()
+    except AgentOpsError as exc:
+        st.error(str(exc))
+        return None

@@ -22,6 +22,9 @@ class PageSpec:
 
 PAGES = [
     PageSpec("health.py", "Agent health", "🩺", Permission.VIEW_HEALTH, "health"),
+    PageSpec("controls.py", "Controls", "🛑", Permission.CONTROL_SYSTEM, "controls"),
+    PageSpec("rollbacks.py", "Rollbacks", "⏪", Permission.ROLLBACK, "rollbacks"),
+    PageSpec("audit.py", "Audit log", "📜", Permission.READ_AUDIT, "audit"),
 ]
 
 

@@ -40,14 +40,14 @@ def live_panels() -> None:
         st.caption(f"{summary.tokens:,} tokens · ${summary.cost_usd:,.2f}")
     st.text("By status: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in summary.by_status.items()))
     left, right = st.columns(2)
-    left.plotly_chart(charts.volume_by_status(figures["series"]), use_container_width=True)
-    right.plotly_chart(charts.p95_over_time(figures["series"], settings.sc_response_p95_ms), use_container_width=True)
+    left.plotly_chart(charts.volume_by_status(figures["series"]), width="stretch")
+    right.plotly_chart(charts.p95_over_time(figures["series"], settings.sc_response_p95_ms), width="stretch")
     left.plotly_chart(charts.error_rate_over_time(figures["series"], settings.sc_error_rate * 100),
-                      use_container_width=True)
+                      width="stretch")
     with right:
         tab_type, tab_shop = st.tabs(["By agent type", "By shop"])
-        tab_type.dataframe(_breakdown(figures["by_type"]), hide_index=True, use_container_width=True)
-        tab_shop.dataframe(_breakdown(figures["by_shop"]), hide_index=True, use_container_width=True)
+        tab_type.dataframe(_breakdown(figures["by_type"]), hide_index=True, width="stretch")
+        tab_shop.dataframe(_breakdown(figures["by_shop"]), hide_index=True, width="stretch")
     render_workers(figures["workers"])
     render_probes(figures["probes"])
     read_at = datetime.fromtimestamp(figures["read_at"]).strftime("%H:%M:%S")
@@ -70,7 +70,7 @@ def render_workers(workers: list[dict]) -> None:
                                 "rss_mb", "rss_growth_mb", "cpu_percent"]]
     df["age_s"] = df["age_s"].round(1)
     st.dataframe(df.rename(columns={"age_s": "last heartbeat (s ago)", "settings_version": "settings version seen"}),
-                 hide_index=True, use_container_width=True)
+                 hide_index=True, width="stretch")
 
 
 def render_probes(probes: list[dict]) -> None:
@@ -81,7 +81,7 @@ def render_probes(probes: list[dict]) -> None:
     for p in probes:
         state = "✅ up" if p["ok"] else f"❌ down ({p['error'] or p['status_code']})"
         st.text(f"{p['url']}: {state} · uptime {p['uptime_percent']:.1f} % (last 24 h)")
-        st.plotly_chart(charts.probe_latency(p["points"], p["url"]), use_container_width=True)
+        st.plotly_chart(charts.probe_latency(p["points"], p["url"]), width="stretch")
 
 
 live_panels()

@@ -21,7 +21,17 @@ def _locked_settings(uow: UnitOfWork) -> AgentSettings:
 
 def _change_settings(uow: UnitOfWork, *, actor: Actor, action: str, reason: str, expected_version: int | None,
                      apply: Callable[[AgentSettings], None]) -> ActivationState:
-    """Lock the row, apply, and audit only when something actually changed (one version bump)."""
+    """Lock the row, apply, and audit only when something actually changed (one version bump); commits."""
+    state, changed = apply_settings_change(uow, actor=actor, action=action, reason=reason,
+                                           expected_version=expected_version, apply=apply)
+    if changed:
+        uow.commit()
+    return state
+
+
+def apply_settings_change(uow: UnitOfWork, *, actor: Actor, action: str, reason: str, expected_version: int | None,
+                          apply: Callable[[AgentSettings], None]) -> tuple[ActivationState, bool]:
+    """The change and its audit record inside the caller's transaction (the caller commits)."""
     if not reason.strip():
         raise UserInputError("A reason is required for every change to the agent system.")
     row = _locked_settings(uow)
@@ -32,13 +42,12 @@ def _change_settings(uow: UnitOfWork, *, actor: Actor, action: str, reason: str,
     apply(row)
     after = state_of(row)
     if _scope(before) == _scope(after):
-        return before
+        return before, False
     row.version += 1
     row.changed_by, row.changed_at, row.reason = actor.username, utcnow(), reason.strip()
     audit.append(uow.session, actor=actor, action=action, target="agent_settings", reason=reason.strip(),
                  before=before.as_dict(), after=state_of(row).as_dict())
-    uow.commit()
-    return state_of(row)
+    return state_of(row), True
 
 
 def _scope(state: ActivationState) -> tuple:
@@ -66,11 +75,13 @@ def engage_kill_switch(*, actor: Actor, reason: str, uow: UnitOfWork,
     with uow:
         require(uow, actor, Permission.CONTROL_SYSTEM, action="kill_switch.engage", target="agent_settings")
 
-        def apply(row: AgentSettings) -> None:
-            row.mode = "off"
-
         return _change_settings(uow, actor=actor, action="kill_switch.engage", reason=reason,
-                                expected_version=expected_version, apply=apply)
+                                expected_version=expected_version, apply=switch_off)
+
+
+def switch_off(row: AgentSettings) -> None:
+    """The kill switch's change: mode off (scope is kept for when it is switched back on)."""
+    row.mode = "off"
 
 
 def set_activation(*, actor: Actor, mode: str, reason: str, uow: UnitOfWork, shops: Sequence[int] = (),

@@ -54,7 +54,7 @@ class Worker:
         self._db_samples: list[float] = []
         self.processed = 0
         self.started_at = utcnow()
-        self._seen_version = 0
+        self._seen_version, self._seen_at = 0, None
         self._process = psutil.Process()
         self._process.cpu_percent(None)
         self._rss_start_mb = self._process.memory_info().rss / 1e6
@@ -99,7 +99,7 @@ class Worker:
         """
         state = self.settings_cache.get()
         if state is not None and state.version != self._seen_version:
-            self._seen_version = state.version
+            self._seen_version, self._seen_at = state.version, utcnow()
             self._beat_now.set()  # tell the console at once that this worker has seen the change
         if state is None or not state.running or self.stopping.is_set() or self.breaker.snapshot().state == "open":
             return 0
@@ -240,7 +240,7 @@ class Worker:
         now = utcnow()
         row = {"id": self.id, "host": socket.gethostname(), "pid": os.getpid(), "started_at": self.started_at,
                "last_seen_at": now, "stopped_at": now if stopped else None, "in_flight": in_flight,
-               "processed": processed, "settings_version": self._seen_version, "settings_seen_at": now,
+               "processed": processed, "settings_version": self._seen_version, "settings_seen_at": self._seen_at,
                "claiming": not stopped, "breaker_state": self.breaker.snapshot().state,
                "rss_mb": self._process.memory_info().rss / 1e6, "rss_start_mb": self._rss_start_mb, "cpu_percent": self._process.cpu_percent(None)}
         try:

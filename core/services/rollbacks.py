@@ -1,0 +1,221 @@
+"""The checklist's three rollbacks, each recorded as a run: immediate (< 5 min), full (< 15 min), database."""
+from __future__ import annotations
+
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+from sqlalchemy import select
+
+from core import audit
+from core.auth import Actor, Permission
+from core.config import get_settings
+from core.errors import Conflict, NotFound, PermissionDenied, UserInputError
+from core.models import RollbackRun, utcnow
+from core.queries.controls import get_propagation
+from core.services.controls import apply_settings_change, switch_off
+from core.services.guard import require
+from core.services.schema import cleanup_agent_tables
+from core.uow import UnitOfWork
+
+TARGET_SECONDS = {"immediate": 5 * 60, "full": 15 * 60, "database": 15 * 60}
+
+
+@dataclass(frozen=True)
+class RunView:
+    id: int
+    kind: str
+    state: str
+    requested_by: str
+    approved_by: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    duration_s: float | None
+    target_s: float
+    outcome: str | None
+    details: dict[str, Any]
+
+
+def _view(run: RollbackRun) -> RunView:
+    return RunView(run.id, run.kind, run.state, run.requested_by, run.approved_by, run.started_at, run.finished_at,
+                   run.duration_s, run.target_s, run.outcome, dict(run.details or {}))
+
+
+def _get_run(uow: UnitOfWork, run_id: int, kind: str) -> RollbackRun:
+    run = uow.session.get(RollbackRun, run_id, with_for_update=True)
+    if run is None or run.kind != kind:
+        raise NotFound(f"No {kind} rollback run with id {run_id}.")
+    return run
+
+
+def _finish(uow: UnitOfWork, run: RollbackRun, *, actor: Actor, state: str, outcome: str,
+            duration_s: float | None = None, **details: Any) -> None:
+    run.state, run.outcome, run.finished_at = state, outcome, utcnow()
+    run.duration_s = duration_s if duration_s is not None else (run.finished_at - run.started_at).total_seconds()
+    run.details = {**(run.details or {}), **details}
+    audit.append(uow.session, actor=actor, action=f"rollback.{run.kind}.finish", target=f"run {run.id}",
+                 outcome="ok" if state == "done" else "failed", reason=outcome,
+                 after={"state": state, "duration_s": run.duration_s})
+
+
+def start_immediate_rollback(*, actor: Actor, reason: str, uow: UnitOfWork) -> RunView:
+    """Engage the kill switch and open a run; it is done when every live worker has acknowledged."""
+    with uow:
+        require(uow, actor, Permission.ROLLBACK, action="rollback.immediate.start", target="agent_settings")
+        state, _changed = apply_settings_change(uow, actor=actor, action="kill_switch.engage", reason=reason,
+                                                expected_version=None, apply=switch_off)
+        run = RollbackRun(kind="immediate", state="running", requested_by=actor.username, started_at=utcnow(),
+                          target_s=TARGET_SECONDS["immediate"], details={"settings_version": state.version})
+        uow.session.add(run)
+        uow.session.flush()
+        audit.append(uow.session, actor=actor, action="rollback.immediate.start", target=f"run {run.id}", reason=reason,
+                     after={"settings_version": state.version})
+        uow.commit()
+        return _view(run)
+
+
+def check_immediate_rollback(*, actor: Actor, run_id: int, uow: UnitOfWork) -> tuple[RunView, str]:
+    """Close the run once every live worker has acknowledged; returns the run and the propagation sentence."""
+    with uow:
+        require(uow, actor, Permission.ROLLBACK, action="rollback.immediate.check", target=f"run {run_id}")
+        run = _get_run(uow, run_id, "immediate")
+        prop = get_propagation(uow.session, actor=actor, version=run.details["settings_version"],
+                               changed_at=run.started_at)
+        if run.state == "running" and prop.complete:
+            took = prop.seconds if prop.seconds is not None else (utcnow() - run.started_at).total_seconds()
+            _finish(uow, run, actor=actor, state="done", outcome=prop.sentence(), duration_s=took,
+                    acknowledged=prop.acknowledged)
+            uow.commit()
+        return _view(run), prop.sentence()
+
+
+def describe_deploy_hook() -> str:
+    """What the full rollback will call, shown before it is called (no secrets)."""
+    s = get_settings()
+    if s.deploy_hook_url:
+        return f"HTTP POST {s.deploy_hook_url} with {{'action': 'rollback', 'from_release': '{s.release_id}'}}"
+    if s.deploy_hook_command:
+        return f"command: {s.deploy_hook_command} --rollback"
+    return "nothing: set DEPLOY_HOOK_URL or DEPLOY_HOOK_COMMAND to enable the full rollback"
+
+
+def run_full_rollback(*, actor: Actor, reason: str, uow: UnitOfWork) -> RunView:
+    """Return to the previous release through the configured deploy hook; the run is recorded before the call."""
+    s = get_settings()
+    if not (s.deploy_hook_url or s.deploy_hook_command):
+        raise UserInputError("No deploy hook is configured: set DEPLOY_HOOK_URL or DEPLOY_HOOK_COMMAND.")
+    if not reason.strip():
+        raise UserInputError("A reason is required for a rollback.")
+    with uow:
+        require(uow, actor, Permission.ROLLBACK, action="rollback.full.start", target=describe_deploy_hook())
+        run = RollbackRun(kind="full", state="running", requested_by=actor.username, started_at=utcnow(),
+                          target_s=TARGET_SECONDS["full"], details={"hook": describe_deploy_hook(), "from_release": s.release_id})
+        uow.session.add(run)
+        uow.session.flush()
+        audit.append(uow.session, actor=actor, action="rollback.full.start", target=f"run {run.id}", reason=reason,
+                     after={"hook": describe_deploy_hook(), "from_release": s.release_id})
+        uow.commit()
+        run_id = run.id
+    ok, outcome, to_release = _call_hook(actor, reason)
+    with uow:
+        run = _get_run(uow, run_id, "full")
+        _finish(uow, run, actor=actor, state="done" if ok else "failed", outcome=outcome, to_release=to_release)
+        uow.commit()
+        return _view(run)
+
+
+def _call_hook(actor: Actor, reason: str) -> tuple[bool, str, str | None]:
+    s = get_settings()
+    started = time.perf_counter()
+    try:
+        if s.deploy_hook_url:
+            resp = requests.post(s.deploy_hook_url, timeout=s.deploy_hook_timeout_seconds, json={
+                "action": "rollback", "from_release": s.release_id, "requested_by": actor.username, "reason": reason})
+            body = resp.json() if resp.headers.get("content-type", "").startswith("application/json") else {}
+            release = body.get("release") or body.get("to_release")
+            return resp.ok, f"HTTP {resp.status_code} after {time.perf_counter() - started:.1f} s", release
+        proc = subprocess.run([*shlex.split(s.deploy_hook_command), "--rollback"], capture_output=True, text=True,
+                              timeout=s.deploy_hook_timeout_seconds)
+        last = (proc.stdout.strip().splitlines() or [""])[-1][:200]
+        return proc.returncode == 0, f"exit {proc.returncode} after {time.perf_counter() - started:.1f} s: {last}", last or None
+    except (requests.RequestException, ValueError, OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"the deploy hook failed: {type(exc).__name__}", None
+
+
+def request_database_rollback(*, actor: Actor, reason: str, typed_environment: str, uow: UnitOfWork) -> RunView:
+    """Ask for the agent-table cleanup; in production a second engineer must approve before it runs."""
+    env = get_settings().environment
+    if typed_environment.strip() != env:
+        raise UserInputError(f"Type the environment name ({env}) to confirm the database rollback.")
+    if not reason.strip():
+        raise UserInputError("A reason is required for a rollback.")
+    with uow:
+        require(uow, actor, Permission.ROLLBACK, action="rollback.database.request", target=env)
+        open_runs = uow.session.scalar(select(RollbackRun.id).where(
+            RollbackRun.kind == "database", RollbackRun.state.in_(("awaiting_approval", "approved"))))
+        if open_runs:
+            raise Conflict(f"Database rollback run {open_runs} is already waiting; approve or run it first.")
+        state = "awaiting_approval" if env == "production" else "approved"
+        run = RollbackRun(kind="database", state=state, requested_by=actor.username, started_at=utcnow(),
+                          target_s=TARGET_SECONDS["database"], details={"environment": env, "reason": reason})
+        uow.session.add(run)
+        uow.session.flush()
+        audit.append(uow.session, actor=actor, action="rollback.database.request", target=f"run {run.id}",
+                     reason=reason, after={"state": state})
+        uow.commit()
+        return _view(run)
+
+
+def approve_database_rollback(*, actor: Actor, run_id: int, uow: UnitOfWork) -> RunView:
+    """The second engineer's approval; the requester cannot approve their own request."""
+    with uow:
+        require(uow, actor, Permission.ROLLBACK, action="rollback.database.approve", target=f"run {run_id}")
+        run = _get_run(uow, run_id, "database")
+        if run.state != "awaiting_approval":
+            raise Conflict(f"Run {run_id} is {run.state}, not awaiting approval.")
+        if run.requested_by == actor.username:
+            uow.session.rollback()
+            audit.append(uow.session, actor=actor, action="rollback.database.approve", target=f"run {run_id}",
+                         outcome="refused", reason="the requester cannot approve their own database rollback")
+            uow.commit()
+            raise PermissionDenied("A second engineer must approve: you requested this database rollback.")
+        run.state, run.approved_by = "approved", actor.username
+        audit.append(uow.session, actor=actor, action="rollback.database.approve", target=f"run {run_id}",
+                     after={"requested_by": run.requested_by})
+        uow.commit()
+        return _view(run)
+
+
+def execute_database_rollback(*, actor: Actor, run_id: int, uow: UnitOfWork, backup_dir: Path | None = None) -> RunView:
+    """Run an approved database rollback: backup, then drop the agent tables (the same code as `db cleanup`)."""
+    with uow:
+        require(uow, actor, Permission.ROLLBACK, action="rollback.database.run", target=f"run {run_id}")
+        run = _get_run(uow, run_id, "database")
+        if run.state != "approved":
+            raise Conflict(f"Run {run_id} is {run.state}; it must be approved before it runs.")
+        run.state = "running"
+        uow.commit()
+    started = time.perf_counter()
+    confirm = get_settings().environment
+    try:
+        path, counts = cleanup_agent_tables(actor=actor, uow=UnitOfWork(uow.engine), confirm=confirm, backup_dir=backup_dir)
+        state, outcome, extra = "done", f"backup {path}", {"backup": str(path), "rows": counts}
+    except Exception as exc:  # noqa: BLE001 - the run records the failure; the caller sees it too
+        state, outcome, extra = "failed", f"{type(exc).__name__}: {exc}", {}
+    with uow:
+        run = _get_run(uow, run_id, "database")
+        _finish(uow, run, actor=actor, state=state, outcome=outcome, duration_s=time.perf_counter() - started, **extra)
+        uow.commit()
+        return _view(run)
+
+
+def list_runs(*, actor: Actor, uow: UnitOfWork, limit: int = 50) -> list[RunView]:
+    """The latest rollback runs, newest first."""
+    with uow:
+        require(uow, actor, Permission.ROLLBACK, action="rollback.list")
+        return [_view(r) for r in uow.session.scalars(select(RollbackRun).order_by(RollbackRun.id.desc()).limit(limit))]

@@ -1,0 +1,79 @@
+"""Controls: kill switch, activation scope, per-type disable, per-instance pause, rollback triggers."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.auth import Permission
+from core.db import read_session
+from core.models import AGENT_TYPES
+from core.queries.controls import evaluate_rollback_triggers, get_propagation, preview_kill
+from core.queries.settings import get_activation_state
+from core.services import controls, rollbacks
+from core.uow import UnitOfWork
+from dashboard import components, control_widgets
+
+actor = components.page_guard(Permission.CONTROL_SYSTEM, "Controls")
+st.title("Controls")
+with read_session() as s:
+    state = get_activation_state(s)
+    triggers = evaluate_rollback_triggers(s, actor=actor)
+    impact = preview_kill(s, actor=actor)
+    shops = control_widgets.shop_choices(s)
+
+fired = [t for t in triggers if t.fired]
+if fired:
+    st.error("Rollback trigger fired: " + "; ".join(f"{t.label} = {components.fmt(t.value, '', 1)} "
+                                                    f"(limit {t.threshold:g})" for t in fired))
+    if state.running and st.button("Immediate rollback now", type="primary", key="trigger_rollback"):
+        reason = "rollback trigger: " + ", ".join(t.key for t in fired)
+        run = components.act(lambda: rollbacks.start_immediate_rollback(actor=actor, reason=reason, uow=UnitOfWork()))
+        if run:
+            st.session_state["propagating"] = (run.details["settings_version"], run.started_at)
+            st.rerun()
+
+
+@st.dialog("Turn the agent system off?")
+def confirm_kill(version: int) -> None:
+    st.write(f"{impact['in_flight']} conversations in flight will finish; no new one will start.")
+    st.write(f"{sum(impact['pending_by_type'].values())} pending conversations in {impact['shops_affected']} shops wait:")
+    st.dataframe([{"agent type": k, "pending": v} for k, v in sorted(impact["pending_by_type"].items())],
+                 hide_index=True)
+    reason = st.text_input("Reason (required)", key="kill_reason")
+    if st.button("Turn off now", type="primary", disabled=not reason.strip()):
+        new = components.act(lambda: controls.engage_kill_switch(actor=actor, reason=reason, uow=UnitOfWork(),
+                                                                 expected_version=version))
+        if new:
+            st.session_state["propagating"] = (new.version, new.changed_at)
+            st.rerun()
+
+
+st.subheader("Kill switch")
+control_widgets.state_banner(state)
+if state.running:
+    if st.button("Turn off…", type="primary", key="kill_open"):
+        confirm_kill(state.version)
+elif "propagating" not in st.session_state:
+    st.caption("Switch it back on below, with limited or full scope.")
+
+
+@st.fragment(run_every=1)
+def propagation() -> None:
+    version, changed_at = st.session_state["propagating"]
+    with read_session() as s:
+        prop = get_propagation(s, actor=actor, version=version, changed_at=changed_at)
+    (st.success if prop.complete else st.info)(prop.sentence())
+
+
+if "propagating" in st.session_state:
+    propagation()
+
+st.subheader("Activation scope")
+control_widgets.activation_form(actor, state, shops)
+st.subheader("Agent types")
+control_widgets.agent_type_controls(actor, state, AGENT_TYPES)
+st.subheader("Agent instances")
+control_widgets.instance_controls(actor)
+st.subheader("Rollback triggers")
+st.dataframe([{"trigger": t.label, "now": components.fmt(t.value, "", 1), "limit": t.threshold,
+               "fired": "YES" if t.fired else "no", "detail": t.detail} for t in triggers], hide_index=True,
+             width="stretch")

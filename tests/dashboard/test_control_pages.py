@@ -1,0 +1,97 @@
+"""Controls, Rollbacks and Audit pages through the real entrypoint: allowed or refused as the role table says."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine, select
+
+from core.auth import Role
+from core.db import read_session
+from core.models import AuditRecord
+from core.queries.settings import get_activation_state
+from core.services import controls
+from core.uow import UnitOfWork
+from dashboard.navigation import PAGES, visible_titles
+from tests.dashboard.conftest import body_text, open_app, sign_in
+from tests.support.data import ROLE_ACTORS
+
+PAGE_ROLES = {  # the design's role table, for the console's pages
+    "Agent health": {"po", "support", "engineer", "admin"},
+    "Controls": {"engineer", "admin"},
+    "Rollbacks": {"engineer", "admin"},
+    "Audit log": {"po", "engineer", "admin"},
+}
+USERS = {"po": Role.PRODUCT_OWNER, "support": Role.SUPPORT, "engineer": Role.ENGINEER, "admin": Role.ADMIN}
+
+
+def last_audit(engine: Engine) -> AuditRecord:
+    with read_session(engine) as s:
+        return s.scalars(select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(1)).one()
+
+
+@pytest.mark.parametrize("username", sorted(USERS))
+def test_menu_lists_exactly_the_roles_pages(username: str) -> None:
+    from core.auth import Actor
+
+    shown = visible_titles(Actor(username=username, role=USERS[username]))
+    assert shown == [p.title for p in PAGES if username in PAGE_ROLES[p.title]]
+
+
+@pytest.mark.parametrize("username", sorted(USERS))
+@pytest.mark.parametrize("page", ["controls.py", "rollbacks.py", "audit.py"])
+def test_opening_a_page_url_is_allowed_or_refused(console_db: Engine, username: str, page: str) -> None:
+    at = sign_in(open_app(), username)
+    at.switch_page(f"../pages/{page}").run()
+    assert not at.exception
+    title = next(p.title for p in PAGES if p.file == page)
+    if username in PAGE_ROLES[title]:
+        assert title in [t.value for t in at.title]
+    else:
+        assert any("may not open" in e.value for e in at.error)
+        assert title not in [t.value for t in at.title]
+        rec = last_audit(console_db)
+        assert (rec.actor, rec.action, rec.outcome, rec.target) == (username, "page.open", "refused", title)
+
+
+def test_engineer_turns_the_system_off_with_a_reason(console_db: Engine) -> None:
+    controls.set_activation(actor=ROLE_ACTORS["admin"], mode="full", reason="go", uow=UnitOfWork(console_db))
+    at = sign_in(open_app(), "engineer")
+    at.switch_page("../pages/controls.py").run()
+    assert "RUNNING" in body_text(at)
+    at.button(key="kill_open").click().run()
+    assert "conversations in flight will finish" in body_text(at)
+    # In the browser the dialog reruns on its own; AppTest reruns the page, so the dialog's opener is clicked again.
+    at.text_input(key="kill_reason").input("replies are off-brand")
+    at.button(key="kill_open").click().run()
+    next(b for b in at.button if b.label == "Turn off now").click()
+    at.button(key="kill_open").click().run()
+    assert not at.exception
+    with read_session(console_db) as s:
+        state = get_activation_state(s)
+    assert state.mode == "off" and state.changed_by == "engineer"
+    rec = last_audit(console_db)
+    assert (rec.action, rec.source, rec.reason) == ("kill_switch.engage", "console", "replies are off-brand")
+    assert "workers acknowledged version" in body_text(at) or "No worker is running" in body_text(at)
+
+
+def test_activation_form_sets_limited_scope(console_db: Engine) -> None:
+    at = sign_in(open_app(), "admin")
+    at.switch_page("../pages/controls.py").run()
+    at.radio[0].set_value("limited")
+    at.multiselect[0].set_value([1])
+    at.text_input[0].input("staging step 3")
+    next(b for b in at.button if b.label == "Apply").click().run()
+    assert not at.exception
+    with read_session(console_db) as s:
+        state = get_activation_state(s)
+    assert (state.mode, state.allowed_shops) == ("limited", (1,))
+
+
+def test_audit_page_filters_and_exports(console_db: Engine) -> None:
+    at = sign_in(open_app(), "po")
+    at.switch_page("../pages/audit.py").run()
+    assert not at.exception
+    assert "matching records" in body_text(at)
+    at.selectbox[0].set_value("sign_in").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert set(table["action"]) == {"sign_in"} and "po" in set(table["actor"])

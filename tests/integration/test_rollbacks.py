@@ -1,0 +1,143 @@
+"""The checklist's rollbacks through the services and the CLI, with real worker processes for propagation."""
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, inspect, select
+
+from core.auth import system_actor
+from core.cli import main
+from core.db import read_session
+from core.errors import PermissionDenied, UserInputError
+from core.models import Client, Shop
+from core.queries.controls import evaluate_rollback_triggers
+from core.services import controls, rollbacks
+from core.services.guard import record_refusal
+from core.uow import UnitOfWork
+from tests.integration.test_worker_faults import spawn_worker
+from tests.support.data import ROLE_ACTORS, seed_minimal
+from tests.support.workers import wait_for
+
+ENGINEER, ADMIN = ROLE_ACTORS["engineer"], ROLE_ACTORS["admin"]
+
+
+@pytest.mark.parametrize("role", ["product_owner", "support", "shop_owner", "enterprise_owner"])
+def test_only_engineers_and_admins_roll_back(engine: Engine, role: str) -> None:
+    with pytest.raises(PermissionDenied):
+        rollbacks.start_immediate_rollback(actor=ROLE_ACTORS[role], reason="x", uow=UnitOfWork(engine))
+    with pytest.raises(PermissionDenied):
+        rollbacks.request_database_rollback(actor=ROLE_ACTORS[role], reason="x", typed_environment="development",
+                                            uow=UnitOfWork(engine))
+
+
+def test_immediate_rollback_measures_every_worker_acknowledging(engine: Engine, db_url: str, fake_openai,
+                                                                tmp_path: Path) -> None:
+    seed_minimal(engine, conversations=0)
+    controls.set_activation(actor=ADMIN, mode="full", reason="go", uow=UnitOfWork(engine))
+    workers = [spawn_worker(db_url, fake_openai.base_url, tmp_path, f"w{i}") for i in range(2)]
+    try:
+        from core.queries.health import list_workers
+
+        def alive() -> int:
+            with read_session(engine) as s:
+                return sum(1 for w in list_workers(s, actor=ADMIN) if w["alive"] and w["settings_version"] >= 2)
+
+        wait_for(lambda: alive() == 2, what="two workers reporting")
+        run = rollbacks.start_immediate_rollback(actor=ENGINEER, reason="bad replies", uow=UnitOfWork(engine))
+        result: list = []
+        wait_for(lambda: result.append(rollbacks.check_immediate_rollback(actor=ENGINEER, run_id=run.id,
+                                                                          uow=UnitOfWork(engine)))
+                 or result[-1][0].state == "done", what="both acknowledgements")
+        done, sentence = result[-1]
+        assert sentence.startswith("2 of 2 workers acknowledged version 3 in ")
+        assert 0 <= done.duration_s < 5 and done.duration_s < done.target_s
+    finally:
+        for w in workers:
+            w.terminate()
+            w.wait(timeout=20)
+
+
+def test_database_rollback_in_production_needs_a_second_engineer(engine: Engine, monkeypatch,
+                                                                 tmp_path: Path) -> None:
+    seed_minimal(engine)
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("COOKIE_KEY", "prod-secret-for-the-test")
+    from core.config import reset_settings
+
+    reset_settings()
+    with pytest.raises(UserInputError, match="Type the environment name"):
+        rollbacks.request_database_rollback(actor=ENGINEER, reason="r", typed_environment="staging", uow=UnitOfWork(engine))
+    run = rollbacks.request_database_rollback(actor=ENGINEER, reason="tables slow the app", typed_environment="production",
+                                              uow=UnitOfWork(engine))
+    assert run.state == "awaiting_approval"
+    with pytest.raises(PermissionDenied, match="second engineer"):
+        rollbacks.approve_database_rollback(actor=ENGINEER, run_id=run.id, uow=UnitOfWork(engine))
+    with pytest.raises(Exception, match="must be approved"):
+        rollbacks.execute_database_rollback(actor=ENGINEER, run_id=run.id, uow=UnitOfWork(engine))
+    rollbacks.approve_database_rollback(actor=ADMIN, run_id=run.id, uow=UnitOfWork(engine))
+    with read_session(engine) as s:
+        shops, clients = s.scalar(select(func.count()).select_from(Shop)), s.scalar(select(func.count()).select_from(Client))
+    done = rollbacks.execute_database_rollback(actor=ENGINEER, run_id=run.id, uow=UnitOfWork(engine), backup_dir=tmp_path)
+    assert done.state == "done" and done.details["rows"]["agent_conversations"] == 60
+    assert "agent_conversations" not in inspect(engine).get_table_names()
+    with read_session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Shop)) == shops
+        assert s.scalar(select(func.count()).select_from(Client)) == clients
+    assert main(["db", "restore", done.details["backup"]]) == 0
+    assert main(["audit", "verify"]) == 0
+
+
+def test_full_rollback_calls_the_hook_and_records_releases(engine: Engine, monkeypatch) -> None:
+    calls: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            calls.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            body = json.dumps({"release": "r41"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_a) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with pytest.raises(UserInputError, match="No deploy hook"):
+        rollbacks.run_full_rollback(actor=ENGINEER, reason="r", uow=UnitOfWork(engine))
+    monkeypatch.setenv("DEPLOY_HOOK_URL", f"http://127.0.0.1:{server.server_address[1]}/rollback")
+    monkeypatch.setenv("RELEASE_ID", "r42")
+    from core.config import reset_settings
+
+    reset_settings()
+    assert "HTTP POST" in rollbacks.describe_deploy_hook() and "r42" in rollbacks.describe_deploy_hook()
+    run = rollbacks.run_full_rollback(actor=ENGINEER, reason="release r42 breaks rebooking", uow=UnitOfWork(engine))
+    server.shutdown()
+    assert run.state == "done" and run.details["to_release"] == "r41" and run.details["from_release"] == "r42"
+    assert calls == [{"action": "rollback", "from_release": "r42", "requested_by": "erin",
+                      "reason": "release r42 breaks rebooking"}]
+
+
+def test_unauthorized_access_fires_the_rollback_trigger(engine: Engine) -> None:
+    with read_session(engine) as s:
+        assert not any(t.fired for t in evaluate_rollback_triggers(s, actor=ENGINEER))
+    record_refusal(actor=ROLE_ACTORS["support"], action="conversation.read", target="conversation 9",
+                   reason="shop 2", uow=UnitOfWork(engine))
+    with read_session(engine) as s:
+        fired = {t.key: t for t in evaluate_rollback_triggers(s, actor=ENGINEER) if t.fired}
+    assert set(fired) == {"unauthorized"} and "sam: conversation.read conversation 9" in fired["unauthorized"].detail
+
+
+def test_cli_immediate_rollback_without_workers(engine: Engine, capsys: pytest.CaptureFixture) -> None:
+    seed_minimal(engine, conversations=0)
+    controls.set_activation(actor=system_actor("t"), mode="full", reason="go", uow=UnitOfWork(engine))
+    assert main(["rollback", "immediate", "--reason", "drill", "--wait", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "No worker is running" in out and "immediate: done" in out
+    assert main(["rollback", "full", "--reason", "x"]) == 2
