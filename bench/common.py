@@ -54,3 +54,49 @@ def table(title: str, rows: list[tuple[str, str, str, str]]) -> str:
     lines = [f"### {title}", "", "| figure | measured | goal | peer / naive (same run) |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     return "\n".join(lines) + "\n"
+
+
+LOADED_DB = "agentops_bench_1m"
+
+
+def loaded_postgres(conversations: int = 1_000_000) -> str:
+    """A PostgreSQL database holding CONVERSATIONS from `seed --test-data load`, kept between runs."""
+    import os
+
+    from sqlalchemy import create_engine as _ce
+
+    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{LOADED_DB}"
+    try:
+        probe = _ce(url)
+        with probe.connect() as conn:
+            n = conn.execute(text("SELECT COUNT(*) FROM agent_conversations")).scalar_one()
+        probe.dispose()
+        if n >= conversations:
+            _bring_up_to_date(url)
+            return url
+    except Exception:  # noqa: BLE001 - missing or broken: build it again
+        pass
+    with scratch_postgres(LOADED_DB, keep=True) as url:
+        os.environ["DATABASE_URL"] = url
+        from core.auth import system_actor
+        from core.config import reset_settings
+        from core.db import get_engine
+        from core.seed.runner import seed
+
+        reset_settings()
+        seed(actor=system_actor("bench"), engine=get_engine(), size="load", conversations=conversations)
+    return url
+
+
+def _bring_up_to_date(url: str) -> None:
+    """A kept database gets the newest schema and fresh daily rollups (what `db setup` and the prober do)."""
+    from core.db import make_engine, write_bind
+    from core.migrate import upgrade_to_head
+    from core.rollups_daily import refresh_daily
+
+    eng = make_engine(url)
+    upgrade_to_head(eng)
+    with write_bind(eng).begin() as conn:
+        refresh_daily(conn, days=40)
+        conn.execute(text("ANALYZE"))
+    eng.dispose()

@@ -11,6 +11,7 @@ import requests
 from sqlalchemy import Engine, insert
 
 from core import rollups
+from core.rollups_daily import refresh_daily
 from core.auth import system_actor
 from core.db import read_session, write_bind
 from core.models import HealthProbe, utcnow
@@ -52,4 +53,5 @@ def run_once(engine: Engine, urls: Sequence[str]) -> list[dict]:
         if results:
             conn.execute(insert(HealthProbe), [{**r, "checked_at": now} for r in results])
         rollups.record_db_time(conn, source="probe", samples_ms=samples, at=now)
+        refresh_daily(conn)
     return results

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.models import AgentDbTiming, AgentMetric, AgentResponseBucket, Conversation
+from core.models import AgentDbTiming, AgentMetric, AgentResponseBucket, Conversation, utcnow
 
 # Each bucket is 5 % wider than the last: its geometric middle is within 2.5 % of any value in it.
 BUCKET_RATIO = 1.05
@@ -139,7 +139,10 @@ def rebuild(session: Session, *, since: datetime | None = None) -> int:
     ).group_by(hour, c.agent_instance_id, bucket, c.shop_id, c.agent_type)
     n += session.execute(insert(AgentResponseBucket).from_select(
         ["hour", "agent_instance_id", "bucket", "shop_id", "agent_type", "count"], buckets)).rowcount
-    return n
+    from core.rollups_daily import refresh_daily
+
+    span = None if since is None else (utcnow() - since).days + 2
+    return n + refresh_daily(session, days=span)
 
 
 def window_start(now: datetime, hours: int) -> datetime:

@@ -5,7 +5,9 @@ from core.models.conversations import (
     CHANNELS, CONVERSATION_STATUSES, OPEN_STATUSES, TERMINAL_STATUSES, Conversation, Message,
 )
 from core.models.host import Appointment, Barber, Client, Enterprise, Shop
-from core.models.metrics import AgentDbTiming, AgentMetric, AgentResponseBucket
+from core.models.metrics import (
+    AgentDbTiming, AgentMetric, AgentMetricDaily, AgentResponseBucket, AgentResponseDailyByShop, AgentResponseDailyByType,
+)
 from core.models.ops import (
     ACTIVATION_MODES, AgentSettings, AuditHead, AuditRecord, HealthProbe, RollbackRun, WorkerHeartbeat,
 )

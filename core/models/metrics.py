@@ -51,3 +51,39 @@ class AgentDbTiming(Base):
     source: Mapped[str] = mapped_column(String(20), primary_key=True)
     bucket: Mapped[int] = mapped_column(primary_key=True)
     count: Mapped[int] = mapped_column(default=0)
+
+
+class AgentMetricDaily(Base):
+    """Whole days of agent_metrics per shop and agent type, for windows longer than two days."""
+
+    __tablename__ = "agent_metrics_daily"
+    day: Mapped[datetime] = mapped_column(primary_key=True)
+    shop_id: Mapped[int] = mapped_column(primary_key=True)
+    agent_type: Mapped[str] = mapped_column(String(40), primary_key=True)
+    created: Mapped[int] = mapped_column(default=0)
+    completed: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    opted_out: Mapped[int] = mapped_column(default=0)
+    prompt_tokens: Mapped[int] = mapped_column(default=0)
+    completion_tokens: Mapped[int] = mapped_column(default=0)
+    cost_usd: Mapped[float] = mapped_column(Numeric(14, 6), default=0)
+
+
+class AgentResponseDailyByType(Base):
+    """Whole days of the response-time histogram per agent type (all shops)."""
+
+    __tablename__ = "agent_response_daily_by_type"
+    day: Mapped[datetime] = mapped_column(primary_key=True)
+    agent_type: Mapped[str] = mapped_column(String(40), primary_key=True)
+    bucket: Mapped[int] = mapped_column(primary_key=True)
+    count: Mapped[int] = mapped_column(default=0)
+
+
+class AgentResponseDailyByShop(Base):
+    """Whole days of the response-time histogram per shop (all agent types)."""
+
+    __tablename__ = "agent_response_daily_by_shop"
+    day: Mapped[datetime] = mapped_column(primary_key=True)
+    shop_id: Mapped[int] = mapped_column(primary_key=True)
+    bucket: Mapped[int] = mapped_column(primary_key=True)
+    count: Mapped[int] = mapped_column(default=0)

@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Select, func, literal_column, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.auth import Actor, Permission
-from core.models import AgentMetric, AgentResponseBucket, Conversation, Shop, utcnow
+from core.models import Conversation, Shop, utcnow
+from core.queries.rollup_reads import HOURLY_ONLY_HOURS, SUM_COLUMNS, histograms, metric_sums, plan_window
 from core.queries.scope import require_read, shop_filter
 from core.rollups import percentile, window_start
 
@@ -51,20 +52,10 @@ class Summary:
                 "completion_tokens": self.completion_tokens, "cost_usd": round(self.cost_usd, 6)}
 
 
-def _metric_rows(actor: Actor, since: datetime) -> Select:
-    m = AgentMetric
-    return select(func.coalesce(func.sum(m.created), 0), func.coalesce(func.sum(m.completed), 0),
-                  func.coalesce(func.sum(m.failed), 0), func.coalesce(func.sum(m.opted_out), 0),
-                  func.coalesce(func.sum(m.prompt_tokens), 0), func.coalesce(func.sum(m.completion_tokens), 0),
-                  func.coalesce(func.sum(m.cost_usd), 0)).where(m.hour >= since, *shop_filter(actor, m.shop_id))
-
-
-def response_histogram(session: Session, *, actor: Actor, since: datetime, extra: list[Any] | None = None) -> dict[int, int]:
+def response_histogram(session: Session, *, actor: Actor, since: datetime) -> dict[int, int]:
     """Bucket → count of completed conversations' response times, created since SINCE, in ACTOR's scope."""
-    b = AgentResponseBucket
-    rows = session.execute(select(b.bucket, func.sum(b.count)).where(
-        b.hour >= since, *shop_filter(actor, b.shop_id), *(extra or [])).group_by(b.bucket))
-    return {int(bucket): int(n) for bucket, n in rows}
+    plan = plan_window(session, actor=actor, since=since)
+    return histograms(session, actor=actor, plan=plan).get(None, {})
 
 
 def _open_counts(session: Session, actor: Actor, since: datetime) -> dict[str, int]:
@@ -78,56 +69,34 @@ def get_summary(session: Session, *, actor: Actor, window_hours: int, now: datet
     """Conversations created in the last WINDOW_HOURS whole hours: counts by status, error rate, p95, tokens, cost."""
     require_read(actor, Permission.VIEW_HEALTH)
     since = window_start(now or utcnow(), window_hours)
-    created, completed, failed, opted_out, p_tok, c_tok, cost = session.execute(_metric_rows(actor, since)).one()
-    by_status = {"completed": int(completed), "failed": int(failed), "opted_out": int(opted_out),
+    plan = plan_window(session, actor=actor, since=since, now=now)
+    t = metric_sums(session, actor=actor, plan=plan).get(None, dict.fromkeys(SUM_COLUMNS, 0))
+    completed, failed = int(t["completed"]), int(t["failed"])
+    by_status = {"completed": completed, "failed": failed, "opted_out": int(t["opted_out"]),
                  **{s: 0 for s in OPEN}, **_open_counts(session, actor, since)}
-    finished = int(completed) + int(failed)
-    return Summary(window_hours=window_hours, since=since, conversations=int(created), by_status=by_status,
-                   error_rate=(int(failed) / finished) if finished else None,
-                   p95_response_ms=percentile(response_histogram(session, actor=actor, since=since), 0.95),
-                   prompt_tokens=int(p_tok), completion_tokens=int(c_tok), cost_usd=float(cost))
-
-
-def _period(session: Session, column: Any, days: bool) -> Any:
-    if not days:
-        return column
-    if session.get_bind().dialect.name == "postgresql":
-        return func.date_trunc("day", column)
-    return func.strftime("%Y-%m-%d 00:00:00.000000", column)
-
-
-def _as_datetime(value: Any) -> datetime:
-    """SQLite hands back day buckets as text and hours without a zone; both are UTC."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    hist = histograms(session, actor=actor, plan=plan).get(None, {})
+    return Summary(window_hours=window_hours, since=since, conversations=int(t["created"]), by_status=by_status,
+                   error_rate=failed / (completed + failed) if completed + failed else None,
+                   p95_response_ms=percentile(hist, 0.95), prompt_tokens=int(t["prompt_tokens"]),
+                   completion_tokens=int(t["completion_tokens"]), cost_usd=float(t["cost_usd"]))
 
 
 def get_timeseries(session: Session, *, actor: Actor, window_hours: int, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Per hour (windows up to a day) or per day: volume by status, error rate and p95 response time."""
+    """Per hour (windows up to two days) or per day: volume by status, error rate and p95 response time."""
     require_read(actor, Permission.VIEW_HEALTH)
     since = window_start(now or utcnow(), window_hours)
-    days = window_hours > 48
-    m, b = AgentMetric, AgentResponseBucket
-    period = _period(session, m.hour, days).label("period")
-    rows = session.execute(select(period, func.sum(m.created), func.sum(m.completed), func.sum(m.failed),
-                                  func.sum(m.opted_out)).where(m.hour >= since, *shop_filter(actor, m.shop_id))
-                           .group_by(literal_column("period")).order_by(literal_column("period")))
-    out = {}
-    for p, created, completed, failed, opted in rows:
-        finished = int(completed) + int(failed)
-        out[_as_datetime(p)] = {"period": _as_datetime(p), "created": int(created), "completed": int(completed),
-                                "failed": int(failed), "opted_out": int(opted),
-                                "error_rate": int(failed) / finished if finished else None, "p95_response_ms": None}
-    bperiod = _period(session, b.hour, days).label("period")
-    hist: dict[datetime, dict[int, int]] = defaultdict(dict)
-    for p, bucket, n in session.execute(select(bperiod, b.bucket, func.sum(b.count)).where(
-            b.hour >= since, *shop_filter(actor, b.shop_id)).group_by(literal_column("period"), b.bucket)):
-        hist[_as_datetime(p)][int(bucket)] = int(n)
-    for p, h in hist.items():
-        if p in out:
-            out[p]["p95_response_ms"] = percentile(h, 0.95)
-    return [out[k] for k in sorted(out)]
+    plan = plan_window(session, actor=actor, since=since, now=now)
+    by = "day" if window_hours > HOURLY_ONLY_HOURS else "hour"
+    sums = metric_sums(session, actor=actor, plan=plan, by=by)
+    hists = histograms(session, actor=actor, plan=plan, by=by)
+    return [{"period": p, **_row_figures(sums[p], hists.get(p, {}))} for p in sorted(sums)]
+
+
+def _row_figures(t: dict[str, float], hist: dict[int, int]) -> dict[str, Any]:
+    completed, failed = int(t["completed"]), int(t["failed"])
+    return {"created": int(t["created"]), "completed": completed, "failed": failed, "opted_out": int(t["opted_out"]),
+            "error_rate": failed / (completed + failed) if completed + failed else None,
+            "p95_response_ms": percentile(hist, 0.95)}
 
 
 def get_breakdown(session: Session, *, actor: Actor, window_hours: int, by: str, top: int = 8,
@@ -135,36 +104,22 @@ def get_breakdown(session: Session, *, actor: Actor, window_hours: int, by: str,
     """Volume, error rate and p95 per agent type or per shop (top N by volume, the rest grouped as 'other')."""
     require_read(actor, Permission.VIEW_HEALTH)
     since = window_start(now or utcnow(), window_hours)
-    m, b = AgentMetric, AgentResponseBucket
-    key_m, key_b = (m.agent_type, b.agent_type) if by == "agent_type" else (m.shop_id, b.shop_id)
-    rows = session.execute(select(key_m, func.sum(m.created), func.sum(m.completed), func.sum(m.failed))
-                           .where(m.hour >= since, *shop_filter(actor, m.shop_id)).group_by(key_m)
-                           .order_by(func.sum(m.created).desc())).all()
-    hists: dict[Any, dict[int, int]] = defaultdict(dict)
-    for key, bucket, n in session.execute(select(key_b, b.bucket, func.sum(b.count)).where(
-            b.hour >= since, *shop_filter(actor, b.shop_id)).group_by(key_b, b.bucket)):
-        hists[key][int(bucket)] = int(n)
-    names = _shop_names(session, [r[0] for r in rows]) if by == "shop" else {}
-    out, rest = [], {"created": 0, "completed": 0, "failed": 0, "hist": defaultdict(int)}
-    for i, (key, created, completed, failed) in enumerate(rows):
-        if i < top:
-            out.append(_breakdown_row(names.get(key, str(key)), int(created), int(completed), int(failed), hists[key]))
-            continue
-        rest["created"] += int(created)
-        rest["completed"] += int(completed)
-        rest["failed"] += int(failed)
-        for bucket, n in hists[key].items():
-            rest["hist"][bucket] += n
-    if len(rows) > top:
-        out.append(_breakdown_row(f"other ({len(rows) - top})", rest["created"], rest["completed"], rest["failed"],
-                                  rest["hist"]))
+    plan = plan_window(session, actor=actor, since=since, now=now)
+    key = "agent_type" if by == "agent_type" else "shop_id"
+    sums = metric_sums(session, actor=actor, plan=plan, by=key)
+    hists = histograms(session, actor=actor, plan=plan, by=key)
+    ranked = sorted(sums, key=lambda k: -sums[k]["created"])
+    names = _shop_names(session, ranked) if key == "shop_id" else {}
+    out = [{"name": names.get(k, str(k)), **_row_figures(sums[k], hists.get(k, {}))} for k in ranked[:top]]
+    if len(ranked) > top:
+        rest_sums, rest_hist = dict.fromkeys(SUM_COLUMNS, 0.0), defaultdict(int)
+        for k in ranked[top:]:
+            for c in SUM_COLUMNS:
+                rest_sums[c] += sums[k][c]
+            for bucket, n in hists.get(k, {}).items():
+                rest_hist[bucket] += n
+        out.append({"name": f"other ({len(ranked) - top})", **_row_figures(rest_sums, rest_hist)})
     return out
-
-
-def _breakdown_row(name: str, created: int, completed: int, failed: int, hist: dict[int, int]) -> dict[str, Any]:
-    finished = completed + failed
-    return {"name": name, "created": created, "completed": completed, "failed": failed,
-            "error_rate": failed / finished if finished else None, "p95_response_ms": percentile(hist, 0.95)}
 
 
 def _shop_names(session: Session, ids: list[int]) -> dict[int, str]:
