@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     login_window_minutes: int = 15
 
     api_rate_limit_per_minute: int = Field(60, ge=1)
+    api_status_cache_seconds: float = Field(1.0, ge=0)
+    api_token_cache_seconds: float = Field(1.0, ge=0, le=5)
     redis_url: str | None = None
     trusted_proxies: str = ""
     api_base_url: str = "http://127.0.0.1:8000"

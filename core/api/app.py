@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from core.api.cache import TTLCache
 from core.api.limits import BodyLimitMiddleware
 from core.api.prometheus import make_registry
 from core.api.ratelimit import MemoryLimiter, RedisLimiter, client_address
@@ -31,6 +32,9 @@ def create_app(*, engine: Engine | None = None, settings: Settings | None = None
     app.state.engine = engine or get_engine()
     app.state.settings = settings
     app.state.registry, latency = make_registry(app.state.engine)
+    app.state.status_cache = TTLCache(settings.api_status_cache_seconds)
+    # A token's user is looked up at most once a second: revoking a token takes effect within that second.
+    app.state.token_cache = TTLCache(settings.api_token_cache_seconds)
     limit = settings.api_rate_limit_per_minute
     app.state.limiter = RedisLimiter(limit, settings.redis_url) if settings.redis_url else MemoryLimiter(limit)
     app.include_router(router)

@@ -48,8 +48,11 @@ def readiness(request: Request) -> JSONResponse:
 @router.get("/api/v2/agents/status", tags=["agents"])
 def status(request: Request, actor: Actor = Depends(require_actor)) -> dict[str, Any]:
     """Activation mode and scope, state per agent type, instances, and the last hour from the rollups."""
-    with read_session(request.app.state.engine) as s:
-        return get_status(s, actor=actor)
+    def compute() -> dict[str, Any]:
+        with read_session(request.app.state.engine) as s:
+            return get_status(s, actor=actor)
+
+    return request.app.state.status_cache.get(actor.scope_key, compute)
 
 
 def _change_instance(request: Request, actor: Actor, body: InstanceChange, status: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from core.auth import Actor, anonymous_actor
 from core.db import read_session
 from core.services.guard import record_refusal
-from core.services.tokens import authenticate_token
+from core.services.tokens import authenticate_token, token_hash
 from core.uow import UnitOfWork
 
 bearer = HTTPBearer(auto_error=False, description="An API token from `python -m core tokens create`.")
@@ -19,11 +19,15 @@ async def require_actor(request: Request) -> Actor:
     engine = request.app.state.engine
     if creds is None:
         _refuse(engine, "(no token)", request, "no bearer token")
-    with read_session(engine) as s:
-        actor = authenticate_token(s, creds.credentials)
+    actor = request.app.state.token_cache.get(token_hash(creds.credentials), lambda: _lookup(engine, creds.credentials))
     if actor is None:
         _refuse(engine, creds.credentials[:12] + "…", request, "unknown, expired or revoked token")
     return actor
+
+
+def _lookup(engine, token: str) -> Actor | None:  # noqa: ANN001
+    with read_session(engine) as s:
+        return authenticate_token(s, token)
 
 
 def _refuse(engine, who: str, request: Request, reason: str) -> None:  # noqa: ANN001

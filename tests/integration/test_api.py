@@ -157,3 +157,23 @@ def test_tokens_cli_prints_once_and_stores_a_hash(api: dict, engine: Engine, cap
     assert main(["tokens", "list"]) == 0
     assert token not in capsys.readouterr().out
     assert main(["tokens", "create", "--user", "ghost"]) == 1
+
+
+def test_revoked_token_stops_working_within_a_second(api: dict, engine: Engine) -> None:
+    import time
+
+    from core.models import User
+
+    with read_session(engine) as s:
+        uid = s.scalars(select(User.id).where(User.username == "u-admin")).one()
+        tid = s.scalars(select(ApiToken.id).where(ApiToken.user_id == uid)).first()
+    assert call(api, "admin", "GET", "/api/v2/agents/status") == 200
+    tokens.revoke_token(actor=tokens_admin(), token_id=tid, uow=UnitOfWork(engine))
+    time.sleep(1.05)
+    assert call(api, "admin", "GET", "/api/v2/agents/status") == 401
+
+
+def tokens_admin():  # noqa: ANN201
+    from core.auth import system_actor
+
+    return system_actor("test")
