@@ -20,6 +20,7 @@ run: install
 	@bash scripts/run.sh
 
 test: install
+	@bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: install

@@ -20,6 +20,7 @@ if signed is None:
     st.stop()
 
 st.session_state["agentops_signed_in"] = signed
+context.persist(signed)
 components.identity_sidebar(signed, settings.environment)
 signin.render_sign_out(signed.token)
 build_navigation(signed.actor).run()

@@ -28,9 +28,15 @@ def current() -> SignedIn | None:
 
 
 def remember(signed: SignedIn) -> None:
-    """Keep the session for this tab and, through the cookie, for reloads."""
+    """Keep the session for this tab now, and for reloads once the page has rendered (see persist())."""
     st.session_state[SESSION_KEY] = signed.token
-    cookies.store_token(signed.token, hours=get_settings().session_hours)
+    st.session_state["agentops_cookie_pending"] = True
+
+
+def persist(signed: SignedIn) -> None:
+    """Write the cookie in a run that renders: the component that sets it is lost if the run is cut short."""
+    if st.session_state.pop("agentops_cookie_pending", False):
+        cookies.store_token(signed.token, hours=get_settings().session_hours)
 
 
 def actor() -> Actor:
