@@ -5,7 +5,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -13,14 +12,7 @@ import time
 import requests
 
 from bench.common import loaded_postgres, table
-
-
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from tests.support.net import free_port
 
 
 def _token(url: str) -> str:
@@ -61,7 +53,7 @@ def main(argv: list[str] | None = None) -> str:
         return table("Agent API", [("GET /api/v2/agents/status", "not run: wrk is not installed", "p99 < 100 ms", "–")])
     url = loaded_postgres()
     token = _token(url)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "API_RATE_LIMIT_PER_MINUTE": "100000000", "AGENT_LOG_LEVEL": "WARNING"}
     server = subprocess.Popen([sys.executable, "-m", "core", "api", "--port", str(port), "--workers", str(args.workers)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -22,18 +21,11 @@ from core.seed.runner import demo_password, seed_demo_users
 from core.services import controls
 from core.uow import UnitOfWork
 from tests.support.data import seed_minimal
+from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.fixture
@@ -41,7 +33,7 @@ def console(engine: Engine, db_url: str, tmp_path: Path) -> Iterator[str]:
     seed_minimal(engine)
     seed_demo_users(actor=system_actor("test"), engine=engine)
     controls.set_activation(actor=system_actor("test"), mode="full", reason="e2e", uow=UnitOfWork(engine))
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DATABASE_URL": db_url, "BCRYPT_ROUNDS": "4"}
     server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),
                                "--server.headless", "true", "--server.port", str(port), "--server.address",
