@@ -7,7 +7,7 @@ from core.config import SettingsError, get_settings
 from dashboard import components, context, signin
 from dashboard.navigation import build_navigation
 
-st.set_page_config(page_title="BookedBarber Agent Ops", page_icon="💈", layout="wide")
+st.set_page_config(page_title="BookedBarber Agent Ops", page_icon=":material/content_cut:", layout="wide")
 try:
     settings = get_settings()
 except SettingsError as exc:
@@ -16,7 +16,7 @@ except SettingsError as exc:
 
 signed = components.with_database(context.current, fallback=st.session_state.get("agentops_signed_in"))
 if signed is None:
-    st.navigation([st.Page(signin.render_sign_in, title="Sign in", icon="🔐")], position="hidden").run()
+    st.navigation([st.Page(signin.render_sign_in, title="Sign in", icon=":material/login:")], position="hidden").run()
     st.stop()
 
 st.session_state["agentops_signed_in"] = signed

@@ -21,10 +21,10 @@ class PageSpec:
 
 
 PAGES = [
-    PageSpec("health.py", "Agent health", "🩺", Permission.VIEW_HEALTH, "health"),
-    PageSpec("controls.py", "Controls", "🛑", Permission.CONTROL_SYSTEM, "controls"),
-    PageSpec("rollbacks.py", "Rollbacks", "⏪", Permission.ROLLBACK, "rollbacks"),
-    PageSpec("audit.py", "Audit log", "📜", Permission.READ_AUDIT, "audit"),
+    PageSpec("health.py", "Agent health", ":material/monitor_heart:", Permission.VIEW_HEALTH, "health"),
+    PageSpec("controls.py", "Controls", ":material/power_settings_new:", Permission.CONTROL_SYSTEM, "controls"),
+    PageSpec("rollbacks.py", "Rollbacks", ":material/history:", Permission.ROLLBACK, "rollbacks"),
+    PageSpec("audit.py", "Audit log", ":material/receipt_long:", Permission.READ_AUDIT, "audit"),
 ]
 
 

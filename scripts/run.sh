@@ -22,7 +22,7 @@ trap cleanup EXIT INT TERM
 if $BIN/python -m core --help | grep -q " worker "; then
   $BIN/python -m core worker >var/worker.log 2>&1 & pids+=($!)
   $BIN/python -m core conversations enqueue --count 3 --every 10 >var/traffic.log 2>&1 & pids+=($!)
-  $BIN/python -m core probe --every 30 >var/probe.log 2>&1 & pids+=($!)
+  (sleep 5; exec $BIN/python -m core probe --every 30) >var/probe.log 2>&1 & pids+=($!)
 fi
 if $BIN/python -m core --help | grep -q " api "; then
   $BIN/python -m core api --host 127.0.0.1 --port "${API_PORT:-8000}" >var/api.log 2>&1 & pids+=($!)

@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--count", type=int, required=True)
     e.add_argument("--agent-type")
     e.add_argument("--shop", type=int)
-    e.add_argument("--every", type=float, help="repeat every this many seconds (demo traffic) until stopped")
+    e.add_argument("--every", type=float, help="repeat every this many seconds (demo traffic) until stopped; audited once, at the start")
     e.set_defaults(func=enqueue)
     p = sub.add_parser("probe", help="probe the health endpoints and time the dashboard queries")
     p.add_argument("--every", type=float, help="repeat every this many seconds until stopped")
@@ -44,9 +44,11 @@ def run_worker(args: argparse.Namespace) -> int:
 
 def enqueue(args: argparse.Namespace) -> int:
     actor = actor_from_args(args)
+    action: str | None = "conversations.traffic_start" if args.every else "conversations.enqueue"
     while True:
         ids = enqueue_conversations(actor=actor, count=args.count, agent_type=args.agent_type, shop_id=args.shop,
-                                    uow=UnitOfWork(get_engine()))
+                                    uow=UnitOfWork(get_engine()), action=action)
+        action = None
         print(f"enqueued {len(ids)} conversations ({ids[0]}…{ids[-1]})", flush=True)
         if not args.every:
             return 0

@@ -19,8 +19,9 @@ from core.seed.catalog import ensure_catalog
 from core.services.guard import require
 from core.uow import UnitOfWork
 
-DEMO_USERS = [  # (user name, role, shops): demo sign-ins, created only in development
-    ("po", "product_owner", ()), ("support", "support", (1, 2)), ("engineer", "engineer", ()), ("admin", "admin", ()),
+DEMO_USERS = [  # (user name, display name, role, shops): demo sign-ins, created only in development
+    ("po", "Priya Owens (product)", "product_owner", ()), ("support", "Sam Ortiz (support)", "support", (1, 2)),
+    ("engineer", "Erin Chu (engineering)", "engineer", ()), ("admin", "Ada Brooks (admin)", "admin", ()),
 ]
 CHUNK = 20_000
 
@@ -129,11 +130,11 @@ def seed_demo_users(*, actor: Actor, engine: Engine) -> list[tuple[str, str, str
     created = []
     with engine.connect() as conn:
         existing = set(conn.execute(select(User.username)).scalars())
-    for username, role, shops in DEMO_USERS:
+    for username, name, role, shops in DEMO_USERS:
         if username in existing:
             continue
         add_user(actor=actor, username=username, password=demo_password(username), role=role, uow=UnitOfWork(engine),
-                 name=username.replace("po", "Product Owner").title(), shops=shops, is_demo=True)
+                 name=name, shops=shops, is_demo=True)
         created.append((username, role, demo_password(username)))
     return created
 

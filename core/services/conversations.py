@@ -17,8 +17,13 @@ MAX_ENQUEUE = 1_000_000
 
 
 def enqueue_conversations(*, actor: Actor, count: int, uow: UnitOfWork, agent_type: str | None = None,
-                          shop_id: int | None = None, rng: random.Random | None = None) -> list[int]:
-    """Create COUNT pending conversations for real clients of active instances (optionally one type or shop)."""
+                          shop_id: int | None = None, rng: random.Random | None = None,
+                          action: str | None = "conversations.enqueue") -> list[int]:
+    """Create COUNT pending conversations for real clients of active instances (optionally one type or shop).
+
+    ACTION names the audit record; a repeating trial (demo traffic) is audited once, when it starts
+    (action None for the later batches), so it does not bury the controls in the audit log.
+    """
     if not 1 <= count <= MAX_ENQUEUE:
         raise UserInputError(f"--count must be between 1 and {MAX_ENQUEUE:,}.")
     if agent_type is not None and agent_type not in AGENT_TYPES:
@@ -46,8 +51,9 @@ def enqueue_conversations(*, actor: Actor, count: int, uow: UnitOfWork, agent_ty
         uow.session.add_all(convs)
         uow.session.flush()
         rollups.record_created(uow.session, convs)
-        audit.append(uow.session, actor=actor, action="conversations.enqueue", target=f"{count} conversations",
-                     after={"count": count, "agent_type": agent_type, "shop_id": shop_id})
+        if action:
+            audit.append(uow.session, actor=actor, action=action, target=f"{count} conversations",
+                         after={"count": count, "agent_type": agent_type, "shop_id": shop_id})
         uow.commit()
         return [c.id for c in convs]
 
