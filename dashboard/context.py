@@ -4,7 +4,6 @@ from __future__ import annotations
 import streamlit as st
 
 from core.auth import Actor
-from core.config import get_settings
 from core.services.sessions import SignedIn, resume_session
 from core.uow import UnitOfWork
 from dashboard import cookies
@@ -30,13 +29,13 @@ def current() -> SignedIn | None:
 def remember(signed: SignedIn) -> None:
     """Keep the session for this tab now, and for reloads once the page has rendered (see persist())."""
     st.session_state[SESSION_KEY] = signed.token
-    st.session_state["agentops_cookie_pending"] = True
 
 
 def persist(signed: SignedIn) -> None:
-    """Write the cookie in a run that renders: the component that sets it is lost if the run is cut short."""
-    if st.session_state.pop("agentops_cookie_pending", False):
-        cookies.store_token(signed.token, hours=get_settings().session_hours)
+    """Make sure the browser holds the session cookie. Called on every signed-in run: the component that
+    writes it is lost when a run is cut short, so one attempt right after sign-in is not enough."""
+    if cookies.read_token() != signed.token:
+        cookies.store_token(signed.token, expires_at=signed.expires_at)
 
 
 def actor() -> Actor:

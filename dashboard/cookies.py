@@ -5,7 +5,7 @@ issues #91 and #195), this token is worthless once the server-side session has e
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import streamlit as st
 from cryptography.fernet import InvalidToken
@@ -45,10 +45,16 @@ def _manager():  # noqa: ANN202 - extra_streamlit_components.CookieManager
     return stx.CookieManager(key="agentops_cookies")
 
 
-def store_token(token: str, *, hours: float) -> None:
-    """Ask the browser to keep the encrypted token until the session would expire."""
-    _manager().set(COOKIE_NAME, _encryptor().encrypt(token), key="agentops_cookie_set",
-                   expires_at=datetime.now() + timedelta(hours=hours), same_site="strict")
+def store_token(token: str, *, expires_at: datetime) -> None:
+    """Ask the browser to keep the encrypted token until the session expires.
+
+    The ciphertext is kept per token, so repeated calls send the component the same arguments."""
+    sealed = st.session_state.get("agentops_cookie_sealed")
+    if not sealed or sealed[0] != token:
+        sealed = (token, _encryptor().encrypt(token))
+        st.session_state["agentops_cookie_sealed"] = sealed
+    local_expiry = expires_at.astimezone().replace(tzinfo=None)  # the component expects local, naive time
+    _manager().set(COOKIE_NAME, sealed[1], key="agentops_cookie_set", expires_at=local_expiry, same_site="strict")
 
 
 def forget() -> None:

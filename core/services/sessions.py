@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 
@@ -24,6 +24,7 @@ class SignedIn:
     actor: Actor
     token: str  # handed to the browser once; only its hash is stored
     name: str
+    expires_at: datetime
 
 
 def _token_id(token: str) -> str:
@@ -55,14 +56,14 @@ def sign_in(*, username: str, password: str, uow: UnitOfWork) -> SignedIn:
         if problem:
             _refusal(uow, username, problem)
             raise PermissionDenied(GENERIC_REFUSAL)
-        token = secrets.token_urlsafe(32)
+        token, expires = secrets.token_urlsafe(32), utcnow() + timedelta(hours=s.session_hours)
         uow.session.add(ConsoleSession(id=_token_id(token), user_id=user.id, role_at_start=user.role,
-                                       expires_at=utcnow() + timedelta(hours=s.session_hours)))
+                                       expires_at=expires))
         uow.session.add(LoginAttempt(username=username, succeeded=True))
         actor = actor_for_user(uow.session, user, source="console")
         audit.append(uow.session, actor=actor, action="sign_in", target=username)
         uow.commit()
-        return SignedIn(actor=actor, token=token, name=user.name)
+        return SignedIn(actor=actor, token=token, name=user.name, expires_at=expires)
 
 
 def _why_refused(user: User | None, password_ok: bool, environment: str) -> str:
@@ -95,7 +96,8 @@ def resume_session(*, token: str, uow: UnitOfWork) -> SignedIn | None:
         if (now - row.last_seen_at).total_seconds() > 60:  # keep "last seen" fresh without a write per rerun
             row.last_seen_at = now
             uow.commit()
-        return SignedIn(actor=actor_for_user(uow.session, user, source="console"), token=token, name=user.name)
+        return SignedIn(actor=actor_for_user(uow.session, user, source="console"), token=token, name=user.name,
+                        expires_at=row.expires_at)
 
 
 def sign_out(*, token: str, uow: UnitOfWork) -> None:
