@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.config import get_settings
 
 _engines: dict[tuple[str, bool], Engine] = {}
+_relaxed: dict[tuple[str, str], Engine] = {}
 _lock = threading.Lock()
 
 
@@ -78,14 +79,30 @@ def get_engine(url: str | None = None, *, read: bool = False) -> Engine:
 def dispose_engines() -> None:
     """Close every pooled connection (tests, forked workers)."""
     with _lock:
-        for engine in _engines.values():
+        for engine in [*_engines.values(), *_relaxed.values()]:
             engine.dispose()
         _engines.clear()
+        _relaxed.clear()
 
 
 def write_bind(engine: Engine) -> Engine:
     """The engine variant whose transactions take SQLite's write lock at BEGIN."""
     return engine.execution_options(sqlite_write=True) if engine.dialect.name == "sqlite" else engine
+
+
+def relaxed_bind(engine: Engine) -> Engine:
+    """For writes that may be lost in a crash without harm (claims, heartbeats): on PostgreSQL a pool whose
+    connections do not wait for the WAL flush at commit; elsewhere the ordinary write engine."""
+    if engine.dialect.name != "postgresql":
+        return write_bind(engine)
+    key = (engine.url.render_as_string(hide_password=False), "relaxed")
+    with _lock:
+        if key not in _relaxed:
+            _relaxed[key] = create_engine(
+                engine.url, pool_size=5, max_overflow=10, pool_pre_ping=True, pool_recycle=1800,
+                connect_args={"connect_timeout": 5, "application_name": "agentops-relaxed",
+                              "options": "-c synchronous_commit=off"})
+        return _relaxed[key]
 
 
 def read_session(engine: Engine | None = None) -> Session:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import rollups
-from core.db import write_bind
+from core.db import relaxed_bind, write_bind
 from core.llm import Reply
 from core.models import AgentInstance, Conversation, Message, WorkerHeartbeat, utcnow
 from core.queries.settings import ActivationState
@@ -22,14 +22,6 @@ MAX_CLAIMS = 5
 
 def _session(engine: Engine) -> Session:
     return Session(bind=write_bind(engine), expire_on_commit=False)
-
-
-def _relaxed_commit(s: Session | Connection) -> None:
-    """Claims and heartbeats need not wait for the WAL flush: if one is lost in a crash, the
-    conversation simply stays pending (nothing was sent yet). Completions keep the full guarantee."""
-    dialect = s.get_bind().dialect if isinstance(s, Session) else s.dialect
-    if dialect.name == "postgresql":
-        s.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
 
 def _scope_filters(state: ActivationState, percent_shops: Sequence[int]) -> list:
@@ -62,8 +54,8 @@ def claim(engine: Engine, *, worker_id: str, limit: int, state: ActivationState,
     stmt = (update(c).where(c.id.in_(candidates.scalar_subquery())).values(
         status="in_progress", lease_owner=worker_id, lease_expires_at=now + timedelta(seconds=lease_seconds),
         started_at=now, attempts=c.attempts + 1, next_attempt_at=None).returning(c.id))
-    with write_bind(engine).begin() as conn:
-        _relaxed_commit(conn)
+    # Claims need not wait for the WAL flush: one lost in a crash leaves the conversation pending, unsent.
+    with relaxed_bind(engine).begin() as conn:
         return list(conn.scalars(stmt))
 
 
@@ -89,6 +81,8 @@ def _finish_held(conn: Connection, conversation_id: int, worker_id: str, **value
 
 def complete(engine: Engine, *, conversation_id: int, worker_id: str, reply: Reply, response_ms: int) -> Outcome:
     """Store the outgoing message and finish the conversation, unless the lease was lost meanwhile."""
+    if engine.dialect.name == "postgresql":
+        return _complete_in_one_statement(engine, conversation_id, worker_id, reply, response_ms)
     now = utcnow()
     with write_bind(engine).connect() as conn:
         tx = conn.begin()
@@ -150,8 +144,7 @@ def renew_leases(engine: Engine, *, worker_id: str, ids: Sequence[int], lease_se
 
 def write_heartbeat(engine: Engine, row: dict, db_samples_ms: Sequence[float]) -> None:
     """Upsert this worker's heartbeat row and add its database timings to the hour's histogram."""
-    with _session(engine) as s:
-        _relaxed_commit(s)
+    with Session(bind=relaxed_bind(engine)) as s:
         dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
         stmt = dialect.insert(WorkerHeartbeat).values(**row)
         s.execute(stmt.on_conflict_do_update(index_elements=["id"],
@@ -159,3 +152,50 @@ def write_heartbeat(engine: Engine, row: dict, db_samples_ms: Sequence[float]) -
         if db_samples_ms:
             rollups.record_db_time(s, source="worker", samples_ms=db_samples_ms, at=row["last_seen_at"])
         s.commit()
+
+
+# On PostgreSQL the completion is one round trip: finish the conversation (only under our lease), store
+# the message (its idempotency key refuses a second copy), and add it to both hourly rollups.
+_COMPLETE_SQL = text("""
+WITH upd AS (
+    UPDATE agent_conversations SET status = 'completed', completed_at = :now, response_time_ms = :rt,
+        prompt_tokens = :pt, completion_tokens = :ct, cost_usd = :cost, provider = :provider, error = NULL,
+        lease_owner = NULL, lease_expires_at = NULL
+    WHERE id = :id AND lease_owner = :worker AND status = 'in_progress'
+    RETURNING id, date_trunc('hour', created_at, 'UTC') AS hour, agent_instance_id, shop_id, agent_type
+), msg AS (
+    INSERT INTO agent_messages (conversation_id, role, content, created_at, prompt_tokens, completion_tokens,
+                                latency_ms, idempotency_key)
+    SELECT id, 'agent', :content, :now, :pt, :ct, :latency, :key FROM upd RETURNING conversation_id
+), met AS (
+    INSERT INTO agent_metrics (hour, agent_instance_id, shop_id, agent_type, created, completed, failed, opted_out,
+                               response_ms_sum, prompt_tokens, completion_tokens, cost_usd)
+    SELECT hour, agent_instance_id, shop_id, agent_type, 0, 1, 0, 0, :rt, :pt, :ct, :cost FROM upd
+    ON CONFLICT (hour, agent_instance_id) DO UPDATE SET
+        completed = agent_metrics.completed + 1, response_ms_sum = agent_metrics.response_ms_sum + EXCLUDED.response_ms_sum,
+        prompt_tokens = agent_metrics.prompt_tokens + EXCLUDED.prompt_tokens,
+        completion_tokens = agent_metrics.completion_tokens + EXCLUDED.completion_tokens,
+        cost_usd = agent_metrics.cost_usd + EXCLUDED.cost_usd
+    RETURNING 1
+), bkt AS (
+    INSERT INTO agent_response_buckets (hour, agent_instance_id, bucket, shop_id, agent_type, count)
+    SELECT hour, agent_instance_id, :bucket, shop_id, agent_type, 1 FROM upd
+    ON CONFLICT (hour, agent_instance_id, bucket) DO UPDATE SET count = agent_response_buckets.count + 1
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM upd)
+""")
+
+
+def _complete_in_one_statement(engine: Engine, conversation_id: int, worker_id: str, reply: Reply,
+                               response_ms: int) -> Outcome:
+    params = {"now": utcnow(), "rt": response_ms, "pt": reply.prompt_tokens, "ct": reply.completion_tokens,
+              "cost": reply.cost_usd, "provider": reply.provider, "id": conversation_id, "worker": worker_id,
+              "content": reply.text, "latency": int(reply.latency_ms), "key": f"conv:{conversation_id}:step:0",
+              "bucket": rollups.bucket_of(response_ms)}
+    try:
+        with engine.begin() as conn:
+            finished = conn.execute(_COMPLETE_SQL, params).scalar_one()
+    except IntegrityError:
+        return Outcome(False, "already sent: this message's idempotency key exists")
+    return Outcome(True) if finished else Outcome(False, "lease lost: another worker holds this conversation")
