@@ -11,6 +11,7 @@ from core.cli.common import actor_from_args, emit, id_list, read_password
 from core.config import get_settings
 from core.db import get_engine, read_session
 from core.errors import UserInputError
+from core.queries.audit import list_audit
 from core.models import User
 from core.services import users
 from core.templates import check_templates, load_templates
@@ -48,6 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     rb.set_defaults(func=rollups_rebuild)
     au = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="audit_command", required=True)
     au.add_parser("verify", help="check the hash chain for edited or removed records").set_defaults(func=audit_verify)
+    al = au.add_parser("list", help="print audit records, newest first")
+    al.add_argument("--actor-name", default="")
+    al.add_argument("--action", default="", help="prefix, e.g. kill_switch or rollback")
+    al.add_argument("--limit", type=int, default=50)
+    al.set_defaults(func=audit_list)
     c = sub.add_parser("config", help="show the settings in force (secrets masked)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=show_config)
@@ -129,4 +135,15 @@ def audit_verify(args: argparse.Namespace) -> int:
 def show_config(args: argparse.Namespace) -> int:
     view = get_settings().public_view()
     emit(view, as_json=args.json, text="\n".join(f"{k:28} {v}" for k, v in view.items()))
+    return 0
+
+
+def audit_list(args: argparse.Namespace) -> int:
+    with read_session() as s:
+        rows, total = list_audit(s, actor=actor_from_args(args), who=args.actor_name, action=args.action,
+                                 limit=args.limit)
+    for r in rows:
+        print(f"#{r['seq']:<6} {r['created_at']:%Y-%m-%d %H:%M:%S} {r['actor']:18} {r['source']:8} {r['outcome']:8} "
+              f"{r['action']:28} {r['target']} {r['reason']}")
+    print(f"{len(rows)} of {total} records")
     return 0

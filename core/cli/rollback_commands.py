@@ -1,13 +1,12 @@
-"""`rollback immediate | full | database …` and `audit list`: the checklist's rollback procedures by hand."""
+"""`rollback immediate | full | database …`: the checklist's rollback procedures by hand."""
 from __future__ import annotations
 
 import argparse
 import time
 
 from core.cli.common import actor_from_args
-from core.db import get_engine, read_session
+from core.db import get_engine
 from core.errors import UserInputError
-from core.queries.audit import list_audit
 from core.services import rollbacks
 from core.uow import UnitOfWork
 
@@ -33,11 +32,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("run_id", type=int)
         p.set_defaults(func=fn)
     r.add_parser("list", help="recent rollback runs").set_defaults(func=list_runs)
-    a = sub.add_parser("audit-log", help="print audit records, newest first")
-    a.add_argument("--actor-name", default="")
-    a.add_argument("--action", default="")
-    a.add_argument("--limit", type=int, default=50)
-    a.set_defaults(func=audit_list)
 
 
 def _print_run(run: rollbacks.RunView) -> None:
@@ -93,15 +87,4 @@ def db_run(args: argparse.Namespace) -> int:
 def list_runs(args: argparse.Namespace) -> int:
     for run in rollbacks.list_runs(actor=actor_from_args(args), uow=UnitOfWork(get_engine())):
         _print_run(run)
-    return 0
-
-
-def audit_list(args: argparse.Namespace) -> int:
-    with read_session() as s:
-        rows, total = list_audit(s, actor=actor_from_args(args), who=args.actor_name, action=args.action,
-                                 limit=args.limit)
-    for r in rows:
-        print(f"#{r['seq']:<6} {r['created_at']:%Y-%m-%d %H:%M:%S} {r['actor']:18} {r['source']:8} {r['outcome']:8} "
-              f"{r['action']:28} {r['target']} {r['reason']}")
-    print(f"{len(rows)} of {total} records")
     return 0

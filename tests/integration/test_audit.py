@@ -49,3 +49,13 @@ def test_tampering_is_detected(engine: Engine, backend: str, sql: str, problem: 
     tamper(engine, backend, sql)
     assert main(["audit", "verify"]) == 1
     assert problem in capsys.readouterr().out
+
+
+def test_audit_list_filters_by_action(engine: Engine, capsys: pytest.CaptureFixture) -> None:
+    write_records(engine, 3)
+    with UnitOfWork(engine) as uow:
+        audit.append(uow.session, actor=system_actor("test"), action="kill_switch.engage", target="agent_settings")
+        uow.commit()
+    assert main(["audit", "list", "--action", "kill_switch"]) == 0
+    out = capsys.readouterr().out
+    assert "kill_switch.engage" in out and "probe" not in out and out.strip().endswith("1 of 1 records")
