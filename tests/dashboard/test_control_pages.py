@@ -95,3 +95,32 @@ def test_audit_page_filters_and_exports(console_db: Engine) -> None:
     assert not at.exception
     table = at.dataframe[0].value
     assert set(table["action"]) == {"sign_in"} and "po" in set(table["actor"])
+
+
+def test_database_rollback_from_the_page_and_restore(console_db: Engine, tmp_path) -> None:
+    from sqlalchemy import func, inspect
+
+    from core.cli import main
+    from core.models import Client, Shop
+
+    at = sign_in(open_app(), "engineer")
+    at.switch_page("../pages/rollbacks.py").run()
+    assert "agent_conversations" in set(at.dataframe[0].value["agent table"])
+    at.text_input(key="db_confirm").input("development")
+    at.text_input(key="db_reason").input("drill on the demo database").run()
+    at.button(key="db_request").click().run()
+    assert not at.exception
+    assert any("approved" in s.value for s in at.success)
+    run_button = next(b for b in at.button if b.key and b.key.startswith("run_"))
+    run_button.click().run()
+    assert not at.exception
+    done = next(s.value for s in at.success if "Restore with" in s.value)
+    assert "agent_conversations" not in inspect(console_db).get_table_names()
+    with read_session(console_db) as s:
+        assert s.scalar(select(func.count()).select_from(Shop)) == 2
+        assert s.scalar(select(func.count()).select_from(Client)) == 24
+    backup = done.split("backup ")[1].split(".jsonl.gz")[0] + ".jsonl.gz"
+    assert main(["db", "restore", backup]) == 0
+    assert main(["db", "verify"]) == 0
+    runs = at.dataframe[-1].value
+    assert (runs["kind"].iloc[0], runs["state"].iloc[0], runs["by"].iloc[0]) == ("database", "done", "engineer")
