@@ -43,8 +43,6 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     R.ANONYMOUS: frozenset(),
 }
 CONSOLE_ROLES = (R.PRODUCT_OWNER, R.SUPPORT, R.ENGINEER, R.ADMIN)
-# Roles whose reads are limited to some shops; the others see every shop.
-SCOPED_ROLES = (R.SUPPORT, R.SHOP_OWNER, R.ENTERPRISE_OWNER)
 
 
 @dataclass(frozen=True)

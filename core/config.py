@@ -112,10 +112,6 @@ class Settings(BaseSettings):
             raise ValueError("COOKIE_KEY: the example key is refused outside development; set a random secret")
         return self
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
     def probe_urls(self) -> list[str]:
         """The health endpoints the console probes, by default the project's own API."""
         urls = [u.strip() for u in self.health_probe_urls.split(",") if u.strip()]

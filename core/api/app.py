@@ -42,13 +42,15 @@ def create_app(*, engine: Engine | None = None, settings: Settings | None = None
 
     @app.middleware("http")
     async def limit_and_time(request: Request, call_next):  # noqa: ANN202
-        started = time.perf_counter()
+        started, verdict = time.perf_counter(), None
         if request.url.path.startswith(LIMITED_PREFIX) or request.url.path == LIMITED_PREFIX.rstrip("/"):
             verdict = app.state.limiter.hit(_identity(request, settings))
             if not verdict.allowed:
                 return JSONResponse({"error": f"Rate limit of {limit} requests per minute reached."}, status_code=429,
-                                    headers={"Retry-After": str(verdict.retry_after_s)})
+                                    headers={"Retry-After": str(verdict.retry_after_s), "X-RateLimit-Remaining": "0"})
         response = await call_next(request)
+        if verdict is not None:
+            response.headers["X-RateLimit-Remaining"] = str(verdict.remaining)
         route = request.scope.get("route")
         latency.labels(getattr(route, "path", "unmatched"), request.method, str(response.status_code)).observe(
             time.perf_counter() - started)

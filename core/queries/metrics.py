@@ -52,12 +52,6 @@ class Summary:
                 "completion_tokens": self.completion_tokens, "cost_usd": round(self.cost_usd, 6)}
 
 
-def response_histogram(session: Session, *, actor: Actor, since: datetime) -> dict[int, int]:
-    """Bucket → count of completed conversations' response times, created since SINCE, in ACTOR's scope."""
-    plan = plan_window(session, actor=actor, since=since)
-    return histograms(session, actor=actor, plan=plan).get(None, {})
-
-
 def _open_counts(session: Session, actor: Actor, since: datetime) -> dict[str, int]:
     c = Conversation
     rows = session.execute(select(c.status, func.count()).where(

@@ -14,8 +14,6 @@ SERVICES = ["skin fade", "haircut", "beard trim", "lineup", "hot towel shave", "
 CLIENT_REPLIES = ["Sounds good, thanks!", "Can I do Saturday morning instead?", "Yes please book me in",
                   "C", "R - can we do next week?", "Thanks man, appreciate it", "What times do you have Friday?",
                   "Will do 👍", "Perfect, see you then", "How much is the beard trim?"]
-AGENT_FOLLOWUPS = ["Great, you're all set. See you soon!", "Saturday 10:30 is open with your barber. Want it?",
-                   "Done! You'll get a confirmation text shortly.", "A beard trim is $15 when added to a cut."]
 ERRORS = [
     "openai.APITimeoutError: Request timed out after 30.0s (3 attempts)",
     "openai.RateLimitError: Error code: 429 - Rate limit reached for requests (3 attempts)",

@@ -23,6 +23,7 @@ class Prompt:
     user: str
     fallback: str
     client_opted_out: bool
+    attempts: int
 
 
 def _slug(name: str) -> str:
@@ -49,7 +50,7 @@ def build_context(row: Any, now: datetime) -> dict[str, object]:
 
 def _prompt_query(conversation_id: int) -> Select:
     c = Conversation
-    return (select(c.id, c.agent_type, c.channel, Client.first_name, Client.opted_out,
+    return (select(c.id, c.agent_type, c.channel, c.attempts, Client.first_name, Client.opted_out,
                    Client.created_at.label("client_created_at"), Shop.name.label("shop_name"), Appointment.starts_at,
                    Appointment.service, Barber.name.label("barber_name"), AgentInstance.config)
             .join(Client, Client.id == c.client_id).join(Shop, Shop.id == c.shop_id)
@@ -86,4 +87,4 @@ def load_prompt(conn: Connection, conversation_id: int, now: datetime, templates
     fallback = render(template.initial_message, ctx, where=where)
     return Prompt(conversation_id=row.id, system=render(template.system_prompt, ctx, where=where),
                   user=f"Write the {row.channel.upper()} message now. A message in the right spirit: {fallback}",
-                  fallback=fallback, client_opted_out=row.opted_out)
+                  fallback=fallback, client_opted_out=row.opted_out, attempts=row.attempts)

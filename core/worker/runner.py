@@ -144,6 +144,10 @@ class Worker:
             if prompt.client_opted_out:
                 self._finish(conv_id, "opted_out", None)
                 return
+            if prompt.attempts > store.MAX_CLAIMS:  # every worker that held it died: stop the loop here
+                self._finish(conv_id, "failed", f"gave up after {prompt.attempts - 1} claims that never finished "
+                                                "(the workers holding it stopped each time)")
+                return
             reply = self._call_model(prompt)
             response_ms = int((time.perf_counter() - started) * 1000)
             t = time.perf_counter()

@@ -79,6 +79,7 @@ def test_61st_request_in_a_minute_is_limited_and_recovers(api: dict) -> None:
     assert codes[:60] == [200] * 60 and codes[60] == 429
     resp = api["client"].get("/api/v2/agents/status", headers={"Authorization": f"Bearer {api['tokens']['engineer']}"})
     assert resp.status_code == 429 and 1 <= int(resp.headers["Retry-After"]) <= 61
+    assert resp.headers["X-RateLimit-Remaining"] == "0"
     assert call(api, "admin", "GET", "/api/v2/agents/status") == 200  # another token has its own budget
     now[0] += 60
     assert call(api, "engineer", "GET", "/api/v2/agents/status") == 200

@@ -117,3 +117,21 @@ def test_database_connections_dropped_mid_run(pg_engine: Engine, fake_openai, mo
         wait_for(lambda: sum(status_counts(engine).get(s, 0) for s in ("completed", "opted_out")) == len(ids),
                  timeout=30, what="every conversation to finish after the outage")
     assert set(agent_messages_per_conversation(engine).values()) == {1}
+
+
+def test_a_conversation_whose_workers_keep_dying_is_failed_not_looped(engine: Engine, monkeypatch) -> None:
+    from tests.support.workers import RunningWorker, configure
+
+    configure(monkeypatch)
+    [conv_id] = prepare(engine, 1)
+    from core.models import Client
+
+    with engine.begin() as conn:  # five earlier claims, each ended by a dead worker; a client who still listens
+        conn.execute(update(Conversation).where(Conversation.id == conv_id).values(attempts=store.MAX_CLAIMS))
+        conn.execute(update(Client).values(opted_out=False))
+    with RunningWorker(engine):
+        wait_for(lambda: status_counts(engine).get("failed", 0) == 1, what="the conversation to be given up")
+    with read_session(engine) as s:
+        conv = s.get(Conversation, conv_id)
+    assert "gave up after 5 claims" in conv.error and conv.attempts == 6
+    assert agent_messages_per_conversation(engine) == {}
