@@ -5,7 +5,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -63,9 +62,6 @@ class Worker:
     def run(self, *, max_seconds: float | None = None) -> int:
         """Claim and hold conversations until stopped (signal, stop(), or MAX_SECONDS); returns how many finished."""
         deadline = time.monotonic() + max_seconds if max_seconds else None
-        # Threads waking from I/O wait up to the GIL switch interval (5 ms by default) behind a busy
-        # thread; with ten conversations each doing a dozen round trips, that adds up per conversation.
-        sys.setswitchinterval(0.0005)
         beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         beat.start()
         log.info("worker %s started (provider %s, max %d in flight)", self.id, self.provider.name,
