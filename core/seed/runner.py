@@ -20,8 +20,8 @@ from core.services.guard import require
 from core.uow import UnitOfWork
 
 DEMO_USERS = [  # (user name, display name, role, shops): demo sign-ins, created only in development
-    ("po", "Priya Owens (product)", "product_owner", ()), ("support", "Sam Ortiz (support)", "support", (1, 2)),
-    ("engineer", "Erin Chu (engineering)", "engineer", ()), ("admin", "Ada Brooks (admin)", "admin", ()),
+    ("po", "Priya Owens", "product_owner", ()), ("support", "Sam Ortiz", "support", (1, 2)),
+    ("engineer", "Erin Chu", "engineer", ()), ("admin", "Ada Brooks", "admin", ()),
 ]
 CHUNK = 20_000
 
