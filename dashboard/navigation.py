@@ -25,6 +25,7 @@ PAGES = [
     PageSpec("controls.py", "Controls", ":material/power_settings_new:", Permission.CONTROL_SYSTEM, "controls"),
     PageSpec("rollbacks.py", "Rollbacks", ":material/history:", Permission.ROLLBACK, "rollbacks"),
     PageSpec("audit.py", "Audit log", ":material/receipt_long:", Permission.READ_AUDIT, "audit"),
+    PageSpec("users.py", "Users and tokens", ":material/group:", Permission.MANAGE_USERS, "users"),
 ]
 
 

@@ -19,6 +19,7 @@ PAGE_ROLES = {  # the design's role table, for the console's pages
     "Controls": {"engineer", "admin"},
     "Rollbacks": {"engineer", "admin"},
     "Audit log": {"po", "engineer", "admin"},
+    "Users and tokens": {"admin"},
 }
 USERS = {"po": Role.PRODUCT_OWNER, "support": Role.SUPPORT, "engineer": Role.ENGINEER, "admin": Role.ADMIN}
 
@@ -37,7 +38,7 @@ def test_menu_lists_exactly_the_roles_pages(username: str) -> None:
 
 
 @pytest.mark.parametrize("username", sorted(USERS))
-@pytest.mark.parametrize("page", ["controls.py", "rollbacks.py", "audit.py"])
+@pytest.mark.parametrize("page", ["controls.py", "rollbacks.py", "audit.py", "users.py"])
 def test_opening_a_page_url_is_allowed_or_refused(console_db: Engine, username: str, page: str) -> None:
     at = sign_in(open_app(), username)
     at.switch_page(f"../pages/{page}").run()
@@ -124,3 +125,36 @@ def test_database_rollback_from_the_page_and_restore(console_db: Engine, tmp_pat
     assert main(["db", "verify"]) == 0
     runs = at.dataframe[-1].value
     assert (runs["kind"].iloc[0], runs["state"].iloc[0], runs["by"].iloc[0]) == ("database", "done", "engineer")
+
+
+def test_admin_adds_a_user_and_issues_a_token(console_db: Engine) -> None:
+    from core.models import ApiToken, User
+
+    at = sign_in(open_app(), "admin")
+    at.switch_page("../pages/users.py").run()
+    at.text_input[0].input("rosa")
+    at.text_input[1].input("Rosa Diaz")
+    at.selectbox[0].set_value("engineer")
+    at.text_input[3].input("a long enough password")
+    next(b for b in at.button if b.label == "Add user").click().run()
+    assert not at.exception
+    with read_session(console_db) as s:
+        assert s.scalars(select(User.role).where(User.username == "rosa")).one() == "engineer"
+    at.selectbox(key="token_user").set_value("rosa")
+    at.button(key="do_token").click().run()
+    token = at.code[0].value
+    assert token.startswith("bbat_")
+    with read_session(console_db) as s:
+        assert token not in set(s.scalars(select(ApiToken.token_hash)))
+    assert last_audit(console_db).action == "token.create"
+
+
+def test_a_too_short_password_is_one_sentence_not_a_success(console_db: Engine) -> None:
+    at = sign_in(open_app(), "admin")
+    at.switch_page("../pages/users.py").run()
+    at.selectbox(key="change_user").set_value("po")
+    at.text_input(key="change_pw").input("short")
+    at.button(key="do_pw").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["The password must have at least 10 characters."]
+    assert not [s for s in at.success if "changed" in s.value]
