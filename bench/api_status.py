@@ -11,26 +11,23 @@ import time
 
 import requests
 
-from bench.common import loaded_postgres, table
+from bench.common import loaded_postgres, table, use_database
 from tests.support.net import free_port
 
 
 def _token(url: str) -> str:
     from core.auth import system_actor
-    from core.config import reset_settings
-    from core.db import get_engine
     from core.errors import Conflict
     from core.services import tokens, users
     from core.uow import UnitOfWork
 
-    os.environ["DATABASE_URL"] = url
-    reset_settings()
+    engine = use_database(url)
     try:
         users.add_user(actor=system_actor("bench"), username="bench-engineer", password="bench password",
-                       role="engineer", uow=UnitOfWork(get_engine()))
+                       role="engineer", uow=UnitOfWork(engine))
     except Conflict:
         pass
-    return tokens.create_token(actor=system_actor("bench"), username="bench-engineer", uow=UnitOfWork(get_engine()),
+    return tokens.create_token(actor=system_actor("bench"), username="bench-engineer", uow=UnitOfWork(engine),
                                expires_days=1).token
 
 

@@ -39,6 +39,19 @@ def scratch_postgres(name: str | None = None, keep: bool = False) -> Iterator[st
         admin.dispose()
 
 
+def use_database(url: str):  # noqa: ANN201 - sqlalchemy Engine, imported late like all core code here
+    """Point this process's settings (and the worker processes it starts) at URL; returns its engine."""
+    import os
+
+    from core.config import reset_settings
+    from core.db import dispose_engines, get_engine
+
+    os.environ["DATABASE_URL"] = url
+    reset_settings()
+    dispose_engines()
+    return get_engine()
+
+
 def pct(values: list[float], q: float) -> float:
     """The Q-quantile (0..1) of VALUES, nearest-rank."""
     ordered = sorted(values)
@@ -61,8 +74,6 @@ LOADED_DB = "agentops_bench_1m"
 
 def loaded_postgres(conversations: int = 1_000_000) -> str:
     """A PostgreSQL database holding CONVERSATIONS from `seed --test-data load`, kept between runs."""
-    import os
-
     from sqlalchemy import create_engine as _ce
 
     url = PG_ADMIN.rsplit("/", 1)[0] + f"/{LOADED_DB}"
@@ -77,14 +88,10 @@ def loaded_postgres(conversations: int = 1_000_000) -> str:
     except Exception:  # noqa: BLE001 - missing or broken: build it again
         pass
     with scratch_postgres(LOADED_DB, keep=True) as url:
-        os.environ["DATABASE_URL"] = url
         from core.auth import system_actor
-        from core.config import reset_settings
-        from core.db import get_engine
         from core.seed.runner import seed
 
-        reset_settings()
-        seed(actor=system_actor("bench"), engine=get_engine(), size="load", conversations=conversations)
+        seed(actor=system_actor("bench"), engine=use_database(url), size="load", conversations=conversations)
     return url
 
 

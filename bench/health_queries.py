@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import psutil
 
-from bench.common import loaded_postgres, pct, table
+from bench.common import loaded_postgres, pct, table, use_database
 
 
 def _time(fn, reps: int) -> list[float]:  # noqa: ANN001
@@ -23,14 +22,11 @@ def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=20)
     args, _ = ap.parse_known_args(argv)
-    os.environ["DATABASE_URL"] = loaded_postgres()
     from core.auth import system_actor
-    from core.config import reset_settings
-    from core.db import get_engine, read_session
+    from core.db import read_session
     from core.queries import health, metrics
 
-    reset_settings()
-    engine, actor = get_engine(), system_actor("bench")
+    engine, actor = use_database(loaded_postgres()), system_actor("bench")
     rows = []
     with read_session(engine) as s:
         for window in ("24h", "30d"):

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from bench.common import pct, scratch_postgres, table
+from bench.common import pct, scratch_postgres, table, use_database
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -16,17 +16,14 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--trials", type=int, default=20)
     args, _ = ap.parse_known_args(argv)
     with scratch_postgres() as url:
-        os.environ["DATABASE_URL"] = url
         from core.auth import system_actor
-        from core.config import reset_settings
-        from core.db import get_engine, read_session
+        from core.db import read_session
         from core.queries.controls import get_propagation
         from core.seed.runner import seed
         from core.services import controls
         from core.uow import UnitOfWork
 
-        reset_settings()
-        engine, actor = get_engine(), system_actor("bench")
+        engine, actor = use_database(url), system_actor("bench")
         seed(actor=actor, engine=engine, size="minimal", conversations=0)
         env = {**os.environ, "AGENT_LOG_LEVEL": "WARNING"}
         workers = [subprocess.Popen([sys.executable, "-m", "core", "worker"], env=env, stdout=subprocess.DEVNULL,

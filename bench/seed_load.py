@@ -4,26 +4,20 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench.common import scratch_postgres, table
+from bench.common import scratch_postgres, table, use_database
 
 
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser()
     ap.add_argument("--conversations", type=int, default=1_000_000)
     args, _ = ap.parse_known_args(argv)
-    import os
-
     from core.auth import system_actor
-    from core.config import reset_settings
-    from core.db import get_engine
     from core.seed.runner import seed
 
     with scratch_postgres() as url:
-        os.environ["DATABASE_URL"] = url
-        reset_settings()
-        report = seed(actor=system_actor("bench"), engine=get_engine(), size="load", conversations=args.conversations)
-        naive_n = 5000
-        naive_rate = _naive_insert_rate(get_engine(), naive_n)
+        engine = use_database(url)
+        report = seed(actor=system_actor("bench"), engine=engine, size="load", conversations=args.conversations)
+        naive_rate = _naive_insert_rate(engine, 5000)
     return table(f"Load data (PostgreSQL, {report.conversations:,} conversations, {report.messages:,} messages)", [
         ("wall time incl. rollups", f"{report.seconds:.0f} s", "< 300 s", "–"),
         ("rows/s (COPY, batches of 20,000)", f"{report.rows_per_second:,.0f}", "–",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select, text
 
-from bench.common import mean, pct, scratch_postgres, table
+from bench.common import mean, pct, scratch_postgres, table, use_database
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -190,16 +190,12 @@ def main(argv: list[str] | None = None) -> str:
     fake.set("ok", delay_seconds=0.1)
     try:
         with scratch_postgres() as url:
-            os.environ["DATABASE_URL"] = url
             from core.auth import system_actor
-            from core.config import reset_settings
-            from core.db import get_engine
             from core.seed.runner import seed
             from core.services import controls
             from core.uow import UnitOfWork
 
-            reset_settings()
-            engine = get_engine()
+            engine = use_database(url)
             seed(actor=system_actor("bench"), engine=engine, size="minimal", conversations=0)
             with engine.begin() as conn:  # every client answers, so every conversation calls the model
                 conn.execute(text("UPDATE clients SET opted_out = false"))

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.models import AgentDbTiming, AgentMetric, AgentResponseBucket, Conversation, utcnow
+from core.rollups_daily import refresh_daily
 
 # Each bucket is 5 % wider than the last: its geometric middle is within 2.5 % of any value in it.
 BUCKET_RATIO = 1.05
@@ -139,8 +140,6 @@ def rebuild(session: Session, *, since: datetime | None = None) -> int:
     ).group_by(hour, c.agent_instance_id, bucket, c.shop_id, c.agent_type)
     n += session.execute(insert(AgentResponseBucket).from_select(
         ["hour", "agent_instance_id", "bucket", "shop_id", "agent_type", "count"], buckets)).rowcount
-    from core.rollups_daily import refresh_daily
-
     span = None if since is None else (utcnow() - since).days + 2
     return n + refresh_daily(session, days=span)
 

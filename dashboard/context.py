@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.auth import Actor
 from core.services.sessions import SignedIn, resume_session
 from core.uow import UnitOfWork
 from dashboard import cookies
@@ -37,11 +36,3 @@ def persist(signed: SignedIn) -> None:
     if cookies.read_token() != signed.token:
         cookies.store_token(signed.token, expires_at=signed.expires_at)
 
-
-def actor() -> Actor:
-    """The acting user of the page being rendered (the entrypoint guarantees one is signed in)."""
-    signed: SignedIn | None = st.session_state.get("agentops_signed_in")
-    if signed is None:
-        st.error("You are not signed in.")
-        st.stop()
-    return signed.actor

@@ -95,7 +95,7 @@ def probe_history(session: Session, *, actor: Actor, window_hours: int, now: dat
     since = window_start(now or utcnow(), window_hours)
     p = HealthProbe
     rows = session.execute(select(p.url, p.checked_at, p.ok, p.status_code, p.latency_ms, p.error)
-                           .where(p.checked_at >= since, ~p.url.like("verify-%")).order_by(p.url, p.checked_at)).all()
+                           .where(p.checked_at >= since).order_by(p.url, p.checked_at)).all()
     by_url: dict[str, list[Any]] = {}
     for r in rows:
         by_url.setdefault(r.url, []).append(r)

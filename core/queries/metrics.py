@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -39,7 +39,6 @@ class Summary:
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def tokens(self) -> int:

@@ -1,6 +1,8 @@
 """The permission check every service starts with; a refusal is audited before it is raised."""
 from __future__ import annotations
 
+from typing import NoReturn
+
 from core import audit
 from core.auth import Actor, Permission
 from core.errors import PermissionDenied
@@ -10,16 +12,21 @@ from core.uow import UnitOfWork
 def require(uow: UnitOfWork, actor: Actor, permission: Permission, *, action: str, target: str = "",
             shop_id: int | None = None) -> None:
     """Raise PermissionDenied (after committing an audit record of the attempt) unless ACTOR may act."""
-    allowed = actor.can(permission) and (shop_id is None or actor.sees_shop(shop_id))
-    if allowed:
+    if actor.can(permission) and (shop_id is None or actor.sees_shop(shop_id)):
         return
+    reason = f"role {actor.role.value} lacks {permission.value}" + (
+        "" if shop_id is None or actor.sees_shop(shop_id) else f" for shop {shop_id}")
+    refuse(uow, actor, action=action, target=target, reason=reason,
+           message=f"{actor.username} ({actor.role.value}) may not {action.replace('.', ' ').replace('_', ' ')}"
+                   + (f" for {target}" if target else "") + ".")
+
+
+def refuse(uow: UnitOfWork, actor: Actor, *, action: str, target: str, reason: str, message: str) -> NoReturn:
+    """Drop the unit's changes, commit an audit record of the refused attempt, and raise PermissionDenied(MESSAGE)."""
     uow.session.rollback()
-    audit.append(uow.session, actor=actor, action=action, target=target, outcome="refused",
-                 reason=f"role {actor.role.value} lacks {permission.value}" +
-                        ("" if shop_id is None or actor.sees_shop(shop_id) else f" for shop {shop_id}"))
+    audit.append(uow.session, actor=actor, action=action, target=target, outcome="refused", reason=reason)
     uow.commit()
-    raise PermissionDenied(f"{actor.username} ({actor.role.value}) may not {action.replace('.', ' ').replace('_', ' ')}"
-                           + (f" for {target}" if target else "") + ".")
+    raise PermissionDenied(message)
 
 
 def record_refusal(*, actor: Actor, action: str, target: str, reason: str, uow: UnitOfWork) -> None:

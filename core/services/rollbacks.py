@@ -15,11 +15,11 @@ from sqlalchemy import select
 from core import audit
 from core.auth import Actor, Permission
 from core.config import get_settings
-from core.errors import Conflict, NotFound, PermissionDenied, UserInputError
+from core.errors import Conflict, NotFound, UserInputError
 from core.models import RollbackRun, utcnow
 from core.queries.controls import get_propagation
 from core.services.controls import apply_settings_change, switch_off
-from core.services.guard import require
+from core.services.guard import refuse, require
 from core.services.schema import cleanup_agent_tables
 from core.uow import UnitOfWork
 
@@ -179,11 +179,9 @@ def approve_database_rollback(*, actor: Actor, run_id: int, uow: UnitOfWork) -> 
         if run.state != "awaiting_approval":
             raise Conflict(f"Run {run_id} is {run.state}, not awaiting approval.")
         if run.requested_by == actor.username:
-            uow.session.rollback()
-            audit.append(uow.session, actor=actor, action="rollback.database.approve", target=f"run {run_id}",
-                         outcome="refused", reason="the requester cannot approve their own database rollback")
-            uow.commit()
-            raise PermissionDenied("A second engineer must approve: you requested this database rollback.")
+            refuse(uow, actor, action="rollback.database.approve", target=f"run {run_id}",
+                   reason="the requester cannot approve their own database rollback",
+                   message="A second engineer must approve: you requested this database rollback.")
         run.state, run.approved_by = "approved", actor.username
         audit.append(uow.session, actor=actor, action="rollback.database.approve", target=f"run {run_id}",
                      after={"requested_by": run.requested_by})

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from core.breaker import CircuitBreaker
 from core.config import Settings
-from core.llm import Provider, make_provider
+from core.llm import Provider, Reply, make_provider
 from core.models import utcnow
 from core.retry import call_model_with_retries, db_retry, is_retryable_model_error
 from core.worker import store
@@ -172,12 +172,12 @@ class Worker:
         with self.engine.connect() as conn:
             return load_prompt(conn, conv_id, utcnow(), self.templates)
 
-    def _call_model(self, prompt) -> object:  # noqa: ANN001
+    def _call_model(self, prompt: Prompt) -> Reply:
         if not self.breaker.allow():
             raise BreakerOpen()
         attempts = [0]
 
-        def once():  # noqa: ANN202
+        def once() -> Reply:
             if attempts[0] and not self.breaker.allow():
                 raise BreakerOpen()
             attempts[0] += 1
