@@ -69,7 +69,8 @@ def table(title: str, rows: list[tuple[str, str, str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-LOADED_DB = "agentops_bench_1m"
+# Several branches may benchmark at once, each at its own schema: BENCH_LOADED_DB gives each its own copy.
+LOADED_DB = os.environ.get("BENCH_LOADED_DB", "agentops_bench_1m")
 
 
 def loaded_postgres(conversations: int = 1_000_000) -> str:

@@ -1,8 +1,10 @@
 """Small render helpers shared by the pages. Text from clients and models is rendered as text only."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import streamlit as st
 from sqlalchemy.exc import OperationalError, ProgrammingError
@@ -77,12 +79,52 @@ def criterion_tile(column: Any, criterion: Any) -> None:
         st.markdown(f":{colour}-badge[{criterion.state.upper()}] goal < {goal}")
 
 
-def act(fn: Callable[[], T]) -> T | None:
-    """Run a core service; a refusal, a conflict or bad input becomes one sentence on the page."""
+@dataclass(frozen=True)
+class Acted(Generic[T]):
+    """What a page action came to: ok with the service's value, or the one sentence shown to the person."""
+
+    ok: bool
+    value: T | None = None
+    error: str = ""
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def act(fn: Callable[[], T]) -> Acted[T]:
+    """Run a core service; a refusal, a conflict or bad input becomes one sentence on the page.
+
+    The caller reruns only when the result is ok, so an error stays on screen until the person acts again.
+    """
     from core.errors import AgentOpsError
 
     try:
-        return fn()
+        return Acted(True, fn())
     except AgentOpsError as exc:
         st.error(str(exc))
-        return None
+        return Acted(False, error=str(exc))
+
+
+def live_fragment(*, run_every: float | None = None) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """`st.fragment` for live panels that checks the server-side session on every run (house rule 9).
+
+    A fragment rerun skips the app script, so without this a signed-out, disabled or demoted user's open
+    tab would keep receiving data. When the session has ended, the whole app reruns and shows the sign-in.
+    A database error inside the panel becomes one sentence instead of Streamlit's error box.
+    """
+
+    def decorate(fn: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> None:
+            from dashboard import context
+
+            if not context.session_still_open():
+                st.rerun(scope="app")
+            try:
+                fn(*args, **kwargs)
+            except (OperationalError, ProgrammingError) as exc:
+                st.warning(database_problem(exc), icon=":material/database_off:")
+
+        return st.fragment(run, run_every=run_every)
+
+    return decorate

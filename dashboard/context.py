@@ -25,6 +25,18 @@ def current() -> SignedIn | None:
     return signed
 
 
+def session_still_open() -> bool:
+    """Re-check this tab's session (fragment runs skip the app script); forget it when it has ended."""
+    token = st.session_state.get(SESSION_KEY)
+    signed = resume_session(token=token, uow=UnitOfWork()) if token else None
+    if signed is None:
+        st.session_state.pop(SESSION_KEY, None)
+        st.session_state.pop("agentops_signed_in", None)
+        return False
+    st.session_state["agentops_signed_in"] = signed
+    return True
+
+
 def remember(signed: SignedIn) -> None:
     """Keep the session for this tab now, and for reloads once the page has rendered (see persist())."""
     st.session_state[SESSION_KEY] = signed.token

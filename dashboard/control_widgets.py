@@ -48,7 +48,7 @@ def activation_form(actor: Actor, state: ActivationState, shops: dict[int, str])
                 actor=actor, mode=mode, reason=reason, uow=UnitOfWork(), shops=chosen, agent_types=types,
                 shop_percent=int(percent) or None, expected_version=state.version))
             if new:
-                st.session_state["propagating"] = (new.version, new.changed_at)
+                st.session_state["propagating"] = (new.value.version, new.value.changed_at)
                 st.rerun()
 
 
@@ -63,7 +63,7 @@ def agent_type_controls(actor: Actor, state: ActivationState, agent_types: tuple
                                                           reason=reason, uow=UnitOfWork(),
                                                           expected_version=state.version))
         if new:
-            st.session_state["propagating"] = (new.version, new.changed_at)
+            st.session_state["propagating"] = (new.value.version, new.value.changed_at)
             st.rerun()
     if state.disabled_agent_types:
         st.caption("Disabled: " + ", ".join(state.disabled_agent_types))

@@ -28,7 +28,7 @@ if fired:
         reason = "rollback trigger: " + ", ".join(t.key for t in fired)
         run = components.act(lambda: rollbacks.start_immediate_rollback(actor=actor, reason=reason, uow=UnitOfWork()))
         if run:
-            st.session_state["propagating"] = (run.details["settings_version"], run.started_at)
+            st.session_state["propagating"] = (run.value.details["settings_version"], run.value.started_at)
             st.rerun()
 
 
@@ -43,7 +43,7 @@ def confirm_kill(version: int) -> None:
         new = components.act(lambda: controls.engage_kill_switch(actor=actor, reason=reason, uow=UnitOfWork(),
                                                                  expected_version=version))
         if new:
-            st.session_state["propagating"] = (new.version, new.changed_at)
+            st.session_state["propagating"] = (new.value.version, new.value.changed_at)
             st.rerun()
 
 
@@ -56,7 +56,7 @@ elif "propagating" not in st.session_state:
     st.caption("Switch it back on below, with limited or full scope.")
 
 
-@st.fragment(run_every=1)
+@components.live_fragment(run_every=1)
 def propagation() -> None:
     version, changed_at = st.session_state["propagating"]
     with read_session() as s:

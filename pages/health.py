@@ -28,7 +28,7 @@ def load() -> dict:
     return figures
 
 
-@st.fragment(run_every=REFRESH_SECONDS)
+@components.live_fragment(run_every=REFRESH_SECONDS)
 def live_panels() -> None:
     figures = load()
     summary = figures["summary"]

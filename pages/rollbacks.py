@@ -23,9 +23,9 @@ with immediate:
     if st.button("Start immediate rollback", type="primary", disabled=not reason.strip(), key="imm_go"):
         run = components.act(lambda: rollbacks.start_immediate_rollback(actor=actor, reason=reason, uow=UnitOfWork()))
         if run:
-            st.session_state["rollback_run"] = run.id
+            st.session_state["rollback_run"] = run.value.id
 
-    @st.fragment(run_every=1)
+    @components.live_fragment(run_every=1)
     def immediate_progress() -> None:
         run, sentence = rollbacks.check_immediate_rollback(actor=actor, run_id=st.session_state["rollback_run"],
                                                            uow=UnitOfWork())
@@ -43,7 +43,8 @@ with full:
         with st.spinner("Calling the deploy hook…"):
             run = components.act(lambda: rollbacks.run_full_rollback(actor=actor, reason=reason_full, uow=UnitOfWork()))
         if run:
-            (st.success if run.state == "done" else st.error)(f"Run {run.id}: {run.state}, {run.outcome}")
+            (st.success if run.value.state == "done" else st.error)(f"Run {run.value.id}: {run.value.state}, "
+                                                                    f"{run.value.outcome}")
 
 with database:
     st.write("Back up, then drop only the agent tables (shops, clients and users stay). "
@@ -56,8 +57,8 @@ with database:
         run = components.act(lambda: rollbacks.request_database_rollback(
             actor=actor, reason=reason_db, typed_environment=typed, uow=UnitOfWork()))
         if run:
-            st.success(f"Run {run.id}: {run.state.replace('_', ' ')}.")
-    runs = components.act(lambda: rollbacks.list_runs(actor=actor, uow=UnitOfWork())) or []
+            st.success(f"Run {run.value.id}: {run.value.state.replace('_', ' ')}.")
+    runs = components.act(lambda: rollbacks.list_runs(actor=actor, uow=UnitOfWork())).value or []
     for run in [r for r in runs if r.kind == "database" and r.state in ("awaiting_approval", "approved")]:
         cols = st.columns([4, 1, 1])
         cols[0].text(f"Run {run.id}: {run.state.replace('_', ' ')}, requested by {run.requested_by}")
@@ -70,10 +71,11 @@ with database:
                 done = components.act(lambda r=run: rollbacks.execute_database_rollback(actor=actor, run_id=r.id,
                                                                                         uow=UnitOfWork()))
             if done:
-                st.success(f"Run {done.id}: {done.state}, {done.outcome}. Restore with `python -m core db restore PATH`.")
+                st.success(f"Run {done.value.id}: {done.value.state}, {done.value.outcome}. "
+                           "Restore with `python -m core db restore PATH`.")
 
 st.subheader("Runs")
-runs = components.act(lambda: rollbacks.list_runs(actor=actor, uow=UnitOfWork())) or []
+runs = components.act(lambda: rollbacks.list_runs(actor=actor, uow=UnitOfWork())).value or []
 st.dataframe(pd.DataFrame([{"run": r.id, "kind": r.kind, "state": r.state, "by": r.requested_by,
                             "approved by": r.approved_by, "started": r.started_at, "duration s": r.duration_s,
                             "target s": r.target_s, "outcome": r.outcome} for r in runs]),

@@ -37,20 +37,21 @@ with change:
     cols = st.columns(3)
     new_role = cols[0].selectbox("New role", ROLES, key="change_role")
     if cols[0].button("Change role", key="do_role"):
-        if components.act(lambda: users.set_role(actor=actor, username=who, role=new_role, uow=UnitOfWork()) or True):
+        if components.act(lambda: users.set_role(actor=actor, username=who, role=new_role, uow=UnitOfWork())):
             st.success(f"{who} is now {new_role}; their sessions have ended.")
     new_password = cols[1].text_input("New password", type="password", key="change_pw")
     if cols[1].button("Set password", key="do_pw"):
         if components.act(lambda: users.set_password(actor=actor, username=who, password=new_password,
-                                                     uow=UnitOfWork()) or True):
+                                                     uow=UnitOfWork())):
             st.success(f"Password of {who} changed; their sessions have ended.")
     disabled = next((p["disabled"] for p in people if p["user"] == who), False)
     if cols[2].button("Enable" if disabled else "Disable", key="do_disable"):
-        components.act(lambda: users.set_disabled(actor=actor, username=who, disabled=not disabled, uow=UnitOfWork()))
-        st.rerun()
+        if components.act(lambda: users.set_disabled(actor=actor, username=who, disabled=not disabled,
+                                                     uow=UnitOfWork())):
+            st.rerun()
 
 with token_tab:
-    listed = components.act(lambda: tokens.list_tokens(actor=actor, uow=UnitOfWork())) or []
+    listed = components.act(lambda: tokens.list_tokens(actor=actor, uow=UnitOfWork())).value or []
     st.dataframe(pd.DataFrame(listed), hide_index=True, width="stretch")
     cols = st.columns(3)
     owner = cols[0].selectbox("Token for", names, key="token_user")
@@ -60,9 +61,9 @@ with token_tab:
                                                          uow=UnitOfWork()))
         if new:
             st.warning("Copy the token now; it is shown only this once and stored only as a hash.")
-            st.code(new.token, language=None)
+            st.code(new.value.token, language=None)
     active = [t["id"] for t in listed if t["state"] == "active"]
     revoke_id = st.selectbox("Revoke token", active, format_func=lambda i: f"token {i}", key="revoke_pick")
     if revoke_id and st.button("Revoke", key="do_revoke"):
-        components.act(lambda: tokens.revoke_token(actor=actor, token_id=revoke_id, uow=UnitOfWork()))
-        st.rerun()
+        if components.act(lambda: tokens.revoke_token(actor=actor, token_id=revoke_id, uow=UnitOfWork())):
+            st.rerun()
