@@ -2,26 +2,42 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
+checksum = $(shell cat $(1) | cksum | cut -d' ' -f1)
+# One .venv serves both sets. Each set has a stamp named after the content of the files it was installed from,
+# so editing either file (or pyproject.toml) reinstalls exactly what changed; the dev set builds on the runtime set.
+RUNTIME_STAMP := $(VENV)/.installed-runtime-$(call checksum,requirements.txt pyproject.toml)
+DEV_STAMP := $(VENV)/.installed-dev-$(call checksum,requirements.txt requirements-dev.txt pyproject.toml)
 
-.PHONY: run test install bench clean
+.PHONY: run test install install-runtime image-smoke bench clean
 
-$(STAMP): requirements.txt pyproject.toml
+$(RUNTIME_STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@rm -f $(VENV)/.installed-*
-	@touch $(STAMP)
+	@touch $@
 
-install: $(STAMP)
+$(DEV_STAMP): $(RUNTIME_STAMP) requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-dev-*
+	@touch $@
 
-run: install
+install-runtime: $(RUNTIME_STAMP)
+
+install: $(DEV_STAMP)
+
+run: install-runtime
 	@bash scripts/run.sh
 
+# The suite includes tests/deploy: hadolint on the Dockerfile, compose.yaml against the Compose schema, image-smoke.
 test: install
 	@bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -n 2 -q
+
+# Replays the Dockerfile's steps without a container engine (also run by `make test`).
+image-smoke: install
+	$(BIN)/python scripts/image-smoke
 
 bench: install
 	$(BIN)/python -m bench
