@@ -1,17 +1,39 @@
-# One image for the console, the worker and the API; pick with the command.
-FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+# syntax=docker/dockerfile:1
+# One image for every process of the agent system; the first argument picks which (scripts/docker-entrypoint.sh):
+#   console (default) | api | worker | probe | alerts | migrate
+# `make test` lints this file with hadolint and replays its COPY steps and commands with scripts/image-smoke.
+
+# Builder: every runtime dependency as a wheel, built where compilers and headers exist (the full Python image).
+FROM python:3.11-bookworm AS builder
+WORKDIR /build
+COPY requirements.txt ./
+RUN pip wheel --no-cache-dir --wheel-dir /build/wheels -r requirements.txt
+
+# Runtime: slim and without compilers; installs only the builder's wheels (the bind mount keeps them out of every
+# layer) and runs as a numeric non-root user that cannot write the code it runs.
+FROM python:3.11-slim-bookworm AS runtime
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PYTHONPATH=/app \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    ENVIRONMENT=production \
+    STREAMLIT_SERVER_FILE_WATCHER_TYPE=none
+RUN --mount=type=bind,from=builder,source=/build,target=/build \
+    pip install --no-cache-dir --no-index --find-links=/build/wheels -r /build/requirements.txt \
+    && groupadd --gid 10001 agentops \
+    && useradd --uid 10001 --gid 10001 --no-log-init --create-home --shell /usr/sbin/nologin agentops
 WORKDIR /app
-COPY requirements.txt pyproject.toml ./
-RUN pip install -r requirements.txt
 COPY core ./core
 COPY dashboard ./dashboard
 COPY pages ./pages
-COPY .streamlit ./.streamlit
-RUN pip install --no-deps -e . && useradd --create-home --uid 10001 agentops && mkdir -p var && chown agentops var
-USER agentops
+COPY .streamlit/config.toml ./.streamlit/config.toml
+COPY scripts/docker-entrypoint.sh scripts/healthcheck.py ./scripts/
+# var/ holds the default SQLite file and var/backups db cleanup's backups (BACKUP_DIR); owned by the app user so a
+# named volume mounted there starts out writable.
+RUN install --directory --owner=10001 --group=10001 /app/var /app/var/backups
+USER 10001:10001
 EXPOSE 8501 8000
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4).status == 200 else 1)"
-# Migrations run before the console starts. Worker: `python -m core worker`; API: `python -m core api --host 0.0.0.0`.
-CMD ["sh", "-c", "python -m core db setup && exec streamlit run dashboard/app.py --server.address 0.0.0.0 --server.port 8501"]
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+    CMD ["/app/scripts/docker-entrypoint.sh", "health"]
+ENTRYPOINT ["/app/scripts/docker-entrypoint.sh"]
+CMD ["console"]
