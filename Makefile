@@ -35,9 +35,9 @@ test: install
 	@bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -n 2 -q
 
-# Replays the Dockerfile's steps without a container engine (also run by `make test`).
+# Replays the Dockerfile's steps without a container engine (also run by `make test`, on the same PostgreSQL).
 image-smoke: install
-	$(BIN)/python scripts/image-smoke
+	$(BIN)/python scripts/image-smoke --postgres $${TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
 
 bench: install
 	$(BIN)/python -m bench
