@@ -1,6 +1,7 @@
 """Typed settings: every variable of the staging checklist, read once through get_settings()."""
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -126,6 +127,10 @@ class Settings(BaseSettings):
                 value = mask_secret(value.get_secret_value())
             elif name.endswith("url") and isinstance(value, str):
                 value = mask_url(value)
+            elif name.endswith("urls") and isinstance(value, str):
+                value = ",".join(mask_url(u.strip()) for u in value.split(",") if u.strip())
+            elif name.endswith("command") and isinstance(value, str):
+                value = mask_command(value)
             out[name.upper()] = value
         return out
 
@@ -140,30 +145,87 @@ def mask_secret(value: str | None) -> str:
     return f"{prefix}…{value[-4:]}"
 
 
+MASK = "***"
+_URL_IN_TEXT = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+_SECRET_FLAG = re.compile(r"(token|secret|password|passwd|pass|key|auth|credential|signature|sig)", re.IGNORECASE)
+
+
 def mask_url(url: str | None) -> str:
-    """Hide the password in a URL (database, Redis)."""
+    """URL without its secrets: userinfo password (or a bare token as user name) and every query value.
+
+    Works on malformed URLs too (a bad port, no scheme): it only splits text, never validates it."""
     if not url:
         return "(not set)"
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):
-        return url
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    cut = min([i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0] or [len(rest)])
+    netloc, tail = rest[:cut], rest[cut:]
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, colon, _password = userinfo.partition(":")
+        # A user name without a password is often the secret itself (https://TOKEN@host).
+        netloc = f"{user}:{MASK}@{host}" if colon else f"{MASK}@{host}"
+    tail, _, fragment = tail.partition("#")
+    path, qmark, query = tail.partition("?")
+    if qmark:
+        pairs = [p.partition("=") for p in query.split("&") if p]
+        path += "?" + "&".join(f"{k}={MASK}" if eq else k for k, eq, _v in pairs)
+    masked = (f"{scheme}://" if sep else "") + netloc + path
+    return masked + (f"#{MASK}" if fragment else "")
+
+
+def mask_urls_in_text(text: str | None) -> str:
+    """TEXT with every URL in it masked (hook descriptions, command output, error messages)."""
+    return _URL_IN_TEXT.sub(lambda m: mask_url(m.group(0)), text or "")
+
+
+def mask_command(command: str | None) -> str:
+    """A command line with the values of secret-looking options (--token X, --password=Y, KEY=Z) and URLs masked."""
+    if not command:
+        return "(not set)"
+    words, out, hide_next = mask_urls_in_text(command).split(), [], False
+    for word in words:
+        name, eq, _value = word.partition("=")
+        if hide_next:
+            out.append(MASK)
+        elif eq and _SECRET_FLAG.search(name):
+            out.append(f"{name}={MASK}")
+        else:
+            out.append(word)
+        hide_next = not eq and word.startswith("-") and bool(_SECRET_FLAG.search(word))
+    return " ".join(out)
+
+
+def _is_secret_field(name: str) -> bool:
+    field = Settings.model_fields.get(name.lower())
+    secret_type = field is not None and "SecretStr" in str(field.annotation)
+    return secret_type or any(w in name for w in ("KEY", "DSN", "TOKEN", "SECRET", "PASSWORD"))
+
+
+def _shown_input(name: str, got: Any) -> str:
+    """What a settings error may echo of the bad value: never a secret, URLs only masked."""
+    if got is None or _is_secret_field(name):
+        return ""
+    if isinstance(got, str) and (name.endswith("_URL") or name.endswith("_URLS") or "://" in got or "@" in got):
+        got = ",".join(mask_url(u) for u in got.split(",")) if name.endswith("_URLS") else mask_url(got)
+    elif name.endswith("_COMMAND"):
+        got = mask_command(str(got))
+    return f" (got {got!r})"
 
 
 def describe_error(exc: ValidationError) -> str:
-    """One line naming the variable and what it expects."""
+    """One line naming the variable and what it expects (the value is echoed only when it holds no secret)."""
     parts = []
     for err in exc.errors():
         name = ".".join(str(p) for p in err.get("loc", ())).upper() or "SETTINGS"
         msg = err.get("msg", "invalid value").removeprefix("Value error, ")
-        if msg.startswith("COOKIE_KEY"):
+        if re.match(r"^[A-Z_]+: ", msg):  # a whole-model check that already names its variable(s)
             parts.append(msg)
             continue
-        got = err.get("input")
-        shown = "" if got is None or "KEY" in name or "DSN" in name else f" (got {got!r})"
         if msg.startswith("Input should be "):
             msg = msg.removeprefix("Input should be ").split(", unable")[0]
-        parts.append(f"{name}: expected {msg}{shown}")
+        parts.append(f"{name}: expected {msg}{_shown_input(name, err.get('input'))}")
     return "; ".join(parts)
 
 

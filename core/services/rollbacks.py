@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from core import audit
 from core.auth import Actor, Permission
-from core.config import get_settings
+from core.config import get_settings, mask_command, mask_url, mask_urls_in_text
 from core.errors import Conflict, NotFound, UserInputError
 from core.models import RollbackRun, utcnow
 from core.queries.controls import get_propagation
@@ -98,9 +98,9 @@ def describe_deploy_hook() -> str:
     """What the full rollback will call, shown before it is called (no secrets)."""
     s = get_settings()
     if s.deploy_hook_url:
-        return f"HTTP POST {s.deploy_hook_url} with {{'action': 'rollback', 'from_release': '{s.release_id}'}}"
+        return f"HTTP POST {mask_url(s.deploy_hook_url)} with {{'action': 'rollback', 'from_release': '{s.release_id}'}}"
     if s.deploy_hook_command:
-        return f"command: {s.deploy_hook_command} --rollback"
+        return f"command: {mask_command(s.deploy_hook_command)} --rollback"
     return "nothing: set DEPLOY_HOOK_URL or DEPLOY_HOOK_COMMAND to enable the full rollback"
 
 
@@ -141,7 +141,7 @@ def _call_hook(actor: Actor, reason: str) -> tuple[bool, str, str | None]:
             return resp.ok, f"HTTP {resp.status_code} after {time.perf_counter() - started:.1f} s", release
         proc = subprocess.run([*shlex.split(s.deploy_hook_command), "--rollback"], capture_output=True, text=True,
                               timeout=s.deploy_hook_timeout_seconds)
-        last = (proc.stdout.strip().splitlines() or [""])[-1][:200]
+        last = mask_urls_in_text((proc.stdout.strip().splitlines() or [""])[-1][:200])
         return proc.returncode == 0, f"exit {proc.returncode} after {time.perf_counter() - started:.1f} s: {last}", last or None
     except (requests.RequestException, ValueError, OSError, subprocess.TimeoutExpired) as exc:
         return False, f"the deploy hook failed: {type(exc).__name__}", None
