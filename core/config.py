@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     api_rate_limit_per_minute: int = Field(60, ge=1)
     api_status_cache_seconds: float = Field(1.0, ge=0)
     api_token_cache_seconds: float = Field(1.0, ge=0, le=5)
+    api_token_cache_size: int = Field(10_000, ge=10)  # bounded: random tokens cannot grow the process
+    # Health and readiness are for probes and load balancers: a limit of their own, far above any probe's rate.
+    api_health_rate_limit_per_minute: int = Field(600, ge=1)
+    api_docs: bool | None = None  # /docs and /openapi.json; default: public in development only
+    metrics_token: SecretStr | None = None  # bearer token for /metrics; outside development /metrics needs it
     redis_url: str | None = None
     trusted_proxies: str = ""
     api_base_url: str = "http://127.0.0.1:8000"
