@@ -14,6 +14,7 @@ Environment = Literal["development", "staging", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 EXAMPLE_COOKIE_KEY = "change-me-example-cookie-key"
+MIN_AUDIT_KEY = 32
 DEFAULT_DATABASE_URL = "sqlite:///var/agentops.db"
 
 
@@ -68,6 +69,12 @@ class Settings(BaseSettings):
     rb_unauthorized_max: int = 0
 
     cookie_key: SecretStr = SecretStr(EXAMPLE_COOKIE_KEY)
+    # The audit chain's HMAC key lives outside the database. Development generates one into AUDIT_KEY_FILE.
+    audit_key: SecretStr | None = None
+    audit_previous_keys: SecretStr | None = None  # comma-separated, verification only (after a rotation)
+    audit_key_file: str = "var/audit.key"
+    audit_anchor_path: str = "var/audit-anchors.jsonl"  # append-only checkpoints of the chain's head
+    agentops_token: SecretStr | None = None  # the CLI's proof of --actor outside development (API or session token)
     bcrypt_rounds: int = Field(12, ge=4, le=16)
     session_hours: float = Field(12.0, gt=0)
     login_max_failures: int = 5
@@ -112,10 +119,25 @@ class Settings(BaseSettings):
     def _upper(cls, value: Any) -> Any:
         return value.strip().upper() if isinstance(value, str) else value
 
+    @field_validator("audit_key")
+    @classmethod
+    def _strong_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < MIN_AUDIT_KEY:
+            raise ValueError(f"at least {MIN_AUDIT_KEY} characters, e.g. from `openssl rand -hex 32`")
+        return value
+
     @model_validator(mode="after")
     def _no_placeholders_outside_development(self) -> "Settings":
-        if self.environment != "development" and self.cookie_key.get_secret_value() == EXAMPLE_COOKIE_KEY:
-            raise ValueError("COOKIE_KEY: the example key is refused outside development; set a random secret")
+        if self.environment == "development":
+            return self
+        problems = []
+        if self.cookie_key.get_secret_value() == EXAMPLE_COOKIE_KEY:
+            problems.append("COOKIE_KEY: the example key is refused outside development; set a random secret")
+        if self.audit_key is None:
+            problems.append("AUDIT_KEY: required outside development (the audit chain's HMAC key, kept outside the "
+                            "database); set one from `openssl rand -hex 32`")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def probe_urls(self) -> list[str]:
@@ -128,7 +150,11 @@ class Settings(BaseSettings):
         out: dict[str, Any] = {}
         for name in type(self).model_fields:
             value = getattr(self, name)
-            if isinstance(value, SecretStr):
+            if name in ("audit_key", "audit_previous_keys") and value is not None:
+                from core.audit_keys import key_id
+
+                value = "key id " + ", ".join(key_id(k) for k in value.get_secret_value().split(",") if k.strip())
+            elif isinstance(value, SecretStr):
                 value = mask_secret(value.get_secret_value())
             elif name.endswith("url") and isinstance(value, str):
                 value = mask_url(value)

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from core import audit, rollups
 from core.cli.common import actor_from_args, emit, id_list, read_password
+from core.audit_anchor import anchor_path, write_anchor
 from core.config import get_settings
 from core.db import get_engine, read_session
 from core.errors import UserInputError
@@ -123,13 +124,20 @@ def rollups_rebuild(args: argparse.Namespace) -> int:
 
 
 def audit_verify(args: argparse.Namespace) -> int:
-    with read_session() as s:
+    engine = get_engine()
+    with read_session(engine) as s:
         result = audit.verify_chain(s)
-    if result.ok:
-        print(f"audit chain intact: {result.checked:,} records")
-        return 0
-    print(f"error: audit chain broken after {result.checked:,} good records: {result.problem}")
-    return 1
+    print(f"head: #{result.head_seq:,} {result.head_hash}")
+    if result.anchor is not None:
+        print(f"compared with the last anchor: {result.anchor.describe()} ({anchor_path()})")
+    if not result.ok:
+        print(f"error: audit chain broken after {result.checked:,} good records: {result.problem}")
+        return 1
+    sealed = f" ({result.unkeyed:,} from before keying, sealed by the first keyed record)" if result.unkeyed else ""
+    print(f"audit chain intact: {result.checked:,} records{sealed}")
+    write_anchor(engine, seq=result.head_seq, hash=result.head_hash)
+    print(f"anchored #{result.head_seq:,} in {anchor_path()}; keep a copy of that file away from the database")
+    return 0
 
 
 def show_config(args: argparse.Namespace) -> int:

@@ -52,6 +52,7 @@ class AuditRecord(Base):
     after: Mapped[dict[str, Any] | None]
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(16))  # the HMAC key that sealed it; NULL: before keying
 
 
 class AuditHead(Base):
@@ -61,6 +62,7 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), default=0)
     last_hash: Mapped[str] = mapped_column(String(64), default="0" * 64)
+    key_id: Mapped[str | None] = mapped_column(String(16))  # the key of the newest record
 
 
 class WorkerHeartbeat(Base):
