@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from core.cli import admin_commands, control_commands, db_commands
 from core.config import SettingsError, get_settings, reset_settings
-from core.errors import AgentOpsError
+from core.errors import AgentOpsError, first_line
 
 COMMAND_MODULES = [db_commands, admin_commands, control_commands]
 
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _database_problem(exc: Exception) -> str:
-    first = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+    first = first_line(exc)
     if isinstance(exc, ProgrammingError) or "no such table" in first:
         return f"the database is not set up ({first}); run `python -m core db setup`"
     return f"cannot reach the database ({first}); check DATABASE_URL"
