@@ -13,7 +13,7 @@ import requests
 from sqlalchemy import select
 
 from core import audit
-from core.auth import Actor, Permission
+from core.auth import Actor, Permission, Role
 from core.config import get_settings, mask_command, mask_url, mask_urls_in_text
 from core.errors import Conflict, NotFound, UserInputError
 from core.models import RollbackRun, utcnow
@@ -182,6 +182,10 @@ def approve_database_rollback(*, actor: Actor, run_id: int, uow: UnitOfWork) -> 
             refuse(uow, actor, action="rollback.database.approve", target=f"run {run_id}",
                    reason="the requester cannot approve their own database rollback",
                    message="A second engineer must approve: you requested this database rollback.")
+        if actor.role == Role.SYSTEM and get_settings().environment != "development":
+            refuse(uow, actor, action="rollback.database.approve", target=f"run {run_id}",
+                   reason="an approval needs a named engineer, not the shell operator",
+                   message="A named engineer must approve: use --actor NAME with AGENTOPS_TOKEN holding their token.")
         run.state, run.approved_by = "approved", actor.username
         audit.append(uow.session, actor=actor, action="rollback.database.approve", target=f"run {run_id}",
                      after={"requested_by": run.requested_by})
