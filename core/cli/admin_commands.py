@@ -4,17 +4,17 @@ from __future__ import annotations
 import argparse
 from datetime import datetime, timezone
 
-from sqlalchemy import select
-
-from core import audit, rollups
+from core import audit
 from core.cli.common import actor_from_args, emit, id_list, read_password
 from core.audit_anchor import anchor_path, write_anchor
 from core.config import get_settings
 from core.db import get_engine, read_session
-from core.errors import UserInputError
+from core.errors import PermissionDenied, UserInputError
+from core.queries import users as queries_users
 from core.queries.audit import list_audit
-from core.models import User
 from core.services import users
+from core.services.guard import record_refusal
+from core.services.rollups import rebuild_rollups
 from core.templates import check_templates, load_templates
 from core.uow import UnitOfWork
 
@@ -90,10 +90,17 @@ def set_role(args: argparse.Namespace) -> int:
 
 
 def list_users(args: argparse.Namespace) -> int:
-    with read_session() as s:
-        for u in s.scalars(select(User).order_by(User.username)):
-            flags = " ".join(f for f, on in (("disabled", u.disabled), ("demo", u.is_demo)) if on)
-            print(f"{u.username:20} {u.role:16} {flags}")
+    actor = actor_from_args(args)
+    try:
+        with read_session() as s:
+            people = queries_users.list_users(s, actor=actor)
+    except PermissionDenied as exc:
+        record_refusal(actor=actor, action="user.list", target="users", reason=str(exc), uow=UnitOfWork(get_engine()))
+        raise
+    for u in people:
+        flags = " ".join(f for f, on in (("disabled", u["disabled"]), ("demo", u["demo"])) if on)
+        shops = ",".join(map(str, u["shops"]))
+        print(f"{u['user']:20} {u['role']:16} {shops:10} {flags}")
     return 0
 
 
@@ -114,11 +121,7 @@ def rollups_rebuild(args: argparse.Namespace) -> int:
             since = datetime.fromisoformat(args.since).replace(tzinfo=timezone.utc)
         except ValueError:
             raise UserInputError(f"--since expects a date such as 2026-11-01 (got {args.since!r}).") from None
-    with UnitOfWork(get_engine()) as uow:
-        n = rollups.rebuild(uow.session, since=since)
-        audit.append(uow.session, actor=actor_from_args(args), action="rollups.rebuild",
-                     target=args.since or "all", after={"rows": n})
-        uow.commit()
+    n = rebuild_rollups(actor=actor_from_args(args), uow=UnitOfWork(get_engine()), since=since)
     print(f"rebuilt {n:,} rollup rows" + (f" since {args.since}" if args.since else ""))
     return 0
 

@@ -15,11 +15,12 @@ from sqlalchemy import select
 from core import audit
 from core.auth import Actor, Permission, Role
 from core.config import get_settings, mask_command, mask_url, mask_urls_in_text
+from core.db import read_session
 from core.errors import Conflict, NotFound, UserInputError
 from core.models import RollbackRun, utcnow
 from core.queries.controls import get_propagation
 from core.services.controls import apply_settings_change, switch_off
-from core.services.guard import refuse, require
+from core.services.guard import authorize_read, refuse, require
 from core.services.schema import cleanup_agent_tables
 from core.uow import UnitOfWork
 
@@ -64,17 +65,24 @@ def _finish(uow: UnitOfWork, run: RollbackRun, *, actor: Actor, state: str, outc
 
 
 def start_immediate_rollback(*, actor: Actor, reason: str, uow: UnitOfWork) -> RunView:
-    """Engage the kill switch and open a run; it is done when every live worker has acknowledged."""
+    """Engage the kill switch and open a run; it is done when every live worker has acknowledged.
+
+    On a system that is already off nothing is stopped: the run is recorded as `already_off`, taking 0 s."""
     with uow:
         require(uow, actor, Permission.ROLLBACK, action="rollback.immediate.start", target="agent_settings")
-        state, _changed = apply_settings_change(uow, actor=actor, action="kill_switch.engage", reason=reason,
-                                                expected_version=None, apply=switch_off)
-        run = RollbackRun(kind="immediate", state="running", requested_by=actor.username, started_at=utcnow(),
+        state, changed = apply_settings_change(uow, actor=actor, action="kill_switch.engage", reason=reason,
+                                               expected_version=None, apply=switch_off)
+        now = utcnow()
+        run = RollbackRun(kind="immediate", state="running", requested_by=actor.username, started_at=now,
                           target_s=TARGET_SECONDS["immediate"], details={"settings_version": state.version})
+        if not changed:
+            run.state, run.finished_at, run.duration_s = "already_off", now, 0.0
+            run.outcome = (f"The agent system was already off (settings version {state.version}); "
+                           "nothing was stopped.")
         uow.session.add(run)
         uow.session.flush()
         audit.append(uow.session, actor=actor, action="rollback.immediate.start", target=f"run {run.id}", reason=reason,
-                     after={"settings_version": state.version})
+                     after={"state": run.state, "settings_version": state.version})
         uow.commit()
         return _view(run)
 
@@ -217,7 +225,7 @@ def execute_database_rollback(*, actor: Actor, run_id: int, uow: UnitOfWork, bac
 
 
 def list_runs(*, actor: Actor, uow: UnitOfWork, limit: int = 50) -> list[RunView]:
-    """The latest rollback runs, newest first."""
-    with uow:
-        require(uow, actor, Permission.ROLLBACK, action="rollback.list")
-        return [_view(r) for r in uow.session.scalars(select(RollbackRun).order_by(RollbackRun.id.desc()).limit(limit))]
+    """The latest rollback runs, newest first (a read: no write lock, a refusal is still audited)."""
+    authorize_read(uow, actor, Permission.ROLLBACK, action="rollback.list")
+    with read_session(uow.engine) as s:
+        return [_view(r) for r in s.scalars(select(RollbackRun).order_by(RollbackRun.id.desc()).limit(limit))]

@@ -64,7 +64,9 @@ def test_right_password_in_a_burst_of_wrong_ones_gets_no_extra_checks(engine: En
     attempts = [(victim, f"wrong {i}") for i in range(15)] + [(victim, "the right password")]
     results = burst(engine, attempts)
     reasons = sign_in_reasons(engine)
-    assert reasons["wrong password"] == 5, reasons  # the budget counts failures; a success is not one
+    # The budget counts failures. The right password, while it is being checked, holds one of the five places
+    # (4 wrong ones checked); once it has succeeded its place is free again (5). Never more.
+    assert reasons["wrong password"] <= 5 and reasons["wrong password"] + results.count("ok") >= 5, reasons
     assert results.count("ok") == reasons[""] <= 1  # a successful sign-in is audited without a reason
 
 
