@@ -5,15 +5,14 @@ import argparse
 from datetime import datetime, timezone
 
 from core import audit
-from core.cli.common import actor_from_args, emit, id_list, read_password
+from core.cli.common import actor_from_args, audited_read, emit, id_list, read_password
 from core.audit_anchor import anchor_path, write_anchor
 from core.config import get_settings
 from core.db import get_engine, read_session
-from core.errors import PermissionDenied, UserInputError
+from core.errors import UserInputError
 from core.queries import users as queries_users
 from core.queries.audit import list_audit
 from core.services import users
-from core.services.guard import record_refusal
 from core.services.rollups import rebuild_rollups
 from core.templates import check_templates, load_templates
 from core.uow import UnitOfWork
@@ -91,12 +90,7 @@ def set_role(args: argparse.Namespace) -> int:
 
 def list_users(args: argparse.Namespace) -> int:
     actor = actor_from_args(args)
-    try:
-        with read_session() as s:
-            people = queries_users.list_users(s, actor=actor)
-    except PermissionDenied as exc:
-        record_refusal(actor=actor, action="user.list", target="users", reason=str(exc), uow=UnitOfWork(get_engine()))
-        raise
+    people = audited_read(actor, "user.list", lambda s: queries_users.list_users(s, actor=actor))
     for u in people:
         flags = " ".join(f for f, on in (("disabled", u["disabled"]), ("demo", u["demo"])) if on)
         shops = ",".join(map(str, u["shops"]))
@@ -150,9 +144,9 @@ def show_config(args: argparse.Namespace) -> int:
 
 
 def audit_list(args: argparse.Namespace) -> int:
-    with read_session() as s:
-        rows, total = list_audit(s, actor=actor_from_args(args), who=args.actor_name, action=args.action,
-                                 limit=args.limit)
+    actor = actor_from_args(args)
+    rows, total = audited_read(actor, "audit.list", lambda s: list_audit(
+        s, actor=actor, who=args.actor_name, action=args.action, limit=args.limit))
     for r in rows:
         print(f"#{r['seq']:<6} {r['created_at']:%Y-%m-%d %H:%M:%S} {r['actor']:18} {r['source']:8} {r['outcome']:8} "
               f"{r['action']:28} {r['target']} {r['reason']}")

@@ -4,8 +4,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
 
 from core.auth import Actor, anonymous_actor, system_actor
 from core.config import get_settings
@@ -16,6 +19,8 @@ from core.services.guard import record_refusal
 from core.services.sessions import resume_session
 from core.services.tokens import authenticate_token
 from core.uow import UnitOfWork
+
+T = TypeVar("T")
 
 
 def actor_from_args(args: argparse.Namespace) -> Actor:
@@ -59,6 +64,16 @@ def _proven_by(engine, token: str) -> Actor | None:  # noqa: ANN001 - an Engine
         signed = resume_session(token=token, uow=UnitOfWork(engine))
         actor = signed.actor if signed else None
     return actor
+
+
+def audited_read(actor: Actor, action: str, read: Callable[[Session], T]) -> T:
+    """READ in a read session; a refusal (PermissionDenied) is audited before it is raised, like a service's."""
+    try:
+        with read_session(get_engine()) as s:
+            return read(s)
+    except PermissionDenied as exc:
+        record_refusal(actor=actor, action=action, target="", reason=str(exc), uow=UnitOfWork(get_engine()))
+        raise
 
 
 def id_list(value: str) -> list[int]:
