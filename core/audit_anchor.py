@@ -33,6 +33,8 @@ class Anchor:
 def database_name(engine: Engine) -> str:
     """Which database an anchor belongs to (one file may serve several in development)."""
     url = engine.url
+    if url.get_backend_name() == "sqlite":
+        return f"sqlite:///{Path(url.database or ':memory:').resolve()}"
     return f"{url.get_backend_name()}://{url.host or ''}:{url.port or ''}/{url.database or ''}"
 
 

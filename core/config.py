@@ -145,15 +145,28 @@ class Settings(BaseSettings):
         urls = [u.strip() for u in self.health_probe_urls.split(",") if u.strip()]
         return urls or [f"{self.api_base_url}/health", f"{self.api_base_url}/api/v2/agents/health"]
 
+    def _audit_key_view(self, name: str, value: SecretStr | None) -> str:
+        """An audit key is shown by its id only (a hash of it), never by any of its characters."""
+        from pathlib import Path
+
+        from core.audit_keys import key_id
+
+        if value is not None:
+            return "key id " + ", ".join(key_id(k) for k in value.get_secret_value().split(",") if k.strip())
+        dev_key = Path(self.audit_key_file)
+        if name == "audit_key" and self.environment == "development":
+            if dev_key.is_file():
+                return f"(development key in {dev_key}, key id {key_id(dev_key.read_text())})"
+            return f"(development key, generated into {dev_key} on first use)"
+        return "(not set)"
+
     def public_view(self) -> dict[str, Any]:
         """Every setting with secrets masked, for display."""
         out: dict[str, Any] = {}
         for name in type(self).model_fields:
             value = getattr(self, name)
-            if name in ("audit_key", "audit_previous_keys") and value is not None:
-                from core.audit_keys import key_id
-
-                value = "key id " + ", ".join(key_id(k) for k in value.get_secret_value().split(",") if k.strip())
+            if name in ("audit_key", "audit_previous_keys"):
+                value = self._audit_key_view(name, value)
             elif isinstance(value, SecretStr):
                 value = mask_secret(value.get_secret_value())
             elif name.endswith("url") and isinstance(value, str):
