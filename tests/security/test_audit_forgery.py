@@ -94,7 +94,12 @@ def test_truncate_and_head_rewind_are_refused_by_the_database(anchored: Engine, 
                   "UPDATE agent_audit_head SET seq = seq + 1"]
     statements.append("TRUNCATE agent_audit_log" if backend == "postgresql" else "DELETE FROM agent_audit_log")
     if backend == "postgresql":
-        statements.append("TRUNCATE agent_audit_head")
+        statements += ["TRUNCATE agent_audit_head",
+                       "INSERT INTO agent_audit_log SELECT * FROM agent_audit_log WHERE seq = 2 "
+                       "ON CONFLICT (id) DO UPDATE SET reason = 'rewritten'"]
+    else:  # REPLACE deletes the old row without firing DELETE triggers
+        statements += ["INSERT OR REPLACE INTO agent_audit_log SELECT * FROM agent_audit_log WHERE seq = 2",
+                       "INSERT OR REPLACE INTO agent_audit_head (id, seq, last_hash) VALUES (1, 0, :genesis)"]
     for sql in statements:
         with pytest.raises(DatabaseError):
             with anchored.begin() as conn:
