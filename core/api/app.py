@@ -10,6 +10,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import Histogram
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
@@ -56,6 +57,13 @@ def create_app(*, engine: Engine | None = None, settings: Settings | None = None
     app.state.health_limiter = MemoryLimiter(settings.api_health_rate_limit_per_minute)
     app.include_router(router)
     _install_handlers(app)
+    _install_limits_and_timing(app, latency)
+    app.add_middleware(BodyLimitMiddleware)
+    return app
+
+
+def _install_limits_and_timing(app: FastAPI, latency: Histogram) -> None:
+    """Rate limits before a route runs; latency by route template, bounded method and status after it."""
 
     @app.middleware("http")
     async def limit_and_time(request: Request, call_next):  # noqa: ANN202
@@ -78,9 +86,6 @@ def create_app(*, engine: Engine | None = None, settings: Settings | None = None
         latency.labels(getattr(route, "path", "unmatched"), method, str(response.status_code)).observe(
             time.perf_counter() - started)
         return response
-
-    app.add_middleware(BodyLimitMiddleware)
-    return app
 
 
 @asynccontextmanager

@@ -23,17 +23,21 @@ class AgentStateCollector(Collector):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
+    def _read(self) -> tuple:
+        with read_session(self.engine) as s:
+            summary = get_summary(s, actor=system_actor("metrics"), window_hours=1)
+            state = get_activation_state(s)
+            cutoff = utcnow() - timedelta(seconds=WORKER_ALIVE_SECONDS)
+            breakers = s.execute(select(WorkerHeartbeat.breaker_state, func.count()).where(
+                WorkerHeartbeat.stopped_at.is_(None), WorkerHeartbeat.last_seen_at >= cutoff)
+                .group_by(WorkerHeartbeat.breaker_state)).all()
+            head = s.execute(select(AuditHead.seq, AuditHead.last_hash).where(AuditHead.id == 1)).one()
+        return summary, state, breakers, head
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily("agentops_database_up", "1 when the database answered this scrape")
         try:
-            with read_session(self.engine) as s:
-                summary = get_summary(s, actor=system_actor("metrics"), window_hours=1)
-                state = get_activation_state(s)
-                cutoff = utcnow() - timedelta(seconds=WORKER_ALIVE_SECONDS)
-                breakers = s.execute(select(WorkerHeartbeat.breaker_state, func.count()).where(
-                    WorkerHeartbeat.stopped_at.is_(None), WorkerHeartbeat.last_seen_at >= cutoff)
-                    .group_by(WorkerHeartbeat.breaker_state)).all()
-                head = s.execute(select(AuditHead.seq, AuditHead.last_hash).where(AuditHead.id == 1)).one()
+            summary, state, breakers, head = self._read()
         except Exception:  # noqa: BLE001 - a scrape reports the outage instead of failing
             up.add_metric([], 0)
             yield up
