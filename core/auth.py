@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import getpass
+import hashlib
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -79,6 +80,11 @@ def anonymous_actor(name: str, source: str) -> Actor:
 def system_actor(source: str = "cli", name: str | None = None) -> Actor:
     """The operator at a shell with database access."""
     return Actor(username=name or f"cli:{getpass.getuser()}", role=Role.SYSTEM, source=source)
+
+
+def secret_digest(secret: str) -> str:
+    """The stored form of a bearer secret (API token, console session token): sha256, hex."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def hash_password(password: str) -> str:

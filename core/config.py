@@ -1,6 +1,7 @@
 """Typed settings: every variable of the staging checklist, read once through get_settings()."""
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -13,6 +14,7 @@ Environment = Literal["development", "staging", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 EXAMPLE_COOKIE_KEY = "change-me-example-cookie-key"
+MIN_AUDIT_KEY = 32
 DEFAULT_DATABASE_URL = "sqlite:///var/agentops.db"
 
 
@@ -67,6 +69,12 @@ class Settings(BaseSettings):
     rb_unauthorized_max: int = 0
 
     cookie_key: SecretStr = SecretStr(EXAMPLE_COOKIE_KEY)
+    # The audit chain's HMAC key lives outside the database. Development generates one into AUDIT_KEY_FILE.
+    audit_key: SecretStr | None = None
+    audit_previous_keys: SecretStr | None = None  # comma-separated, verification only (after a rotation)
+    audit_key_file: str = "var/audit.key"
+    audit_anchor_path: str = "var/audit-anchors.jsonl"  # append-only checkpoints of the chain's head
+    agentops_token: SecretStr | None = None  # the CLI's proof of --actor outside development (API or session token)
     bcrypt_rounds: int = Field(12, ge=4, le=16)
     session_hours: float = Field(12.0, gt=0)
     login_max_failures: int = 5
@@ -75,6 +83,11 @@ class Settings(BaseSettings):
     api_rate_limit_per_minute: int = Field(60, ge=1)
     api_status_cache_seconds: float = Field(1.0, ge=0)
     api_token_cache_seconds: float = Field(1.0, ge=0, le=5)
+    api_token_cache_size: int = Field(10_000, ge=10)  # bounded: random tokens cannot grow the process
+    # Health and readiness are for probes and load balancers: a limit of their own, far above any probe's rate.
+    api_health_rate_limit_per_minute: int = Field(600, ge=1)
+    api_docs: bool | None = None  # /docs and /openapi.json; default: public in development only
+    metrics_token: SecretStr | None = None  # bearer token for /metrics; outside development /metrics needs it
     redis_url: str | None = None
     trusted_proxies: str = ""
     api_base_url: str = "http://127.0.0.1:8000"
@@ -106,10 +119,25 @@ class Settings(BaseSettings):
     def _upper(cls, value: Any) -> Any:
         return value.strip().upper() if isinstance(value, str) else value
 
+    @field_validator("audit_key")
+    @classmethod
+    def _strong_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < MIN_AUDIT_KEY:
+            raise ValueError(f"at least {MIN_AUDIT_KEY} characters, e.g. from `openssl rand -hex 32`")
+        return value
+
     @model_validator(mode="after")
     def _no_placeholders_outside_development(self) -> "Settings":
-        if self.environment != "development" and self.cookie_key.get_secret_value() == EXAMPLE_COOKIE_KEY:
-            raise ValueError("COOKIE_KEY: the example key is refused outside development; set a random secret")
+        if self.environment == "development":
+            return self
+        problems = []
+        if self.cookie_key.get_secret_value() == EXAMPLE_COOKIE_KEY:
+            problems.append("COOKIE_KEY: the example key is refused outside development; set a random secret")
+        if self.audit_key is None:
+            problems.append("AUDIT_KEY: required outside development (the audit chain's HMAC key, kept outside the "
+                            "database); set one from `openssl rand -hex 32`")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def probe_urls(self) -> list[str]:
@@ -117,15 +145,36 @@ class Settings(BaseSettings):
         urls = [u.strip() for u in self.health_probe_urls.split(",") if u.strip()]
         return urls or [f"{self.api_base_url}/health", f"{self.api_base_url}/api/v2/agents/health"]
 
+    def _audit_key_view(self, name: str, value: SecretStr | None) -> str:
+        """An audit key is shown by its id only (a hash of it), never by any of its characters."""
+        from pathlib import Path
+
+        from core.audit_keys import key_id
+
+        if value is not None:
+            return "key id " + ", ".join(key_id(k) for k in value.get_secret_value().split(",") if k.strip())
+        dev_key = Path(self.audit_key_file)
+        if name == "audit_key" and self.environment == "development":
+            if dev_key.is_file():
+                return f"(development key in {dev_key}, key id {key_id(dev_key.read_text())})"
+            return f"(development key, generated into {dev_key} on first use)"
+        return "(not set)"
+
     def public_view(self) -> dict[str, Any]:
         """Every setting with secrets masked, for display."""
         out: dict[str, Any] = {}
         for name in type(self).model_fields:
             value = getattr(self, name)
-            if isinstance(value, SecretStr):
+            if name in ("audit_key", "audit_previous_keys"):
+                value = self._audit_key_view(name, value)
+            elif isinstance(value, SecretStr):
                 value = mask_secret(value.get_secret_value())
             elif name.endswith("url") and isinstance(value, str):
                 value = mask_url(value)
+            elif name.endswith("urls") and isinstance(value, str):
+                value = ",".join(mask_url(u.strip()) for u in value.split(",") if u.strip())
+            elif name.endswith("command") and isinstance(value, str):
+                value = mask_command(value)
             out[name.upper()] = value
         return out
 
@@ -140,30 +189,87 @@ def mask_secret(value: str | None) -> str:
     return f"{prefix}…{value[-4:]}"
 
 
+MASK = "***"
+_URL_IN_TEXT = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+_SECRET_FLAG = re.compile(r"(token|secret|password|passwd|pass|key|auth|credential|signature|sig)", re.IGNORECASE)
+
+
 def mask_url(url: str | None) -> str:
-    """Hide the password in a URL (database, Redis)."""
+    """URL without its secrets: userinfo password (or a bare token as user name) and every query value.
+
+    Works on malformed URLs too (a bad port, no scheme): it only splits text, never validates it."""
     if not url:
         return "(not set)"
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):
-        return url
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    cut = min([i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0] or [len(rest)])
+    netloc, tail = rest[:cut], rest[cut:]
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, colon, _password = userinfo.partition(":")
+        # A user name without a password is often the secret itself (https://TOKEN@host).
+        netloc = f"{user}:{MASK}@{host}" if colon else f"{MASK}@{host}"
+    tail, _, fragment = tail.partition("#")
+    path, qmark, query = tail.partition("?")
+    if qmark:
+        pairs = [p.partition("=") for p in query.split("&") if p]
+        path += "?" + "&".join(f"{k}={MASK}" if eq else k for k, eq, _v in pairs)
+    masked = (f"{scheme}://" if sep else "") + netloc + path
+    return masked + (f"#{MASK}" if fragment else "")
+
+
+def mask_urls_in_text(text: str | None) -> str:
+    """TEXT with every URL in it masked (hook descriptions, command output, error messages)."""
+    return _URL_IN_TEXT.sub(lambda m: mask_url(m.group(0)), text or "")
+
+
+def mask_command(command: str | None) -> str:
+    """A command line with the values of secret-looking options (--token X, --password=Y, KEY=Z) and URLs masked."""
+    if not command:
+        return "(not set)"
+    words, out, hide_next = mask_urls_in_text(command).split(), [], False
+    for word in words:
+        name, eq, _value = word.partition("=")
+        if hide_next:
+            out.append(MASK)
+        elif eq and _SECRET_FLAG.search(name):
+            out.append(f"{name}={MASK}")
+        else:
+            out.append(word)
+        hide_next = not eq and word.startswith("-") and bool(_SECRET_FLAG.search(word))
+    return " ".join(out)
+
+
+def _is_secret_field(name: str) -> bool:
+    field = Settings.model_fields.get(name.lower())
+    secret_type = field is not None and "SecretStr" in str(field.annotation)
+    return secret_type or any(w in name for w in ("KEY", "DSN", "TOKEN", "SECRET", "PASSWORD"))
+
+
+def _shown_input(name: str, got: Any) -> str:
+    """What a settings error may echo of the bad value: never a secret, URLs only masked."""
+    if got is None or _is_secret_field(name):
+        return ""
+    if isinstance(got, str) and (name.endswith("_URL") or name.endswith("_URLS") or "://" in got or "@" in got):
+        got = ",".join(mask_url(u) for u in got.split(",")) if name.endswith("_URLS") else mask_url(got)
+    elif name.endswith("_COMMAND"):
+        got = mask_command(str(got))
+    return f" (got {got!r})"
 
 
 def describe_error(exc: ValidationError) -> str:
-    """One line naming the variable and what it expects."""
+    """One line naming the variable and what it expects (the value is echoed only when it holds no secret)."""
     parts = []
     for err in exc.errors():
         name = ".".join(str(p) for p in err.get("loc", ())).upper() or "SETTINGS"
         msg = err.get("msg", "invalid value").removeprefix("Value error, ")
-        if msg.startswith("COOKIE_KEY"):
+        if re.match(r"^[A-Z_]+: ", msg):  # a whole-model check that already names its variable(s)
             parts.append(msg)
             continue
-        got = err.get("input")
-        shown = "" if got is None or "KEY" in name or "DSN" in name else f" (got {got!r})"
         if msg.startswith("Input should be "):
             msg = msg.removeprefix("Input should be ").split(", unable")[0]
-        parts.append(f"{name}: expected {msg}{shown}")
+        parts.append(f"{name}: expected {msg}{_shown_input(name, err.get('input'))}")
     return "; ".join(parts)
 
 

@@ -5,7 +5,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -113,3 +113,10 @@ def read_session(engine: Engine | None = None) -> Session:
 def is_postgres(engine: Engine) -> bool:
     """True when ENGINE talks to PostgreSQL (SKIP LOCKED, triggers, COPY)."""
     return engine.dialect.name == "postgresql"
+
+
+def reset_id_sequence(conn: Connection, table: str) -> None:
+    """After rows were written with explicit ids, move TABLE's PostgreSQL serial past the largest (no-op on SQLite)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                          f"COALESCE((SELECT MAX(id) FROM \"{table}\"), 0) + 1, false)"))

@@ -41,7 +41,14 @@ class DatabaseUnavailable(AgentOpsError):
     http_status = 503
 
 
-class NotReady(AgentOpsError):
-    """The database exists but its schema is missing or behind."""
+class OperationFailed(AgentOpsError):
+    """Something outside the person's input stopped the operation (a full disk, a failing hook); nothing was
+    left half-done, and the attempt is audited."""
 
-    http_status = 503
+    http_status = 500
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a (database) error's own message: what a person needs, without SQL or parameters."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

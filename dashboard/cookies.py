@@ -54,7 +54,12 @@ def store_token(token: str, *, expires_at: datetime) -> None:
         sealed = (token, _encryptor().encrypt(token))
         st.session_state["agentops_cookie_sealed"] = sealed
     local_expiry = expires_at.astimezone().replace(tzinfo=None)  # the component expects local, naive time
-    _manager().set(COOKIE_NAME, sealed[1], key="agentops_cookie_set", expires_at=local_expiry, same_site="strict")
+    # Secure outside development (the console is served over TLS there); plain http only on a developer's machine.
+    # Not HttpOnly: the component writes the cookie through document.cookie, which cannot set that flag, and
+    # Streamlit has no server-side Set-Cookie. The cookie holds only an encrypted token of a server-side session.
+    secure = get_settings().environment != "development"
+    _manager().set(COOKIE_NAME, sealed[1], key="agentops_cookie_set", expires_at=local_expiry, same_site="strict",
+                   secure=secure)
 
 
 def forget() -> None:

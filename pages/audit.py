@@ -9,7 +9,8 @@ import streamlit as st
 from core import audit
 from core.auth import Permission
 from core.db import read_session
-from core.queries.audit import distinct_actions, list_audit
+from core.export import csv_bytes
+from core.queries.audit import COLUMNS, distinct_actions, list_audit
 from dashboard import components
 
 actor = components.page_guard(Permission.READ_AUDIT, "Audit log")
@@ -35,7 +36,7 @@ if not df.empty:
     df["before"] = df["before"].astype(str)
     df["after"] = df["after"].astype(str)
 st.dataframe(df, hide_index=True, width="stretch")
-st.download_button("Export CSV", df.to_csv(index=False).encode(), file_name="agent-audit-log.csv", mime="text/csv",
+st.download_button("Export CSV", csv_bytes(rows, COLUMNS), file_name="agent-audit-log.csv", mime="text/csv",
                    disabled=df.empty)
 if st.button("Verify the hash chain"):
     with read_session() as s:

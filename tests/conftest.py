@@ -17,6 +17,7 @@ from core.models import AuditHead, Base
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ["sqlite", "postgresql"]
+TEST_AUDIT_KEY = "test-audit-key-0123456789abcdef0123456789abcdef"
 
 
 def _pg_reachable() -> str | None:
@@ -75,6 +76,7 @@ def _truncate_postgres(engine: Engine) -> None:
     Base.metadata.create_all(engine)  # a cleanup test may have dropped agent tables
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with engine.begin() as conn:
+        conn.execute(text("SET LOCAL session_replication_role = replica"))  # the audit tables refuse TRUNCATE
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         conn.execute(text("INSERT INTO agent_audit_head (id, seq, last_hash) VALUES (1, 0, :h)"), {"h": "0" * 64})
         conn.execute(text(
@@ -125,8 +127,11 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     """No test reads the developer's .env or writes into the project's var/."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("BACKUP_DIR", str(tmp_path / "backups"))
-    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "SENTRY_DSN", "AGENT_SYSTEM_ENABLED", "ENVIRONMENT"):
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "SENTRY_DSN", "AGENT_SYSTEM_ENABLED", "ENVIRONMENT",
+                "AUDIT_PREVIOUS_KEYS", "AGENTOPS_TOKEN", "METRICS_TOKEN", "API_DOCS"):
         monkeypatch.delenv(var, raising=False)
+    # A deployment's audit key, as staging and production must have; tests of the development key unset it.
+    monkeypatch.setenv("AUDIT_KEY", TEST_AUDIT_KEY)
     reset_settings()
     yield
     reset_settings()

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, func, select
 
 from core.auth import system_actor
 from core.db import read_session
-from core.models import WorkerHeartbeat, utcnow
+from core.models import AuditHead, WorkerHeartbeat, utcnow
 from core.queries.health import WORKER_ALIVE_SECONDS
 from core.queries.metrics import get_summary
 from core.queries.settings import get_activation_state
@@ -23,16 +23,21 @@ class AgentStateCollector(Collector):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
+    def _read(self) -> tuple:
+        with read_session(self.engine) as s:
+            summary = get_summary(s, actor=system_actor("metrics"), window_hours=1)
+            state = get_activation_state(s)
+            cutoff = utcnow() - timedelta(seconds=WORKER_ALIVE_SECONDS)
+            breakers = s.execute(select(WorkerHeartbeat.breaker_state, func.count()).where(
+                WorkerHeartbeat.stopped_at.is_(None), WorkerHeartbeat.last_seen_at >= cutoff)
+                .group_by(WorkerHeartbeat.breaker_state)).all()
+            head = s.execute(select(AuditHead.seq, AuditHead.last_hash).where(AuditHead.id == 1)).one()
+        return summary, state, breakers, head
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily("agentops_database_up", "1 when the database answered this scrape")
         try:
-            with read_session(self.engine) as s:
-                summary = get_summary(s, actor=system_actor("metrics"), window_hours=1)
-                state = get_activation_state(s)
-                cutoff = utcnow() - timedelta(seconds=WORKER_ALIVE_SECONDS)
-                breakers = s.execute(select(WorkerHeartbeat.breaker_state, func.count()).where(
-                    WorkerHeartbeat.stopped_at.is_(None), WorkerHeartbeat.last_seen_at >= cutoff)
-                    .group_by(WorkerHeartbeat.breaker_state)).all()
+            summary, state, breakers, head = self._read()
         except Exception:  # noqa: BLE001 - a scrape reports the outage instead of failing
             up.add_metric([], 0)
             yield up
@@ -54,6 +59,20 @@ class AgentStateCollector(Collector):
         version = GaugeMetricFamily("agentops_settings_version", "Version of the activation settings")
         version.add_metric([], state.version)
         yield version
+        yield from _audit_head(*head)
+
+
+def _audit_head(seq: int, last_hash: str) -> Iterator[GaugeMetricFamily]:
+    """The audit chain's head, so the metrics store keeps a history of it outside the database.
+
+    The hash prefix is a number (48 bits, exact in a float), not a label: one series, whatever the hash."""
+    head = GaugeMetricFamily("agentops_audit_head_seq", "Sequence number of the newest audit record")
+    head.add_metric([], seq)
+    yield head
+    prefix = GaugeMetricFamily("agentops_audit_head_hash_prefix",
+                               "First 12 hex digits of the newest audit record's hash, as a number")
+    prefix.add_metric([], int(last_hash[:12], 16))
+    yield prefix
 
 
 def make_registry(engine: Engine) -> tuple[CollectorRegistry, Histogram]:

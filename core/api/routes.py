@@ -1,27 +1,32 @@
 """The routes only translate: every decision and change goes through the same core functions as the console."""
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.auth import Actor
+from core.auth import Actor, Role
 from core.db import read_session
-from core.errors import PermissionDenied
+from core.errors import NotFound, PermissionDenied
 from core.queries.conversations import get_conversation_or_raise
 from core.queries.readiness import check_readiness
 from core.queries.status import get_status
 from core.services.controls import set_instance_status
 from core.services.guard import record_refusal
 from core.uow import UnitOfWork
-from core.api.security import require_actor
+from core.api.security import bearer, require_actor
 
 router = APIRouter()
 # Ids beyond the columns' range are refused as invalid input, not passed to the database.
 MAX_INT32, MAX_INT64 = 2**31 - 1, 2**63 - 1
+# Shop and enterprise owners see their own shops' state, never the operators' names or reasons.
+OWNER_ROLES = (Role.SHOP_OWNER, Role.ENTERPRISE_OWNER)
+OPERATOR_ONLY = ("changed_by", "reason")
 
 
 class InstanceChange(BaseModel):
@@ -52,7 +57,16 @@ def status(request: Request, actor: Actor = Depends(require_actor)) -> dict[str,
         with read_session(request.app.state.engine) as s:
             return get_status(s, actor=actor)
 
-    return request.app.state.status_cache.get(actor.scope_key, compute)
+    return _as_seen_by(actor, request.app.state.status_cache.get(actor.scope_key, compute))
+
+
+def _as_seen_by(actor: Actor, status: dict[str, Any]) -> dict[str, Any]:
+    """STATUS without what only operators may know, for shop and enterprise owners (a copy: the cache is shared)."""
+    if actor.role not in OWNER_ROLES:
+        return status
+    activation = {k: v for k, v in status["activation"].items() if k not in OPERATOR_ONLY}
+    activation["allowed_shops"] = [shop for shop in activation["allowed_shops"] if actor.sees_shop(shop)]
+    return {**status, "activation": activation}
 
 
 def _change_instance(request: Request, actor: Actor, body: InstanceChange, status: str) -> dict[str, Any]:
@@ -77,7 +91,10 @@ def deactivate(request: Request, body: InstanceChange, actor: Actor = Depends(re
 @router.get("/api/v2/agents/conversations/{conversation_id}", tags=["agents"])
 def conversation(request: Request, conversation_id: int = Path(gt=0, le=MAX_INT64),
                  actor: Actor = Depends(require_actor)) -> dict[str, Any]:
-    """A conversation and the client behind it; 403 (audited) without access to the client's shop."""
+    """A conversation and the client behind it; 404 when it does not exist or is outside the caller's shops.
+
+    Both answers are the same, so the API never tells an outsider that an id exists or which shop it belongs to;
+    the attempt on another shop's client is still audited as an unauthorized read."""
     engine = request.app.state.engine
     try:
         with read_session(engine) as s:
@@ -85,10 +102,19 @@ def conversation(request: Request, conversation_id: int = Path(gt=0, le=MAX_INT6
     except PermissionDenied as exc:
         record_refusal(actor=actor, action="conversation.read", target=f"conversation {conversation_id}",
                        reason=str(exc), uow=UnitOfWork(engine))
-        raise
+    except NotFound:
+        pass
+    raise NotFound(f"No conversation with id {conversation_id}.")
 
 
 @router.get("/metrics", include_in_schema=False)
-def prometheus_metrics(request: Request) -> Response:
-    """Prometheus exposition format."""
+def prometheus_metrics(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Response:
+    """Prometheus exposition format; needs METRICS_TOKEN as bearer when set, and outside development."""
+    settings = request.app.state.settings
+    if settings.metrics_token is None and settings.environment != "development":
+        raise HTTPException(status_code=404, detail="Not Found")
+    expected = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    if expected is not None and not (creds and hmac.compare_digest(creds.credentials.encode(), expected.encode())):
+        raise HTTPException(status_code=401, detail="/metrics needs the METRICS_TOKEN as a bearer token.",
+                            headers={"WWW-Authenticate": "Bearer"})
     return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,37 +1,39 @@
-"""Bearer tokens → the acting user; refusals are audited as unauthorized attempts."""
+"""Bearer tokens → the acting user; refused authentications are audited, collapsed per address and minute."""
 from __future__ import annotations
 
-from fastapi import HTTPException, Request
+from typing import NoReturn
+
+from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from core.auth import Actor, anonymous_actor
-from core.db import read_session
-from core.services.guard import record_refusal
-from core.services.tokens import authenticate_token, token_hash
-from core.uow import UnitOfWork
+from core.api.ratelimit import client_address
+from core.auth import Actor, secret_digest
+from core.services.tokens import use_token
 
 bearer = HTTPBearer(auto_error=False, description="An API token from `python -m core tokens create`.")
 
 
-async def require_actor(request: Request) -> Actor:
-    """The token's user, or 401 (audited)."""
-    creds: HTTPAuthorizationCredentials | None = await bearer(request)
-    engine = request.app.state.engine
+def require_actor(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Actor:
+    """The token's user, or 401 (audited). Synchronous: FastAPI runs it in its thread pool, off the event loop."""
+    state = request.app.state
     if creds is None:
-        _refuse(engine, "(no token)", request, "no bearer token")
-    actor = request.app.state.token_cache.get(token_hash(creds.credentials), lambda: _lookup(engine, creds.credentials))
+        _refuse(request, "no bearer token")
+    digest = secret_digest(creds.credentials)
+    actor = state.token_cache.get(digest, lambda: use_token(engine=state.engine, token=creds.credentials))
     if actor is None:
-        _refuse(engine, creds.credentials[:12] + "…", request, "unknown, expired or revoked token")
+        _refuse(request, f"unknown, expired or revoked token ({creds.credentials[:9]}…)")
+    state.proven_tokens.put(digest, True)  # from now on this token has a rate-limit budget of its own
     return actor
 
 
-def _lookup(engine, token: str) -> Actor | None:  # noqa: ANN001
-    with read_session(engine) as s:
-        return authenticate_token(s, token)
+def caller_address(request: Request) -> str:
+    """The client's address as the rate limiter sees it (trusted proxies resolved)."""
+    peer = request.client.host if request.client else None
+    return client_address(peer, request.headers.get("x-forwarded-for"), request.app.state.settings.trusted_proxies)
 
 
-def _refuse(engine, who: str, request: Request, reason: str) -> None:  # noqa: ANN001
-    record_refusal(actor=anonymous_actor(who, "api"), action="api.authenticate",
-                   target=f"{request.method} {request.url.path}", reason=reason, uow=UnitOfWork(engine))
+def _refuse(request: Request, reason: str) -> NoReturn:
+    request.app.state.refusals.refuse(request.app.state.engine, address=caller_address(request),
+                                      target=f"{request.method} {request.url.path}"[:200], reason=reason)
     raise HTTPException(status_code=401, detail="A valid API token is required (Authorization: Bearer …).",
                         headers={"WWW-Authenticate": "Bearer"})

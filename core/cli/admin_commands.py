@@ -4,16 +4,16 @@ from __future__ import annotations
 import argparse
 from datetime import datetime, timezone
 
-from sqlalchemy import select
-
-from core import audit, rollups
-from core.cli.common import actor_from_args, emit, id_list, read_password
+from core import audit
+from core.cli.common import actor_from_args, audited_read, emit, id_list, read_password
+from core.audit_anchor import anchor_path, write_anchor
 from core.config import get_settings
 from core.db import get_engine, read_session
 from core.errors import UserInputError
+from core.queries import users as queries_users
 from core.queries.audit import list_audit
-from core.models import User
 from core.services import users
+from core.services.rollups import rebuild_rollups
 from core.templates import check_templates, load_templates
 from core.uow import UnitOfWork
 
@@ -89,10 +89,12 @@ def set_role(args: argparse.Namespace) -> int:
 
 
 def list_users(args: argparse.Namespace) -> int:
-    with read_session() as s:
-        for u in s.scalars(select(User).order_by(User.username)):
-            flags = " ".join(f for f, on in (("disabled", u.disabled), ("demo", u.is_demo)) if on)
-            print(f"{u.username:20} {u.role:16} {flags}")
+    actor = actor_from_args(args)
+    people = audited_read(actor, "user.list", lambda s: queries_users.list_users(s, actor=actor))
+    for u in people:
+        flags = " ".join(f for f, on in (("disabled", u["disabled"]), ("demo", u["demo"])) if on)
+        shops = ",".join(map(str, u["shops"]))
+        print(f"{u['user']:20} {u['role']:16} {shops:10} {flags}")
     return 0
 
 
@@ -113,23 +115,26 @@ def rollups_rebuild(args: argparse.Namespace) -> int:
             since = datetime.fromisoformat(args.since).replace(tzinfo=timezone.utc)
         except ValueError:
             raise UserInputError(f"--since expects a date such as 2026-11-01 (got {args.since!r}).") from None
-    with UnitOfWork(get_engine()) as uow:
-        n = rollups.rebuild(uow.session, since=since)
-        audit.append(uow.session, actor=actor_from_args(args), action="rollups.rebuild",
-                     target=args.since or "all", after={"rows": n})
-        uow.commit()
+    n = rebuild_rollups(actor=actor_from_args(args), uow=UnitOfWork(get_engine()), since=since)
     print(f"rebuilt {n:,} rollup rows" + (f" since {args.since}" if args.since else ""))
     return 0
 
 
 def audit_verify(args: argparse.Namespace) -> int:
-    with read_session() as s:
+    engine = get_engine()
+    with read_session(engine) as s:
         result = audit.verify_chain(s)
-    if result.ok:
-        print(f"audit chain intact: {result.checked:,} records")
-        return 0
-    print(f"error: audit chain broken after {result.checked:,} good records: {result.problem}")
-    return 1
+    print(f"head: #{result.head_seq:,} {result.head_hash}")
+    if result.anchor is not None:
+        print(f"compared with the last anchor: {result.anchor.describe()} ({anchor_path()})")
+    if not result.ok:
+        print(f"error: audit chain broken after {result.checked:,} good records: {result.problem}")
+        return 1
+    sealed = f" ({result.unkeyed:,} from before keying, sealed by the first keyed record)" if result.unkeyed else ""
+    print(f"audit chain intact: {result.checked:,} records{sealed}")
+    write_anchor(engine, seq=result.head_seq, hash=result.head_hash)
+    print(f"anchored #{result.head_seq:,} in {anchor_path()}; keep a copy of that file away from the database")
+    return 0
 
 
 def show_config(args: argparse.Namespace) -> int:
@@ -139,9 +144,9 @@ def show_config(args: argparse.Namespace) -> int:
 
 
 def audit_list(args: argparse.Namespace) -> int:
-    with read_session() as s:
-        rows, total = list_audit(s, actor=actor_from_args(args), who=args.actor_name, action=args.action,
-                                 limit=args.limit)
+    actor = actor_from_args(args)
+    rows, total = audited_read(actor, "audit.list", lambda s: list_audit(
+        s, actor=actor, who=args.actor_name, action=args.action, limit=args.limit))
     for r in rows:
         print(f"#{r['seq']:<6} {r['created_at']:%Y-%m-%d %H:%M:%S} {r['actor']:18} {r['source']:8} {r['outcome']:8} "
               f"{r['action']:28} {r['target']} {r['reason']}")

@@ -4,12 +4,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, TypeVar
 
-from core.auth import Actor, system_actor
+from sqlalchemy.orm import Session
+
+from core.auth import Actor, anonymous_actor, system_actor
+from core.config import get_settings
 from core.db import get_engine, read_session
-from core.errors import NotFound, UserInputError
+from core.errors import NotFound, PermissionDenied, UserInputError
 from core.queries.users import actor_for_user, get_user_by_name
+from core.services.guard import record_refusal
+from core.services.sessions import resume_session
+from core.services.tokens import authenticate_token
+from core.uow import UnitOfWork
+
+T = TypeVar("T")
 
 
 def actor_from_args(args: argparse.Namespace) -> Actor:
@@ -21,12 +32,48 @@ def actor_from_args(args: argparse.Namespace) -> Actor:
 
 
 def load_actor(username: str, *, source: str) -> Actor:
-    """The acting user NAME as stored (role and shops), refusing disabled users."""
-    with read_session(get_engine()) as s:
+    """The acting user NAME as stored (role and shops), refusing disabled users.
+
+    Outside development a name is not enough: AGENTOPS_TOKEN must hold that user's own API token or console
+    session token, so nobody at a shell can act (or approve) as someone else. A refusal is audited."""
+    settings, engine = get_settings(), get_engine()
+    with read_session(engine) as s:
         user = get_user_by_name(s, username)
         if user is None or user.disabled:
             raise NotFound(f"No active user named {username!r}.")
-        return actor_for_user(s, user, source=source)
+        if settings.environment == "development":
+            return actor_for_user(s, user, source=source)
+    token = settings.agentops_token.get_secret_value() if settings.agentops_token else ""
+    proven = _proven_by(engine, token)
+    if proven is not None and proven.username == user.username:
+        return replace(proven, source=source)
+    why = "no AGENTOPS_TOKEN" if not token else ("a token of another user" if proven else "an invalid token")
+    record_refusal(actor=anonymous_actor(username, source), action="cli.actor", target=username,
+                   reason=f"--actor {username} in {settings.environment} with {why}", uow=UnitOfWork(engine))
+    raise PermissionDenied(f"Outside development --actor {username} must be proven: set AGENTOPS_TOKEN to "
+                           f"{username}'s own API token or console session token.")
+
+
+def _proven_by(engine, token: str) -> Actor | None:  # noqa: ANN001 - an Engine
+    """The user behind an API token or a console session token, or None."""
+    if not token:
+        return None
+    with read_session(engine) as s:
+        actor = authenticate_token(s, token)
+    if actor is None:
+        signed = resume_session(token=token, uow=UnitOfWork(engine))
+        actor = signed.actor if signed else None
+    return actor
+
+
+def audited_read(actor: Actor, action: str, read: Callable[[Session], T]) -> T:
+    """READ in a read session; a refusal (PermissionDenied) is audited before it is raised, like a service's."""
+    try:
+        with read_session(get_engine()) as s:
+            return read(s)
+    except PermissionDenied as exc:
+        record_refusal(actor=actor, action=action, target="", reason=str(exc), uow=UnitOfWork(get_engine()))
+        raise
 
 
 def id_list(value: str) -> list[int]:

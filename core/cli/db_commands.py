@@ -73,8 +73,12 @@ def cleanup(args: argparse.Namespace) -> int:
 
 
 def restore(args: argparse.Namespace) -> int:
-    counts = schema.restore_agent_tables(actor=actor_from_args(args), uow=UnitOfWork(get_engine()), path=args.path)
-    print(f"restored {sum(counts.values()):,} rows into {len(counts)} tables from {args.path}")
+    report = schema.restore_agent_tables(actor=actor_from_args(args), uow=UnitOfWork(get_engine()), path=args.path)
+    print(f"restored {sum(report.counts.values()):,} rows into {len(report.counts)} tables from {args.path} "
+          f"(sha256 {report.file_sha256})")
+    had = f" (the backup had mode {report.mode_in_backup})" if report.mode_in_backup not in (None, "off") else ""
+    print(f"The agent system is OFF after the restore{had}, at settings version {report.settings_version}; "
+          "switch it on with `python -m core activate --mode limited|full --reason …`.")
     return 0
 
 

@@ -10,16 +10,19 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from core.cli import admin_commands, control_commands, db_commands
 from core.config import SettingsError, get_settings, reset_settings
-from core.errors import AgentOpsError
+from core.errors import AgentOpsError, UserInputError, first_line
 
 COMMAND_MODULES = [db_commands, admin_commands, control_commands]
+STRICTNESS = {"development": 0, "staging": 1, "production": 2}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="BookedBarber V2 agent system operations.")
-    parser.add_argument("--environment", choices=["development", "staging", "production"],
-                        help="override ENVIRONMENT for this command (the checklist's --environment=staging)")
-    parser.add_argument("--actor", help="act as this console user (their role applies); default: the shell operator")
+    parser.add_argument("--environment", choices=list(STRICTNESS),
+                        help="the checklist's --environment=staging: may repeat or raise the deployment's ENVIRONMENT, "
+                             "never lower it")
+    parser.add_argument("--actor", help="act as this console user (their role applies; outside development proven by "
+                                        "AGENTOPS_TOKEN); default: the shell operator")
     sub = parser.add_subparsers(dest="command", required=True)
     for module in COMMAND_MODULES:
         module.register(sub)
@@ -54,17 +57,32 @@ def _hoist_global_options(argv: list[str]) -> list[str]:
     return front + rest
 
 
+def _apply_environment(wanted: str | None) -> None:
+    """The environment comes from the deployment; the flag may repeat it or make a command stricter, never laxer."""
+    deployed = get_settings().environment
+    if wanted is None or wanted == deployed:
+        return
+    if STRICTNESS[wanted] < STRICTNESS[deployed]:
+        raise UserInputError(f"--environment {wanted} would lower this deployment's environment ({deployed}); "
+                             "the flag may only repeat or raise it.")
+    os.environ["ENVIRONMENT"] = wanted
+    reset_settings()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns its exit code."""
     args = build_parser().parse_args(_hoist_global_options(list(sys.argv[1:] if argv is None else argv)))
-    if args.environment:
-        os.environ["ENVIRONMENT"] = args.environment
-        reset_settings()
     try:
+        _apply_environment(args.environment)
         settings = get_settings()
         logging.basicConfig(level=settings.agent_log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("alembic").setLevel(logging.WARNING)
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # inside the try: a reader that has gone is met here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        _discard_stdout()
+        return 1
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -79,8 +97,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _discard_stdout() -> None:
+    """The reader of our output has gone (`| head -1`): nobody is left to tell, so finish quietly."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass  # stdout is not a real file (tests capture it)
+
+
 def _database_problem(exc: Exception) -> str:
-    first = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+    first = first_line(exc)
     if isinstance(exc, ProgrammingError) or "no such table" in first:
         return f"the database is not set up ({first}); run `python -m core db setup`"
     return f"cannot reach the database ({first}); check DATABASE_URL"

@@ -43,6 +43,9 @@ def _print_run(run: rollbacks.RunView) -> None:
 def immediate(args: argparse.Namespace) -> int:
     actor, engine = actor_from_args(args), get_engine()
     run = rollbacks.start_immediate_rollback(actor=actor, reason=args.reason, uow=UnitOfWork(engine))
+    if run.state == "already_off":
+        _print_run(run)
+        return 0
     print(f"kill switch engaged (settings version {run.details['settings_version']}); waiting for workers…", flush=True)
     deadline = time.monotonic() + args.wait
     while True:

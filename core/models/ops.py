@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 from core.models.base import Base, utcnow
 
@@ -51,6 +52,7 @@ class AuditRecord(Base):
     after: Mapped[dict[str, Any] | None]
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(16))  # the HMAC key that sealed it; NULL: before keying
 
 
 class AuditHead(Base):
@@ -60,6 +62,7 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), default=0)
     last_hash: Mapped[str] = mapped_column(String(64), default="0" * 64)
+    key_id: Mapped[str | None] = mapped_column(String(16))  # the key of the newest record
 
 
 class WorkerHeartbeat(Base):
@@ -81,11 +84,23 @@ class WorkerHeartbeat(Base):
     cpu_percent: Mapped[float] = mapped_column(Float, default=0)
 
 
+class MaskedURL(TypeDecorator):
+    """A URL column that stores only the masked form: whatever writes it (ORM or Core insert), no credential is kept."""
+
+    impl = String(300)
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        from core.config import mask_url
+
+        return None if value is None else mask_url(value)[:300]
+
+
 class HealthProbe(Base):
     __tablename__ = "agent_health_probes"
     __table_args__ = (Index("ix_agent_health_probes_url_time", "url", "checked_at"),)
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    url: Mapped[str] = mapped_column(String(300))
+    url: Mapped[str] = mapped_column(MaskedURL())
     checked_at: Mapped[datetime] = mapped_column(default=utcnow)
     ok: Mapped[bool]
     status_code: Mapped[int | None]

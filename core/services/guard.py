@@ -1,7 +1,7 @@
 """The permission check every service starts with; a refusal is audited before it is raised."""
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from core import audit
 from core.auth import Actor, Permission
@@ -29,8 +29,20 @@ def refuse(uow: UnitOfWork, actor: Actor, *, action: str, target: str, reason: s
     raise PermissionDenied(message)
 
 
-def record_refusal(*, actor: Actor, action: str, target: str, reason: str, uow: UnitOfWork) -> None:
+def record_refusal(*, actor: Actor, action: str, target: str, reason: str, uow: UnitOfWork,
+                   after: dict[str, Any] | None = None) -> None:
     """Write a refused read (a page, a conversation, client data) to the audit log as an unauthorized attempt."""
     with uow:
-        audit.append(uow.session, actor=actor, action=action, target=target, outcome="refused", reason=reason)
+        audit.append(uow.session, actor=actor, action=action, target=target, outcome="refused", reason=reason,
+                     after=after)
         uow.commit()
+
+
+def authorize_read(uow: UnitOfWork, actor: Actor, permission: Permission, *, action: str, target: str = "") -> None:
+    """For reads served from a read session: nothing happens when ACTOR may read; a refusal is audited and raised.
+
+    Only a refusal opens the write unit of work, so an allowed read never takes SQLite's write lock."""
+    if actor.can(permission):
+        return
+    with uow:
+        require(uow, actor, permission, action=action, target=target)

@@ -13,13 +13,14 @@ import requests
 from sqlalchemy import select
 
 from core import audit
-from core.auth import Actor, Permission
-from core.config import get_settings
+from core.auth import Actor, Permission, Role
+from core.config import get_settings, mask_command, mask_url, mask_urls_in_text
+from core.db import read_session
 from core.errors import Conflict, NotFound, UserInputError
 from core.models import RollbackRun, utcnow
 from core.queries.controls import get_propagation
 from core.services.controls import apply_settings_change, switch_off
-from core.services.guard import refuse, require
+from core.services.guard import authorize_read, refuse, require
 from core.services.schema import cleanup_agent_tables
 from core.uow import UnitOfWork
 
@@ -64,17 +65,24 @@ def _finish(uow: UnitOfWork, run: RollbackRun, *, actor: Actor, state: str, outc
 
 
 def start_immediate_rollback(*, actor: Actor, reason: str, uow: UnitOfWork) -> RunView:
-    """Engage the kill switch and open a run; it is done when every live worker has acknowledged."""
+    """Engage the kill switch and open a run; it is done when every live worker has acknowledged.
+
+    On a system that is already off nothing is stopped: the run is recorded as `already_off`, taking 0 s."""
     with uow:
         require(uow, actor, Permission.ROLLBACK, action="rollback.immediate.start", target="agent_settings")
-        state, _changed = apply_settings_change(uow, actor=actor, action="kill_switch.engage", reason=reason,
-                                                expected_version=None, apply=switch_off)
-        run = RollbackRun(kind="immediate", state="running", requested_by=actor.username, started_at=utcnow(),
+        state, changed = apply_settings_change(uow, actor=actor, action="kill_switch.engage", reason=reason,
+                                               expected_version=None, apply=switch_off)
+        now = utcnow()
+        run = RollbackRun(kind="immediate", state="running", requested_by=actor.username, started_at=now,
                           target_s=TARGET_SECONDS["immediate"], details={"settings_version": state.version})
+        if not changed:
+            run.state, run.finished_at, run.duration_s = "already_off", now, 0.0
+            run.outcome = (f"The agent system was already off (settings version {state.version}); "
+                           "nothing was stopped.")
         uow.session.add(run)
         uow.session.flush()
         audit.append(uow.session, actor=actor, action="rollback.immediate.start", target=f"run {run.id}", reason=reason,
-                     after={"settings_version": state.version})
+                     after={"state": run.state, "settings_version": state.version})
         uow.commit()
         return _view(run)
 
@@ -98,9 +106,9 @@ def describe_deploy_hook() -> str:
     """What the full rollback will call, shown before it is called (no secrets)."""
     s = get_settings()
     if s.deploy_hook_url:
-        return f"HTTP POST {s.deploy_hook_url} with {{'action': 'rollback', 'from_release': '{s.release_id}'}}"
+        return f"HTTP POST {mask_url(s.deploy_hook_url)} with {{'action': 'rollback', 'from_release': '{s.release_id}'}}"
     if s.deploy_hook_command:
-        return f"command: {s.deploy_hook_command} --rollback"
+        return f"command: {mask_command(s.deploy_hook_command)} --rollback"
     return "nothing: set DEPLOY_HOOK_URL or DEPLOY_HOOK_COMMAND to enable the full rollback"
 
 
@@ -141,7 +149,7 @@ def _call_hook(actor: Actor, reason: str) -> tuple[bool, str, str | None]:
             return resp.ok, f"HTTP {resp.status_code} after {time.perf_counter() - started:.1f} s", release
         proc = subprocess.run([*shlex.split(s.deploy_hook_command), "--rollback"], capture_output=True, text=True,
                               timeout=s.deploy_hook_timeout_seconds)
-        last = (proc.stdout.strip().splitlines() or [""])[-1][:200]
+        last = mask_urls_in_text((proc.stdout.strip().splitlines() or [""])[-1][:200])
         return proc.returncode == 0, f"exit {proc.returncode} after {time.perf_counter() - started:.1f} s: {last}", last or None
     except (requests.RequestException, ValueError, OSError, subprocess.TimeoutExpired) as exc:
         return False, f"the deploy hook failed: {type(exc).__name__}", None
@@ -182,6 +190,10 @@ def approve_database_rollback(*, actor: Actor, run_id: int, uow: UnitOfWork) -> 
             refuse(uow, actor, action="rollback.database.approve", target=f"run {run_id}",
                    reason="the requester cannot approve their own database rollback",
                    message="A second engineer must approve: you requested this database rollback.")
+        if actor.role == Role.SYSTEM and get_settings().environment != "development":
+            refuse(uow, actor, action="rollback.database.approve", target=f"run {run_id}",
+                   reason="an approval needs a named engineer, not the shell operator",
+                   message="A named engineer must approve: use --actor NAME with AGENTOPS_TOKEN holding their token.")
         run.state, run.approved_by = "approved", actor.username
         audit.append(uow.session, actor=actor, action="rollback.database.approve", target=f"run {run_id}",
                      after={"requested_by": run.requested_by})
@@ -213,7 +225,7 @@ def execute_database_rollback(*, actor: Actor, run_id: int, uow: UnitOfWork, bac
 
 
 def list_runs(*, actor: Actor, uow: UnitOfWork, limit: int = 50) -> list[RunView]:
-    """The latest rollback runs, newest first."""
-    with uow:
-        require(uow, actor, Permission.ROLLBACK, action="rollback.list")
-        return [_view(r) for r in uow.session.scalars(select(RollbackRun).order_by(RollbackRun.id.desc()).limit(limit))]
+    """The latest rollback runs, newest first (a read: no write lock, a refusal is still audited)."""
+    authorize_read(uow, actor, Permission.ROLLBACK, action="rollback.list")
+    with read_session(uow.engine) as s:
+        return [_view(r) for r in s.scalars(select(RollbackRun).order_by(RollbackRun.id.desc()).limit(limit))]

@@ -1,30 +1,27 @@
 """The checklist's database steps: setup, verify, cleanup (with a backup first) and restore."""
 from __future__ import annotations
 
-import gzip
-import json
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Date, DateTime, Engine, Numeric, func, insert, inspect, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine, func, insert, inspect, select, text
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, ProgrammingError, StatementError
 
 from core import audit
 from core.auth import Actor, Permission
+from core.backups import BACKUP_FORMAT, Backup, read_backup, write_backup
 from core.config import get_settings
-from core.db import is_postgres
-from core.errors import Conflict, DatabaseUnavailable, UserInputError
+from core.db import reset_id_sequence
+from core.errors import Conflict, DatabaseUnavailable, OperationFailed, PermissionDenied, UserInputError, first_line
 from core.migrate import current_revision, head_revision, upgrade_to_head
 from core.models import AgentSettings, Base, HealthProbe, agent_tables, utcnow
-from core.models.base import UTCDateTime
 from core.services.guard import require
 from core.uow import UnitOfWork
 
-BACKUP_FORMAT = "agentops-agent-tables"
+__all__ = ["BACKUP_FORMAT", "RestoreReport", "VerifyReport", "cleanup_agent_tables", "restore_agent_tables",
+           "setup_database", "table_counts", "verify_database", "write_backup"]
 
 
 @dataclass
@@ -43,15 +40,26 @@ def _missing_agent_tables(engine: Engine) -> list[str]:
     return [t for t in agent_tables() if t not in existing]
 
 
+def _require_before_schema(actor: Actor, engine: Engine, permission: Permission, *, action: str) -> None:
+    """The permission check of a step that may run on an empty database: audited when the log exists."""
+    if actor.can(permission):
+        return
+    if "agent_audit_log" in inspect(engine).get_table_names():
+        with UnitOfWork(engine) as uow:
+            require(uow, actor, permission, action=action, target=engine.url.database or "")
+    raise PermissionDenied(f"{actor.username} ({actor.role.value}) may not {action.replace('.', ' ')}.")
+
+
 def setup_database(*, actor: Actor, engine: Engine) -> tuple[str | None, str, list[str]]:
     """Bring the database to the newest revision and recreate agent tables a cleanup removed; idempotent."""
     try:
+        _require_before_schema(actor, engine, Permission.CONTROL_SYSTEM, action="db.setup")
         before, after = upgrade_to_head(engine)
         missing = _missing_agent_tables(engine)
         if missing:
             Base.metadata.create_all(engine, tables=[Base.metadata.tables[t] for t in missing])
     except OperationalError as exc:
-        raise DatabaseUnavailable(f"Cannot reach the database: {_first_line(exc)}") from None
+        raise DatabaseUnavailable(f"Cannot reach the database: {first_line(exc)}") from None
     with UnitOfWork(engine) as uow:
         if uow.session.get(AgentSettings, 1) is None:
             uow.session.add(AgentSettings(id=1, version=1, mode="off", changed_by="system", reason="initial state"))
@@ -68,7 +76,7 @@ def verify_database(engine: Engine) -> VerifyReport:
         existing = set(inspect(engine).get_table_names())
         revision = current_revision(engine)
     except OperationalError as exc:
-        raise DatabaseUnavailable(f"Cannot reach the database: {_first_line(exc)}") from None
+        raise DatabaseUnavailable(f"Cannot reach the database: {first_line(exc)}") from None
     wanted = agent_tables()
     report = VerifyReport(ok=True, present=[t for t in wanted if t in existing],
                           missing=[t for t in wanted if t not in existing], revision=revision, head=head_revision())
@@ -103,43 +111,24 @@ def table_counts(engine: Engine) -> dict[str, int]:
                 for t in agent_tables() if t in existing}
 
 
-def _encode(value: Any) -> Any:
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
-
-
-def write_backup(engine: Engine, directory: Path) -> tuple[Path, dict[str, int]]:
-    """Dump every agent table to a gzip JSON-lines file; returns its path and the rows per table."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"agent-tables-{utcnow():%Y%m%dT%H%M%S%f}.jsonl.gz"
-    existing, counts = set(inspect(engine).get_table_names()), {}
-    with gzip.open(path, "wt", encoding="utf-8") as out, engine.connect() as conn:
-        out.write(json.dumps({"format": BACKUP_FORMAT, "revision": current_revision(engine),
-                              "written_at": utcnow().isoformat()}) + "\n")
-        for name in agent_tables():
-            if name not in existing:
-                continue
-            table, n = Base.metadata.tables[name], 0
-            for row in conn.execution_options(yield_per=5000).execute(select(table)).mappings():
-                out.write(json.dumps({"t": name, "r": {k: _encode(v) for k, v in row.items()}}) + "\n")
-                n += 1
-            counts[name] = n
-    return path, counts
-
-
 def cleanup_agent_tables(*, actor: Actor, uow: UnitOfWork, confirm: str | None = None,
                          backup_dir: Path | None = None) -> tuple[Path, dict[str, int]]:
-    """Back up, then drop only the agent tables (the checklist's --mode=cleanup); shops and clients stay."""
+    """Back up, then drop only the agent tables (the checklist's --mode=cleanup); shops and clients stay.
+
+    When the backup cannot be written (a full disk), nothing is dropped, no partial file is left, and the failed
+    attempt is audited."""
     env = get_settings().environment
     if env == "production" and confirm != "production":
         raise UserInputError("In production the cleanup needs the environment name typed to confirm: --confirm production.")
-    engine = uow.engine
+    engine, directory = uow.engine, backup_dir or Path(get_settings().backup_dir)
     with uow:
         require(uow, actor, Permission.ROLLBACK, action="db.cleanup", target=engine.url.database or "")
-    path, counts = write_backup(engine, backup_dir or Path(get_settings().backup_dir))
+    try:
+        path, counts = write_backup(engine, directory)
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        _audit_failed_cleanup(uow, actor, f"backup to {directory} failed ({why}); nothing was dropped")
+        raise OperationFailed(f"Could not write the backup to {directory} ({why}); nothing was dropped.") from None
     with uow:
         for name in reversed(agent_tables()):
             if name in counts:
@@ -150,71 +139,84 @@ def cleanup_agent_tables(*, actor: Actor, uow: UnitOfWork, confirm: str | None =
     return path, counts
 
 
-def _decode_row(table_name: str, row: dict[str, Any]) -> dict[str, Any]:
-    """Turn a backup row's JSON values back into the column types."""
-    table = Base.metadata.tables[table_name]
-    out = {}
-    for key, value in row.items():
-        col_type = table.c[key].type
-        if value is not None and isinstance(col_type, (UTCDateTime, DateTime)):
-            value = datetime.fromisoformat(value)
-        elif value is not None and isinstance(col_type, Date):
-            value = date.fromisoformat(value)
-        elif value is not None and isinstance(col_type, Numeric):
-            value = Decimal(value)
-        out[key] = value
-    return out
+def _audit_failed_cleanup(uow: UnitOfWork, actor: Actor, reason: str) -> None:
+    try:
+        with uow:
+            audit.append(uow.session, actor=actor, action="db.cleanup", target=uow.engine.url.database or "",
+                         outcome="failed", reason=reason)
+            uow.commit()
+    except OperationalError:  # the database may sit on the same full disk: the sentence still reaches the person
+        pass
 
 
-def restore_agent_tables(*, actor: Actor, uow: UnitOfWork, path: Path) -> dict[str, int]:
-    """Recreate the agent tables from a cleanup backup; refuses to overwrite tables that hold rows."""
-    rows_by_table = _read_backup(path)
-    engine = uow.engine
+@dataclass(frozen=True)
+class RestoreReport:
+    counts: dict[str, int]
+    file_sha256: str
+    mode_in_backup: str | None  # what the backup's kill switch said; the restored system is always off
+    settings_version: int
+
+
+def restore_agent_tables(*, actor: Actor, uow: UnitOfWork, path: Path) -> RestoreReport:
+    """Recreate the agent tables from a cleanup backup; refuses to overwrite tables that hold rows.
+
+    The file is checked whole before anything is written. The kill switch is restored OFF whatever the file says
+    (scope and disabled types are kept), so a restore can never switch a stopped system back on."""
     with uow:
         require(uow, actor, Permission.ROLLBACK, action="db.restore", target=str(path))
+    backup = read_backup(path)
+    with uow:
+        current = _current_settings(uow)
         Base.metadata.create_all(uow.session.connection(), tables=[Base.metadata.tables[t] for t in agent_tables()])
-        busy = [t for t in rows_by_table if t != "agent_settings" and uow.session.execute(
+        busy = [t for t in backup.rows if t != "agent_settings" and uow.session.execute(
             select(func.count()).select_from(Base.metadata.tables[t])).scalar_one()]
         if busy:
             raise Conflict(f"Tables {', '.join(busy)} already hold rows; run the cleanup first or restore elsewhere.")
-        uow.session.execute(Base.metadata.tables["agent_settings"].delete())
+        settings, mode_in_backup = _settings_after_restore(backup, current, actor, path)
+        _insert_rows(uow, backup, settings, path)
+        counts = {t: len(r) for t, r in backup.rows.items()}
+        audit.append(uow.session, actor=actor, action="db.restore", target=str(path), after={
+            "rows": counts, "file_sha256": backup.sha256,
+            "settings": {"in_backup": mode_in_backup, "restored": "off"}})
+        uow.commit()
+    return RestoreReport(counts, backup.sha256, mode_in_backup, settings["version"])
+
+
+def _current_settings(uow: UnitOfWork) -> dict[str, Any] | None:
+    if not inspect(uow.session.connection()).has_table("agent_settings"):
+        return None
+    row = uow.session.execute(select(Base.metadata.tables["agent_settings"]).where(
+        Base.metadata.tables["agent_settings"].c.id == 1)).mappings().first()
+    return dict(row) if row else None
+
+
+def _settings_after_restore(backup: Backup, current: dict[str, Any] | None, actor: Actor,
+                            path: Path) -> tuple[dict[str, Any], str | None]:
+    """The one settings row to write: off, a version above both, disabled types from both, scope from the file."""
+    stored = next((r for r in backup.rows.get("agent_settings", []) if r.get("id") == 1), {})
+    now_disabled = set((current or {}).get("disabled_agent_types") or [])
+    row = {
+        "id": 1, "mode": "off", "version": max(stored.get("version") or 0, (current or {}).get("version") or 0) + 1,
+        "allowed_shops": stored.get("allowed_shops") or [], "allowed_agent_types": stored.get("allowed_agent_types") or [],
+        "shop_percent": stored.get("shop_percent"),
+        "disabled_agent_types": sorted(now_disabled | set(stored.get("disabled_agent_types") or [])),
+        "changed_by": actor.username[:100], "changed_at": utcnow(),
+        "reason": f"restored from {path.name}; the agent system stays off until it is activated",
+    }
+    return row, stored.get("mode")
+
+
+def _insert_rows(uow: UnitOfWork, backup: Backup, settings: dict[str, Any], path: Path) -> None:
+    uow.session.execute(Base.metadata.tables["agent_settings"].delete())
+    try:
         for name in agent_tables():
-            rows = rows_by_table.get(name, [])
+            rows = [settings] if name == "agent_settings" else backup.rows.get(name, [])
             for start in range(0, len(rows), 2000):
                 uow.session.execute(insert(Base.metadata.tables[name]), rows[start:start + 2000])
-        if is_postgres(engine):
-            _reset_sequences(uow, list(rows_by_table))
-        counts = {t: len(r) for t, r in rows_by_table.items()}
-        audit.append(uow.session, actor=actor, action="db.restore", target=str(path), after={"rows": counts})
-        uow.commit()
-    return counts
-
-
-def _read_backup(path: Path) -> dict[str, list[dict[str, Any]]]:
-    if not path.exists():
-        raise UserInputError(f"No backup file at {path}.")
-    rows: dict[str, list[dict[str, Any]]] = {}
-    try:
-        with gzip.open(path, "rt", encoding="utf-8") as src:
-            header = json.loads(src.readline())
-            if header.get("format") != BACKUP_FORMAT:
-                raise UserInputError(f"{path} is not an agent-table backup written by `db cleanup`.")
-            for line in src:
-                item = json.loads(line)
-                rows.setdefault(item["t"], []).append(_decode_row(item["t"], item["r"]))
-    except (OSError, json.JSONDecodeError, KeyError) as exc:
-        raise UserInputError(f"{path} cannot be read as a backup ({type(exc).__name__}).") from None
-    return rows
-
-
-def _reset_sequences(uow: UnitOfWork, tables: list[str]) -> None:
-    """After inserting explicit ids, move each serial sequence past the largest id."""
-    for name in tables:
-        if "id" in Base.metadata.tables[name].c:
-            uow.session.execute(text(
-                f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
-                f"COALESCE((SELECT MAX(id) FROM \"{name}\"), 0) + 1, false)"))
-
-
-def _first_line(exc: Exception) -> str:
-    return str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        for name in backup.rows:
+            if "id" in Base.metadata.tables[name].c:
+                reset_id_sequence(uow.session.connection(), name)
+    except (IntegrityError, DataError, StatementError) as exc:
+        if isinstance(exc, (OperationalError, ProgrammingError)):
+            raise
+        raise UserInputError(f"{path} cannot be restored: its rows do not fit the tables ({first_line(exc)}).") from None

@@ -1,27 +1,25 @@
 """API tokens: printed once, stored as a hash, listed, revoked; expired or revoked ones are refused."""
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Engine, or_, select, update
+from sqlalchemy.orm import Session
 
 from core import audit
-from core.auth import Actor, Permission
+from core.auth import Actor, Permission, secret_digest
+from core.db import read_session
 from core.errors import NotFound, UserInputError
 from core.models import ApiToken, User, utcnow
 from core.queries.users import actor_for_user, get_user_by_name
-from core.services.guard import require
+from core.services.guard import authorize_read, require
 from core.uow import UnitOfWork
 
 TOKEN_PREFIX = "bbat_"
-
-
-def token_hash(token: str) -> str:
-    """The stored form of a token."""
-    return hashlib.sha256(token.encode()).hexdigest()
+LAST_USED_EVERY = timedelta(minutes=1)  # "last used" is telemetry: at most one write a minute per token
+token_hash = secret_digest  # the stored form of a token
 
 
 @dataclass(frozen=True)
@@ -68,20 +66,19 @@ def revoke_token(*, actor: Actor, token_id: int, uow: UnitOfWork) -> None:
 
 
 def list_tokens(*, actor: Actor, uow: UnitOfWork) -> list[dict]:
-    """Every token with its owner and state (never the token itself)."""
-    with uow:
-        require(uow, actor, Permission.MANAGE_USERS, action="token.list")
-        now = utcnow()
-        rows = uow.session.execute(select(ApiToken, User.username).join(User, User.id == ApiToken.user_id)
-                                   .order_by(ApiToken.id)).all()
-        return [{"id": t.id, "user": u, "prefix": t.prefix + "…", "name": t.name, "created_at": t.created_at,
-                 "expires_at": t.expires_at, "last_used_at": t.last_used_at,
-                 "state": "revoked" if t.revoked_at else ("expired" if t.expires_at and t.expires_at <= now else "active")}
-                for t, u in rows]
+    """Every token with its owner and state (never the token itself); read without the write lock."""
+    authorize_read(uow, actor, Permission.MANAGE_USERS, action="token.list")
+    now = utcnow()
+    with read_session(uow.engine) as s:
+        rows = s.execute(select(ApiToken, User.username).join(User, User.id == ApiToken.user_id)
+                         .order_by(ApiToken.id)).all()
+    return [{"id": t.id, "user": u, "prefix": t.prefix + "…", "name": t.name, "created_at": t.created_at,
+             "expires_at": t.expires_at, "last_used_at": t.last_used_at,
+             "state": "revoked" if t.revoked_at else ("expired" if t.expires_at and t.expires_at <= now else "active")}
+            for t, u in rows]
 
 
-def authenticate_token(session, token: str) -> Actor | None:  # noqa: ANN001 - a read Session
-    """The actor behind a bearer token, or None when unknown, revoked, expired or its user is disabled."""
+def _usable(session: Session, token: str) -> tuple[ApiToken, Actor] | None:
     if not token.startswith(TOKEN_PREFIX):
         return None
     row = session.scalars(select(ApiToken).where(ApiToken.token_hash == token_hash(token))).one_or_none()
@@ -90,4 +87,27 @@ def authenticate_token(session, token: str) -> Actor | None:  # noqa: ANN001 - a
     user = session.get(User, row.user_id)
     if user is None or user.disabled:
         return None
-    return actor_for_user(session, user, source="api")
+    return row, actor_for_user(session, user, source="api")
+
+
+def authenticate_token(session: Session, token: str) -> Actor | None:
+    """The actor behind a bearer token, or None when unknown, revoked, expired or its user is disabled."""
+    found = _usable(session, token)
+    return found[1] if found else None
+
+
+def use_token(*, engine: Engine, token: str) -> Actor | None:
+    """authenticate_token for a request, recording the token's last use (at most once a minute per token)."""
+    with read_session(engine) as s:
+        found = _usable(s, token)
+    if found is None:
+        return None
+    row, actor = found
+    cutoff = utcnow() - LAST_USED_EVERY
+    if row.last_used_at is None or row.last_used_at < cutoff:
+        with UnitOfWork(engine) as uow:
+            uow.session.execute(update(ApiToken).where(
+                ApiToken.id == row.id, or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < cutoff))
+                .values(last_used_at=utcnow()))
+            uow.commit()
+    return actor

@@ -110,3 +110,67 @@ def test_two_engineers_at_once_produce_one_consistent_state(engine: Engine) -> N
     assert final.mode == "off" and final.version == state.version + 1
     assert audit_head_seq(engine) == seq + 1  # one change, one record
     assert len(results) + len(errors) == 2 and len(errors) <= 1
+
+
+def test_cli_kill_activate_and_agent_type(engine: Engine, capsys: pytest.CaptureFixture) -> None:
+    """The checklist's activation and rollback by hand, as the README lists them."""
+    from core.cli import main
+
+    seed_minimal(engine, conversations=0)
+    assert main(["activate", "--mode", "limited", "--shops", "1,2", "--agent-types", "rebooking",
+                 "--reason", "staging step 3"]) == 0
+    out = capsys.readouterr().out
+    assert "RUNNING (mode limited" in out and "shops: 1, 2" in out and "agent types: rebooking" in out
+    assert main(["activate", "--mode", "limited", "--percent", "25", "--reason", "widen"]) == 0
+    assert "plus 25% of shops" in capsys.readouterr().out
+    assert main(["agent-type", "disable", "upsell", "--reason", "off-brand"]) == 0
+    assert "disabled types: upsell" in capsys.readouterr().out
+    assert main(["agent-type", "enable", "upsell", "--reason", "fixed"]) == 0
+    assert main(["kill", "--reason", "incident"]) == 0
+    assert "STOPPED (mode off" in capsys.readouterr().out
+    with read_session(engine) as s:
+        actions = list(s.scalars(select(AuditRecord.action).where(AuditRecord.source == "cli").order_by(AuditRecord.seq)))
+    assert actions[-5:] == ["activation.limited", "activation.limited", "agent_type.disable", "agent_type.enable",
+                            "kill_switch.engage"]
+    assert main(["activate", "--mode", "limited", "--reason", "no scope"]) == 2
+    assert main(["agent-type", "disable", "teleport", "--reason", "x"]) == 2
+
+
+def test_cli_refusal_is_exit_code_3_and_audited(engine: Engine, capsys: pytest.CaptureFixture) -> None:
+    from core.auth import system_actor
+    from core.cli import main
+    from core.services import users
+
+    seed_minimal(engine, conversations=0)
+    users.add_user(actor=system_actor("t"), username="sam", password="long enough pw", role="support", shops=[1],
+                   uow=UnitOfWork(engine))
+    assert main(["--actor", "sam", "kill", "--reason", "not mine to pull"]) == 3
+    assert capsys.readouterr().err.startswith("error: sam (support) may not kill switch engage")
+    rec = last_audit(engine)
+    assert (rec.actor, rec.action, rec.outcome) == ("sam", "kill_switch.engage", "refused")
+
+
+def test_rollups_rebuild_is_a_checked_audited_service(engine: Engine, capsys: pytest.CaptureFixture) -> None:
+    from sqlalchemy import delete, func
+
+    from core.auth import system_actor
+    from core.cli import main
+    from core.models import AgentMetric
+    from core.services import users
+
+    seed_minimal(engine)
+    users.add_user(actor=system_actor("t"), username="sam", password="long enough pw", role="support", shops=[1],
+                   uow=UnitOfWork(engine))
+    with read_session(engine) as s:
+        created = s.scalar(select(func.sum(AgentMetric.created)))
+    with engine.begin() as conn:
+        conn.execute(delete(AgentMetric))
+    assert main(["--actor", "sam", "rollups", "rebuild"]) == 3
+    assert last_audit(engine).outcome == "refused"
+    assert main(["rollups", "rebuild", "--since", "yesterday"]) == 2
+    assert main(["rollups", "rebuild"]) == 0
+    assert "rebuilt" in capsys.readouterr().out
+    with read_session(engine) as s:
+        assert s.scalar(select(func.sum(AgentMetric.created))) == created == 60
+    rec = last_audit(engine)
+    assert (rec.action, rec.outcome, rec.target) == ("rollups.rebuild", "ok", "all")

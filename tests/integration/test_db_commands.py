@@ -70,10 +70,12 @@ def test_restored_ids_continue_after_restore(engine: Engine, backend: str, capsy
 
 def test_production_cleanup_needs_confirmation(engine: Engine, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture) -> None:
+    seed_minimal(engine)
+    before = counts(engine)
     monkeypatch.setenv("COOKIE_KEY", "prod-secret-value-for-tests")
     assert main(["--environment", "production", "db", "cleanup", "--yes"]) == 2
     assert "--confirm production" in capsys.readouterr().err
-    assert counts(engine)[0] == 0 or True
+    assert counts(engine) == before  # nothing was dropped
     assert main(["--environment", "production", "db", "verify"]) == 0
 
 
@@ -82,7 +84,7 @@ def test_restore_refuses_a_file_that_is_not_a_backup(engine: Engine, tmp_path: P
     bogus = tmp_path / "x.jsonl.gz"
     bogus.write_bytes(b"not gzip")
     assert main(["db", "restore", str(bogus)]) == 2
-    assert "cannot be read as a backup" in capsys.readouterr().err
+    assert "cannot be restored: it is not an intact gzip file" in capsys.readouterr().err
     assert main(["db", "restore", str(tmp_path / "missing.gz")]) == 2
 
 
@@ -120,3 +122,45 @@ def test_nothing_touches_host_rows_on_cleanup(engine: Engine) -> None:
     main(["db", "cleanup", "--yes"])
     with engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM appointments")).scalar_one() == before
+
+
+def test_a_full_disk_under_cleanup_drops_nothing_leaves_no_partial_file_and_is_audited(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    import errno
+    import gzip
+
+    from core.db import read_session
+    from core.models import AuditRecord
+
+    seed_minimal(engine)
+    before = counts(engine)
+    written = [0]
+    real_write = gzip.GzipFile.write
+
+    def write_until_full(self, data):  # noqa: ANN001, ANN202 - the device fills up after 4 KB of the backup
+        written[0] += len(data)
+        if written[0] > 4096:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, data)
+
+    monkeypatch.setattr(gzip.GzipFile, "write", write_until_full)
+    assert main(["db", "cleanup", "--yes"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "No space left on device" in err
+    assert "nothing was dropped" in err
+    assert list((tmp_path / "backups").glob("*")) == []
+    assert counts(engine) == before
+    with read_session(engine) as s:
+        rec = s.scalars(select(AuditRecord).where(AuditRecord.action == "db.cleanup")).one()
+    assert rec.outcome == "failed" and "No space left on device" in rec.reason
+
+
+def test_restore_of_a_truncated_backup_is_one_sentence(engine: Engine, capsys: pytest.CaptureFixture) -> None:
+    seed_minimal(engine)
+    assert main(["db", "cleanup", "--yes"]) == 0
+    backup = next(Path("backups").glob("*.jsonl.gz"))
+    backup.write_bytes(backup.read_bytes()[: backup.stat().st_size // 2])
+    capsys.readouterr()
+    assert main(["db", "restore", str(backup)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "truncated" in err and err.count("\n") == 1

@@ -12,9 +12,10 @@ from sqlalchemy import Engine, func, inspect, select
 from core.auth import system_actor
 from core.cli import main
 from core.db import read_session
-from core.errors import PermissionDenied, UserInputError
+from core.errors import Conflict, PermissionDenied, UserInputError
 from core.models import Client, Shop
 from core.queries.controls import evaluate_rollback_triggers
+from core.queries.settings import get_activation_state
 from core.services import controls, rollbacks
 from core.services.guard import record_refusal
 from core.uow import UnitOfWork
@@ -76,7 +77,7 @@ def test_database_rollback_in_production_needs_a_second_engineer(engine: Engine,
     assert run.state == "awaiting_approval"
     with pytest.raises(PermissionDenied, match="second engineer"):
         rollbacks.approve_database_rollback(actor=ENGINEER, run_id=run.id, uow=UnitOfWork(engine))
-    with pytest.raises(Exception, match="must be approved"):
+    with pytest.raises(Conflict, match="must be approved"):
         rollbacks.execute_database_rollback(actor=ENGINEER, run_id=run.id, uow=UnitOfWork(engine))
     rollbacks.approve_database_rollback(actor=ADMIN, run_id=run.id, uow=UnitOfWork(engine))
     with read_session(engine) as s:
@@ -141,3 +142,40 @@ def test_cli_immediate_rollback_without_workers(engine: Engine, capsys: pytest.C
     out = capsys.readouterr().out
     assert "No worker is running" in out and "immediate: done" in out
     assert main(["rollback", "full", "--reason", "x"]) == 2
+
+
+def test_immediate_rollback_of_a_system_already_off_says_so(engine: Engine, capsys: pytest.CaptureFixture) -> None:
+    from core.models import AuditRecord
+
+    seed_minimal(engine, conversations=0)  # the minimal seed leaves the switch off, at settings version 1
+    run = rollbacks.start_immediate_rollback(actor=ENGINEER, reason="drill", uow=UnitOfWork(engine))
+    assert (run.state, run.duration_s) == ("already_off", 0)
+    assert run.outcome == "The agent system was already off (settings version 1); nothing was stopped."
+    assert run.finished_at == run.started_at
+    with read_session(engine) as s:
+        records = s.scalars(select(AuditRecord).where(AuditRecord.action.like("rollback.immediate%"))).all()
+        engaged = s.scalars(select(AuditRecord).where(AuditRecord.action == "kill_switch.engage")).all()
+        assert get_activation_state(s).version == 1
+    assert [(r.action, r.after["state"]) for r in records] == [("rollback.immediate.start", "already_off")]
+    assert engaged == []
+    assert main(["rollback", "immediate", "--reason", "again", "--wait", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "already off" in out and "waiting for workers" not in out
+
+
+def test_full_rollback_runs_the_deploy_hook_command(engine: Engine, monkeypatch, tmp_path: Path) -> None:
+    script = tmp_path / "deploy.sh"
+    script.write_text('#!/bin/sh\necho "called with $*" > "$(dirname "$0")/called"\necho "release r41"\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("DEPLOY_HOOK_COMMAND", f"{script} --env staging")
+    from core.config import reset_settings
+
+    reset_settings()
+    assert rollbacks.describe_deploy_hook() == f"command: {script} --env staging --rollback"
+    run = rollbacks.run_full_rollback(actor=ENGINEER, reason="bad release", uow=UnitOfWork(engine))
+    assert run.state == "done" and run.outcome.startswith("exit 0 after ") and run.outcome.endswith(": release r41")
+    assert (tmp_path / "called").read_text().strip() == "called with --env staging --rollback"
+    monkeypatch.setenv("DEPLOY_HOOK_COMMAND", "/bin/false")
+    reset_settings()
+    failed = rollbacks.run_full_rollback(actor=ENGINEER, reason="bad release", uow=UnitOfWork(engine))
+    assert failed.state == "failed" and failed.outcome.startswith("exit 1 after ")

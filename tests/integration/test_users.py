@@ -67,3 +67,63 @@ def test_credential_changes_end_open_sessions(engine: Engine, change: str) -> No
         users.set_role(actor=ROLE_ACTORS["admin"], username="ed", role="product_owner", uow=uow)
     with read_session(engine) as s:
         assert s.get(ConsoleSession, "s" * 64).ended_at is not None
+
+
+@pytest.fixture
+def sqlite_engine(sqlite_template, tmp_path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN001, ANN201
+    """SQLite only: what is measured is SQLite's write lock (PostgreSQL readers never wait for writers)."""
+    import shutil
+
+    from tests.conftest import _use_database
+
+    path = tmp_path / "locks.db"
+    shutil.copy(sqlite_template, path)
+    monkeypatch.setenv("BCRYPT_ROUNDS", "4")
+    return _use_database(monkeypatch, f"sqlite:///{path}")
+
+
+def test_reads_do_not_take_the_write_lock(sqlite_engine: Engine) -> None:
+    """list_tokens, list_runs and resume_session answer while another process holds SQLite's write lock."""
+    import sqlite3
+    import time
+
+    from core.services import rollbacks, sessions, tokens
+
+    engine = sqlite_engine
+    seed_minimal(engine, conversations=0)
+    users.add_user(actor=ROLE_ACTORS["admin"], username="reader", password="long enough pw", role="engineer",
+                   uow=UnitOfWork(engine))
+    signed = sessions.sign_in(username="reader", password="long enough pw", uow=UnitOfWork(engine))
+    reads = {
+        "list_tokens": lambda: tokens.list_tokens(actor=ROLE_ACTORS["admin"], uow=UnitOfWork(engine)),
+        "list_runs": lambda: rollbacks.list_runs(actor=ROLE_ACTORS["engineer"], uow=UnitOfWork(engine)),
+        "resume_session": lambda: sessions.resume_session(token=signed.token, uow=UnitOfWork(engine)),
+    }
+    writer = sqlite3.connect(engine.url.database, timeout=1)
+    writer.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+    try:
+        took = {}
+        for name, read in reads.items():
+            started = time.perf_counter()
+            result = read()
+            took[name] = time.perf_counter() - started
+            assert result is not None
+    finally:
+        writer.rollback()
+        writer.close()
+    assert all(t < 1.0 for t in took.values()), took
+
+
+def test_cli_users_list_goes_through_the_read_with_its_permission(engine: Engine, capsys) -> None:  # noqa: ANN001
+    from core.cli import main
+
+    users.add_user(actor=ROLE_ACTORS["admin"], username="ed", password="long enough pw", role="engineer",
+                   uow=UnitOfWork(engine))
+    assert main(["users", "list"]) == 0
+    assert "ed" in capsys.readouterr().out
+    assert main(["--actor", "ed", "users", "list"]) == 3
+    with read_session(engine) as s:
+        from core.models import AuditRecord
+
+        rec = s.scalars(select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(1)).one()
+    assert (rec.actor, rec.action, rec.outcome) == ("ed", "user.list", "refused")

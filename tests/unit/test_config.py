@@ -79,3 +79,12 @@ def test_mask_secret_short_and_empty() -> None:
     assert mask_secret(None) == "(not set)"
     assert mask_secret("abc") == "…"
     assert mask_secret("sk_test_staging_1234") == "sk_…1234"
+
+
+def test_a_short_audit_key_is_refused_without_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUDIT_KEY", "too-short-secret")
+    reset_settings()
+    with pytest.raises(SettingsError) as err:
+        get_settings()
+    assert str(err.value).startswith("AUDIT_KEY: expected at least 32 characters")
+    assert "too-short-secret" not in str(err.value)

@@ -1,0 +1,231 @@
+"""The agent-table backup file: gzip JSON lines with a header, one line per row, and a checksum line at the end.
+
+Writing goes to a `.partial` file that is renamed only when complete, so a full disk leaves nothing behind.
+Reading checks everything before anything is restored and turns every kind of damage or hostility (truncated or
+corrupt gzip, non-UTF-8, non-JSON, a wrong header, rows for tables a restore never writes, values that do not fit
+their column, a checksum that does not match) into one sentence. The checksum finds damage; it is not a signature."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Date, DateTime, Engine, Float, Integer, Numeric, String, inspect, select
+
+from core.errors import UserInputError
+from core.migrate import current_revision
+from core.models import AGENT_TYPES, Base, agent_tables, utcnow
+from core.models.base import UTCDateTime
+
+BACKUP_FORMAT, BACKUP_VERSION = "agentops-agent-tables", 2
+
+
+@dataclass(frozen=True)
+class Backup:
+    rows: dict[str, list[dict[str, Any]]]
+    sha256: str  # of the file as stored, for the audit record
+    header: dict[str, Any]
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def write_backup(engine: Engine, directory: Path) -> tuple[Path, dict[str, int]]:
+    """Dump every agent table to a gzip JSON-lines file; returns its path and the rows per table.
+
+    Raises OSError (a full disk, a directory that cannot be written) after removing the partial file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"agent-tables-{utcnow():%Y%m%dT%H%M%S%f}.jsonl.gz"
+    partial = path.with_name(path.name + ".partial")
+    try:
+        counts = _dump(engine, partial)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return path, counts
+
+
+def _dump(engine: Engine, target: Path) -> dict[str, int]:
+    existing, counts, digest = set(inspect(engine).get_table_names()), {}, hashlib.sha256()
+    header = {"format": BACKUP_FORMAT, "version": BACKUP_VERSION, "revision": current_revision(engine),
+              "written_at": utcnow().isoformat()}
+    with gzip.open(target, "wb") as out, engine.connect() as conn:
+
+        def emit(item: dict[str, Any]) -> None:
+            line = json.dumps(item).encode() + b"\n"
+            digest.update(line)
+            out.write(line)
+
+        emit(header)
+        for name in (t for t in agent_tables() if t in existing):
+            table, counts[name] = Base.metadata.tables[name], 0
+            for row in conn.execution_options(yield_per=5000).execute(select(table)).mappings():
+                emit({"t": name, "r": {k: _encode(v) for k, v in row.items()}})
+                counts[name] += 1
+        out.write(json.dumps({"end": True, "rows": sum(counts.values()), "sha256": digest.hexdigest()}).encode() + b"\n")
+    return counts
+
+
+def read_backup(path: Path) -> Backup:
+    """Every row of a backup file, checked and converted to column types; UserInputError says what is wrong."""
+    if not path.is_file():
+        raise UserInputError(f"No backup file at {path}.")
+    try:
+        return _read(path)
+    except EOFError:
+        problem = "the file is truncated (it ends before its gzip end marker)"
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        problem = f"it is not an intact gzip file ({str(exc).rstrip('.') or type(exc).__name__})"
+    except OSError as exc:
+        problem = f"it cannot be read ({exc.strerror or type(exc).__name__})"
+    raise UserInputError(f"{path} cannot be restored: {problem}.")
+
+
+def _read(path: Path) -> Backup:
+    rows: dict[str, list[dict[str, Any]]] = {}
+    digest, header, pending, number = hashlib.sha256(), None, None, 0
+    for number, raw in enumerate(_lines(path), start=1):
+        if pending is not None:  # every line but the last is content; the last is the checksum
+            digest.update(pending)
+            item = _parse(path, number - 1, pending)
+            if header is None:
+                header = _check_header(path, item)
+            else:
+                name, row = _check_row(path, number - 1, item)
+                rows.setdefault(name, []).append(row)
+        pending = raw
+    if header is None:
+        raise UserInputError(f"{path} cannot be restored: it does not start with the header of a backup written by "
+                             "`db cleanup`." if pending else f"{path} cannot be restored: it is empty.")
+    _check_trailer(path, _parse(path, number, pending), digest.hexdigest(), sum(map(len, rows.values())))
+    return Backup(rows, _file_sha256(path), header)
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    with gzip.open(path, "rb") as src:
+        yield from src
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _parse(path: Path, number: int, raw: bytes) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UserInputError(f"{path} cannot be restored: line {number} is not UTF-8 text.") from None
+    except ValueError:
+        raise UserInputError(f"{path} cannot be restored: line {number} is not JSON.") from None
+
+
+def _check_header(path: Path, item: Any) -> dict[str, Any]:
+    if not isinstance(item, dict) or item.get("format") != BACKUP_FORMAT:
+        raise UserInputError(f"{path} cannot be restored: it does not start with the header of a backup written by "
+                             "`db cleanup`.")
+    if item.get("version") != BACKUP_VERSION:
+        raise UserInputError(f"{path} cannot be restored: it is backup format version {item.get('version', 1)!r}; "
+                             f"this version reads version {BACKUP_VERSION} (with a checksum).")
+    return item
+
+
+def _check_trailer(path: Path, item: Any, digest: str, rows: int) -> None:
+    if not isinstance(item, dict) or item.get("end") is not True or "sha256" not in item:
+        raise UserInputError(f"{path} cannot be restored: it has no checksum line at the end (it was cut short or "
+                             "written by hand).")
+    if item["sha256"] != digest or item.get("rows") != rows:
+        raise UserInputError(f"{path} cannot be restored: its checksum does not match its content (it was altered "
+                             "or damaged).")
+
+
+def _check_row(path: Path, number: int, item: Any) -> tuple[str, dict[str, Any]]:
+    where = f"{path} cannot be restored: line {number}"
+    if not isinstance(item, dict) or not isinstance(item.get("t"), str) or not isinstance(item.get("r"), dict):
+        raise UserInputError(f"{where} is not a table row.")
+    name = item["t"]
+    if name not in agent_tables():
+        raise UserInputError(f"{where} is for table {name[:40]!r}, which a restore never writes (only the agent "
+                             "tables `db cleanup` removes).")
+    table, row = Base.metadata.tables[name], {}
+    for key, value in item["r"].items():
+        if key not in table.c:
+            raise UserInputError(f"{where} has column {key[:40]!r}, which table {name} does not have.")
+        try:
+            row[key] = _decode(table.c[key].type, value)
+        except (ValueError, TypeError, InvalidOperation) as exc:
+            raise UserInputError(f"{where} has a value for {name}.{key} that does not fit the column ({exc}).") from None
+    if name == "agent_settings":
+        _check_scope(where, row)
+    return name, row
+
+
+def _decode(col_type: Any, value: Any) -> Any:
+    """VALUE as the column's Python type; the same checks on both databases (SQLite would store anything)."""
+    if value is None or isinstance(col_type, JSON):
+        return value
+    if isinstance(col_type, (UTCDateTime, DateTime)):
+        parsed = datetime.fromisoformat(_text(value))
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)  # stored times are UTC
+    if isinstance(col_type, Date):
+        return date.fromisoformat(_text(value))
+    if isinstance(col_type, Boolean):
+        return _typed(value, bool)
+    if isinstance(col_type, Integer):
+        return _typed(value, int)
+    if isinstance(col_type, Numeric) and not isinstance(col_type, Float):
+        return Decimal(str(_typed(value, (str, int, float))))
+    if isinstance(col_type, Float):
+        return float(_typed(value, (int, float)))
+    if isinstance(col_type, String):
+        text = _text(value)
+        if col_type.length and len(text) > col_type.length:
+            raise ValueError(f"longer than {col_type.length} characters")
+        return text
+    return value
+
+
+def _typed(value: Any, kinds: type | tuple[type, ...]) -> Any:
+    if isinstance(value, bool) and kinds is not bool:
+        raise ValueError("expected a number, got true/false")
+    if not isinstance(value, kinds):
+        raise ValueError(f"got {type(value).__name__}")
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected text, got {type(value).__name__}")
+    return value
+
+
+def _check_scope(where: str, row: dict[str, Any]) -> None:
+    """The activation scope is read by every worker: only well-formed shop lists and known agent types."""
+    def listed(key: str, fits: Any) -> bool:
+        value = row.get(key)
+        return value is None or (isinstance(value, list) and all(fits(v) for v in value))
+
+    percent = row.get("shop_percent")
+    ok = (listed("allowed_shops", lambda v: isinstance(v, int) and not isinstance(v, bool))
+          and listed("allowed_agent_types", lambda v: v in AGENT_TYPES)
+          and listed("disabled_agent_types", lambda v: v in AGENT_TYPES)
+          and (percent is None or 0 <= percent <= 100))
+    if not ok:
+        raise UserInputError(f"{where} holds an activation scope that is not well formed.")
