@@ -28,9 +28,9 @@ COPY dashboard ./dashboard
 COPY pages ./pages
 COPY .streamlit/config.toml ./.streamlit/config.toml
 COPY scripts/docker-entrypoint.sh scripts/healthcheck.py ./scripts/
-# var/ holds the default SQLite file and var/backups db cleanup's backups (BACKUP_DIR); owned by the app user so a
-# named volume mounted there starts out writable.
-RUN install --directory --owner=10001 --group=10001 /app/var /app/var/backups
+# var/ holds the default SQLite file, var/backups db cleanup's backups (BACKUP_DIR) and var/anchors the audit chain's
+# checkpoints (AUDIT_ANCHOR_PATH); owned by the app user so a named volume mounted there starts out writable.
+RUN install --directory --owner=10001 --group=10001 /app/var /app/var/backups /app/var/anchors
 USER 10001:10001
 EXPOSE 8501 8000
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \

@@ -56,10 +56,14 @@ def test_compose_variables_are_documented() -> None:
     assert not missing, f"compose.yaml interpolates these; document them in .env.example: {missing}"
 
 
-def test_the_example_values_are_valid_except_the_refused_cookie_key() -> None:
+def test_the_example_values_are_valid_once_the_operator_fills_in_the_secrets() -> None:
     active = {m.group(2).lower(): m.group(3) for m in LINE.finditer(EXAMPLE) if not m.group(1)}
     values = {k: v for k, v in active.items() if k.upper() in settings_variables()}
+    # As shipped, the stack must refuse to start: the example cookie key and the empty audit key are not secrets.
     with pytest.raises(ValueError, match="COOKIE_KEY: the example key is refused outside development"):
-        Settings(_env_file=None, **values)
-    settings = Settings(_env_file=None, **{**values, "cookie_key": "a-real-secret-from-the-operator"})
+        Settings(_env_file=None, **{**values, "audit_key": "a" * 40})
+    with pytest.raises(ValueError, match="audit_key[^\n]*\n[^\n]*at least 32 characters"):
+        Settings(_env_file=None, **{**values, "cookie_key": "a-real-secret-from-the-operator"})
+    settings = Settings(_env_file=None, **{**values, "cookie_key": "a-real-secret-from-the-operator",
+                                           "audit_key": "another-real-secret-of-forty-characters-x"})
     assert settings.environment == "staging"
