@@ -8,11 +8,14 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import TypeVar
 
 import psutil
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from core.breaker import CircuitBreaker
 from core.config import Settings
@@ -25,6 +28,7 @@ from core.worker.reporting import report_failure
 from core.worker.settings_cache import SettingsCache
 
 log = logging.getLogger("core.worker")
+T = TypeVar("T")
 
 
 class BreakerOpen(Exception):
@@ -48,6 +52,7 @@ class Worker:
         self._beat_now = threading.Event()
         self._lock = threading.Lock()
         self._in_flight: set[int] = set()
+        self._lease_until: dict[int, float] = {}  # time.monotonic() by which each held lease has surely run out
         self._reserved = 0
         self._pool: ThreadPoolExecutor | None = None
         self._db_samples: list[float] = []
@@ -105,7 +110,7 @@ class Worker:
                 return 0
             self._reserved += free
         ids: list[int] = []
-        started = time.perf_counter()
+        started, asked_at = time.perf_counter(), time.monotonic()
         try:
             ids = store.claim(self.engine, worker_id=self.id, limit=free, state=state,
                               percent_shops=self.settings_cache.percent_shops(),
@@ -117,16 +122,16 @@ class Worker:
             with self._lock:
                 self._reserved -= free
                 self._in_flight.update(ids)
+                self._lease_until.update(dict.fromkeys(ids, asked_at + self.settings.agent_lease_seconds))
         share = (time.perf_counter() - started) * 1000 / max(1, len(ids))
         for n, conv_id in enumerate(ids):
             try:
                 self._pool.submit(self._hold, conv_id, share)
             except RuntimeError:  # the pool is shutting down: hand the rest back at once
                 for rest in ids[n:]:
-                    self._safely(lambda r=rest: store.release(self.engine, conversation_id=r, worker_id=self.id,
-                                                             retry_at=None))
-                    with self._lock:
-                        self._in_flight.discard(rest)
+                    self._safely(rest, lambda r=rest: store.release(self.engine, conversation_id=r,
+                                                                    worker_id=self.id, retry_at=None))
+                    self._forget(rest)
                 break
         return len(ids)
 
@@ -135,7 +140,7 @@ class Worker:
         db_ms, started = claim_ms, time.perf_counter()
         try:
             t = time.perf_counter()
-            prompt = db_retry(lambda: self._load(conv_id), what="loading a conversation")
+            prompt = self._in_lease(conv_id, lambda: self._load(conv_id), what="loading a conversation")
             db_ms += (time.perf_counter() - t) * 1000
             if prompt.client_opted_out:
                 self._finish(conv_id, "opted_out", None)
@@ -147,8 +152,10 @@ class Worker:
             reply = self._call_model(prompt)
             response_ms = int((time.perf_counter() - started) * 1000)
             t = time.perf_counter()
-            outcome = db_retry(lambda: store.complete(self.engine, conversation_id=conv_id, worker_id=self.id,
-                                                      reply=reply, response_ms=response_ms), what="completing")
+            # The reply is kept in hand and the completion retried until the lease runs out.
+            outcome = self._in_lease(conv_id, lambda: store.complete(
+                self.engine, conversation_id=conv_id, worker_id=self.id, reply=reply, response_ms=response_ms),
+                what="completing")
             db_ms += (time.perf_counter() - t) * 1000
             if outcome.accepted:
                 with self._lock:
@@ -157,16 +164,30 @@ class Worker:
                 log.warning("conversation %s: completion rejected (%s)", conv_id, outcome.reason)
         except BreakerOpen:
             retry_at = utcnow() + timedelta(seconds=max(1.0, self.breaker.seconds_until_retry()))
-            self._safely(lambda: store.release(self.engine, conversation_id=conv_id, worker_id=self.id,
-                                               retry_at=retry_at))
+            self._safely(conv_id, lambda: store.release(self.engine, conversation_id=conv_id, worker_id=self.id,
+                                                        retry_at=retry_at))
+        except DBAPIError as exc:  # the database's trouble, never the conversation's: its lease expires, it is re-done
+            log.error("conversation %s: the database failed (%s) and its lease ran out; it will be taken up again",
+                      conv_id, type(exc).__name__)
         except Exception as exc:  # noqa: BLE001 - one conversation's failure must not stop the worker
             self._fail(conv_id, exc)
         finally:
+            self._forget(conv_id)
             with self._lock:
-                self._in_flight.discard(conv_id)
                 self._db_samples.append(db_ms)
             if not self._fill():
                 self._wake.set()
+
+    def _in_lease(self, conv_id: int, fn: Callable[[], T], *, what: str) -> T:
+        """FN, tried again on transient database errors for as long as this worker surely holds the lease."""
+        with self._lock:
+            until = self._lease_until.get(conv_id, time.monotonic())
+        return db_retry(fn, what=what, until=until)
+
+    def _forget(self, conv_id: int) -> None:
+        with self._lock:
+            self._in_flight.discard(conv_id)
+            self._lease_until.pop(conv_id, None)
 
     def _load(self, conv_id: int) -> Prompt:
         with self.engine.connect() as conn:
@@ -199,7 +220,7 @@ class Worker:
         return reply
 
     def _finish(self, conv_id: int, status: str, error: str | None) -> None:
-        self._safely(lambda: store.finish_without_reply(self.engine, conversation_id=conv_id, worker_id=self.id,
+        self._safely(conv_id, lambda: store.finish_without_reply(self.engine, conversation_id=conv_id, worker_id=self.id,
                                                         status=status, error=error, provider=self.provider.name))
 
     def _fail(self, conv_id: int, exc: BaseException) -> None:
@@ -211,9 +232,9 @@ class Worker:
         self._finish(conv_id, "failed", error)
         report_failure(exc, settings=self.settings, engine=self.engine, conversation_id=conv_id)
 
-    def _safely(self, fn) -> None:  # noqa: ANN001
+    def _safely(self, conv_id: int, fn: Callable[[], object]) -> None:
         try:
-            db_retry(fn, what="updating a conversation")
+            self._in_lease(conv_id, fn, what="updating a conversation")
         except Exception as exc:  # noqa: BLE001 - the lease will expire and another worker takes over
             log.error("could not record a conversation's outcome (%s); its lease will expire", type(exc).__name__)
 
@@ -227,8 +248,12 @@ class Worker:
             try:
                 with self._lock:
                     held = list(self._in_flight)
-                store.renew_leases(self.engine, worker_id=self.id, ids=held,
-                                   lease_seconds=self.settings.agent_lease_seconds)
+                asked_at = time.monotonic()
+                renewed = store.renew_leases(self.engine, worker_id=self.id, ids=held,
+                                             lease_seconds=self.settings.agent_lease_seconds)
+                with self._lock:
+                    for conv_id in set(renewed) & self._in_flight:
+                        self._lease_until[conv_id] = asked_at + self.settings.agent_lease_seconds
                 self._write_heartbeat()
             except Exception as exc:  # noqa: BLE001
                 log.warning("heartbeat failed (%s)", type(exc).__name__)

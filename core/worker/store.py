@@ -129,17 +129,17 @@ def release(engine: Engine, *, conversation_id: int, worker_id: str, retry_at: d
         return Outcome(bool(n), "" if n else "lease lost")
 
 
-def renew_leases(engine: Engine, *, worker_id: str, ids: Sequence[int], lease_seconds: float) -> int:
-    """Extend the leases this worker still holds; returns how many it still holds."""
+def renew_leases(engine: Engine, *, worker_id: str, ids: Sequence[int], lease_seconds: float) -> list[int]:
+    """Extend the leases this worker still holds; returns the ids it still holds."""
     if not ids:
-        return 0
+        return []
     with _session(engine) as s:
-        n = s.execute(update(Conversation).where(
+        held = list(s.scalars(update(Conversation).where(
             Conversation.id.in_(list(ids)), Conversation.lease_owner == worker_id,
             Conversation.status == "in_progress").values(
-            lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))).rowcount
+            lease_expires_at=utcnow() + timedelta(seconds=lease_seconds)).returning(Conversation.id)))
         s.commit()
-        return n or 0
+        return held
 
 
 def write_heartbeat(engine: Engine, row: dict, db_samples_ms: Sequence[float]) -> None:

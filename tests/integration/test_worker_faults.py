@@ -5,13 +5,18 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, func, select, text, update
 
 from core.auth import system_actor
-from core.db import read_session
+from core.config import reset_settings
+from core.db import dispose_engines, get_engine, read_session
 from core.llm import Reply
+from core.migrate import upgrade_to_head
 from core.models import Conversation, Message
 from core.queries.settings import get_activation_state
 from core.services import controls
@@ -19,6 +24,7 @@ from core.services.conversations import enqueue_conversations
 from core.uow import UnitOfWork
 from core.worker import store
 from tests.support.data import seed_minimal
+from tests.support.pg_cluster import PgCluster
 from tests.support.workers import RunningWorker, configure, status_counts, wait_for
 
 ADMIN = system_actor("test")
@@ -135,3 +141,40 @@ def test_a_conversation_whose_workers_keep_dying_is_failed_not_looped(engine: En
         conv = s.get(Conversation, conv_id)
     assert "gave up after 5 claims" in conv.error and conv.attempts == 6
     assert agent_messages_per_conversation(engine) == {}
+
+
+@pytest.fixture
+def private_pg(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[PgCluster, Engine]]:
+    """A PostgreSQL cluster of this test's own (so it can be restarted), migrated, as the process's database."""
+    with PgCluster() as cluster:
+        monkeypatch.setenv("DATABASE_URL", cluster.create_database("agentops"))
+        monkeypatch.setenv("BCRYPT_ROUNDS", "4")
+        reset_settings()
+        dispose_engines()
+        upgrade_to_head(get_engine())
+        yield cluster, get_engine()
+        dispose_engines()
+
+
+@pytest.mark.parametrize("lease_seconds, outlasts_lease", [(60, False), (2, True)])
+def test_a_database_restart_mid_run_fails_nothing_and_sends_nothing_twice(
+        private_pg, fake_openai, monkeypatch, lease_seconds: float, outlasts_lease: bool) -> None:
+    cluster, engine = private_pg
+    configure(monkeypatch, OPENAI_API_KEY="sk-test-loopback", OPENAI_BASE_URL=fake_openai.base_url,
+              AGENT_MAX_CONCURRENT=5, AGENT_LEASE_SECONDS=lease_seconds)  # database retries: the checklist's 1 s, ×2
+    fake_openai.set("ok", delay_seconds=0.5)
+    ids = prepare(engine, 40)
+    with RunningWorker(engine), RunningWorker(engine):
+        wait_for(lambda: status_counts(engine).get("in_progress", 0) >= 8, what="both workers holding work")
+        down_at = time.monotonic()
+        cluster.restart(down_seconds=4)  # longer than the checklist's 3 attempts take
+        up_at = time.monotonic()
+        wait_for(lambda: status_counts(engine).get("pending", 0) + status_counts(engine).get("in_progress", 0) == 0,
+                 timeout=30, what="every conversation to finish after the restart")
+    counts = status_counts(engine)
+    assert counts.get("failed", 0) == 0 and counts["completed"] + counts.get("opted_out", 0) == len(ids)
+    assert set(agent_messages_per_conversation(engine).values()) == {1}  # sent once each
+    assert any(down_at < t < up_at for t in fake_openai.answered_at), "no reply arrived while the database was down"
+    # A reply is kept until the database is back; only one whose lease ran out meanwhile is asked for again.
+    assert fake_openai.calls >= counts["completed"]
+    assert (fake_openai.calls > counts["completed"]) is outlasts_lease
