@@ -17,14 +17,14 @@ import psutil
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
+from core import sentry
 from core.breaker import CircuitBreaker
 from core.config import Settings
 from core.llm import Provider, Reply, make_provider
 from core.models import utcnow
 from core.retry import call_model_with_retries, db_retry, is_retryable_model_error
 from core.worker import store
-from core.worker.context import Prompt, TemplateCache, load_prompt
-from core.worker.reporting import report_failure
+from core.worker.context import Loaded, Prompt, TemplateCache, read_conversation, render_prompt
 from core.worker.settings_cache import SettingsCache
 
 log = logging.getLogger("core.worker")
@@ -53,6 +53,7 @@ class Worker:
         self._lock = threading.Lock()
         self._in_flight: set[int] = set()
         self._lease_until: dict[int, float] = {}  # time.monotonic() by which each held lease has surely run out
+        self._db_ms: dict[int, float] = {}  # database time spent so far on each held conversation
         self._reserved = 0
         self._pool: ThreadPoolExecutor | None = None
         self._db_samples: list[float] = []
@@ -137,31 +138,33 @@ class Worker:
 
     # -- one conversation -----------------------------------------------------------------------------
     def _hold(self, conv_id: int, claim_ms: float) -> None:
-        db_ms, started = claim_ms, time.perf_counter()
+        with self._lock:
+            self._db_ms[conv_id] = claim_ms
         try:
-            t = time.perf_counter()
-            prompt = self._in_lease(conv_id, lambda: self._load(conv_id), what="loading a conversation")
-            db_ms += (time.perf_counter() - t) * 1000
+            with sentry.conversation_scope(conv_id):
+                self._converse(conv_id, started=time.perf_counter())
+        finally:
+            with self._lock:
+                self._db_samples.append(self._db_ms.pop(conv_id, 0.0))
+            self._forget(conv_id)
+            if not self._fill():
+                self._wake.set()
+
+    def _converse(self, conv_id: int, *, started: float) -> None:
+        """Load, ask the model, store the reply; every outcome but a database error is recorded."""
+        try:
+            loaded = self._in_lease(conv_id, lambda: self._load(conv_id), what="loading a conversation")
+            sentry.tag_agent(agent_type=loaded.row.agent_type, shop_id=loaded.row.shop_id)
+            prompt = render_prompt(loaded, utcnow())
             if prompt.client_opted_out:
-                self._finish(conv_id, "opted_out", None)
-                return
+                return self._finish(conv_id, "opted_out", None)
             if prompt.attempts > store.MAX_CLAIMS:  # every worker that held it died: stop the loop here
-                self._finish(conv_id, "failed", f"gave up after {prompt.attempts - 1} claims that never finished "
-                                                "(the workers holding it stopped each time)")
-                return
+                return self._finish(conv_id, "failed", f"gave up after {prompt.attempts - 1} claims that never "
+                                                       "finished (the workers holding it stopped each time)")
             reply = self._call_model(prompt)
             response_ms = int((time.perf_counter() - started) * 1000)
-            t = time.perf_counter()
             # The reply is kept in hand and the completion retried until the lease runs out.
-            outcome = self._in_lease(conv_id, lambda: store.complete(
-                self.engine, conversation_id=conv_id, worker_id=self.id, reply=reply, response_ms=response_ms),
-                what="completing")
-            db_ms += (time.perf_counter() - t) * 1000
-            if outcome.accepted:
-                with self._lock:
-                    self.processed += 1
-            else:
-                log.warning("conversation %s: completion rejected (%s)", conv_id, outcome.reason)
+            self._complete(conv_id, reply, response_ms)
         except BreakerOpen:
             retry_at = utcnow() + timedelta(seconds=max(1.0, self.breaker.seconds_until_retry()))
             self._safely(conv_id, lambda: store.release(self.engine, conversation_id=conv_id, worker_id=self.id,
@@ -171,27 +174,36 @@ class Worker:
                       conv_id, type(exc).__name__)
         except Exception as exc:  # noqa: BLE001 - one conversation's failure must not stop the worker
             self._fail(conv_id, exc)
-        finally:
-            self._forget(conv_id)
+
+    def _complete(self, conv_id: int, reply: Reply, response_ms: int) -> None:
+        outcome = self._in_lease(conv_id, lambda: store.complete(
+            self.engine, conversation_id=conv_id, worker_id=self.id, reply=reply, response_ms=response_ms),
+            what="completing")
+        if outcome.accepted:
             with self._lock:
-                self._db_samples.append(db_ms)
-            if not self._fill():
-                self._wake.set()
+                self.processed += 1
+        else:
+            log.warning("conversation %s: completion rejected (%s)", conv_id, outcome.reason)
 
     def _in_lease(self, conv_id: int, fn: Callable[[], T], *, what: str) -> T:
         """FN, tried again on transient database errors for as long as this worker surely holds the lease."""
         with self._lock:
             until = self._lease_until.get(conv_id, time.monotonic())
-        return db_retry(fn, what=what, until=until)
+        started = time.perf_counter()
+        try:
+            return db_retry(fn, what=what, until=until)
+        finally:
+            with self._lock:
+                self._db_ms[conv_id] = self._db_ms.get(conv_id, 0.0) + (time.perf_counter() - started) * 1000
 
     def _forget(self, conv_id: int) -> None:
         with self._lock:
             self._in_flight.discard(conv_id)
             self._lease_until.pop(conv_id, None)
 
-    def _load(self, conv_id: int) -> Prompt:
+    def _load(self, conv_id: int) -> Loaded:
         with self.engine.connect() as conn:
-            return load_prompt(conn, conv_id, utcnow(), self.templates)
+            return read_conversation(conn, conv_id, self.templates)
 
     def _call_model(self, prompt: Prompt) -> Reply:
         if not self.breaker.allow():
@@ -220,17 +232,18 @@ class Worker:
         return reply
 
     def _finish(self, conv_id: int, status: str, error: str | None) -> None:
-        self._safely(conv_id, lambda: store.finish_without_reply(self.engine, conversation_id=conv_id, worker_id=self.id,
-                                                        status=status, error=error, provider=self.provider.name))
+        self._safely(conv_id, lambda: store.finish_without_reply(
+            self.engine, conversation_id=conv_id, worker_id=self.id, status=status, error=error,
+            provider=self.provider.name))
 
     def _fail(self, conv_id: int, exc: BaseException) -> None:
         kind = f"{type(exc).__module__}.{type(exc).__name__}".removeprefix("builtins.")
         tries = getattr(exc, "model_attempts", 0)
         attempts = f" (after {tries} attempt{'s' if tries != 1 else ''})" if tries else ""
         error = f"{kind}: {exc}{attempts}"[:2000]
-        log.error("conversation %s failed: %s", conv_id, error)
+        sentry.REPORTED_LOG.error("conversation %s failed: %s", conv_id, error)
         self._finish(conv_id, "failed", error)
-        report_failure(exc, settings=self.settings, engine=self.engine, conversation_id=conv_id)
+        sentry.report(exc)  # once, inside the conversation's scope: tagged with its agent type, shop and id
 
     def _safely(self, conv_id: int, fn: Callable[[], object]) -> None:
         try:

@@ -1,10 +1,7 @@
 """Crashes and outages: SIGKILL mid-conversation, a lost lease, a dropped connection, SIGTERM."""
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +22,7 @@ from core.uow import UnitOfWork
 from core.worker import store
 from tests.support.data import seed_minimal
 from tests.support.pg_cluster import PgCluster
-from tests.support.workers import RunningWorker, configure, status_counts, wait_for
+from tests.support.workers import RunningWorker, configure, spawn_worker, status_counts, wait_for
 
 ADMIN = system_actor("test")
 
@@ -34,15 +31,6 @@ def prepare(engine: Engine, n: int) -> list[int]:
     seed_minimal(engine, conversations=0)
     controls.set_activation(actor=ADMIN, mode="full", reason="test", uow=UnitOfWork(engine))
     return enqueue_conversations(actor=ADMIN, count=n, uow=UnitOfWork(engine))
-
-
-def spawn_worker(db_url: str, fake_url: str, tmp_path: Path, name: str, **env: object) -> subprocess.Popen:
-    full = {"PATH": os.environ["PATH"], "DATABASE_URL": db_url, "OPENAI_API_KEY": "sk-test-loopback",
-            "OPENAI_BASE_URL": fake_url, "AGENT_POLL_SECONDS": "0.05", "AGENT_HEARTBEAT_SECONDS": "0.3",
-            "AGENT_SETTINGS_TTL_SECONDS": "0.2", **{k: str(v) for k, v in env.items()}}
-    log = open(tmp_path / f"{name}.log", "w")
-    return subprocess.Popen([sys.executable, "-m", "core", "worker"], env=full, stdout=log, stderr=subprocess.STDOUT,
-                            cwd=tmp_path)
 
 
 def agent_messages_per_conversation(engine: Engine) -> dict[int, int]:

@@ -1,9 +1,13 @@
 """Run a real Worker in a thread until a condition holds (no sleeps standing in for assertions)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -26,6 +30,16 @@ def configure(monkeypatch: pytest.MonkeyPatch, **env: object) -> None:
 def status_counts(engine: Engine) -> dict[str, int]:
     with read_session(engine) as s:
         return dict(s.execute(select(Conversation.status, func.count()).group_by(Conversation.status)).all())
+
+
+def spawn_worker(db_url: str, fake_url: str, tmp_path: Path, name: str, **env: object) -> subprocess.Popen:
+    """`python -m core worker` as its own process against DB_URL and the loopback model; logs to NAME.log."""
+    full = {"PATH": os.environ["PATH"], "DATABASE_URL": db_url, "OPENAI_API_KEY": "sk-test-loopback",
+            "OPENAI_BASE_URL": fake_url, "AGENT_POLL_SECONDS": "0.05", "AGENT_HEARTBEAT_SECONDS": "0.3",
+            "AGENT_SETTINGS_TTL_SECONDS": "0.2", **{k: str(v) for k, v in env.items()}}
+    log = open(tmp_path / f"{name}.log", "w")
+    return subprocess.Popen([sys.executable, "-m", "core", "worker"], env=full, stdout=log, stderr=subprocess.STDOUT,
+                            cwd=tmp_path)
 
 
 class RunningWorker:
