@@ -95,7 +95,7 @@ def _isolated_db_time(engine, n: int = 300) -> dict[str, float]:  # noqa: ANN001
     reply = Reply(text="hi", prompt_tokens=1, completion_tokens=1, provider="openai", model="gpt-4o-mini", latency_ms=1)
     for _ in range(n):
         t0 = time.perf_counter()
-        [cid] = store.claim(engine, worker_id="bench", limit=1, state=state, percent_shops=(), lease_seconds=60)
+        [cid] = store.claim(engine, worker_id="bench", limit=1, scope=state.scope(), lease_seconds=60)
         t1 = time.perf_counter()
         with engine.connect() as conn:
             load_prompt(conn, cid, utcnow(), templates)

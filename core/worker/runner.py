@@ -113,8 +113,7 @@ class Worker:
         ids: list[int] = []
         started, asked_at = time.perf_counter(), time.monotonic()
         try:
-            ids = store.claim(self.engine, worker_id=self.id, limit=free, state=state,
-                              percent_shops=self.settings_cache.percent_shops(),
+            ids = store.claim(self.engine, worker_id=self.id, limit=free, scope=self.settings_cache.scope(),
                               lease_seconds=self.settings.agent_lease_seconds)
         except Exception as exc:  # noqa: BLE001 - a database hiccup must not kill the loop
             log.warning("claim failed (%s); trying again shortly", type(exc).__name__)

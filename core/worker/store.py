@@ -14,7 +14,7 @@ from core import rollups
 from core.db import relaxed_bind, write_bind
 from core.llm import Reply
 from core.models import AgentInstance, Conversation, Message, WorkerHeartbeat, utcnow
-from core.queries.settings import ActivationState
+from core.queries.settings import Scope
 
 # A conversation claimed this many times without finishing is failed instead of tried again.
 MAX_CLAIMS = 5
@@ -24,21 +24,20 @@ def _session(engine: Engine) -> Session:
     return Session(bind=write_bind(engine), expire_on_commit=False)
 
 
-def _scope_filters(state: ActivationState, percent_shops: Sequence[int]) -> list:
+def _scope_filters(scope: Scope) -> list:
+    """The scope as SQL: a plain translation of its sets (the rule itself is ActivationState.scope)."""
     c = Conversation
     filters = []
-    if state.disabled_agent_types:
-        filters.append(c.agent_type.not_in(state.disabled_agent_types))
-    if state.mode == "limited":
-        shops = set(state.allowed_shops) | (set(percent_shops) if state.shop_percent is not None else set())
-        filters.append(c.shop_id.in_(sorted(shops)))
-        if state.allowed_agent_types:
-            filters.append(c.agent_type.in_(state.allowed_agent_types))
+    if scope.shops is not None:
+        filters.append(c.shop_id.in_(sorted(scope.shops)))
+    if scope.agent_types is not None:
+        filters.append(c.agent_type.in_(sorted(scope.agent_types)))
+    if scope.disabled_agent_types:
+        filters.append(c.agent_type.not_in(sorted(scope.disabled_agent_types)))
     return filters
 
 
-def claim(engine: Engine, *, worker_id: str, limit: int, state: ActivationState, percent_shops: Sequence[int],
-          lease_seconds: float) -> list[int]:
+def claim(engine: Engine, *, worker_id: str, limit: int, scope: Scope, lease_seconds: float) -> list[int]:
     """Take up to LIMIT due conversations in scope (pending, or whose lease expired) under a lease.
 
     One statement: UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING id, so
@@ -49,7 +48,7 @@ def claim(engine: Engine, *, worker_id: str, limit: int, state: ActivationState,
     due = or_(and_(c.status == "pending", or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now)),
               and_(c.status == "in_progress", c.lease_expires_at < now))
     active = select(AgentInstance.id).where(AgentInstance.id == c.agent_instance_id, AgentInstance.status == "active")
-    candidates = (select(c.id).where(due, active.exists(), *_scope_filters(state, percent_shops))
+    candidates = (select(c.id).where(due, active.exists(), *_scope_filters(scope))
                   .order_by(c.created_at).limit(limit).with_for_update(skip_locked=True, of=c))
     stmt = (update(c).where(c.id.in_(candidates.scalar_subquery())).values(
         status="in_progress", lease_owner=worker_id, lease_expires_at=now + timedelta(seconds=lease_seconds),

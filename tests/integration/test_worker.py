@@ -190,6 +190,27 @@ def test_limited_scope_disabled_type_and_paused_instance(engine: Engine, monkeyp
     assert set(held) <= {(1, "rebooking")} and len(held) == expected
 
 
+def test_activate_percent_through_the_cli_limits_a_real_worker_to_the_chosen_shops(engine: Engine, monkeypatch,
+                                                                                  capsys) -> None:
+    from core.cli.main import main
+    from core.queries.settings import shop_in_percent
+
+    configure(monkeypatch)
+    prepare(engine, 40)
+    assert main(["activate", "--mode", "limited", "--percent", "75", "--reason", "staging: three shops in four"]) == 0
+    assert "plus 75% of shops" in capsys.readouterr().out
+    assert [shop_in_percent(1, 75), shop_in_percent(2, 75)] == [True, False]  # so shop 1 is in, shop 2 out
+    with read_session(engine) as s:
+        by_shop = dict(s.execute(select(Conversation.shop_id, func.count()).group_by(Conversation.shop_id)).all())
+    assert by_shop[1] > 0 and by_shop[2] > 0
+    with RunningWorker(engine):  # claims go in creation order, shops interleaved: a leak would show before the end
+        wait_for(lambda: done(engine, by_shop[1]), what="shop 1's conversations")
+    with read_session(engine) as s:
+        held = dict(s.execute(select(Conversation.shop_id, func.count()).where(Conversation.status != "pending")
+                              .group_by(Conversation.shop_id)).all())
+    assert held == {1: by_shop[1]}
+
+
 def test_settings_unreadable_means_no_claims(engine: Engine, monkeypatch) -> None:
     from core.db import make_engine
     from core.worker.settings_cache import SettingsCache

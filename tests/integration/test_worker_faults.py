@@ -70,10 +70,10 @@ def test_late_completion_from_a_worker_that_lost_its_lease_is_rejected(engine: E
     [conv_id] = prepare(engine, 1)
     with read_session(engine) as s:
         state = get_activation_state(s)
-    assert store.claim(engine, worker_id="A", limit=1, state=state, percent_shops=(), lease_seconds=60) == [conv_id]
+    assert store.claim(engine, worker_id="A", limit=1, scope=state.scope(), lease_seconds=60) == [conv_id]
     with engine.begin() as conn:  # A stalls past its lease
         conn.execute(update(Conversation).values(lease_expires_at=Conversation.started_at))
-    assert store.claim(engine, worker_id="B", limit=1, state=state, percent_shops=(), lease_seconds=60) == [conv_id]
+    assert store.claim(engine, worker_id="B", limit=1, scope=state.scope(), lease_seconds=60) == [conv_id]
     reply = Reply(text="Hi!", prompt_tokens=1, completion_tokens=1, provider="openai", model="gpt-4o-mini", latency_ms=5)
     assert store.complete(engine, conversation_id=conv_id, worker_id="A", reply=reply, response_ms=10).accepted is False
     assert store.complete(engine, conversation_id=conv_id, worker_id="B", reply=reply, response_ms=10).accepted is True
