@@ -8,9 +8,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.models.base import Base, utcnow
 
-CONVERSATION_STATUSES = ("pending", "in_progress", "waiting_response", "completed", "failed", "opted_out")
-TERMINAL_STATUSES = ("completed", "failed", "opted_out")
-OPEN_STATUSES = ("pending", "in_progress", "waiting_response")
 CHANNELS = ("sms", "email")
 
 

@@ -278,7 +278,7 @@ class Worker:
         row = {"id": self.id, "host": socket.gethostname(), "pid": os.getpid(), "started_at": self.started_at,
                "last_seen_at": now, "stopped_at": now if stopped else None, "in_flight": in_flight,
                "processed": processed, "settings_version": self._seen_version, "settings_seen_at": self._seen_at,
-               "claiming": not stopped, "breaker_state": self.breaker.snapshot().state,
+               "breaker_state": self.breaker.snapshot().state,
                "rss_mb": self._process.memory_info().rss / 1e6, "rss_start_mb": self._rss_start_mb, "cpu_percent": self._process.cpu_percent(None)}
         try:
             store.write_heartbeat(self.engine, row, samples)
