@@ -12,19 +12,11 @@ import httpx
 import pytest
 from sqlalchemy import Engine, select, update
 
-from core.auth import system_actor
 from core.db import read_session
 from core.models import Client, Conversation
-from core.services import controls
-from core.services.conversations import enqueue_conversations
-from core.uow import UnitOfWork
-from tests.support.data import seed_minimal
 from tests.support.fake_sentry import FakeSentry
 from tests.support.net import free_port
-from tests.support.workers import spawn_worker, status_counts, wait_for
-
-ADMIN = system_actor("test")
-
+from tests.support.workers import prepare, spawn_worker, status_counts, wait_for
 
 @pytest.fixture
 def fake_sentry() -> Iterator[FakeSentry]:
@@ -35,11 +27,9 @@ def fake_sentry() -> Iterator[FakeSentry]:
 
 def test_every_agent_error_reaches_sentry_once_with_its_agent_tags(pg_engine: Engine, pg_database: str, fake_openai,
                                                                    fake_sentry: FakeSentry, tmp_path: Path) -> None:
-    seed_minimal(pg_engine, conversations=0)
+    ids = prepare(pg_engine, 6)
     with pg_engine.begin() as conn:  # every client listens, so every conversation asks the model
         conn.execute(update(Client).values(opted_out=False))
-    controls.set_activation(actor=ADMIN, mode="full", reason="test", uow=UnitOfWork(pg_engine))
-    ids = enqueue_conversations(actor=ADMIN, count=6, uow=UnitOfWork(pg_engine))
     fake_openai.set("500")  # the model refuses every call; each conversation tries it twice
     worker = spawn_worker(pg_database, fake_openai.base_url, tmp_path, "w", SENTRY_DSN=fake_sentry.dsn,
                           AGENT_RETRY_ATTEMPTS=2, AGENT_RETRY_BASE_SECONDS=0.01, BREAKER_FAILURE_THRESHOLD=1000)

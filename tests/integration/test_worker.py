@@ -4,25 +4,20 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, inspect, select, text
 
 from core import rollups
 from core.auth import system_actor
 from core.db import read_session
 from core.models import AgentMetric, Conversation, Message, WorkerHeartbeat
+from core.queries.settings import get_activation_state
 from core.services import controls
-from core.services.conversations import enqueue_conversations
 from core.uow import UnitOfWork
-from tests.support.data import seed_minimal
-from tests.support.workers import RunningWorker, configure, status_counts, wait_for
+from tests.support.workers import (
+    RunningWorker, agent_messages_per_conversation, configure, prepare, status_counts, wait_for,
+)
 
 ADMIN = system_actor("test")
-
-
-def prepare(engine: Engine, n: int, **scope: object) -> list[int]:
-    seed_minimal(engine, conversations=0)
-    controls.set_activation(actor=ADMIN, mode="full", reason="test", uow=UnitOfWork(engine))
-    return enqueue_conversations(actor=ADMIN, count=n, uow=UnitOfWork(engine), **scope)
 
 
 def done(engine: Engine, n: int) -> bool:
@@ -161,9 +156,17 @@ def test_kill_switch_stops_new_claims_within_a_second(engine: Engine, fake_opena
 def test_environment_switch_overrides_database(engine: Engine, monkeypatch) -> None:
     configure(monkeypatch, AGENT_SYSTEM_ENABLED="false")
     prepare(engine, 3)
-    with RunningWorker(engine):
-        time.sleep(1.0)
+    with read_session(engine) as s:
+        stored = get_activation_state(s)
+    assert stored.mode == "full"
+    with RunningWorker(engine) as worker:  # running, and it has read the stored "full" (its heartbeats say so)
+        wait_for(lambda: _seen(engine, worker.id, stored.version), what="the worker to read the stored mode")
+        first = _beat(engine, worker.id).last_seen_at
+        wait_for(lambda: _beat(engine, worker.id).last_seen_at > first, what="a later heartbeat (more claim rounds)")
     assert status_counts(engine) == {"pending": 3}
+    configure(monkeypatch, AGENT_SYSTEM_ENABLED="true")
+    with RunningWorker(engine):  # the same conversations were claimable all along: with the switch on, they go
+        wait_for(lambda: done(engine, 3), what="the conversations once the environment allows")
 
 
 def test_limited_scope_disabled_type_and_paused_instance(engine: Engine, monkeypatch) -> None:
@@ -212,11 +215,35 @@ def test_activate_percent_through_the_cli_limits_a_real_worker_to_the_chosen_sho
 
 
 def test_settings_unreadable_means_no_claims(engine: Engine, monkeypatch) -> None:
-    from core.db import make_engine
-    from core.worker.settings_cache import SettingsCache
+    configure(monkeypatch)
+    prepare(engine, 3)
+    _rename(engine, "agent_settings", "agent_settings_away")
+    try:
+        with RunningWorker(engine) as worker:
+            wait_for(lambda: _beat(engine, worker.id) is not None, what="the worker's first heartbeat")
+            first = _beat(engine, worker.id).last_seen_at
+            wait_for(lambda: _beat(engine, worker.id).last_seen_at > first, what="a later heartbeat (more rounds)")
+            assert worker.settings_cache.get() is None and status_counts(engine) == {"pending": 3}
+            _rename(engine, "agent_settings_away", "agent_settings")
+            wait_for(lambda: done(engine, 3), what="claims once the settings can be read again")
+    finally:
+        if "agent_settings_away" in inspect(engine).get_table_names():
+            _rename(engine, "agent_settings_away", "agent_settings")
 
-    broken = make_engine("postgresql://postgres@127.0.0.1:1/nothing")
-    assert SettingsCache(broken, ttl_seconds=0).get() is None
+
+def test_two_workers_claim_at_once_and_never_take_the_same_conversation(engine: Engine, fake_openai,
+                                                                         monkeypatch) -> None:
+    use_model(monkeypatch, fake_openai, AGENT_MAX_CONCURRENT=4)
+    fake_openai.set("ok", delay_seconds=0.2)
+    ids = prepare(engine, 40)
+    with RunningWorker(engine) as a, RunningWorker(engine) as b:
+        wait_for(lambda: done(engine, len(ids)), what="40 conversations")
+    with read_session(engine) as s:
+        attempts = s.scalars(select(Conversation.attempts).where(Conversation.id.in_(ids))).all()
+    assert set(attempts) == {1}  # each claimed exactly once
+    assert set(agent_messages_per_conversation(engine).values()) == {1} and fake_openai.calls == a.processed + b.processed
+    assert a.processed > 0 and b.processed > 0
+    assert fake_openai.max_concurrent > 4  # more in flight than one worker may hold: both busy at the same time
 
 
 def test_heartbeat_reports_the_worker(engine: Engine, monkeypatch) -> None:
@@ -234,3 +261,13 @@ def test_heartbeat_reports_the_worker(engine: Engine, monkeypatch) -> None:
 def _beat(engine: Engine, worker_id: str) -> WorkerHeartbeat | None:
     with read_session(engine) as s:
         return s.get(WorkerHeartbeat, worker_id)
+
+
+def _seen(engine: Engine, worker_id: str, version: int) -> bool:
+    beat = _beat(engine, worker_id)
+    return beat is not None and beat.settings_version == version
+
+
+def _rename(engine: Engine, old: str, new: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))

@@ -7,36 +7,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import Engine, text, update
 
-from core.auth import system_actor
 from core.config import reset_settings
 from core.db import dispose_engines, get_engine, read_session
 from core.llm import Reply
 from core.migrate import upgrade_to_head
-from core.models import Conversation, Message
+from core.models import Conversation
 from core.queries.settings import get_activation_state
-from core.services import controls
-from core.services.conversations import enqueue_conversations
-from core.uow import UnitOfWork
 from core.worker import store
-from tests.support.data import seed_minimal
 from tests.support.pg_cluster import PgCluster
-from tests.support.workers import RunningWorker, configure, spawn_worker, status_counts, wait_for
+from tests.support.workers import (
+    RunningWorker, agent_messages_per_conversation, configure, prepare, spawn_worker, status_counts, wait_for,
+)
 
-ADMIN = system_actor("test")
-
-
-def prepare(engine: Engine, n: int) -> list[int]:
-    seed_minimal(engine, conversations=0)
-    controls.set_activation(actor=ADMIN, mode="full", reason="test", uow=UnitOfWork(engine))
-    return enqueue_conversations(actor=ADMIN, count=n, uow=UnitOfWork(engine))
-
-
-def agent_messages_per_conversation(engine: Engine) -> dict[int, int]:
-    with read_session(engine) as s:
-        return dict(s.execute(select(Message.conversation_id, func.count()).where(Message.role == "agent")
-                              .group_by(Message.conversation_id)).all())
 
 
 def test_sigkill_mid_conversation_loses_nothing_and_doubles_nothing(engine: Engine, db_url: str, fake_openai,
@@ -114,8 +98,6 @@ def test_database_connections_dropped_mid_run(pg_engine: Engine, fake_openai, mo
 
 
 def test_a_conversation_whose_workers_keep_dying_is_failed_not_looped(engine: Engine, monkeypatch) -> None:
-    from tests.support.workers import RunningWorker, configure
-
     configure(monkeypatch)
     [conv_id] = prepare(engine, 1)
     from core.models import Client

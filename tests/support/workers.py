@@ -12,10 +12,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
+from core.auth import system_actor
 from core.config import get_settings, reset_settings
 from core.db import read_session
-from core.models import Conversation
+from core.models import Conversation, Message
+from core.services import controls
+from core.services.conversations import enqueue_conversations
+from core.uow import UnitOfWork
 from core.worker.runner import Worker
+from tests.support.data import seed_minimal
 
 
 def configure(monkeypatch: pytest.MonkeyPatch, **env: object) -> None:
@@ -25,6 +30,21 @@ def configure(monkeypatch: pytest.MonkeyPatch, **env: object) -> None:
     for key, value in {**defaults, **env}.items():
         monkeypatch.setenv(key, str(value))
     reset_settings()
+
+
+def prepare(engine: Engine, n: int, **scope: object) -> list[int]:
+    """The minimal seed, the agents switched fully on, and N pending conversations (narrowed by SCOPE)."""
+    admin = system_actor("test")
+    seed_minimal(engine, conversations=0)
+    controls.set_activation(actor=admin, mode="full", reason="test", uow=UnitOfWork(engine))
+    return enqueue_conversations(actor=admin, count=n, uow=UnitOfWork(engine), **scope)
+
+
+def agent_messages_per_conversation(engine: Engine) -> dict[int, int]:
+    """How many agent messages each conversation has (1 each: nothing lost, nothing sent twice)."""
+    with read_session(engine) as s:
+        return dict(s.execute(select(Message.conversation_id, func.count()).where(Message.role == "agent")
+                              .group_by(Message.conversation_id)).all())
 
 
 def status_counts(engine: Engine) -> dict[str, int]:
