@@ -4,13 +4,15 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import Engine, func, inspect, select, text
+from sqlalchemy import Engine, event, func, inspect, select, text
 
 from core import rollups
 from core.auth import system_actor
 from core.db import read_session
 from core.models import AgentMetric, Conversation, Message, WorkerHeartbeat
-from core.queries.settings import get_activation_state
+from core.queries.settings import Scope, get_activation_state
+from core.worker import store
+from tests.support.data import seed_minimal
 from core.services import controls
 from core.uow import UnitOfWork
 from tests.support.workers import (
@@ -256,6 +258,34 @@ def test_heartbeat_reports_the_worker(engine: Engine, monkeypatch) -> None:
         beat = _beat(engine, worker.id)
         assert beat.settings_version >= 2 and beat.breaker_state == "closed" and beat.rss_mb > 10
     assert _beat(engine, worker.id).stopped_at is not None
+
+
+@pytest.mark.parametrize("scope", [Scope(), Scope(shops=frozenset({1}), agent_types=frozenset({"rebooking"}))])
+def test_the_claim_reads_open_work_from_its_own_index_whatever_the_history(engine: Engine, backend: str,
+                                                                            scope: Scope) -> None:
+    seed_minimal(engine, conversations=400)  # a history in every status, most of it finished
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE"))  # statistics that make a shop's or the creation-time index look tempting
+    sent: list[tuple[str, object]] = []
+
+    def keep(_conn, _cursor, statement, parameters, _context, _many) -> None:  # noqa: ANN001
+        if statement.lstrip().startswith("UPDATE agent_conversations SET status"):
+            sent.append((statement, parameters))
+
+    event.listen(Engine, "before_cursor_execute", keep)
+    try:
+        store.claim(engine, worker_id="w", limit=10, scope=scope, lease_seconds=60)
+    finally:
+        event.remove(Engine, "before_cursor_execute", keep)
+    [(statement, parameters)] = sent
+    explain = "EXPLAIN QUERY PLAN " if backend == "sqlite" else "EXPLAIN "
+    with engine.connect() as conn:
+        plan = "\n".join(str(row[-1]) for row in conn.exec_driver_sql(explain + statement, parameters))
+    reads = [line for line in plan.splitlines() if "agent_conversations" in line and ("Scan" in line or "SCAN" in line
+                                                                                    or "SEARCH" in line)]
+    assert any("ix_agent_conversations_due" in line for line in reads), plan  # open work from its index ...
+    assert all(any(ok in line for ok in ("ix_agent_conversations_due", "pk_agent_conversations", "PRIMARY KEY"))
+               for line in reads), plan  # ... and no other way into the table than by id
 
 
 def _beat(engine: Engine, worker_id: str) -> WorkerHeartbeat | None:
