@@ -22,19 +22,21 @@ from sqlalchemy import func, select, text
 from bench.common import scratch_postgres, table, use_database
 from bench.worker_throughput import _enqueue, _env, _prepare
 
-# First match wins; each rule names a part of the worker by a frame its stacks pass through.
-PARTS = (("heartbeat (renewals, heartbeat row)", ("_heartbeat_loop",)),
-         ("claim (SQLAlchemy + psycopg2)", ("claim (",)),
-         ("load (SQLAlchemy + psycopg2)", ("read_conversation",)),
-         ("complete (SQLAlchemy + psycopg2)", ("_complete (",)),
-         ("other database work (settings, finishes)", ("sqlalchemy/", "psycopg2")),
-         ("model call (openai + httpx)", ("openai/", "httpx/", "httpcore/", "h11/")),
-         ("prompt rendering", ("render_prompt",)),
-         ("Sentry scopes", ("sentry_sdk/",)))
+# py-spy's frames read "function (path/file.py:line)"; a stack is split by the first rule whose marks it holds.
+DB_FRAMES = ("sqlalchemy/", "psycopg2")
+DB_PARTS = (("claim", "claim (core/worker/store.py"), ("load", "read_conversation ("),
+            ("complete", "complete (core/worker/store.py"), ("heartbeat", "_heartbeat_loop ("))
+OTHER_PARTS = (("model call (openai + httpx)", ("openai/", "httpx/", "httpcore/", "h11/")),
+               ("heartbeat, outside the database", ("_heartbeat_loop (",)),
+               ("prompt rendering", ("render_prompt (",)),
+               ("Sentry scopes", ("sentry_sdk/",)))
 
 
 def _part(stack: str) -> str:
-    for name, marks in PARTS:
+    if any(m in stack for m in DB_FRAMES) and "openai/" not in stack:
+        where = next((name for name, mark in DB_PARTS if mark in stack), "other (settings, finishes)")
+        return f"database: {where} (SQLAlchemy + psycopg2)"
+    for name, marks in OTHER_PARTS:
         if any(m in stack for m in marks):
             return name
     return "other (threads, pool, loop, logging)"

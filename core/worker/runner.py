@@ -156,25 +156,26 @@ class Worker:
             sentry.tag_agent(agent_type=loaded.row.agent_type, shop_id=loaded.row.shop_id)
             prompt = render_prompt(loaded, utcnow())
             if prompt.client_opted_out:
-                return self._finish(conv_id, "opted_out", None)
-            if prompt.attempts > store.MAX_CLAIMS:  # every worker that held it died: stop the loop here
-                return self._finish(conv_id, "failed", f"gave up after {prompt.attempts - 1} claims that never "
-                                                       "finished (the workers holding it stopped each time)")
-            reply = self._call_model(prompt)
-            response_ms = int((time.perf_counter() - started) * 1000)
-            # The reply is kept in hand and the completion retried until the lease runs out.
-            self._complete(conv_id, reply, response_ms)
+                self._finish(conv_id, "opted_out", None)
+            elif prompt.attempts > store.MAX_CLAIMS:  # every worker that held it died: stop the loop here
+                self._finish(conv_id, "failed", f"gave up after {prompt.attempts - 1} claims that never finished "
+                                                "(the workers holding it stopped each time)")
+            else:
+                self._reply(conv_id, prompt, started=started)
         except BreakerOpen:
             retry_at = utcnow() + timedelta(seconds=max(1.0, self.breaker.seconds_until_retry()))
             self._safely(conv_id, lambda: store.release(self.engine, conversation_id=conv_id, worker_id=self.id,
                                                         retry_at=retry_at))
         except DBAPIError as exc:  # the database's trouble, never the conversation's: its lease expires, it is re-done
-            log.error("conversation %s: the database failed (%s) and its lease ran out; it will be taken up again",
-                      conv_id, type(exc).__name__)
+            log.error("conversation %s: the database failed (%s) until it could no longer be sure of its lease; "
+                      "nothing recorded, it will be taken up again when the lease expires", conv_id, type(exc).__name__)
         except Exception as exc:  # noqa: BLE001 - one conversation's failure must not stop the worker
             self._fail(conv_id, exc)
 
-    def _complete(self, conv_id: int, reply: Reply, response_ms: int) -> None:
+    def _reply(self, conv_id: int, prompt: Prompt, *, started: float) -> None:
+        reply = self._call_model(prompt)
+        response_ms = int((time.perf_counter() - started) * 1000)
+        # The reply is kept in hand and the completion retried until the lease runs out.
         outcome = self._in_lease(conv_id, lambda: store.complete(
             self.engine, conversation_id=conv_id, worker_id=self.id, reply=reply, response_ms=response_ms),
             what="completing")
