@@ -10,8 +10,15 @@ import openai
 
 from core.config import Settings
 
-# USD per million tokens (prompt, completion); unknown models cost what gpt-4o-mini costs.
+# USD per million tokens (prompt, completion); unknown models cost what the default, gpt-4o-mini, costs.
 PRICES = {"gpt-4o-mini": (0.15, 0.60), "gpt-4o": (2.50, 10.00), "gpt-4.1-mini": (0.40, 1.60)}
+DEFAULT_MODEL = "gpt-4o-mini"
+
+
+def cost_usd(model: str, *, prompt_tokens: int, completion_tokens: int) -> float:
+    """What a call cost, from the price table (the one place prices live; the demo data uses it too)."""
+    p_in, p_out = PRICES.get(model, PRICES[DEFAULT_MODEL])
+    return round((prompt_tokens * p_in + completion_tokens * p_out) / 1e6, 6)
 
 
 @dataclass(frozen=True)
@@ -25,8 +32,7 @@ class Reply:
 
     @property
     def cost_usd(self) -> float:
-        p_in, p_out = PRICES.get(self.model, PRICES["gpt-4o-mini"])
-        return round((self.prompt_tokens * p_in + self.completion_tokens * p_out) / 1e6, 6)
+        return cost_usd(self.model, prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens)
 
 
 class Provider(Protocol):

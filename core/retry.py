@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
 import openai
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from core.config import get_settings
@@ -67,34 +68,54 @@ def call_model_with_retries(fn: Callable[[], T], *, attempts: int, base_seconds:
 
 
 TRANSIENT_SQLSTATES = {"40001", "40P01", "08000", "08003", "08006", "57P01", "57P02", "57P03"}
+# What a server says while it goes down, comes up or cannot be reached: the next attempt may well succeed.
+# ("the database system is" covers shutting down, starting up, in recovery mode, not yet accepting connections.)
+TRANSIENT_TEXTS = ("database is locked", "server closed the connection", "connection refused", "could not connect",
+                   "terminating connection", "connection already closed", "the database system is",
+                   "no connection to the server", "timeout expired")
+# What it says at connect when a setting is wrong: no number of attempts helps.
+MISCONFIGURED_TEXTS = ("password authentication failed", "does not exist", "no pg_hba.conf entry",
+                       "authentication failed", "sslmode")
 
 
 def is_transient_db_error(exc: BaseException) -> bool:
-    """Connection dropped, serialization failure, deadlock, SQLite busy: worth retrying the transaction."""
+    """Connection dropped or refused, server restarting, serialization failure, deadlock, SQLite busy."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     orig = getattr(exc, "orig", None)
     if getattr(orig, "pgcode", None) in TRANSIENT_SQLSTATES:
         return True
-    if isinstance(exc, OperationalError):
-        text = str(orig or exc).lower()
-        return any(s in text for s in ("database is locked", "server closed the connection", "connection refused",
-                                       "could not connect", "terminating connection", "connection already closed"))
-    return False
+    if not isinstance(exc, (OperationalError, InterfaceError)):
+        return False
+    text = str(orig or exc).lower()
+    if any(s in text for s in TRANSIENT_TEXTS):
+        return True
+    # psycopg2 reports a failed connect with no SQLSTATE; unless a setting is wrong, the server is just not there yet.
+    return exc.statement is None and not any(s in text for s in MISCONFIGURED_TEXTS)
 
 
-def db_retry(fn: Callable[[], T], *, what: str = "database write") -> T:
-    """Run FN (a whole transaction) again on transient errors: 3 attempts, 1 s, ×2 (the checklist's numbers)."""
+def db_retry(fn: Callable[[], T], *, what: str = "database write", until: float | None = None) -> T:
+    """Run FN (a whole transaction) again on transient errors: 3 attempts, 1 s, ×2 (the checklist's numbers).
+
+    With UNTIL (a `time.monotonic()` deadline, e.g. when a lease runs out) it keeps trying until the deadline,
+    repeating the checklist's last wait; the last error is raised when the next attempt would come too late.
+    """
     s = get_settings()
+    longest = s.db_retry_delay_seconds * s.db_retry_backoff ** max(0, s.db_retry_attempts - 2)
 
     def wait(state) -> float:  # noqa: ANN001
-        return s.db_retry_delay_seconds * s.db_retry_backoff ** (state.attempt_number - 1)
+        return min(longest, s.db_retry_delay_seconds * s.db_retry_backoff ** (state.attempt_number - 1))
+
+    def stop(state) -> bool:  # noqa: ANN001
+        if until is None:
+            return state.attempt_number >= s.db_retry_attempts
+        return time.monotonic() + state.upcoming_sleep >= until
 
     def log_retry(state) -> None:  # noqa: ANN001
         log.warning("%s failed (%s); retrying", what, state.outcome.exception().__class__.__name__)
 
-    for attempt in Retrying(stop=stop_after_attempt(s.db_retry_attempts), wait=wait,
-                            retry=retry_if_exception(is_transient_db_error), before_sleep=log_retry, reraise=True):
+    for attempt in Retrying(stop=stop, wait=wait, retry=retry_if_exception(is_transient_db_error),
+                            before_sleep=log_retry, reraise=True):
         with attempt:
             return fn()
     raise AssertionError("unreachable")

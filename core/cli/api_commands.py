@@ -30,14 +30,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from core.worker.reporting import init_sentry
+    print(f"agent API on http://{args.host}:{args.port} (docs at /docs)", flush=True)
+    uvicorn.run("core.cli.api_commands:create_reporting_app", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level="warning", proxy_headers=False)
+    return 0
+
+
+def create_reporting_app():  # noqa: ANN201 - a FastAPI app, imported late so `--help` stays fast
+    """The factory uvicorn calls in each of its processes: Sentry first (component api), then the app."""
+    from core.api.app import create_app
     from core.config import get_settings
+    from core.sentry import init_sentry
 
     init_sentry(get_settings(), component="api")
-    print(f"agent API on http://{args.host}:{args.port} (docs at /docs)", flush=True)
-    uvicorn.run("core.api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                log_level="warning", proxy_headers=False)
-    return 0
+    return create_app()
 
 
 def create(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    from core.worker.reporting import init_sentry
+    from core.sentry import init_sentry
     from core.worker.runner import Worker
 
     settings = get_settings()

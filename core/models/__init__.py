@@ -1,9 +1,7 @@
 """The data model. Agent tables are named agent… so the checklist's information_schema query finds them."""
 from core.models.agents import AGENT_TYPES, INSTANCE_STATUSES, Agent, AgentInstance, AgentTemplate
 from core.models.base import Base, utcnow
-from core.models.conversations import (
-    CHANNELS, CONVERSATION_STATUSES, OPEN_STATUSES, TERMINAL_STATUSES, Conversation, Message,
-)
+from core.models.conversations import CHANNELS, Conversation, Message
 from core.models.host import Appointment, Barber, Client, Enterprise, Shop
 from core.models.metrics import (
     AgentDbTiming, AgentMetric, AgentMetricDaily, AgentResponseBucket, AgentResponseDailyByShop, AgentResponseDailyByType,

@@ -77,7 +77,6 @@ class WorkerHeartbeat(Base):
     processed: Mapped[int] = mapped_column(default=0)
     settings_version: Mapped[int] = mapped_column(default=0)
     settings_seen_at: Mapped[datetime | None]
-    claiming: Mapped[bool] = mapped_column(default=False)
     breaker_state: Mapped[str] = mapped_column(String(16), default="closed")
     rss_mb: Mapped[float] = mapped_column(Float, default=0)
     rss_start_mb: Mapped[float] = mapped_column(Float, default=0, server_default="0")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,6 +16,20 @@ from core.models import AgentSettings
 def shop_in_percent(shop_id: int, percent: int) -> bool:
     """Stable choice of PERCENT % of shops: the same shops stay in as the percentage grows."""
     return zlib.crc32(f"shop:{shop_id}".encode()) % 100 < percent
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which conversations may start, as plain sets (None: no limit). Made only by ActivationState.scope."""
+
+    shops: frozenset[int] | None = None
+    agent_types: frozenset[str] | None = None
+    disabled_agent_types: frozenset[str] = frozenset()
+
+    def allows(self, *, shop_id: int, agent_type: str) -> bool:
+        """True when a conversation of AGENT_TYPE for SHOP_ID is inside this scope."""
+        return ((self.shops is None or shop_id in self.shops) and agent_type not in self.disabled_agent_types
+                and (self.agent_types is None or agent_type in self.agent_types))
 
 
 @dataclass(frozen=True)
@@ -37,17 +52,26 @@ class ActivationState:
         """True when new conversations may start at all."""
         return self.env_enabled and self.mode != "off"
 
+    def scope(self, *, shop_ids: Iterable[int] = ()) -> Scope:
+        """The one scope rule, used by the worker's claim and by `allows`: what may start now.
+
+        Limited mode allows the listed shops plus the PERCENT of SHOP_IDS that `shop_in_percent` picks (nothing
+        when neither is set: limited never silently means everything), narrowed to the listed types if any.
+        """
+        if not self.running:
+            return Scope(shops=frozenset())
+        disabled = frozenset(self.disabled_agent_types)
+        if self.mode == "full":
+            return Scope(disabled_agent_types=disabled)
+        shops = set(self.allowed_shops)
+        if self.shop_percent is not None:
+            shops |= {s for s in shop_ids if shop_in_percent(s, self.shop_percent)}
+        return Scope(shops=frozenset(shops), agent_types=frozenset(self.allowed_agent_types) or None,
+                     disabled_agent_types=disabled)
+
     def allows(self, *, shop_id: int, agent_type: str) -> bool:
         """True when a conversation of AGENT_TYPE for SHOP_ID may start now."""
-        if not self.running or agent_type in self.disabled_agent_types:
-            return False
-        if self.mode == "full":
-            return True
-        if self.allowed_agent_types and agent_type not in self.allowed_agent_types:
-            return False
-        if self.shop_percent is not None:
-            return shop_in_percent(shop_id, self.shop_percent) or shop_id in self.allowed_shops
-        return not self.allowed_shops or shop_id in self.allowed_shops
+        return self.scope(shop_ids=(shop_id,)).allows(shop_id=shop_id, agent_type=agent_type)
 
     def as_dict(self) -> dict:
         """A JSON-friendly view (CLI, API, audit)."""

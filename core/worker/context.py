@@ -19,6 +19,8 @@ DEFAULTS = {"fee_amount": "$15", "holiday_name": "the holidays", "holiday_hours"
 @dataclass(frozen=True)
 class Prompt:
     conversation_id: int
+    agent_type: str
+    shop_id: int
     system: str
     user: str
     fallback: str
@@ -50,7 +52,7 @@ def build_context(row: Any, now: datetime) -> dict[str, object]:
 
 def _prompt_query(conversation_id: int) -> Select:
     c = Conversation
-    return (select(c.id, c.agent_type, c.channel, c.attempts, Client.first_name, Client.opted_out,
+    return (select(c.id, c.agent_type, c.shop_id, c.channel, c.attempts, Client.first_name, Client.opted_out,
                    Client.created_at.label("client_created_at"), Shop.name.label("shop_name"), Appointment.starts_at,
                    Appointment.service, Barber.name.label("barber_name"), AgentInstance.config)
             .join(Client, Client.id == c.client_id).join(Shop, Shop.id == c.shop_id)
@@ -78,13 +80,32 @@ class TemplateCache:
             return self._by_type[agent_type]
 
 
-def load_prompt(conn: Connection, conversation_id: int, now: datetime, templates: TemplateCache) -> Prompt:
-    """Render the conversation's template; raises MissingVariable when the context lacks one."""
+@dataclass(frozen=True)
+class Loaded:
+    """What the database gives for one conversation: the joined row and its agent type's template."""
+
+    row: Any
+    template: Any
+
+
+def read_conversation(conn: Connection, conversation_id: int, templates: TemplateCache) -> Loaded:
+    """The database part of loading a conversation (retried on its own when the database blips)."""
     row = conn.execute(_prompt_query(conversation_id)).one()
-    template = templates.get(conn, row.agent_type)
+    return Loaded(row, templates.get(conn, row.agent_type))
+
+
+def render_prompt(loaded: Loaded, now: datetime) -> Prompt:
+    """Render the conversation's template; raises MissingVariable when the context lacks one."""
+    row, template = loaded.row, loaded.template
     ctx = build_context(row, now)
     where = f"{row.agent_type} template"
     fallback = render(template.initial_message, ctx, where=where)
-    return Prompt(conversation_id=row.id, system=render(template.system_prompt, ctx, where=where),
+    return Prompt(conversation_id=row.id, agent_type=row.agent_type, shop_id=row.shop_id,
+                  system=render(template.system_prompt, ctx, where=where),
                   user=f"Write the {row.channel.upper()} message now. A message in the right spirit: {fallback}",
                   fallback=fallback, client_opted_out=row.opted_out, attempts=row.attempts)
+
+
+def load_prompt(conn: Connection, conversation_id: int, now: datetime, templates: TemplateCache) -> Prompt:
+    """Read and render in one go (benchmarks and tests)."""
+    return render_prompt(read_conversation(conn, conversation_id, templates), now)

@@ -8,23 +8,27 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import TypeVar
 
 import psutil
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
+from core import sentry
 from core.breaker import CircuitBreaker
 from core.config import Settings
 from core.llm import Provider, Reply, make_provider
 from core.models import utcnow
 from core.retry import call_model_with_retries, db_retry, is_retryable_model_error
 from core.worker import store
-from core.worker.context import Prompt, TemplateCache, load_prompt
-from core.worker.reporting import report_failure
+from core.worker.context import Loaded, Prompt, TemplateCache, read_conversation, render_prompt
 from core.worker.settings_cache import SettingsCache
 
 log = logging.getLogger("core.worker")
+T = TypeVar("T")
 
 
 class BreakerOpen(Exception):
@@ -48,6 +52,8 @@ class Worker:
         self._beat_now = threading.Event()
         self._lock = threading.Lock()
         self._in_flight: set[int] = set()
+        self._lease_until: dict[int, float] = {}  # time.monotonic() by which each held lease has surely run out
+        self._db_ms: dict[int, float] = {}  # database time spent so far on each held conversation
         self._reserved = 0
         self._pool: ThreadPoolExecutor | None = None
         self._db_samples: list[float] = []
@@ -105,10 +111,9 @@ class Worker:
                 return 0
             self._reserved += free
         ids: list[int] = []
-        started = time.perf_counter()
+        started, asked_at = time.perf_counter(), time.monotonic()
         try:
-            ids = store.claim(self.engine, worker_id=self.id, limit=free, state=state,
-                              percent_shops=self.settings_cache.percent_shops(),
+            ids = store.claim(self.engine, worker_id=self.id, limit=free, scope=self.settings_cache.scope(),
                               lease_seconds=self.settings.agent_lease_seconds)
         except Exception as exc:  # noqa: BLE001 - a database hiccup must not kill the loop
             log.warning("claim failed (%s); trying again shortly", type(exc).__name__)
@@ -117,60 +122,88 @@ class Worker:
             with self._lock:
                 self._reserved -= free
                 self._in_flight.update(ids)
+                self._lease_until.update(dict.fromkeys(ids, asked_at + self.settings.agent_lease_seconds))
         share = (time.perf_counter() - started) * 1000 / max(1, len(ids))
         for n, conv_id in enumerate(ids):
             try:
                 self._pool.submit(self._hold, conv_id, share)
             except RuntimeError:  # the pool is shutting down: hand the rest back at once
                 for rest in ids[n:]:
-                    self._safely(lambda r=rest: store.release(self.engine, conversation_id=r, worker_id=self.id,
-                                                             retry_at=None))
-                    with self._lock:
-                        self._in_flight.discard(rest)
+                    self._safely(rest, lambda r=rest: store.release(self.engine, conversation_id=r,
+                                                                    worker_id=self.id, retry_at=None))
+                    self._forget(rest)
                 break
         return len(ids)
 
     # -- one conversation -----------------------------------------------------------------------------
     def _hold(self, conv_id: int, claim_ms: float) -> None:
-        db_ms, started = claim_ms, time.perf_counter()
+        with self._lock:
+            self._db_ms[conv_id] = claim_ms
         try:
-            t = time.perf_counter()
-            prompt = db_retry(lambda: self._load(conv_id), what="loading a conversation")
-            db_ms += (time.perf_counter() - t) * 1000
-            if prompt.client_opted_out:
-                self._finish(conv_id, "opted_out", None)
-                return
-            if prompt.attempts > store.MAX_CLAIMS:  # every worker that held it died: stop the loop here
-                self._finish(conv_id, "failed", f"gave up after {prompt.attempts - 1} claims that never finished "
-                                                "(the workers holding it stopped each time)")
-                return
-            reply = self._call_model(prompt)
-            response_ms = int((time.perf_counter() - started) * 1000)
-            t = time.perf_counter()
-            outcome = db_retry(lambda: store.complete(self.engine, conversation_id=conv_id, worker_id=self.id,
-                                                      reply=reply, response_ms=response_ms), what="completing")
-            db_ms += (time.perf_counter() - t) * 1000
-            if outcome.accepted:
-                with self._lock:
-                    self.processed += 1
-            else:
-                log.warning("conversation %s: completion rejected (%s)", conv_id, outcome.reason)
-        except BreakerOpen:
-            retry_at = utcnow() + timedelta(seconds=max(1.0, self.breaker.seconds_until_retry()))
-            self._safely(lambda: store.release(self.engine, conversation_id=conv_id, worker_id=self.id,
-                                               retry_at=retry_at))
-        except Exception as exc:  # noqa: BLE001 - one conversation's failure must not stop the worker
-            self._fail(conv_id, exc)
+            with sentry.conversation_scope(conv_id):
+                self._converse(conv_id, started=time.perf_counter())
         finally:
             with self._lock:
-                self._in_flight.discard(conv_id)
-                self._db_samples.append(db_ms)
+                self._db_samples.append(self._db_ms.pop(conv_id, 0.0))
+            self._forget(conv_id)
             if not self._fill():
                 self._wake.set()
 
-    def _load(self, conv_id: int) -> Prompt:
+    def _converse(self, conv_id: int, *, started: float) -> None:
+        """Load, ask the model, store the reply; every outcome but a database error is recorded."""
+        try:
+            loaded = self._in_lease(conv_id, lambda: self._load(conv_id), what="loading a conversation")
+            sentry.tag_agent(agent_type=loaded.row.agent_type, shop_id=loaded.row.shop_id)
+            prompt = render_prompt(loaded, utcnow())
+            if prompt.client_opted_out:
+                self._finish(conv_id, "opted_out", None)
+            elif prompt.attempts > store.MAX_CLAIMS:  # every worker that held it died: stop the loop here
+                self._finish(conv_id, "failed", f"gave up after {prompt.attempts - 1} claims that never finished "
+                                                "(the workers holding it stopped each time)")
+            else:
+                self._reply(conv_id, prompt, started=started)
+        except BreakerOpen:
+            retry_at = utcnow() + timedelta(seconds=max(1.0, self.breaker.seconds_until_retry()))
+            self._safely(conv_id, lambda: store.release(self.engine, conversation_id=conv_id, worker_id=self.id,
+                                                        retry_at=retry_at))
+        except DBAPIError as exc:  # the database's trouble, never the conversation's: its lease expires, it is re-done
+            log.error("conversation %s: the database failed (%s) until it could no longer be sure of its lease; "
+                      "nothing recorded, it will be taken up again when the lease expires", conv_id, type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - one conversation's failure must not stop the worker
+            self._fail(conv_id, exc)
+
+    def _reply(self, conv_id: int, prompt: Prompt, *, started: float) -> None:
+        reply = self._call_model(prompt)
+        response_ms = int((time.perf_counter() - started) * 1000)
+        # The reply is kept in hand and the completion retried until the lease runs out.
+        outcome = self._in_lease(conv_id, lambda: store.complete(
+            self.engine, conversation_id=conv_id, worker_id=self.id, reply=reply, response_ms=response_ms),
+            what="completing")
+        if outcome.accepted:
+            with self._lock:
+                self.processed += 1
+        else:
+            log.warning("conversation %s: completion rejected (%s)", conv_id, outcome.reason)
+
+    def _in_lease(self, conv_id: int, fn: Callable[[], T], *, what: str) -> T:
+        """FN, tried again on transient database errors for as long as this worker surely holds the lease."""
+        with self._lock:
+            until = self._lease_until.get(conv_id, time.monotonic())
+        started = time.perf_counter()
+        try:
+            return db_retry(fn, what=what, until=until)
+        finally:
+            with self._lock:
+                self._db_ms[conv_id] = self._db_ms.get(conv_id, 0.0) + (time.perf_counter() - started) * 1000
+
+    def _forget(self, conv_id: int) -> None:
+        with self._lock:
+            self._in_flight.discard(conv_id)
+            self._lease_until.pop(conv_id, None)
+
+    def _load(self, conv_id: int) -> Loaded:
         with self.engine.connect() as conn:
-            return load_prompt(conn, conv_id, utcnow(), self.templates)
+            return read_conversation(conn, conv_id, self.templates)
 
     def _call_model(self, prompt: Prompt) -> Reply:
         if not self.breaker.allow():
@@ -199,21 +232,22 @@ class Worker:
         return reply
 
     def _finish(self, conv_id: int, status: str, error: str | None) -> None:
-        self._safely(lambda: store.finish_without_reply(self.engine, conversation_id=conv_id, worker_id=self.id,
-                                                        status=status, error=error, provider=self.provider.name))
+        self._safely(conv_id, lambda: store.finish_without_reply(
+            self.engine, conversation_id=conv_id, worker_id=self.id, status=status, error=error,
+            provider=self.provider.name))
 
     def _fail(self, conv_id: int, exc: BaseException) -> None:
         kind = f"{type(exc).__module__}.{type(exc).__name__}".removeprefix("builtins.")
         tries = getattr(exc, "model_attempts", 0)
         attempts = f" (after {tries} attempt{'s' if tries != 1 else ''})" if tries else ""
         error = f"{kind}: {exc}{attempts}"[:2000]
-        log.error("conversation %s failed: %s", conv_id, error)
+        sentry.REPORTED_LOG.error("conversation %s failed: %s", conv_id, error)
         self._finish(conv_id, "failed", error)
-        report_failure(exc, settings=self.settings, engine=self.engine, conversation_id=conv_id)
+        sentry.report(exc)  # once, inside the conversation's scope: tagged with its agent type, shop and id
 
-    def _safely(self, fn) -> None:  # noqa: ANN001
+    def _safely(self, conv_id: int, fn: Callable[[], object]) -> None:
         try:
-            db_retry(fn, what="updating a conversation")
+            self._in_lease(conv_id, fn, what="updating a conversation")
         except Exception as exc:  # noqa: BLE001 - the lease will expire and another worker takes over
             log.error("could not record a conversation's outcome (%s); its lease will expire", type(exc).__name__)
 
@@ -227,8 +261,12 @@ class Worker:
             try:
                 with self._lock:
                     held = list(self._in_flight)
-                store.renew_leases(self.engine, worker_id=self.id, ids=held,
-                                   lease_seconds=self.settings.agent_lease_seconds)
+                asked_at = time.monotonic()
+                renewed = store.renew_leases(self.engine, worker_id=self.id, ids=held,
+                                             lease_seconds=self.settings.agent_lease_seconds)
+                with self._lock:
+                    for conv_id in set(renewed) & self._in_flight:
+                        self._lease_until[conv_id] = asked_at + self.settings.agent_lease_seconds
                 self._write_heartbeat()
             except Exception as exc:  # noqa: BLE001
                 log.warning("heartbeat failed (%s)", type(exc).__name__)
@@ -241,7 +279,7 @@ class Worker:
         row = {"id": self.id, "host": socket.gethostname(), "pid": os.getpid(), "started_at": self.started_at,
                "last_seen_at": now, "stopped_at": now if stopped else None, "in_flight": in_flight,
                "processed": processed, "settings_version": self._seen_version, "settings_seen_at": self._seen_at,
-               "claiming": not stopped, "breaker_state": self.breaker.snapshot().state,
+               "breaker_state": self.breaker.snapshot().state,
                "rss_mb": self._process.memory_info().rss / 1e6, "rss_start_mb": self._rss_start_mb, "cpu_percent": self._process.cpu_percent(None)}
         try:
             store.write_heartbeat(self.engine, row, samples)

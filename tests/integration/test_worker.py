@@ -4,25 +4,22 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, inspect, select, text
 
 from core import rollups
 from core.auth import system_actor
 from core.db import read_session
 from core.models import AgentMetric, Conversation, Message, WorkerHeartbeat
-from core.services import controls
-from core.services.conversations import enqueue_conversations
-from core.uow import UnitOfWork
+from core.queries.settings import Scope, get_activation_state
+from core.worker import store
 from tests.support.data import seed_minimal
-from tests.support.workers import RunningWorker, configure, status_counts, wait_for
+from core.services import controls
+from core.uow import UnitOfWork
+from tests.support.workers import (
+    RunningWorker, agent_messages_per_conversation, configure, prepare, status_counts, wait_for,
+)
 
 ADMIN = system_actor("test")
-
-
-def prepare(engine: Engine, n: int, **scope: object) -> list[int]:
-    seed_minimal(engine, conversations=0)
-    controls.set_activation(actor=ADMIN, mode="full", reason="test", uow=UnitOfWork(engine))
-    return enqueue_conversations(actor=ADMIN, count=n, uow=UnitOfWork(engine), **scope)
 
 
 def done(engine: Engine, n: int) -> bool:
@@ -161,9 +158,17 @@ def test_kill_switch_stops_new_claims_within_a_second(engine: Engine, fake_opena
 def test_environment_switch_overrides_database(engine: Engine, monkeypatch) -> None:
     configure(monkeypatch, AGENT_SYSTEM_ENABLED="false")
     prepare(engine, 3)
-    with RunningWorker(engine):
-        time.sleep(1.0)
+    with read_session(engine) as s:
+        stored = get_activation_state(s)
+    assert stored.mode == "full"
+    with RunningWorker(engine) as worker:  # running, and it has read the stored "full" (its heartbeats say so)
+        wait_for(lambda: _seen(engine, worker.id, stored.version), what="the worker to read the stored mode")
+        first = _beat(engine, worker.id).last_seen_at
+        wait_for(lambda: _beat(engine, worker.id).last_seen_at > first, what="a later heartbeat (more claim rounds)")
     assert status_counts(engine) == {"pending": 3}
+    configure(monkeypatch, AGENT_SYSTEM_ENABLED="true")
+    with RunningWorker(engine):  # the same conversations were claimable all along: with the switch on, they go
+        wait_for(lambda: done(engine, 3), what="the conversations once the environment allows")
 
 
 def test_limited_scope_disabled_type_and_paused_instance(engine: Engine, monkeypatch) -> None:
@@ -190,12 +195,57 @@ def test_limited_scope_disabled_type_and_paused_instance(engine: Engine, monkeyp
     assert set(held) <= {(1, "rebooking")} and len(held) == expected
 
 
-def test_settings_unreadable_means_no_claims(engine: Engine, monkeypatch) -> None:
-    from core.db import make_engine
-    from core.worker.settings_cache import SettingsCache
+def test_activate_percent_through_the_cli_limits_a_real_worker_to_the_chosen_shops(engine: Engine, monkeypatch,
+                                                                                  capsys) -> None:
+    from core.cli.main import main
+    from core.queries.settings import shop_in_percent
 
-    broken = make_engine("postgresql://postgres@127.0.0.1:1/nothing")
-    assert SettingsCache(broken, ttl_seconds=0).get() is None
+    configure(monkeypatch)
+    prepare(engine, 40)
+    assert main(["activate", "--mode", "limited", "--percent", "75", "--reason", "staging: three shops in four"]) == 0
+    assert "plus 75% of shops" in capsys.readouterr().out
+    assert [shop_in_percent(1, 75), shop_in_percent(2, 75)] == [True, False]  # so shop 1 is in, shop 2 out
+    with read_session(engine) as s:
+        by_shop = dict(s.execute(select(Conversation.shop_id, func.count()).group_by(Conversation.shop_id)).all())
+    assert by_shop[1] > 0 and by_shop[2] > 0
+    with RunningWorker(engine):  # claims go in creation order, shops interleaved: a leak would show before the end
+        wait_for(lambda: done(engine, by_shop[1]), what="shop 1's conversations")
+    with read_session(engine) as s:
+        held = dict(s.execute(select(Conversation.shop_id, func.count()).where(Conversation.status != "pending")
+                              .group_by(Conversation.shop_id)).all())
+    assert held == {1: by_shop[1]}
+
+
+def test_settings_unreadable_means_no_claims(engine: Engine, monkeypatch) -> None:
+    configure(monkeypatch)
+    prepare(engine, 3)
+    _rename(engine, "agent_settings", "agent_settings_away")
+    try:
+        with RunningWorker(engine) as worker:
+            wait_for(lambda: _beat(engine, worker.id) is not None, what="the worker's first heartbeat")
+            first = _beat(engine, worker.id).last_seen_at
+            wait_for(lambda: _beat(engine, worker.id).last_seen_at > first, what="a later heartbeat (more rounds)")
+            assert worker.settings_cache.get() is None and status_counts(engine) == {"pending": 3}
+            _rename(engine, "agent_settings_away", "agent_settings")
+            wait_for(lambda: done(engine, 3), what="claims once the settings can be read again")
+    finally:
+        if "agent_settings_away" in inspect(engine).get_table_names():
+            _rename(engine, "agent_settings_away", "agent_settings")
+
+
+def test_two_workers_claim_at_once_and_never_take_the_same_conversation(engine: Engine, fake_openai,
+                                                                         monkeypatch) -> None:
+    use_model(monkeypatch, fake_openai, AGENT_MAX_CONCURRENT=4)
+    fake_openai.set("ok", delay_seconds=0.2)
+    ids = prepare(engine, 40)
+    with RunningWorker(engine) as a, RunningWorker(engine) as b:
+        wait_for(lambda: done(engine, len(ids)), what="40 conversations")
+    with read_session(engine) as s:
+        attempts = s.scalars(select(Conversation.attempts).where(Conversation.id.in_(ids))).all()
+    assert set(attempts) == {1}  # each claimed exactly once
+    assert set(agent_messages_per_conversation(engine).values()) == {1} and fake_openai.calls == a.processed + b.processed
+    assert a.processed > 0 and b.processed > 0
+    assert fake_openai.max_concurrent > 4  # more in flight than one worker may hold: both busy at the same time
 
 
 def test_heartbeat_reports_the_worker(engine: Engine, monkeypatch) -> None:
@@ -210,6 +260,44 @@ def test_heartbeat_reports_the_worker(engine: Engine, monkeypatch) -> None:
     assert _beat(engine, worker.id).stopped_at is not None
 
 
+@pytest.mark.parametrize("scope", [Scope(), Scope(shops=frozenset({1}), agent_types=frozenset({"rebooking"}))])
+def test_the_claim_reads_open_work_from_its_own_index_whatever_the_history(engine: Engine, backend: str,
+                                                                            scope: Scope) -> None:
+    seed_minimal(engine, conversations=400)  # a history in every status, most of it finished
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE"))  # statistics that make a shop's or the creation-time index look tempting
+    sent: list[tuple[str, object]] = []
+
+    def keep(_conn, _cursor, statement, parameters, _context, _many) -> None:  # noqa: ANN001
+        if statement.lstrip().startswith("UPDATE agent_conversations SET status"):
+            sent.append((statement, parameters))
+
+    event.listen(Engine, "before_cursor_execute", keep)
+    try:
+        store.claim(engine, worker_id="w", limit=10, scope=scope, lease_seconds=60)
+    finally:
+        event.remove(Engine, "before_cursor_execute", keep)
+    [(statement, parameters)] = sent
+    explain = "EXPLAIN QUERY PLAN " if backend == "sqlite" else "EXPLAIN "
+    with engine.connect() as conn:
+        plan = "\n".join(str(row[-1]) for row in conn.exec_driver_sql(explain + statement, parameters))
+    reads = [line for line in plan.splitlines() if "agent_conversations" in line and ("Scan" in line or "SCAN" in line
+                                                                                    or "SEARCH" in line)]
+    assert any("ix_agent_conversations_due" in line for line in reads), plan  # open work from its index ...
+    assert all(any(ok in line for ok in ("ix_agent_conversations_due", "pk_agent_conversations", "PRIMARY KEY"))
+               for line in reads), plan  # ... and no other way into the table than by id
+
+
 def _beat(engine: Engine, worker_id: str) -> WorkerHeartbeat | None:
     with read_session(engine) as s:
         return s.get(WorkerHeartbeat, worker_id)
+
+
+def _seen(engine: Engine, worker_id: str, version: int) -> bool:
+    beat = _beat(engine, worker_id)
+    return beat is not None and beat.settings_version == version
+
+
+def _rename(engine: Engine, old: str, new: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))

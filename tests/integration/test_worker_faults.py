@@ -1,48 +1,26 @@
 """Crashes and outages: SIGKILL mid-conversation, a lost lease, a dropped connection, SIGTERM."""
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import Engine, func, select, text, update
+import pytest
+from sqlalchemy import Engine, text, update
 
-from core.auth import system_actor
-from core.db import read_session
+from core.config import reset_settings
+from core.db import dispose_engines, get_engine, read_session
 from core.llm import Reply
-from core.models import Conversation, Message
+from core.migrate import upgrade_to_head
+from core.models import Conversation
 from core.queries.settings import get_activation_state
-from core.services import controls
-from core.services.conversations import enqueue_conversations
-from core.uow import UnitOfWork
 from core.worker import store
-from tests.support.data import seed_minimal
-from tests.support.workers import RunningWorker, configure, status_counts, wait_for
+from tests.support.pg_cluster import PgCluster
+from tests.support.workers import (
+    RunningWorker, agent_messages_per_conversation, configure, prepare, spawn_worker, status_counts, wait_for,
+)
 
-ADMIN = system_actor("test")
-
-
-def prepare(engine: Engine, n: int) -> list[int]:
-    seed_minimal(engine, conversations=0)
-    controls.set_activation(actor=ADMIN, mode="full", reason="test", uow=UnitOfWork(engine))
-    return enqueue_conversations(actor=ADMIN, count=n, uow=UnitOfWork(engine))
-
-
-def spawn_worker(db_url: str, fake_url: str, tmp_path: Path, name: str, **env: object) -> subprocess.Popen:
-    full = {"PATH": os.environ["PATH"], "DATABASE_URL": db_url, "OPENAI_API_KEY": "sk-test-loopback",
-            "OPENAI_BASE_URL": fake_url, "AGENT_POLL_SECONDS": "0.05", "AGENT_HEARTBEAT_SECONDS": "0.3",
-            "AGENT_SETTINGS_TTL_SECONDS": "0.2", **{k: str(v) for k, v in env.items()}}
-    log = open(tmp_path / f"{name}.log", "w")
-    return subprocess.Popen([sys.executable, "-m", "core", "worker"], env=full, stdout=log, stderr=subprocess.STDOUT,
-                            cwd=tmp_path)
-
-
-def agent_messages_per_conversation(engine: Engine) -> dict[int, int]:
-    with read_session(engine) as s:
-        return dict(s.execute(select(Message.conversation_id, func.count()).where(Message.role == "agent")
-                              .group_by(Message.conversation_id)).all())
 
 
 def test_sigkill_mid_conversation_loses_nothing_and_doubles_nothing(engine: Engine, db_url: str, fake_openai,
@@ -76,10 +54,10 @@ def test_late_completion_from_a_worker_that_lost_its_lease_is_rejected(engine: E
     [conv_id] = prepare(engine, 1)
     with read_session(engine) as s:
         state = get_activation_state(s)
-    assert store.claim(engine, worker_id="A", limit=1, state=state, percent_shops=(), lease_seconds=60) == [conv_id]
+    assert store.claim(engine, worker_id="A", limit=1, scope=state.scope(), lease_seconds=60) == [conv_id]
     with engine.begin() as conn:  # A stalls past its lease
         conn.execute(update(Conversation).values(lease_expires_at=Conversation.started_at))
-    assert store.claim(engine, worker_id="B", limit=1, state=state, percent_shops=(), lease_seconds=60) == [conv_id]
+    assert store.claim(engine, worker_id="B", limit=1, scope=state.scope(), lease_seconds=60) == [conv_id]
     reply = Reply(text="Hi!", prompt_tokens=1, completion_tokens=1, provider="openai", model="gpt-4o-mini", latency_ms=5)
     assert store.complete(engine, conversation_id=conv_id, worker_id="A", reply=reply, response_ms=10).accepted is False
     assert store.complete(engine, conversation_id=conv_id, worker_id="B", reply=reply, response_ms=10).accepted is True
@@ -120,8 +98,6 @@ def test_database_connections_dropped_mid_run(pg_engine: Engine, fake_openai, mo
 
 
 def test_a_conversation_whose_workers_keep_dying_is_failed_not_looped(engine: Engine, monkeypatch) -> None:
-    from tests.support.workers import RunningWorker, configure
-
     configure(monkeypatch)
     [conv_id] = prepare(engine, 1)
     from core.models import Client
@@ -135,3 +111,40 @@ def test_a_conversation_whose_workers_keep_dying_is_failed_not_looped(engine: En
         conv = s.get(Conversation, conv_id)
     assert "gave up after 5 claims" in conv.error and conv.attempts == 6
     assert agent_messages_per_conversation(engine) == {}
+
+
+@pytest.fixture
+def private_pg(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[PgCluster, Engine]]:
+    """A PostgreSQL cluster of this test's own (so it can be restarted), migrated, as the process's database."""
+    with PgCluster() as cluster:
+        monkeypatch.setenv("DATABASE_URL", cluster.create_database("agentops"))
+        monkeypatch.setenv("BCRYPT_ROUNDS", "4")
+        reset_settings()
+        dispose_engines()
+        upgrade_to_head(get_engine())
+        yield cluster, get_engine()
+        dispose_engines()
+
+
+@pytest.mark.parametrize("lease_seconds, outlasts_lease", [(60, False), (2, True)])
+def test_a_database_restart_mid_run_fails_nothing_and_sends_nothing_twice(
+        private_pg, fake_openai, monkeypatch, lease_seconds: float, outlasts_lease: bool) -> None:
+    cluster, engine = private_pg
+    configure(monkeypatch, OPENAI_API_KEY="sk-test-loopback", OPENAI_BASE_URL=fake_openai.base_url,
+              AGENT_MAX_CONCURRENT=5, AGENT_LEASE_SECONDS=lease_seconds)  # database retries: the checklist's 1 s, ×2
+    fake_openai.set("ok", delay_seconds=0.5)
+    ids = prepare(engine, 40)
+    with RunningWorker(engine), RunningWorker(engine):
+        wait_for(lambda: status_counts(engine).get("in_progress", 0) >= 8, what="both workers holding work")
+        down_at = time.monotonic()
+        cluster.restart(down_seconds=4)  # longer than the checklist's 3 attempts take
+        up_at = time.monotonic()
+        wait_for(lambda: status_counts(engine).get("pending", 0) + status_counts(engine).get("in_progress", 0) == 0,
+                 timeout=30, what="every conversation to finish after the restart")
+    counts = status_counts(engine)
+    assert counts.get("failed", 0) == 0 and counts["completed"] + counts.get("opted_out", 0) == len(ids)
+    assert set(agent_messages_per_conversation(engine).values()) == {1}  # sent once each
+    assert any(down_at < t < up_at for t in fake_openai.answered_at), "no reply arrived while the database was down"
+    # A reply is kept until the database is back; only one whose lease ran out meanwhile is asked for again.
+    assert fake_openai.calls >= counts["completed"]
+    assert (fake_openai.calls > counts["completed"]) is outlasts_lease

@@ -13,6 +13,7 @@ class FakeOpenAI:
     def __init__(self) -> None:
         self.mode, self.delay_seconds, self.retry_after = "ok", 0.0, None
         self.calls = 0
+        self.answered_at: list[float] = []  # time.monotonic() of each reply sent (mode ok)
         self.concurrent = self.max_concurrent = 0
         self._lock = threading.Lock()
         self._release = threading.Event()
@@ -91,5 +92,7 @@ class FakeOpenAI:
                                      "message": {"role": "assistant", "content": "MODEL: " + user.split(": ", 1)[-1]}}],
                         "usage": {"prompt_tokens": 120, "completion_tokens": 40, "total_tokens": 160}}
                 self._send(200, json.dumps(body).encode())
+                with fake._lock:
+                    fake.answered_at.append(time.monotonic())
 
         return Handler

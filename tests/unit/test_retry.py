@@ -73,3 +73,90 @@ def test_openai_client_retries_are_off(monkeypatch: pytest.MonkeyPatch) -> None:
     provider = OpenAIProvider(get_settings())
     assert provider._client.max_retries == 0
     assert provider._client.timeout.read == 7
+
+
+class _Orig(Exception):
+    """A driver error as psycopg2 raises it: a message, and a SQLSTATE only once a session exists."""
+
+    def __init__(self, message: str, pgcode: str | None = None) -> None:
+        super().__init__(message)
+        self.pgcode = pgcode
+
+
+def _db_error(message: str, *, pgcode: str | None = None, at_connect: bool = True) -> Exception:
+    from sqlalchemy.exc import OperationalError
+
+    return OperationalError(None if at_connect else "SELECT 1", None, _Orig(message, pgcode))
+
+
+AT_CONNECT = 'connection to server at "127.0.0.1", port 5432 failed: '
+
+
+@pytest.mark.parametrize("message", [
+    AT_CONNECT + "FATAL:  the database system is shutting down",
+    AT_CONNECT + "FATAL:  the database system is starting up",
+    AT_CONNECT + "FATAL:  the database system is in recovery mode",
+    AT_CONNECT + "FATAL:  the database system is not yet accepting connections",
+    AT_CONNECT + "Connection refused\n\tIs the server running on that host and accepting TCP/IP connections?",
+    AT_CONNECT + "server closed the connection unexpectedly",
+    AT_CONNECT + "timeout expired",
+])
+def test_a_database_restarting_is_transient(message: str) -> None:
+    from core.retry import is_transient_db_error
+
+    assert is_transient_db_error(_db_error(message))
+
+
+def test_cannot_connect_now_sqlstate_is_transient_mid_session() -> None:
+    from core.retry import is_transient_db_error
+
+    assert is_transient_db_error(_db_error("FATAL: cannot connect now", pgcode="57P03", at_connect=False))
+
+
+@pytest.mark.parametrize("message", [
+    AT_CONNECT + 'FATAL:  password authentication failed for user "agentops"',
+    AT_CONNECT + 'FATAL:  database "agentops" does not exist',
+    AT_CONNECT + 'FATAL:  role "nouser" does not exist',
+])
+def test_a_wrong_setting_is_not_transient(message: str) -> None:
+    from core.retry import is_transient_db_error
+
+    assert not is_transient_db_error(_db_error(message))
+
+
+def test_a_query_error_is_not_transient() -> None:
+    from sqlalchemy.exc import ProgrammingError
+
+    from core.retry import is_transient_db_error
+
+    assert not is_transient_db_error(ProgrammingError("SELECT x", None, _Orig('column "x" does not exist', "42703")))
+
+
+def test_db_retry_with_a_deadline_outlasts_the_checklist_attempts_then_gives_up(monkeypatch) -> None:
+    import time
+
+    from sqlalchemy.exc import OperationalError
+
+    from core.config import reset_settings
+    from core.retry import db_retry
+
+    monkeypatch.setenv("DB_RETRY_DELAY_SECONDS", "0.01")
+    reset_settings()
+    calls: list[float] = []
+
+    def down_for(attempts: int) -> str:
+        calls.append(time.monotonic())
+        if len(calls) <= attempts:
+            raise _db_error(AT_CONNECT + "Connection refused")
+        return "ok"
+
+    assert db_retry(lambda: down_for(5), until=time.monotonic() + 10) == "ok" and len(calls) == 6
+    calls.clear()
+    with pytest.raises(OperationalError):
+        db_retry(lambda: down_for(5))  # without a deadline: the checklist's 3 attempts
+    assert len(calls) == 3
+    calls.clear()
+    started = time.monotonic()
+    with pytest.raises(OperationalError):
+        db_retry(lambda: down_for(1000), until=started + 0.1)
+    assert len(calls) >= 5 and calls[-1] < started + 0.1 <= time.monotonic() + 0.02
