@@ -38,7 +38,3 @@ def build_navigation(actor: Actor) -> st.navigation:
                              default=i == 0, visibility="visible" if allowed else "hidden"))
     return st.navigation(pages)
 
-
-def visible_titles(actor: Actor) -> list[str]:
-    """The titles ACTOR sees in the menu (for tests and the sidebar)."""
-    return [p.title for p in PAGES if actor.can(p.permission)]

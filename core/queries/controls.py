@@ -14,8 +14,9 @@ from core.models import AuditRecord, Conversation, WorkerHeartbeat, utcnow
 from core.queries.health import WORKER_ALIVE_SECONDS, db_query_p95
 from core.queries.scope import require_read
 
-# Refused reads of client data or of pages holding it: the checklist's "unauthorized data access".
-DATA_ACCESS_ACTIONS = ("conversation.read", "page.open", "client.read")
+# Refused reads of client data outside one's scope: the checklist's "unauthorized data access". A page opened
+# without the role (a stale link, a menu slip) is audited as "page.open" refused, and does not count.
+DATA_ACCESS_ACTIONS = ("conversation.read", "client.read", "transcript.read")
 
 
 @dataclass(frozen=True)

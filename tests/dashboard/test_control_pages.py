@@ -9,8 +9,9 @@ from core.db import read_session
 from core.models import AuditRecord
 from core.queries.settings import get_activation_state
 from core.services import controls
+from core.services.guard import record_refusal
 from core.uow import UnitOfWork
-from dashboard.navigation import PAGES, visible_titles
+from dashboard.navigation import PAGES
 from tests.dashboard.conftest import body_text, open_app, sign_in
 from tests.support.data import ROLE_ACTORS
 
@@ -30,10 +31,21 @@ def last_audit(engine: Engine) -> AuditRecord:
 
 
 @pytest.mark.parametrize("username", sorted(USERS))
-def test_menu_lists_exactly_the_roles_pages(username: str) -> None:
-    from core.auth import Actor
+def test_menu_lists_exactly_the_roles_pages(console_db: Engine, username: str, monkeypatch) -> None:
+    """The menu the entrypoint hands to st.navigation, as it is built for a signed-in user."""
+    import streamlit as st
 
-    shown = visible_titles(Actor(username=username, role=USERS[username]))
+    built: list[list] = []
+    real = st.navigation
+
+    def spy(pages, **kwargs):  # noqa: ANN001, ANN003, ANN202 - records what the console asked Streamlit to show
+        built.append([(p.title, p.visibility) for p in pages])
+        return real(pages, **kwargs)
+
+    monkeypatch.setattr(st, "navigation", spy)
+    at = sign_in(open_app(), username)
+    assert not at.exception
+    shown = [title for title, visibility in built[-1] if visibility == "visible"]
     assert shown == [p.title for p in PAGES if username in PAGE_ROLES[p.title]]
 
 
@@ -51,6 +63,28 @@ def test_opening_a_page_url_is_allowed_or_refused(console_db: Engine, username: 
         assert title not in [t.value for t in at.title]
         rec = last_audit(console_db)
         assert (rec.actor, rec.action, rec.outcome, rec.target) == (username, "page.open", "refused", title)
+
+
+def trigger_row(at, key_words: str) -> dict:  # noqa: ANN001
+    table = at.dataframe[-1].value
+    return table[table["trigger"].str.contains(key_words)].iloc[0].to_dict()
+
+
+def test_a_menu_slip_is_not_an_unauthorized_data_access(console_db: Engine) -> None:
+    slip = sign_in(open_app(), "po")
+    slip.switch_page("../pages/controls.py").run()
+    assert any("may not open" in e.value for e in slip.error)
+    at = sign_in(open_app(), "engineer")
+    at.switch_page("../pages/controls.py").run()
+    assert not at.exception
+    assert "Rollback trigger fired" not in body_text(at)
+    assert not [b for b in at.button if b.key == "trigger_rollback"]
+    assert trigger_row(at, "Unauthorized")["now"] == "0.0"
+    record_refusal(actor=ROLE_ACTORS["support"], action="conversation.read", target="conversation 9",
+                   reason="shop 2 is not assigned", uow=UnitOfWork(console_db))
+    at.run()
+    assert "Rollback trigger fired: Unauthorized data access attempts (24 h) = 1.0" in body_text(at)
+    assert trigger_row(at, "Unauthorized")["detail"] == "sam: conversation.read conversation 9"
 
 
 def test_engineer_turns_the_system_off_with_a_reason(console_db: Engine) -> None:
