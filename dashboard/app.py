@@ -14,13 +14,18 @@ except SettingsError as exc:
     st.error(f"The console cannot start: {exc}")
     st.stop()
 
-signed = components.with_database(context.current, fallback=st.session_state.get("agentops_signed_in"))
-if signed is None:
-    st.navigation([st.Page(signin.render_sign_in, title="Sign in", icon=":material/login:")], position="hidden").run()
-    st.stop()
-
-st.session_state["agentops_signed_in"] = signed
-context.persist(signed)
-components.identity_sidebar(signed, settings.environment)
-signin.render_sign_out(signed.token)
-build_navigation(signed.actor).run()
+components.start_run()
+try:
+    signed = components.with_database(context.current, fallback=st.session_state.get("agentops_signed_in"))
+    if signed is None:
+        if not st.session_state.get(components.SHOWN):  # with the database down there is no one to sign in
+            components.run_page(st.navigation([st.Page(signin.render_sign_in, title="Sign in",
+                                                       icon=":material/login:")], position="hidden"))
+        st.stop()
+    st.session_state["agentops_signed_in"] = signed
+    context.persist(signed)
+    components.identity_sidebar(signed, settings.environment)
+    signin.render_sign_out(signed.token)
+    components.run_page(build_navigation(signed.actor))
+finally:
+    components.end_run()

@@ -31,6 +31,8 @@ def load() -> dict:
 @components.live_fragment(run_every=REFRESH_SECONDS)
 def live_panels() -> None:
     figures = load()
+    if figures is None:  # the database is down and nothing was read before: the banner says so
+        return
     summary = figures["summary"]
     cols = st.columns(3) + st.columns(3)
     for col, criterion in zip(cols, figures["criteria"]):

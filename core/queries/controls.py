@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 
 from core.auth import Actor, Permission
 from core.config import get_settings
-from core.models import AuditRecord, Conversation, WorkerHeartbeat, utcnow
+from core.models import AgentInstance, AuditRecord, Conversation, Shop, WorkerHeartbeat, utcnow
 from core.queries.health import WORKER_ALIVE_SECONDS, db_query_p95
-from core.queries.scope import require_read
+from core.queries.scope import require_read, shop_filter
 
 # Refused reads of client data outside one's scope: the checklist's "unauthorized data access". A page opened
 # without the role (a stale link, a menu slip) is audited as "page.open" refused, and does not count.
@@ -63,6 +63,22 @@ def preview_kill(session: Session, *, actor: Actor) -> dict[str, Any]:
     shops = session.scalar(select(func.count(distinct(c.shop_id))).where(c.status.in_(("pending", "in_progress"))))
     return {"in_flight": int(in_flight or 0), "pending_by_type": {k: int(v) for k, v in pending.items()},
             "shops_affected": int(shops or 0)}
+
+
+def list_shop_names(session: Session, *, actor: Actor) -> dict[int, str]:
+    """Shop id → 'name (#id)' for the pickers, limited to ACTOR's shops."""
+    require_read(actor, Permission.VIEW_HEALTH)
+    rows = session.execute(select(Shop.id, Shop.name).where(*shop_filter(actor, Shop.id)).order_by(Shop.id))
+    return {i: f"{name} (#{i})" for i, name in rows}
+
+
+def list_instances(session: Session, *, actor: Actor) -> list[dict[str, Any]]:
+    """Every agent instance ACTOR may manage, with its status, by shop and agent type."""
+    require_read(actor, Permission.MANAGE_INSTANCES)
+    i = AgentInstance
+    rows = session.execute(select(i.id, i.shop_id, i.agent_type, i.status).where(*shop_filter(actor, i.shop_id))
+                           .order_by(i.shop_id, i.agent_type))
+    return [{"id": r.id, "shop": r.shop_id, "agent type": r.agent_type, "status": r.status} for r in rows]
 
 
 @dataclass(frozen=True)
