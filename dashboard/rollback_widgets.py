@@ -75,5 +75,6 @@ def runs_panel(actor: Actor) -> None:
 def banner(run: RunView) -> None:
     """One line on a run, in the words of its state; its outcome whenever it has one (e.g. 'already off')."""
     took = f" in {run.duration_s:.1f} s" if run.state == "done" and run.duration_s is not None else ""
-    text = f"Run {run.id} ({run.kind}): {run.state.replace('_', ' ')}{took}." + (f" {run.outcome}" if run.outcome else "")
+    outcome = f" {run.outcome}" if run.outcome else ""
+    text = f"Run {run.id} ({run.kind}): {run.state.replace('_', ' ')}{took}.{outcome}"
     {"done": st.success, "failed": st.error}.get(run.state, st.info)(text)
