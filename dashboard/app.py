@@ -24,8 +24,9 @@ try:
         st.stop()
     st.session_state["agentops_signed_in"] = signed
     context.persist(signed)
+    page = build_navigation(signed.actor)  # first: its menu (or its one link) heads the sidebar
     components.identity_sidebar(signed, settings.environment)
     signin.render_sign_out(signed.token)
-    components.run_page(build_navigation(signed.actor))
+    components.run_page(page)
 finally:
     components.end_run()

@@ -1,14 +1,14 @@
 """Plotly figures for the health page, built from already-aggregated rows."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-STATUS_COLOURS = {"completed": "#16a34a", "failed": "#dc2626", "opted_out": "#a3a3a3", "created": "#2563eb"}
+STATUS_COLOURS = {"completed": "#16a34a", "failed": "#dc2626", "opted_out": "#a3a3a3", "still open": "#93c5fd"}
 
 
 def volume_by_status(series: list[dict[str, Any]]) -> go.Figure:
@@ -38,8 +38,8 @@ def error_rate_over_time(series: list[dict[str, Any]], threshold_pct: float) -> 
     return _time_axis(_tidy(fig, "Error rate (%)"), series)
 
 
-def probe_latency(points: list[dict[str, Any]], url: str) -> go.Figure:
-    """Latency of one probed endpoint over time: a line through the probes, failed ones marked red."""
+def probe_latency(points: list[dict[str, Any]], url: str, window: tuple[datetime, datetime]) -> go.Figure:
+    """Latency of one probed endpoint over the whole WINDOW: a line through the probes, failed ones marked red."""
     df = pd.DataFrame(points, columns=["checked_at", "latency_ms", "ok"])
     df["checked_at"] = pd.to_datetime(df["checked_at"], utc=True).dt.tz_localize(None)
     fig = go.Figure(go.Scatter(x=df["checked_at"], y=df["latency_ms"], mode="lines+markers", name="latency",
@@ -48,7 +48,9 @@ def probe_latency(points: list[dict[str, Any]], url: str) -> go.Figure:
     fig.add_trace(go.Scatter(x=down["checked_at"], y=[0] * len(down), mode="markers", name="down",
                              marker={"color": "#dc2626", "size": 9, "symbol": "x"}))
     fig.update_yaxes(title="ms", rangemode="tozero")
-    fig.update_xaxes(tickformat="%H:%M\n%b %d")
+    # The axis spans the window, so one point (a new prober, or hourly averages) sits at its time, not alone
+    # on a few milliseconds of axis; Plotly then picks minute, hour or day ticks as the window needs.
+    fig.update_xaxes(range=[t.replace(tzinfo=None) for t in window])
     return _tidy(fig, url, height=240)
 
 
@@ -66,7 +68,7 @@ def _time_axis(fig: go.Figure, series: list[dict[str, Any]]) -> go.Figure:
 
 
 def _tidy(fig: go.Figure, title: str, height: int = 300) -> go.Figure:
-    fig.update_layout(title=title, height=height, margin={"l": 10, "r": 10, "t": 40, "b": 40},
-                      legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"},
+    fig.update_layout(title=title, height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      legend={"orientation": "h", "y": -0.15, "yanchor": "top", "title": {"text": ""}},
                       xaxis_title=None)
     return fig

@@ -66,7 +66,8 @@ def runs_panel(actor: Actor) -> None:
     if followed is not None:
         banner(followed)
     st.dataframe(pd.DataFrame([{"run": r.id, "kind": r.kind, "state": r.state.replace("_", " "),
-                                "by": r.requested_by, "approved by": r.approved_by, "started": r.started_at,
+                                "by": r.requested_by, "approved by": r.approved_by,
+                                "started": f"{r.started_at:%Y-%m-%d %H:%M:%S} UTC",
                                 "duration s": None if r.duration_s is None else round(r.duration_s, 1),
                                 "target s": r.target_s, "outcome": r.outcome} for r in listed]),
                  hide_index=True, width="stretch")

@@ -82,10 +82,10 @@ def render_probes(probes: list[dict]) -> None:
                 + ", ".join(settings.probe_urls()))
         return
     for p in probes:
-        state = "✅ up" if p["ok"] else f"❌ down ({p['error'] or p['status_code']})"
+        state = "up" if p["ok"] else f"DOWN ({p['error'] or p['status_code']})"
         st.text(f"{p['url']}: {state} · uptime {p['uptime_percent']:.1f} % in the last {window} "
                 f"({describe_window(p['since'], p['until'])})")
-        st.plotly_chart(charts.probe_latency(p["points"], p["url"]), width="stretch")
+        st.plotly_chart(charts.probe_latency(p["points"], p["url"], (p["since"], p["until"])), width="stretch")
 
 
 live_panels()

@@ -162,7 +162,7 @@ def _five_minutes_of(session: Session, column: Any) -> Any:
     if _is_pg(session):
         return func.date_bin(literal_column("interval '5 minutes'"), column,
                              literal_column("timestamptz '2000-01-01 00:00:00+00'"))
-    return func.datetime(cast(func.strftime("%s", column), Integer) / 300 * 300, "unixepoch")
+    return func.datetime(cast(func.strftime("%s", column), Integer) // 300 * 300, "unixepoch")
 
 
 def _norm(value: Any, by: str | None) -> Any:

@@ -117,7 +117,7 @@ def test_probes_state_their_window_and_plot_their_points(console_db: Engine) -> 
     at = sign_in(open_app(), "engineer")
     assert not at.exception
     text = body_text(at)
-    assert re.search(r"http://127\.0\.0\.1:1/health: ❌ down \(Connection error\) · uptime 0\.0 % in the last 24h "
+    assert re.search(r"http://127\.0\.0\.1:1/health: DOWN \(Connection error\) · uptime 0\.0 % in the last 24h "
                      r"\(\w{3} \d\d \d\d:\d\d – \w{3} \d\d \d\d:\d\d UTC\)", text), text
     chart = json.loads(at.get("plotly_chart")[-1].proto.spec)
     assert len(chart["data"][0]["x"]) == 2 and len(chart["data"][1]["x"]) == 2  # two probes, both down

@@ -54,6 +54,10 @@ def assert_true_to_raw_rows(engine: Engine, hours: int, actor=ACTOR,  # noqa: AN
     assert summary["by_status"] == truth["by_status"]
     assert summary["error_rate"] == pytest.approx(truth["error_rate"])
     assert abs(summary["p95_response_ms"] - truth["p95"]) / truth["p95"] <= math.sqrt(BUCKET_RATIO) - 1
+    step = {1: timedelta(minutes=5), 24: timedelta(hours=1)}.get(hours, timedelta(days=1))
+    periods = [r["period"] for r in series]
+    assert periods[0] <= since < periods[0] + step and periods[-1] <= before < periods[-1] + step + timedelta(minutes=1)
+    assert all(b - a == step for a, b in zip(periods, periods[1:])), "one row per whole period, none in between"
     for rows in (series, by_type, by_shop):
         assert sum(r["created"] for r in rows) == truth["conversations"]
         assert sum(r["failed"] for r in rows) == truth["by_status"]["failed"]
