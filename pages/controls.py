@@ -38,7 +38,8 @@ if fired:
 @st.dialog("Turn the agent system off?")
 def confirm_kill(version: int) -> None:
     st.write(f"{impact['in_flight']} conversations in flight will finish; no new one will start.")
-    st.write(f"{sum(impact['pending_by_type'].values())} pending conversations in {impact['shops_affected']} shops wait:")
+    pending = sum(impact["pending_by_type"].values())
+    st.write(f"{pending} pending conversations in {impact['shops_affected']} shops wait:")
     st.dataframe([{"agent type": k, "pending": v} for k, v in sorted(impact["pending_by_type"].items())],
                  hide_index=True)
     key = components.form_key("kill")

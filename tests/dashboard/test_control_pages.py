@@ -215,3 +215,49 @@ def test_a_too_short_password_is_one_sentence_not_a_success(console_db: Engine) 
     assert not at.exception
     assert [e.value for e in at.error] == ["The password must have at least 10 characters."]
     assert not at.toast
+
+
+def test_the_rollback_banner_and_the_runs_table_agree(console_db: Engine) -> None:
+    controls.set_activation(actor=ROLE_ACTORS["admin"], mode="full", reason="go", uow=UnitOfWork(console_db))
+    at = sign_in(open_app(), "engineer")
+    at.switch_page("../pages/rollbacks.py").run()
+    in_form(at, "immediate", "Reason").input("error rate over the goal")
+    submit(at, "immediate")
+    assert not at.exception
+    runs = at.dataframe[-1].value
+    row = runs[runs["run"] == 1].iloc[0]
+    assert (row["kind"], row["state"]) == ("immediate", "done")  # no worker runs: nothing to wait for
+    assert f"Run 1 (immediate): done in {row['duration s']:.1f} s. {row['outcome']}" in [s.value for s in at.success]
+    assert in_form(at, "immediate", "Reason").value == ""
+
+
+def test_a_run_in_any_state_is_shown_with_its_outcome() -> None:
+    from streamlit.testing.v1 import AppTest
+
+    def page() -> None:  # AppTest runs this function's body as the script
+        from datetime import datetime, timezone
+
+        from core.services.rollbacks import RunView
+        from dashboard.rollback_widgets import banner
+
+        at = datetime(2026, 11, 25, 10, 8, tzinfo=timezone.utc)
+        banner(RunView(7, "immediate", "already_off", "erin", None, at, at, 0.0, 300.0,
+                       "The agent system was already off (settings version 12); nothing was stopped.", {}))
+
+    at = AppTest.from_function(page).run()
+    assert not at.exception
+    assert [i.value for i in at.info] == ["Run 7 (immediate): already off. The agent system was already off "
+                                          "(settings version 12); nothing was stopped."]
+
+
+def test_the_instances_table_says_what_it_lists(console_db: Engine) -> None:
+    at = sign_in(open_app(), "engineer")
+    at.switch_page("../pages/controls.py").run()
+    with read_session(console_db) as s:
+        from core.models import AgentInstance
+
+        statuses = list(s.scalars(select(AgentInstance.status)))
+    idle = sum(1 for st in statuses if st != "active")
+    said = f"{idle} of {len(statuses)} instances are not active:" if idle else \
+        f"All {len(statuses)} instances are active."
+    assert said in [c.value for c in at.caption]
