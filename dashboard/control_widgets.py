@@ -33,7 +33,7 @@ def activation_form(actor: Actor, state: ActivationState, shops: dict[int, str])
     """Off, limited (shops and types, or a stable percentage of shops) or full."""
     from core.models import AGENT_TYPES
 
-    key = form_key("activation")
+    key = f"{form_key('activation')}_v{state.version}"  # a change from anywhere redraws it from the new state
     with st.form(key):
         mode = st.radio("Mode", ["off", "limited", "full"], index=["off", "limited", "full"].index(state.mode),
                         horizontal=True, key=f"{key}_mode")

@@ -105,6 +105,7 @@ def test_engineer_turns_the_system_off_with_a_reason(console_db: Engine) -> None
     rec = last_audit(console_db)
     assert (rec.action, rec.source, rec.reason) == ("kill_switch.engage", "console", "replies are off-brand")
     assert "No worker is running; version 3 will apply when one starts." in body_text(at)
+    assert in_form(at, "activation", "Mode").value == "off"  # the form shows the state as it now is
 
 
 def test_activation_form_sets_limited_scope(console_db: Engine) -> None:
