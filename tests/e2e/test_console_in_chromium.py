@@ -13,10 +13,8 @@ from tests.e2e.conftest import no_error_box, open_page, sign_in
 
 def test_engineer_switches_off_through_the_dialog(console: str, page: Page, engine: Engine) -> None:
     sign_in(page, console, "engineer")
-    nav = page.locator('[data-testid="stSidebarNav"]')
-    expect(nav).to_contain_text("Controls")
-    page.get_by_role("link", name=re.compile("Controls")).click()
-    expect(page.get_by_role("heading", name="Controls")).to_be_visible(timeout=20_000)
+    expect(page.locator('[data-testid="stSidebarNav"]')).to_contain_text("Controls")
+    open_page(page, console, "controls", "Controls")
     expect(page.get_by_text("RUNNING")).to_be_visible(timeout=20_000)
     page.get_by_role("button", name="Turn off…").click()
     dialog = page.get_by_role("dialog")
