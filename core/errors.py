@@ -48,6 +48,23 @@ class OperationFailed(AgentOpsError):
     http_status = 500
 
 
+def describe_database_error(exc: BaseException) -> str:
+    """One sentence saying what happened to the database and the way back (CLI, its loops and the console)."""
+    from sqlalchemy.exc import ProgrammingError
+
+    from core.config import get_settings
+
+    first = first_line(exc)
+    if "no such table" in first or ("relation" in first and "does not exist" in first):
+        return (f"The agent tables are missing ({first}): put the last backup back with "
+                f"`python -m core db restore PATH` (backups are in {get_settings().backup_dir}), or start empty "
+                "with `python -m core db setup`.")
+    if isinstance(exc, ProgrammingError):
+        return f"The database schema does not match this version ({first}): run `python -m core db setup`."
+    return (f"The database cannot be reached ({first}): check that it is running and that DATABASE_URL points at "
+            "it (`python -m core db verify` tests the connection).")
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of a (database) error's own message: what a person needs, without SQL or parameters."""
     text = str(getattr(exc, "orig", None) or exc).strip()

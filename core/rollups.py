@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select
@@ -142,9 +142,3 @@ def rebuild(session: Session, *, since: datetime | None = None) -> int:
         ["hour", "agent_instance_id", "bucket", "shop_id", "agent_type", "count"], buckets)).rowcount
     span = None if since is None else (utcnow() - since).days + 2
     return n + refresh_daily(session, days=span)
-
-
-def window_start(now: datetime, hours: int) -> datetime:
-    """The first hour of a window of HOURS whole hours that ends with the current hour."""
-    return floor_hour(now) - timedelta(hours=hours - 1)
-

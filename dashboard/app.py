@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.config import SettingsError, get_settings
+from core.sentry import init_sentry
 from dashboard import components, context, signin
 from dashboard.navigation import build_navigation
 
@@ -13,14 +14,21 @@ try:
 except SettingsError as exc:
     st.error(f"The console cannot start: {exc}")
     st.stop()
+init_sentry(settings, component="console")  # once per process; nothing without SENTRY_DSN
 
-signed = components.with_database(context.current, fallback=st.session_state.get("agentops_signed_in"))
-if signed is None:
-    st.navigation([st.Page(signin.render_sign_in, title="Sign in", icon=":material/login:")], position="hidden").run()
-    st.stop()
-
-st.session_state["agentops_signed_in"] = signed
-context.persist(signed)
-components.identity_sidebar(signed, settings.environment)
-signin.render_sign_out(signed.token)
-build_navigation(signed.actor).run()
+components.start_run()
+try:
+    signed = components.with_database(context.current, fallback=st.session_state.get("agentops_signed_in"))
+    if signed is None:
+        if not st.session_state.get(components.SHOWN):  # with the database down there is no one to sign in
+            components.run_page(st.navigation([st.Page(signin.render_sign_in, title="Sign in",
+                                                       icon=":material/login:")], position="hidden"))
+        st.stop()
+    st.session_state["agentops_signed_in"] = signed
+    context.persist(signed)
+    page = build_navigation(signed.actor)  # first: its menu (or its one link) heads the sidebar
+    components.identity_sidebar(signed, settings.environment)
+    signin.render_sign_out(signed.token)
+    components.run_page(page)
+finally:
+    components.end_run()

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import streamlit as st
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 
 from core.auth import Actor, Permission
+from core.errors import describe_database_error
 from core.services.guard import record_refusal
 from core.services.sessions import SignedIn
 from core.uow import UnitOfWork
@@ -19,23 +20,64 @@ ENV_COLOURS = {"production": "red", "staging": "orange", "development": "green"}
 STATE_COLOURS = {"pass": "green", "warn": "orange", "fail": "red", "no data": "gray"}
 
 
+# What a missing table or an unreachable database raises, on PostgreSQL and SQLite.
+DATABASE_ERRORS = (OperationalError, ProgrammingError, InterfaceError)
+# Where this run stands, for showing the database banner once: a full run draws the whole page; a fragment-only
+# run redraws one live panel and leaves the rest of the page (and a banner drawn outside the panel) as it was.
+FULL_RUN, IN_PANEL, SHOWN, SHOWN_OUTSIDE_PANELS = "_run_full", "_run_in_panel", "_banner_shown", "_banner_outside"
+
+
 def database_problem(exc: Exception) -> str:
-    """One sentence saying what kind of database error happened."""
-    first = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if isinstance(exc, ProgrammingError) or "no such table" in first or "does not exist" in first:
-        return f"The database is not set up ({first}). Run `python -m core db setup`."
-    return f"The database cannot be reached ({first})."
+    """One sentence saying what happened to the database and the way back."""
+    return describe_database_error(exc)
+
+
+def start_run() -> None:
+    """Called at the top of every full run of the app: no database banner has been shown in it yet."""
+    st.session_state.update({FULL_RUN: True, IN_PANEL: False, SHOWN: False, SHOWN_OUTSIDE_PANELS: False})
+
+
+def end_run() -> None:
+    """Called when a full run ends (however it ends): later runs are fragment-only until start_run()."""
+    st.session_state[FULL_RUN] = False
+
+
+def database_banner(exc: Exception) -> None:
+    """Show the database problem once on the screen, however many reads of this run meet it."""
+    state = st.session_state
+    already = state.get(SHOWN) if state.get(FULL_RUN) else state.get(SHOWN_OUTSIDE_PANELS)
+    if already:
+        return
+    st.error(database_problem(exc), icon=":material/database_off:")
+    state[SHOWN] = True
+    if not state.get(IN_PANEL):
+        state[SHOWN_OUTSIDE_PANELS] = True
 
 
 def with_database(fn: Callable[[], T], *, fallback: T) -> T:
-    """Run FN; on a database error show a banner and return FALLBACK (the last good value)."""
+    """Run FN; on a database error show the banner (once) and return FALLBACK (e.g. the last good value)."""
     try:
         return fn()
-    except (OperationalError, ProgrammingError) as exc:
-        st.error(database_problem(exc), icon="🛑")
-        if fallback is None:
-            st.stop()
+    except DATABASE_ERRORS as exc:
+        database_banner(exc)
         return fallback
+
+
+def read(query: Callable[..., T], **kwargs: Any) -> T:
+    """QUERY(session, **KWARGS) in a read session of its own."""
+    from core.db import read_session
+
+    with read_session() as session:
+        return query(session, **kwargs)
+
+
+def run_page(page: Any) -> None:
+    """Run the chosen page; a missing table or a database that is down ends it with one sentence, not a traceback."""
+    show_flash()
+    try:
+        page.run()
+    except DATABASE_ERRORS as exc:
+        database_banner(exc)
 
 
 def identity_sidebar(signed: SignedIn, environment: str) -> None:
@@ -57,8 +99,32 @@ def page_guard(permission: Permission, page: str) -> Actor:
         record_refusal(actor=signed.actor, action="page.open", target=page, uow=UnitOfWork(),
                        reason=f"role {signed.actor.role.value} may not open {page}")
         st.error(f"Your role ({signed.actor.role.value}) may not open {page}. This attempt has been recorded.")
+        from dashboard.navigation import links_for
+
+        st.caption("Pages you can open:")
+        links_for(signed.actor)
         st.stop()
     return signed.actor
+
+
+def parse_ids(text: str, field: str) -> list[int] | None:
+    """'1, 2' → [1, 2]; anything else is one sentence on the page and None."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not all(p.isdigit() for p in parts):
+        st.error(f"{field} must be numbers separated by commas, such as 1,2 (got {text!r}).")
+        return None
+    return [int(p) for p in parts]
+
+
+def flash(sentence: str) -> None:
+    """Say SENTENCE after the rerun that follows a successful action (a rerun would wipe it from this run)."""
+    st.session_state["_flash"] = sentence
+
+
+def show_flash() -> None:
+    """The sentence an action left for this run, if any, as a toast."""
+    if sentence := st.session_state.pop("_flash", None):
+        st.toast(sentence, icon=":material/check_circle:")
 
 
 def fmt(value: float | None, unit: str, digits: int = 0) -> str:
@@ -105,6 +171,18 @@ def act(fn: Callable[[], T]) -> Acted[T]:
         return Acted(False, error=str(exc))
 
 
+def form_key(name: str) -> str:
+    """The key of form NAME in its current generation; widgets in it derive their keys from this one."""
+    return f"{name}_{st.session_state.get(f'_form_generation_{name}', 0)}"
+
+
+def reset_form(name: str) -> None:
+    """After a successful action: the next run draws form NAME afresh, its reason box empty.
+
+    `clear_on_submit` would also wipe the form after an error; a new generation clears it only on success."""
+    st.session_state[f"_form_generation_{name}"] = st.session_state.get(f"_form_generation_{name}", 0) + 1
+
+
 def live_fragment(*, run_every: float | None = None) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """`st.fragment` for live panels that checks the server-side session on every run (house rule 9).
 
@@ -118,12 +196,15 @@ def live_fragment(*, run_every: float | None = None) -> Callable[[Callable[..., 
         def run(*args: Any, **kwargs: Any) -> None:
             from dashboard import context
 
-            if not context.session_still_open():
-                st.rerun(scope="app")
+            st.session_state[IN_PANEL] = True
             try:
+                if not context.session_still_open():
+                    st.rerun(scope="app")
                 fn(*args, **kwargs)
-            except (OperationalError, ProgrammingError) as exc:
-                st.warning(database_problem(exc), icon=":material/database_off:")
+            except DATABASE_ERRORS as exc:
+                database_banner(exc)
+            finally:
+                st.session_state[IN_PANEL] = False
 
         return st.fragment(run, run_every=run_every)
 

@@ -1,23 +1,16 @@
-"""The Controls page's forms; each acts through one core service function."""
+"""The Controls page's forms; each acts through one core service function, its reason and button in one form."""
 from __future__ import annotations
+
+from typing import Any
 
 import pandas as pd
 import streamlit as st
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from core.auth import Actor
-from core.db import read_session
-from core.models import AgentInstance, Shop
 from core.queries.settings import ActivationState
 from core.services import controls
 from core.uow import UnitOfWork
-from dashboard.components import act
-
-
-def shop_choices(session: Session) -> dict[int, str]:
-    """Shop id → 'name (#id)' for pickers."""
-    return {i: f"{name} (#{i})" for i, name in session.execute(select(Shop.id, Shop.name).order_by(Shop.id))}
+from dashboard.components import act, form_key, reset_form
 
 
 def state_banner(state: ActivationState) -> None:
@@ -29,63 +22,85 @@ def state_banner(state: ActivationState) -> None:
         st.warning("AGENT_SYSTEM_ENABLED=false in this environment: the system stays off whatever is set here.")
 
 
+def applied(form: str, new: Any) -> None:
+    """A settings change went through: follow its propagation, empty the form, draw the page again."""
+    st.session_state["propagating"] = (new.version, new.changed_at)
+    reset_form(form)
+    st.rerun()
+
+
 def activation_form(actor: Actor, state: ActivationState, shops: dict[int, str]) -> None:
     """Off, limited (shops and types, or a stable percentage of shops) or full."""
-    with st.form("activation"):
-        mode = st.radio("Mode", ["off", "limited", "full"], index=["off", "limited", "full"].index(state.mode),
-                        horizontal=True)
-        chosen = st.multiselect("Shops (limited)", list(shops), default=list(state.allowed_shops),
-                                format_func=shops.get)
-        from core.models import AGENT_TYPES
+    from core.models import AGENT_TYPES
 
+    key = f"{form_key('activation')}_v{state.version}"  # a change from anywhere redraws it from the new state
+    with st.form(key):
+        mode = st.radio("Mode", ["off", "limited", "full"], index=["off", "limited", "full"].index(state.mode),
+                        horizontal=True, key=f"{key}_mode")
+        chosen = st.multiselect("Shops (limited)", list(shops), default=list(state.allowed_shops),
+                                format_func=shops.get, key=f"{key}_shops")
         types = st.multiselect("Agent types (limited; none = all)", list(AGENT_TYPES),
-                               default=list(state.allowed_agent_types))
+                               default=list(state.allowed_agent_types), key=f"{key}_types")
         percent = st.number_input("Or this percentage of shops (limited; 0 = use the list)", 0, 100,
-                                  value=state.shop_percent or 0)
-        reason = st.text_input("Reason (required)")
+                                  value=state.shop_percent or 0, key=f"{key}_percent")
+        reason = st.text_input("Reason (required)", key=f"{key}_reason")
         if st.form_submit_button("Apply"):
             new = act(lambda: controls.set_activation(
                 actor=actor, mode=mode, reason=reason, uow=UnitOfWork(), shops=chosen, agent_types=types,
                 shop_percent=int(percent) or None, expected_version=state.version))
             if new:
-                st.session_state["propagating"] = (new.value.version, new.value.changed_at)
-                st.rerun()
+                applied("activation", new.value)
 
 
-def agent_type_controls(actor: Actor, state: ActivationState, agent_types: tuple[str, ...]) -> None:
+def agent_type_form(actor: Actor, state: ActivationState, agent_types: tuple[str, ...]) -> None:
     """Disable a problematic agent type everywhere (or enable it again)."""
-    cols = st.columns([2, 3, 1])
-    agent_type = cols[0].selectbox("Agent type", agent_types, key="type_pick")
-    reason = cols[1].text_input("Reason", key="type_reason")
-    disabled = agent_type in state.disabled_agent_types
-    if cols[2].button("Enable" if disabled else "Disable", key="type_toggle"):
-        new = act(lambda: controls.set_agent_type_enabled(actor=actor, agent_type=agent_type, enabled=disabled,
-                                                          reason=reason, uow=UnitOfWork(),
-                                                          expected_version=state.version))
-        if new:
-            st.session_state["propagating"] = (new.value.version, new.value.changed_at)
-            st.rerun()
-    if state.disabled_agent_types:
-        st.caption("Disabled: " + ", ".join(state.disabled_agent_types))
+    key = form_key("agent_type")
+    off = set(state.disabled_agent_types)
+    with st.form(key):
+        cols = st.columns([2, 1, 3])
+        agent_type = cols[0].selectbox("Agent type", agent_types, key=f"{key}_type",
+                                       format_func=lambda t: f"{t} (disabled)" if t in off else t)
+        action = cols[1].radio("Action", ["Disable", "Enable"], key=f"{key}_action")
+        reason = cols[2].text_input("Reason", key=f"{key}_reason")
+        if st.form_submit_button("Apply to the agent type"):
+            enable = action == "Enable"
+            if enable == (agent_type not in off):
+                st.info(f"{agent_type} is already {'enabled' if enable else 'disabled'}; nothing changed.")
+                return
+            new = act(lambda: controls.set_agent_type_enabled(actor=actor, agent_type=agent_type, enabled=enable,
+                                                              reason=reason, uow=UnitOfWork(),
+                                                              expected_version=state.version))
+            if new:
+                applied("agent_type", new.value)
+    st.caption("Disabled: " + ", ".join(sorted(off)) if off else "Every agent type is enabled.")
 
 
-def instance_controls(actor: Actor) -> None:
-    """Pause or resume one agent instance."""
-    with read_session() as s:
-        rows = s.execute(select(AgentInstance.id, AgentInstance.shop_id, AgentInstance.agent_type,
-                                AgentInstance.status).order_by(AgentInstance.shop_id, AgentInstance.agent_type)).all()
-    if not rows:
+def instance_form(actor: Actor, instances: list[dict[str, Any]]) -> None:
+    """Pause or resume one agent instance; the table lists the paused ones and says so."""
+    if not instances:
         st.info("No agent instances yet.")
         return
-    df = pd.DataFrame(rows, columns=["id", "shop", "agent type", "status"])
-    st.dataframe(df[df["status"] != "active"], hide_index=True, width="stretch")
-    labels = {r.id: f"#{r.id} shop {r.shop_id} {r.agent_type} ({r.status})" for r in rows}
-    cols = st.columns([3, 3, 1])
-    picked = cols[0].selectbox("Instance", list(labels), format_func=labels.get, key="inst_pick")
-    reason = cols[1].text_input("Reason", key="inst_reason")
-    current = next(r.status for r in rows if r.id == picked)
-    target = "active" if current != "active" else "paused"
-    if cols[2].button("Resume" if target == "active" else "Pause", key="inst_toggle"):
-        if act(lambda: controls.set_instance_status(actor=actor, instance_id=picked, status=target,
-                                                    reason=reason or "console", uow=UnitOfWork())):
-            st.rerun()
+    idle = [i for i in instances if i["status"] != "active"]
+    if idle:
+        st.caption(f"{len(idle)} of {len(instances)} instances are not active:")
+        st.dataframe(pd.DataFrame(idle), hide_index=True, width="stretch")
+    else:
+        st.caption(f"All {len(instances)} instances are active.")
+    labels = {i["id"]: f"#{i['id']} shop {i['shop']} {i['agent type']} ({i['status']})" for i in instances}
+    status = {i["id"]: i["status"] for i in instances}
+    key = form_key("instance")
+    with st.form(key):
+        cols = st.columns([2, 1, 3])
+        picked = cols[0].selectbox("Instance", list(labels), format_func=labels.get, key=f"{key}_pick")
+        action = cols[1].radio("Action", ["Pause", "Resume"], key=f"{key}_action")
+        reason = cols[2].text_input("Reason", key=f"{key}_reason")
+        if st.form_submit_button("Apply to the instance"):
+            target = "active" if action == "Resume" else "paused"
+            if not reason.strip():
+                st.error("A reason is required for every change to the agent system.")
+            elif status[picked] == target:
+                st.info(f"Instance #{picked} is already {target}; nothing changed.")
+            elif act(lambda: controls.set_instance_status(actor=actor, instance_id=picked, status=target,
+                                                          reason=reason, uow=UnitOfWork())):
+                reset_form("instance")
+                st.rerun()

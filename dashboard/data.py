@@ -37,7 +37,7 @@ def health_figures(role: str, shops: tuple[int, ...] | None, window_hours: int) 
             "by_type": metrics.get_breakdown(s, actor=actor, window_hours=window_hours, by="agent_type"),
             "by_shop": metrics.get_breakdown(s, actor=actor, window_hours=window_hours, by="shop"),
             "workers": workers,
-            "probes": health.probe_history(s, actor=actor, window_hours=min(window_hours, 24)),
+            "probes": health.probe_history(s, actor=actor, window_hours=window_hours),
         }
     figures["read_ms"] = (time.perf_counter() - started) * 1000
     figures["read_at"] = time.time()

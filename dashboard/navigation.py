@@ -19,6 +19,10 @@ class PageSpec:
     permission: Permission
     url_path: str
 
+    @property
+    def path(self) -> str:
+        return str(PAGES_DIR / self.file)
+
 
 PAGES = [
     PageSpec("health.py", "Agent health", ":material/monitor_heart:", Permission.VIEW_HEALTH, "health"),
@@ -31,14 +35,19 @@ PAGES = [
 
 def build_navigation(actor: Actor) -> st.navigation:
     """Pages ACTOR may use are listed; the others stay reachable by URL only to show a refusal."""
-    pages = []
-    for i, spec in enumerate(PAGES):
-        allowed = actor.can(spec.permission)
-        pages.append(st.Page(str(PAGES_DIR / spec.file), title=spec.title, icon=spec.icon, url_path=spec.url_path,
-                             default=i == 0, visibility="visible" if allowed else "hidden"))
-    return st.navigation(pages)
+    pages = [st.Page(spec.path, title=spec.title, icon=spec.icon, url_path=spec.url_path, default=i == 0,
+                     visibility="visible" if actor.can(spec.permission) else "hidden")
+             for i, spec in enumerate(PAGES)]
+    nav = st.navigation(pages)
+    visible = [p for p in pages if p.visibility == "visible"]
+    if len(visible) == 1:  # Streamlit hides a one-page menu; the sidebar keeps the way back all the same
+        with st.sidebar:
+            st.page_link(visible[0])
+    return nav
 
 
-def visible_titles(actor: Actor) -> list[str]:
-    """The titles ACTOR sees in the menu (for tests and the sidebar)."""
-    return [p.title for p in PAGES if actor.can(p.permission)]
+def links_for(actor: Actor) -> None:
+    """Links to the pages ACTOR may open (the way back from a refusal)."""
+    for spec in PAGES:
+        if actor.can(spec.permission):
+            st.page_link(spec.path, label=spec.title, icon=spec.icon)

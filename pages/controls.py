@@ -6,7 +6,9 @@ import streamlit as st
 from core.auth import Permission
 from core.db import read_session
 from core.models import AGENT_TYPES
-from core.queries.controls import evaluate_rollback_triggers, get_propagation, preview_kill
+from core.queries.controls import (
+    evaluate_rollback_triggers, get_propagation, list_instances, list_shop_names, preview_kill,
+)
 from core.queries.settings import get_activation_state
 from core.services import controls, rollbacks
 from core.uow import UnitOfWork
@@ -18,7 +20,8 @@ with read_session() as s:
     state = get_activation_state(s)
     triggers = evaluate_rollback_triggers(s, actor=actor)
     impact = preview_kill(s, actor=actor)
-    shops = control_widgets.shop_choices(s)
+    shops = list_shop_names(s, actor=actor)
+    instances = list_instances(s, actor=actor)
 
 fired = [t for t in triggers if t.fired]
 if fired:
@@ -35,16 +38,18 @@ if fired:
 @st.dialog("Turn the agent system off?")
 def confirm_kill(version: int) -> None:
     st.write(f"{impact['in_flight']} conversations in flight will finish; no new one will start.")
-    st.write(f"{sum(impact['pending_by_type'].values())} pending conversations in {impact['shops_affected']} shops wait:")
+    pending = sum(impact["pending_by_type"].values())
+    st.write(f"{pending} pending conversations in {impact['shops_affected']} shops wait:")
     st.dataframe([{"agent type": k, "pending": v} for k, v in sorted(impact["pending_by_type"].items())],
                  hide_index=True)
-    reason = st.text_input("Reason (required)", key="kill_reason")
-    if st.button("Turn off now", type="primary", disabled=not reason.strip()):
-        new = components.act(lambda: controls.engage_kill_switch(actor=actor, reason=reason, uow=UnitOfWork(),
-                                                                 expected_version=version))
-        if new:
-            st.session_state["propagating"] = (new.value.version, new.value.changed_at)
-            st.rerun()
+    key = components.form_key("kill")
+    with st.form(key):
+        reason = st.text_input("Reason (required)", key=f"{key}_reason")
+        if st.form_submit_button("Turn off now", type="primary"):
+            new = components.act(lambda: controls.engage_kill_switch(actor=actor, reason=reason, uow=UnitOfWork(),
+                                                                     expected_version=version))
+            if new:
+                control_widgets.applied("kill", new.value)
 
 
 st.subheader("Kill switch")
@@ -70,9 +75,9 @@ if "propagating" in st.session_state:
 st.subheader("Activation scope")
 control_widgets.activation_form(actor, state, shops)
 st.subheader("Agent types")
-control_widgets.agent_type_controls(actor, state, AGENT_TYPES)
+control_widgets.agent_type_form(actor, state, AGENT_TYPES)
 st.subheader("Agent instances")
-control_widgets.instance_controls(actor)
+control_widgets.instance_form(actor, instances)
 st.subheader("Rollback triggers")
 st.dataframe([{"trigger": t.label, "now": components.fmt(t.value, "", 1), "limit": t.threshold,
                "fired": "YES" if t.fired else "no", "detail": t.detail} for t in triggers], hide_index=True,

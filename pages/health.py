@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.auth import Permission
 from core.config import get_settings
-from core.queries.metrics import WINDOWS
+from core.queries.metrics import WINDOWS, describe_window
 from dashboard import charts, components, data
 
 REFRESH_SECONDS = 15
@@ -17,11 +17,9 @@ settings = get_settings()
 st.title("Agent health")
 window = st.segmented_control("Window", list(WINDOWS), default="24h", key="health_window") or "24h"
 scope = "all shops" if actor.shop_ids is None else "shops " + ", ".join(map(str, sorted(actor.shop_ids)))
-st.caption(f"Conversations created in the last {window} (whole hours, UTC), {scope}. "
-           f"Live panels refresh every {REFRESH_SECONDS} s.")
 
 
-def load() -> dict:
+def load() -> dict | None:
     figures = components.with_database(lambda: data.health_figures(*data.scope_args(actor), WINDOWS[window]),
                                        fallback=st.session_state.get(f"health_last_good_{window}"))
     st.session_state[f"health_last_good_{window}"] = figures
@@ -31,7 +29,11 @@ def load() -> dict:
 @components.live_fragment(run_every=REFRESH_SECONDS)
 def live_panels() -> None:
     figures = load()
+    if figures is None:  # the database is down and nothing was read before: the banner says so
+        return
     summary = figures["summary"]
+    st.caption(f"Conversations created in the last {window}: {describe_window(summary.since, summary.until)}, "
+               f"{scope}. Live panels refresh every {REFRESH_SECONDS} s.")
     cols = st.columns(3) + st.columns(3)
     for col, criterion in zip(cols, figures["criteria"]):
         components.criterion_tile(col, criterion)
@@ -76,12 +78,14 @@ def render_workers(workers: list[dict]) -> None:
 def render_probes(probes: list[dict]) -> None:
     st.subheader("Health endpoints")
     if not probes:
-        st.info("No probe results yet. `python -m core probe --every 30` checks " + ", ".join(settings.probe_urls()))
+        st.info(f"No probe results in the last {window}. `python -m core probe --every 30` checks "
+                + ", ".join(settings.probe_urls()))
         return
     for p in probes:
-        state = "✅ up" if p["ok"] else f"❌ down ({p['error'] or p['status_code']})"
-        st.text(f"{p['url']}: {state} · uptime {p['uptime_percent']:.1f} % (last 24 h)")
-        st.plotly_chart(charts.probe_latency(p["points"], p["url"]), width="stretch")
+        state = "up" if p["ok"] else f"DOWN ({p['error'] or p['status_code']})"
+        st.text(f"{p['url']}: {state} · uptime {p['uptime_percent']:.1f} % in the last {window} "
+                f"({describe_window(p['since'], p['until'])})")
+        st.plotly_chart(charts.probe_latency(p["points"], p["url"], (p["since"], p["until"])), width="stretch")
 
 
 live_panels()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -12,7 +11,7 @@ from sqlalchemy import Engine, func, select
 from core.auth import system_actor
 from core.db import read_session
 from core.models import AuditHead, WorkerHeartbeat, utcnow
-from core.queries.health import WORKER_ALIVE_SECONDS
+from core.queries.health import live_worker_conditions
 from core.queries.metrics import get_summary
 from core.queries.settings import get_activation_state
 
@@ -27,9 +26,8 @@ class AgentStateCollector(Collector):
         with read_session(self.engine) as s:
             summary = get_summary(s, actor=system_actor("metrics"), window_hours=1)
             state = get_activation_state(s)
-            cutoff = utcnow() - timedelta(seconds=WORKER_ALIVE_SECONDS)
             breakers = s.execute(select(WorkerHeartbeat.breaker_state, func.count()).where(
-                WorkerHeartbeat.stopped_at.is_(None), WorkerHeartbeat.last_seen_at >= cutoff)
+                *live_worker_conditions(utcnow()))
                 .group_by(WorkerHeartbeat.breaker_state)).all()
             head = s.execute(select(AuditHead.seq, AuditHead.last_hash).where(AuditHead.id == 1)).one()
         return summary, state, breakers, head

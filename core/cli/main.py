@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from core.cli import admin_commands, control_commands, db_commands
 from core.config import SettingsError, get_settings, reset_settings
-from core.errors import AgentOpsError, UserInputError, first_line
+from core.errors import AgentOpsError, UserInputError, describe_database_error
 
 COMMAND_MODULES = [db_commands, admin_commands, control_commands]
 STRICTNESS = {"development": 0, "staging": 1, "production": 2}
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except (OperationalError, ProgrammingError) as exc:
-        print(f"error: {_database_problem(exc)}", file=sys.stderr)
+        print(f"error: {describe_database_error(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -104,10 +104,3 @@ def _discard_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError, AttributeError):
         pass  # stdout is not a real file (tests capture it)
-
-
-def _database_problem(exc: Exception) -> str:
-    first = first_line(exc)
-    if isinstance(exc, ProgrammingError) or "no such table" in first:
-        return f"the database is not set up ({first}); run `python -m core db setup`"
-    return f"cannot reach the database ({first}); check DATABASE_URL"

@@ -11,7 +11,8 @@ from core.queries import health, metrics
 
 def register(sub: argparse._SubParsersAction) -> None:
     m = sub.add_parser("metrics", help="agent health over a window: volume, status, error rate, p95, criteria")
-    m.add_argument("--window", default="24h", help="1h | 24h | 7d | 30d (whole hours, UTC)")
+    m.add_argument("--window", default="24h",
+                   help="1h | 24h | 7d | 30d: the last 60 minutes, 24 hours… up to now, to the minute")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=show_metrics)
 
@@ -31,7 +32,7 @@ def show_metrics(args: argparse.Namespace) -> int:
 def _text(window: str, summary: metrics.Summary, criteria: list[health.Criterion]) -> str:
     rate = "–" if summary.error_rate is None else f"{summary.error_rate:.3%}"
     p95 = "–" if summary.p95_response_ms is None else f"{summary.p95_response_ms:,.0f} ms"
-    lines = [f"conversations created in the last {window} (since {summary.since:%Y-%m-%d %H:%M} UTC): "
+    lines = [f"conversations created in the last {window} ({metrics.describe_window(summary.since, summary.until)}): "
              f"{summary.conversations:,}",
              "by status: " + ", ".join(f"{k} {v:,}" for k, v in summary.by_status.items()),
              f"error rate: {rate}   p95 response: {p95}   tokens: {summary.tokens:,}   cost: ${summary.cost_usd:,.4f}",

@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
+
+from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 
 from core.cli.common import actor_from_args
-from core.config import get_settings
+from core.config import get_settings, mask_url
 from core.db import get_engine
+from core.errors import AgentOpsError, describe_database_error
 from core.services.conversations import enqueue_conversations
 from core.uow import UnitOfWork
 
@@ -44,26 +48,49 @@ def run_worker(args: argparse.Namespace) -> int:
 
 def enqueue(args: argparse.Namespace) -> int:
     actor = actor_from_args(args)
-    action: str | None = "conversations.traffic_start" if args.every else "conversations.enqueue"
-    while True:
+    action: list[str | None] = ["conversations.traffic_start" if args.every else "conversations.enqueue"]
+
+    def batch() -> None:
         ids = enqueue_conversations(actor=actor, count=args.count, agent_type=args.agent_type, shop_id=args.shop,
-                                    uow=UnitOfWork(get_engine()), action=action)
-        action = None
+                                    uow=UnitOfWork(get_engine()), action=action[0])
+        action[0] = None  # demo traffic is audited once, when it starts
         print(f"enqueued {len(ids)} conversations ({ids[0]}…{ids[-1]})", flush=True)
-        if not args.every:
-            return 0
-        time.sleep(args.every)
+
+    return repeat(batch, every=args.every)
 
 
 def probe(args: argparse.Namespace) -> int:
     from core.probes import run_once
 
     urls = get_settings().probe_urls()
-    while True:
+
+    def once() -> None:
         for r in run_once(get_engine(), urls):
             state = "up" if r["ok"] else f"DOWN ({r['error']})"
             latency = f"{r['latency_ms']:.0f} ms" if r["latency_ms"] is not None else "-"
-            print(f"{r['url']}: {state} {latency}", flush=True)
-        if not args.every:
+            print(f"{mask_url(r['url'])}: {state} {latency}", flush=True)
+
+    return repeat(once, every=args.every)
+
+
+def repeat(step: Callable[[], None], *, every: float | None) -> int:
+    """Run STEP once, or every EVERY seconds until stopped. A loop outlives a database rollback or outage: it says
+    what is wrong once, waits, and carries on when the tables are back (bad flags still stop it at the start)."""
+    ran, waiting = False, ""
+    while True:
+        try:
+            step()
+        except (OperationalError, ProgrammingError, InterfaceError, AgentOpsError) as exc:
+            if not every or (isinstance(exc, AgentOpsError) and not ran):
+                raise
+            problem = str(exc) if isinstance(exc, AgentOpsError) else describe_database_error(exc)
+            if problem != waiting:
+                print(f"waiting: {problem}", flush=True)
+                waiting = problem
+        else:
+            if waiting:
+                print("the database is back; carrying on", flush=True)
+            ran, waiting = True, ""
+        if not every:
             return 0
-        time.sleep(args.every)
+        time.sleep(every)

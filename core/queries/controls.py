@@ -10,12 +10,13 @@ from sqlalchemy.orm import Session
 
 from core.auth import Actor, Permission
 from core.config import get_settings
-from core.models import AuditRecord, Conversation, WorkerHeartbeat, utcnow
-from core.queries.health import WORKER_ALIVE_SECONDS, db_query_p95
-from core.queries.scope import require_read
+from core.models import AgentInstance, AuditRecord, Conversation, Shop, WorkerHeartbeat, utcnow
+from core.queries.health import db_query_p95, live_worker_conditions
+from core.queries.scope import require_read, shop_filter
 
-# Refused reads of client data or of pages holding it: the checklist's "unauthorized data access".
-DATA_ACCESS_ACTIONS = ("conversation.read", "page.open", "client.read")
+# Refused reads of client data outside one's scope: the checklist's "unauthorized data access". A page opened
+# without the role (a stale link, a menu slip) is audited as "page.open" refused, and does not count.
+DATA_ACCESS_ACTIONS = ("conversation.read", "client.read", "transcript.read")
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,7 @@ class Propagation:
 def get_propagation(session: Session, *, actor: Actor, version: int, changed_at: datetime) -> Propagation:
     """Which live workers have seen settings VERSION, and how long the last one took."""
     require_read(actor, Permission.VIEW_HEALTH)
-    cutoff = utcnow() - timedelta(seconds=WORKER_ALIVE_SECONDS)
-    beats = session.scalars(select(WorkerHeartbeat).where(WorkerHeartbeat.stopped_at.is_(None),
-                                                          WorkerHeartbeat.last_seen_at >= cutoff)).all()
+    beats = session.scalars(select(WorkerHeartbeat).where(*live_worker_conditions(utcnow()))).all()
     acked = [b for b in beats if b.settings_version >= version]
     waiting = sorted(b.id for b in beats if b.settings_version < version)
     seen = [b.settings_seen_at for b in acked if b.settings_seen_at is not None]
@@ -64,6 +63,22 @@ def preview_kill(session: Session, *, actor: Actor) -> dict[str, Any]:
             "shops_affected": int(shops or 0)}
 
 
+def list_shop_names(session: Session, *, actor: Actor) -> dict[int, str]:
+    """Shop id → 'name (#id)' for the pickers, limited to ACTOR's shops."""
+    require_read(actor, Permission.VIEW_HEALTH)
+    rows = session.execute(select(Shop.id, Shop.name).where(*shop_filter(actor, Shop.id)).order_by(Shop.id))
+    return {i: f"{name} (#{i})" for i, name in rows}
+
+
+def list_instances(session: Session, *, actor: Actor) -> list[dict[str, Any]]:
+    """Every agent instance ACTOR may manage, with its status, by shop and agent type."""
+    require_read(actor, Permission.MANAGE_INSTANCES)
+    i = AgentInstance
+    rows = session.execute(select(i.id, i.shop_id, i.agent_type, i.status).where(*shop_filter(actor, i.shop_id))
+                           .order_by(i.shop_id, i.agent_type))
+    return [{"id": r.id, "shop": r.shop_id, "agent type": r.agent_type, "status": r.status} for r in rows]
+
+
 @dataclass(frozen=True)
 class Trigger:
     key: str
@@ -79,9 +94,7 @@ def evaluate_rollback_triggers(session: Session, *, actor: Actor, now: datetime 
     require_read(actor, Permission.VIEW_HEALTH)
     s, now = get_settings(), now or utcnow()
     query_p95 = db_query_p95(session, since=now - timedelta(hours=1))
-    cutoff = now - timedelta(seconds=WORKER_ALIVE_SECONDS)
-    memory = session.scalar(select(func.max(WorkerHeartbeat.rss_mb)).where(
-        WorkerHeartbeat.stopped_at.is_(None), WorkerHeartbeat.last_seen_at >= cutoff))
+    memory = session.scalar(select(func.max(WorkerHeartbeat.rss_mb)).where(*live_worker_conditions(now)))
     a = AuditRecord
     refused = session.execute(select(a.actor, a.action, a.target).where(
         a.outcome == "refused", a.action.in_(DATA_ACCESS_ACTIONS), a.created_at >= now - timedelta(hours=24))

@@ -5,15 +5,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select
 from sqlalchemy.orm import Session
 
 from core.auth import Actor, Permission
 from core.config import Settings, get_settings
 from core.models import AgentDbTiming, HealthProbe, WorkerHeartbeat, utcnow
-from core.queries.metrics import Summary
+from core.queries.metrics import Summary, window_bounds
+from core.queries.rollup_reads import as_utc, hour_of
 from core.queries.scope import require_read
-from core.rollups import percentile, window_start
+from core.rollups import floor_hour, percentile
 
 # A worker whose heartbeat is older than this is not alive (the API's readiness uses the same number).
 WORKER_ALIVE_SECONDS = 30
@@ -65,7 +66,14 @@ def list_workers(session: Session, *, actor: Actor, now: datetime | None = None)
 
 
 def _alive(w: WorkerHeartbeat, now: datetime) -> bool:
-    return w.stopped_at is None and (now - w.last_seen_at).total_seconds() <= WORKER_ALIVE_SECONDS
+    return w.stopped_at is None and w.last_seen_at >= now - timedelta(seconds=WORKER_ALIVE_SECONDS)
+
+
+def live_worker_conditions(now: datetime) -> list[Any]:
+    """SQL conditions for workers alive at NOW: not stopped, heartbeat within WORKER_ALIVE_SECONDS (one rule
+    for the pages, the readiness check, the rollback triggers and /metrics)."""
+    return [WorkerHeartbeat.stopped_at.is_(None),
+            WorkerHeartbeat.last_seen_at >= now - timedelta(seconds=WORKER_ALIVE_SECONDS)]
 
 
 def evaluate_criteria(session: Session, *, actor: Actor, summary: Summary, workers: list[dict[str, Any]],
@@ -75,7 +83,7 @@ def evaluate_criteria(session: Session, *, actor: Actor, summary: Summary, worke
     alive = [w for w in workers if w["alive"]]
     memory = max((w["rss_growth_mb"] for w in alive), default=None)
     cpu = max((w["cpu_percent"] for w in alive), default=None)
-    db_p95 = db_query_p95(session, since=summary.since)
+    db_p95 = db_query_p95(session, since=floor_hour(summary.since))  # timings are kept per hour
     error_pct = summary.error_rate * 100 if summary.error_rate is not None else None
     return [
         Criterion("response_p95", "Agent response time p95", summary.p95_response_ms, s.sc_response_p95_ms, "ms",
@@ -90,16 +98,31 @@ def evaluate_criteria(session: Session, *, actor: Actor, summary: Summary, worke
 
 def probe_history(session: Session, *, actor: Actor, window_hours: int, now: datetime | None = None
                   ) -> list[dict[str, Any]]:
-    """Per probed URL: the latest state, uptime per cent over the window, and the probe points."""
+    """Per probed URL over the window (to the minute): the latest state, the uptime, and latency points (every
+    probe for windows up to a day, hourly averages beyond, so a month is hundreds of points, not tens of thousands)."""
     require_read(actor, Permission.VIEW_HEALTH)
-    since = window_start(now or utcnow(), window_hours)
+    since, until = window_bounds(window_hours, now)
     p = HealthProbe
-    rows = session.execute(select(p.url, p.checked_at, p.ok, p.status_code, p.latency_ms, p.error)
-                           .where(p.checked_at >= since).order_by(p.url, p.checked_at)).all()
-    by_url: dict[str, list[Any]] = {}
-    for r in rows:
-        by_url.setdefault(r.url, []).append(r)
-    return [{"url": url, "ok": pts[-1].ok, "status_code": pts[-1].status_code, "error": pts[-1].error,
-             "last_checked": pts[-1].checked_at, "uptime_percent": 100 * sum(1 for x in pts if x.ok) / len(pts),
-             "points": [{"checked_at": x.checked_at, "latency_ms": x.latency_ms, "ok": x.ok} for x in pts]}
-            for url, pts in by_url.items()]
+    totals = session.execute(select(p.url, func.count(), func.count().filter(p.ok.is_(True)), func.max(p.checked_at))
+                             .where(p.checked_at >= since).group_by(p.url).order_by(p.url)).all()
+    out = []
+    for url, probes, up, last_at in totals:
+        last = session.execute(select(p.ok, p.status_code, p.error).where(p.url == url, p.checked_at == last_at)
+                               .limit(1)).one()
+        out.append({"url": url, "ok": last.ok, "status_code": last.status_code, "error": last.error,
+                    "last_checked": last_at, "since": since, "until": until, "uptime_percent": 100 * up / probes,
+                    "points": _probe_points(session, url, since, hourly=window_hours > 24)})
+    return out
+
+
+def _probe_points(session: Session, url: str, since: datetime, *, hourly: bool) -> list[dict[str, Any]]:
+    p = HealthProbe
+    if not hourly:
+        rows = session.execute(select(p.checked_at, p.latency_ms, p.ok).where(p.url == url, p.checked_at >= since)
+                               .order_by(p.checked_at))
+        return [{"checked_at": t, "latency_ms": ms, "ok": ok} for t, ms, ok in rows]
+    hour = hour_of(session, p.checked_at).label("h")
+    rows = session.execute(select(hour, func.avg(p.latency_ms), func.count().filter(p.ok.is_(False)))
+                           .where(p.url == url, p.checked_at >= since).group_by(literal_column("h"))
+                           .order_by(literal_column("h")))
+    return [{"checked_at": as_utc(h), "latency_ms": ms, "ok": failed == 0} for h, ms, failed in rows]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -11,12 +11,27 @@ from sqlalchemy.orm import Session
 
 from core.auth import Actor, Permission
 from core.models import Conversation, Shop, utcnow
-from core.queries.rollup_reads import HOURLY_ONLY_HOURS, SUM_COLUMNS, histograms, metric_sums, plan_window
+from core.queries.rollup_reads import HOURLY_ONLY_HOURS, SUM_COLUMNS, Plan, histograms, metric_sums, plan_window
 from core.queries.scope import require_read, shop_filter
-from core.rollups import percentile, window_start
+from core.rollups import floor_hour, percentile
+from core.rollups_daily import floor_day
 
 WINDOWS = {"1h": 1, "24h": 24, "7d": 24 * 7, "30d": 24 * 30}
 OPEN = ("pending", "in_progress", "waiting_response")
+PERIODS = {"5min": timedelta(minutes=5), "hour": timedelta(hours=1), "day": timedelta(days=1)}
+
+
+def window_bounds(window_hours: int, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """The last WINDOW_HOURS to the minute: from the start of the minute WINDOW_HOURS ago up to NOW."""
+    now = now or utcnow()
+    return now.replace(second=0, microsecond=0) - timedelta(hours=window_hours), now
+
+
+def describe_window(since: datetime, until: datetime) -> str:
+    """'10:08–11:08 UTC' for the last hour; 'Nov 24 10:08 – Nov 25 10:08 UTC' for longer windows."""
+    if until - since < timedelta(hours=2):
+        return f"{since:%H:%M}–{until:%H:%M} UTC"
+    return f"{since:%b %d %H:%M} – {until:%b %d %H:%M} UTC"
 
 
 def parse_window(window: str) -> int:
@@ -32,6 +47,7 @@ def parse_window(window: str) -> int:
 class Summary:
     window_hours: int
     since: datetime
+    until: datetime
     conversations: int
     by_status: dict[str, int]
     error_rate: float | None
@@ -45,7 +61,8 @@ class Summary:
         return self.prompt_tokens + self.completion_tokens
 
     def as_dict(self) -> dict[str, Any]:
-        return {"window_hours": self.window_hours, "since": self.since.isoformat(), "conversations": self.conversations,
+        return {"window_hours": self.window_hours, "since": self.since.isoformat(), "until": self.until.isoformat(),
+                "window": describe_window(self.since, self.until), "conversations": self.conversations,
                 "by_status": self.by_status, "error_rate": self.error_rate, "p95_response_ms": self.p95_response_ms,
                 "tokens": self.tokens, "prompt_tokens": self.prompt_tokens,
                 "completion_tokens": self.completion_tokens, "cost_usd": round(self.cost_usd, 6)}
@@ -59,30 +76,50 @@ def _open_counts(session: Session, actor: Actor, since: datetime) -> dict[str, i
 
 
 def get_summary(session: Session, *, actor: Actor, window_hours: int, now: datetime | None = None) -> Summary:
-    """Conversations created in the last WINDOW_HOURS whole hours: counts by status, error rate, p95, tokens, cost."""
+    """Conversations created in the last WINDOW_HOURS (to the minute): by status, error rate, p95, tokens, cost."""
     require_read(actor, Permission.VIEW_HEALTH)
-    since = window_start(now or utcnow(), window_hours)
-    plan = plan_window(session, actor=actor, since=since, now=now)
+    since, until = window_bounds(window_hours, now)
+    plan = plan_window(session, actor=actor, since=since, now=until)
     t = metric_sums(session, actor=actor, plan=plan).get(None, dict.fromkeys(SUM_COLUMNS, 0))
     completed, failed = int(t["completed"]), int(t["failed"])
     by_status = {"completed": completed, "failed": failed, "opted_out": int(t["opted_out"]),
                  **{s: 0 for s in OPEN}, **_open_counts(session, actor, since)}
     hist = histograms(session, actor=actor, plan=plan).get(None, {})
-    return Summary(window_hours=window_hours, since=since, conversations=int(t["created"]), by_status=by_status,
+    return Summary(window_hours=window_hours, since=since, until=until, conversations=int(t["created"]),
+                   by_status=by_status,
                    error_rate=failed / (completed + failed) if completed + failed else None,
                    p95_response_ms=percentile(hist, 0.95), prompt_tokens=int(t["prompt_tokens"]),
                    completion_tokens=int(t["completion_tokens"]), cost_usd=float(t["cost_usd"]))
 
 
-def get_timeseries(session: Session, *, actor: Actor, window_hours: int, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Per hour (windows up to two days) or per day: volume by status, error rate and p95 response time."""
+def get_timeseries(session: Session, *, actor: Actor, window_hours: int,
+                   now: datetime | None = None) -> list[dict[str, Any]]:
+    """Per 5 minutes (1 h), per hour (up to two days) or per day: volume by status, error rate, p95; every period of
+    the window is listed, empty ones with zeros, each under the time its period starts."""
     require_read(actor, Permission.VIEW_HEALTH)
-    since = window_start(now or utcnow(), window_hours)
-    plan = plan_window(session, actor=actor, since=since, now=now)
-    by = "day" if window_hours > HOURLY_ONLY_HOURS else "hour"
+    since, until = window_bounds(window_hours, now)
+    by = "5min" if window_hours <= 1 else ("day" if window_hours > HOURLY_ONLY_HOURS else "hour")
+    plan = Plan(since, raw=[(since, None)]) if by == "5min" else plan_window(session, actor=actor, since=since,
+                                                                              now=until)
     sums = metric_sums(session, actor=actor, plan=plan, by=by)
     hists = histograms(session, actor=actor, plan=plan, by=by)
-    return [{"period": p, **_row_figures(sums[p], hists.get(p, {}))} for p in sorted(sums)]
+    periods = sorted(set(sums) | set(_periods(since, until, by)))
+    empty = dict.fromkeys(SUM_COLUMNS, 0)
+    return [{"period": p, **_row_figures(sums.get(p, empty), hists.get(p, {}))} for p in periods]
+
+
+def _floor_5min(ts: datetime) -> datetime:
+    return ts.replace(minute=ts.minute - ts.minute % 5, second=0, microsecond=0)
+
+
+def _periods(since: datetime, until: datetime, by: str) -> list[datetime]:
+    step = PERIODS[by]
+    start = {"day": floor_day, "hour": floor_hour, "5min": _floor_5min}[by](since)
+    out = []
+    while start <= until:
+        out.append(start)
+        start += step
+    return out
 
 
 def _row_figures(t: dict[str, float], hist: dict[int, int]) -> dict[str, Any]:
@@ -96,15 +133,16 @@ def get_breakdown(session: Session, *, actor: Actor, window_hours: int, by: str,
                   now: datetime | None = None) -> list[dict[str, Any]]:
     """Volume, error rate and p95 per agent type or per shop (top N by volume, the rest grouped as 'other')."""
     require_read(actor, Permission.VIEW_HEALTH)
-    since = window_start(now or utcnow(), window_hours)
-    plan = plan_window(session, actor=actor, since=since, now=now)
+    since, until = window_bounds(window_hours, now)
+    plan = plan_window(session, actor=actor, since=since, now=until)
     key = "agent_type" if by == "agent_type" else "shop_id"
     sums = metric_sums(session, actor=actor, plan=plan, by=key)
     hists = histograms(session, actor=actor, plan=plan, by=key)
     ranked = sorted(sums, key=lambda k: -sums[k]["created"])
     names = _shop_names(session, ranked) if key == "shop_id" else {}
-    out = [{"name": names.get(k, str(k)), **_row_figures(sums[k], hists.get(k, {}))} for k in ranked[:top]]
-    if len(ranked) > top:
+    shown = ranked if len(ranked) <= top + 1 else ranked[:top]
+    out = [{"name": names.get(k, str(k)), **_row_figures(sums[k], hists.get(k, {}))} for k in shown]
+    if len(ranked) > top + 1:  # "other (1)" would hide a single name: show it instead
         rest_sums, rest_hist = dict.fromkeys(SUM_COLUMNS, 0.0), defaultdict(int)
         for k in ranked[top:]:
             for c in SUM_COLUMNS:
@@ -119,4 +157,5 @@ def _shop_names(session: Session, ids: list[int]) -> dict[int, str]:
     return {i: f"{name} (#{i})" for i, name in session.execute(select(Shop.id, Shop.name).where(Shop.id.in_(ids)))}
 
 
-__all__ = ["WINDOWS", "Summary", "get_breakdown", "get_summary", "get_timeseries", "parse_window"]
+__all__ = ["WINDOWS", "Summary", "describe_window", "get_breakdown", "get_summary", "get_timeseries", "parse_window",
+           "window_bounds"]

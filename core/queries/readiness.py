@@ -9,7 +9,7 @@ from sqlalchemy import Engine, select, text
 
 from core.migrate import current_revision, head_revision
 from core.models import WorkerHeartbeat, utcnow
-from core.queries.health import WORKER_ALIVE_SECONDS
+from core.queries.health import WORKER_ALIVE_SECONDS, live_worker_conditions
 from core.queries.settings import get_activation_state
 from core.db import read_session
 
@@ -59,12 +59,11 @@ def _check_workers_and_switch(engine: Engine, r: Readiness) -> None:
     now = utcnow()
     try:
         with read_session(engine) as s:
-            beats = s.scalars(select(WorkerHeartbeat).where(WorkerHeartbeat.stopped_at.is_(None))).all()
+            alive = s.scalars(select(WorkerHeartbeat).where(*live_worker_conditions(now))).all()
             state = get_activation_state(s)
     except Exception as exc:  # noqa: BLE001
         r.failing["schema"] = f"agent tables unreadable ({type(exc).__name__}); run `python -m core db setup`"
         return
-    alive = [b for b in beats if (now - b.last_seen_at).total_seconds() <= WORKER_ALIVE_SECONDS]
     r.info["workers_alive"] = len(alive)
     if alive:
         r.ok.append("workers")

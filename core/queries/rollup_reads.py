@@ -1,43 +1,54 @@
-"""Sums and histograms over a window, from hourly rollups at the edges and daily rollups in between."""
+"""Sums and histograms over a window to the minute: whole hours from the hourly rollups (whole days from the daily
+ones), the partial hours at each end from the raw conversations (indexed ranges of created_at)."""
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import Integer, and_, cast, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from core.auth import Actor
 from core.models import (
-    AgentMetric, AgentMetricDaily, AgentResponseBucket, AgentResponseDailyByShop, AgentResponseDailyByType, utcnow,
+    AgentMetric, AgentMetricDaily, AgentResponseBucket, AgentResponseDailyByShop, AgentResponseDailyByType,
+    Conversation, utcnow,
 )
 from core.queries.scope import shop_filter
+from core.rollups import BUCKET_RATIO, TERMINAL_COLUMNS, floor_hour
 from core.rollups_daily import day_of, floor_day
 
 SUM_COLUMNS = ("created", "completed", "failed", "opted_out", "prompt_tokens", "completion_tokens", "cost_usd")
 # Up to this many hours a window reads hourly rows only; longer windows read whole days from the daily rollups.
 HOURLY_ONLY_HOURS = 48
+Range = tuple[datetime, datetime | None]  # [start, end); None: everything since start
 
 
 @dataclass
 class Plan:
     since: datetime
-    hourly: list[tuple[datetime, datetime | None]] = field(default_factory=list)  # [start, end) ranges
+    hourly: list[Range] = field(default_factory=list)  # whole hours read from the hourly rollups
     days: list[datetime] = field(default_factory=list)  # whole days read from the daily tables
+    raw: list[Range] = field(default_factory=list)  # partial hours read from the conversations themselves
 
 
 def plan_window(session: Session, *, actor: Actor, since: datetime, now: datetime | None = None) -> Plan:
-    """Hourly rows for partial days (and for scoped users), daily rows for whole days that have them."""
-    now = now or utcnow()
-    if actor.shop_ids is not None or now - since <= timedelta(hours=HOURLY_ONLY_HOURS):
-        return Plan(since, hourly=[(since, None)])
-    first, today = floor_day(since) + (timedelta(days=1) if since != floor_day(since) else timedelta(0)), floor_day(now)
-    covered = {_as_dt(d) for d in session.scalars(select(AgentMetricDaily.day).distinct().where(
-        AgentMetricDaily.day >= first, AgentMetricDaily.day < today))}
-    plan, cursor = Plan(since), since
-    day = first
+    """Raw rows for the partial hours at each end, daily rows for whole days that have them, hourly rows between."""
+    current = floor_hour(now or utcnow())
+    first_whole = since if since == floor_hour(since) else floor_hour(since) + timedelta(hours=1)
+    if first_whole >= current:
+        return Plan(since, raw=[(since, None)])
+    plan = Plan(since, raw=([(since, first_whole)] if since < first_whole else []) + [(current, None)])
+    if actor.shop_ids is not None or current - first_whole <= timedelta(hours=HOURLY_ONLY_HOURS):
+        plan.hourly.append((first_whole, current))
+        return plan
+    first_day = floor_day(first_whole) + (timedelta(days=1) if first_whole != floor_day(first_whole) else timedelta(0))
+    today = floor_day(current)
+    covered = {as_utc(d) for d in session.scalars(select(AgentMetricDaily.day).distinct().where(
+        AgentMetricDaily.day >= first_day, AgentMetricDaily.day < today))}
+    cursor, day = first_whole, first_day
     while day < today:
         if day in covered:
             if cursor < day:
@@ -45,64 +56,114 @@ def plan_window(session: Session, *, actor: Actor, since: datetime, now: datetim
             plan.days.append(day)
             cursor = day + timedelta(days=1)
         day += timedelta(days=1)
-    plan.hourly.append((cursor, None))
+    if cursor < current:
+        plan.hourly.append((cursor, current))
     return plan
 
 
-def _as_dt(value: Any) -> datetime:
+def as_utc(value: Any) -> datetime:
+    """A timestamp read back from either database (SQLite gives strings for computed ones) as aware UTC."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def _hour_ranges(column: Any, plan: Plan) -> list[Any]:
-    from sqlalchemy import and_, or_
-
-    parts = [and_(column >= a, column < b) if b else column >= a for a, b in plan.hourly]
-    return [or_(*parts)] if parts else [column.is_(None)]
+def _in_ranges(column: Any, ranges: list[Range]) -> Any:
+    return or_(*[and_(column >= a, column < b) if b else column >= a for a, b in ranges])
 
 
 def metric_sums(session: Session, *, actor: Actor, plan: Plan, by: str | None = None) -> dict[Any, dict[str, float]]:
-    """SUM_COLUMNS per key (None, 'agent_type', 'shop_id' or 'day') over the plan's hours and days."""
+    """SUM_COLUMNS per key (None, 'agent_type', 'shop_id', 'hour', 'day' or '5min') over the plan."""
     out: dict[Any, dict[str, float]] = defaultdict(lambda: dict.fromkeys(SUM_COLUMNS, 0))
-    for model, time_col, where in ((AgentMetric, AgentMetric.hour, _hour_ranges(AgentMetric.hour, plan)),
-                                   (AgentMetricDaily, AgentMetricDaily.day,
-                                    [AgentMetricDaily.day.in_(plan.days)] if plan.days else None)):
-        if where is None:
-            continue
-        key = _key(session, model, time_col, by)
-        cols = [func.coalesce(func.sum(getattr(model, c)), 0) for c in SUM_COLUMNS]
-        query = select(key, *cols).where(*where, *shop_filter(actor, model.shop_id)).group_by(literal_column("k"))
-        for row in session.execute(query):
+    m, d = AgentMetric, AgentMetricDaily
+    queries = [_rollup_sums(session, actor, m, m.hour, _in_ranges(m.hour, plan.hourly), by)] if plan.hourly else []
+    if plan.days:
+        queries.append(_rollup_sums(session, actor, d, d.day, d.day.in_(plan.days), by))
+    if plan.raw:
+        queries.append(_raw_sums(session, actor, plan.raw, by))
+    for query in queries:
+        for row in session.execute(query.group_by(literal_column("k"))):
             target = out[_norm(row[0], by)]
             for c, v in zip(SUM_COLUMNS, row[1:]):
                 target[c] += float(v or 0)
     return dict(out)
 
 
+def _rollup_sums(session: Session, actor: Actor, model: Any, time_col: Any, where: Any, by: str | None) -> Any:
+    cols = [func.coalesce(func.sum(getattr(model, c)), 0) for c in SUM_COLUMNS]
+    return select(_key(session, model, time_col, by), *cols).where(where, *shop_filter(actor, model.shop_id))
+
+
+def _raw_sums(session: Session, actor: Actor, ranges: list[Range], by: str | None) -> Any:
+    """The rollup's columns computed from the conversations created in RANGES (as core.rollups.rebuild does)."""
+    c = Conversation
+    finished = c.status.in_(TERMINAL_COLUMNS)
+    cols = [func.count(), *[func.count().filter(c.status == s) for s in ("completed", "failed", "opted_out")],
+            *[func.coalesce(func.sum(col).filter(finished), 0) for col in (c.prompt_tokens, c.completion_tokens,
+                                                                           c.cost_usd)]]
+    return select(_key(session, c, c.created_at, by), *cols).where(_in_ranges(c.created_at, ranges),
+                                                                  *shop_filter(actor, c.shop_id))
+
+
 def histograms(session: Session, *, actor: Actor, plan: Plan, by: str | None = None) -> dict[Any, dict[int, int]]:
-    """Response-time histograms per key over the plan (daily by type or by shop, hourly at the edges)."""
+    """Response-time histograms per key over the plan (daily by type or by shop, hourly and raw at the edges)."""
     out: dict[Any, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    b = AgentResponseBucket
-    sources = [(b, b.hour, _hour_ranges(b.hour, plan) + shop_filter(actor, b.shop_id))]
+    b, c = AgentResponseBucket, Conversation
+    queries = []
+    if plan.hourly:
+        queries.append(select(_key(session, b, b.hour, by), b.bucket, func.sum(b.count))
+                       .where(_in_ranges(b.hour, plan.hourly), *shop_filter(actor, b.shop_id)).group_by(b.bucket))
     if plan.days:
         daily = AgentResponseDailyByShop if by == "shop_id" else AgentResponseDailyByType
-        sources.append((daily, daily.day, [daily.day.in_(plan.days)]))
-    for model, time_col, where in sources:
-        key = _key(session, model, time_col, by)
-        for k, bucket, n in session.execute(select(key, model.bucket, func.sum(model.count)).where(*where)
-                                            .group_by(literal_column("k"), model.bucket)):
+        queries.append(select(_key(session, daily, daily.day, by), daily.bucket, func.sum(daily.count))
+                       .where(daily.day.in_(plan.days)).group_by(daily.bucket))
+    if plan.raw:
+        bucket = _bucket_sql(session, c.response_time_ms).label("bucket")
+        queries.append(select(_key(session, c, c.created_at, by), bucket, func.count())
+                       .where(_in_ranges(c.created_at, plan.raw), c.status == "completed",
+                              c.response_time_ms.is_not(None), *shop_filter(actor, c.shop_id))
+                       .group_by(literal_column("bucket")))
+    for query in queries:
+        for k, bucket, n in session.execute(query.group_by(literal_column("k"))):
             out[_norm(k, by)][int(bucket)] += int(n)
     return {k: dict(v) for k, v in out.items()}
+
+
+def _bucket_sql(session: Session, ms: Any) -> Any:
+    """core.rollups.bucket_of in SQL (the same expression `rollups rebuild` uses)."""
+    at_least_1 = func.greatest(ms, 1) if _is_pg(session) else func.max(ms, 1)
+    return func.floor(func.ln(at_least_1) / math.log(BUCKET_RATIO))
+
+
+def _is_pg(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def _key(session: Session, model: Any, time_col: Any, by: str | None) -> Any:
     if by is None:
         return literal_column("0").label("k")
-    if by in ("day", "hour"):
-        return (day_of(session, time_col) if by == "day" else time_col).label("k")
+    if by == "day":
+        return day_of(session, time_col).label("k")
+    if by == "hour":
+        return (time_col if model is not Conversation else hour_of(session, time_col)).label("k")
+    if by == "5min":
+        return _five_minutes_of(session, time_col).label("k")
     return getattr(model, by).label("k")
 
 
+def hour_of(session: Session, column: Any) -> Any:
+    """SQL for the UTC hour of a timestamp column, on PostgreSQL and SQLite."""
+    if _is_pg(session):
+        return func.date_trunc("hour", column, "UTC")
+    return func.strftime("%Y-%m-%d %H:00:00.000000", column)
+
+
+def _five_minutes_of(session: Session, column: Any) -> Any:
+    if _is_pg(session):
+        return func.date_bin(literal_column("interval '5 minutes'"), column,
+                             literal_column("timestamptz '2000-01-01 00:00:00+00'"))
+    return func.datetime(cast(func.strftime("%s", column), Integer) // 300 * 300, "unixepoch")
+
+
 def _norm(value: Any, by: str | None) -> Any:
-    return _as_dt(value) if by in ("day", "hour") else (None if by is None else value)
+    return as_utc(value) if by in ("day", "hour", "5min") else (None if by is None else value)

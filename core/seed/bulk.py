@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, text
 
+from core.db import reset_id_sequence
 from core.models import Base
 
 
@@ -51,6 +52,4 @@ def next_id(conn: Connection, table: str) -> int:
 
 def reset_sequence(conn: Connection, table: str) -> None:
     """Move a PostgreSQL serial past the ids written explicitly."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                          f"COALESCE((SELECT MAX(id) FROM \"{table}\"), 0) + 1, false)"))
+    reset_id_sequence(conn, table)

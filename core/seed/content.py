@@ -19,7 +19,16 @@ ERRORS = [
     "openai.RateLimitError: Error code: 429 - Rate limit reached for requests (3 attempts)",
     "openai.InternalServerError: Error code: 502 - upstream connect error (3 attempts)",
     "core.templates.MissingVariable: custom initial_message needs custom_message, which the context does not provide.",
-    "psycopg2.OperationalError: server closed the connection unexpectedly (3 attempts)",
+    "openai.APIConnectionError: Connection error. (3 attempts)",
+]
+
+
+# What a model outage looks like: the provider refuses or times out for a while (the demo's failure burst).
+OUTAGE_ERRORS = [
+    "openai.RateLimitError: Error code: 429 - Rate limit reached for gpt-4o-mini in organization org-demo on "
+    "requests per min (RPM): Limit 500, Used 500 (3 attempts)",
+    "openai.InternalServerError: Error code: 503 - The server is overloaded or not ready yet. (3 attempts)",
+    "openai.APITimeoutError: Request timed out after 30.0s (3 attempts)",
 ]
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from core.llm import cost_usd
 from core.models import AGENT_TYPES
 from core.seed import content
 from core.templates import SAMPLE_CONTEXT, load_templates
@@ -17,7 +18,6 @@ CONV_COLUMNS = ["id", "agent_instance_id", "shop_id", "client_id", "appointment_
 MSG_COLUMNS = ["id", "conversation_id", "role", "content", "created_at", "prompt_tokens", "completion_tokens",
                "latency_ms", "idempotency_key"]
 # Cost of gpt-4o-mini per token, the default model (USD).
-PROMPT_COST, COMPLETION_COST = 0.15 / 1e6, 0.60 / 1e6
 
 
 FORCED_STATUSES = ("pending", "waiting_response", "completed", "failed", "opted_out")
@@ -29,11 +29,12 @@ class Plan:
     clients_per_shop: int
     conversations: int
     days: int
+    story: bool = False  # a slow hour and a model outage in the past, so every panel has something to show
 
 
 PLANS = {
     "minimal": Plan(shops=2, clients_per_shop=12, conversations=60, days=2),
-    "demo": Plan(shops=8, clients_per_shop=40, conversations=4000, days=14),
+    "demo": Plan(shops=8, clients_per_shop=40, conversations=4000, days=14, story=True),
     "load": Plan(shops=40, clients_per_shop=250, conversations=1_000_000, days=30),
 }
 
@@ -82,6 +83,7 @@ def conversations(rng: random.Random, *, plan: Plan, count: int, now: datetime, 
     specs = load_templates()
     span = plan.days * 86400
     msg_id = first_msg_id
+    story = Story.at(now) if plan.story else None
     for n in range(count):
         inst = instances[rng.randrange(len(instances))]
         client = rng.choice(clients_by_shop[inst["shop_id"]])
@@ -89,6 +91,8 @@ def conversations(rng: random.Random, *, plan: Plan, count: int, now: datetime, 
         # The first few cover every status a person filters by, whatever the random draw.
         status = FORCED_STATUSES[n] if n < len(FORCED_STATUSES) else _status_for(rng, now - created)
         conv, msgs = _one(rng, first_conv_id + n, inst, client, created, status, specs[inst["agent_type"]])
+        if story:
+            story.tell(rng, conv, msgs)
         for m in msgs:
             m["id"], msg_id = msg_id, msg_id + 1
         yield conv, msgs
@@ -106,7 +110,7 @@ def _one(rng: random.Random, conv_id: int, inst: dict[str, Any], client: dict[st
     started = created + timedelta(seconds=rng.uniform(0.2, 5))
     pt, ct = rng.randrange(150, 320), rng.randrange(30, 90)
     conv.update(started_at=started, attempts=1, provider="openai", prompt_tokens=pt, completion_tokens=ct,
-                cost_usd=round(pt * PROMPT_COST + ct * COMPLETION_COST, 6))
+                cost_usd=cost_usd("gpt-4o-mini", prompt_tokens=pt, completion_tokens=ct))
     if status == "failed":
         conv.update(error=rng.choice(content.ERRORS), completed_at=started + timedelta(seconds=30),
                     attempts=3, prompt_tokens=0, completion_tokens=0, cost_usd=0)
@@ -123,6 +127,36 @@ def _one(rng: random.Random, conv_id: int, inst: dict[str, Any], client: dict[st
     elif status == "completed" and rng.random() < 0.5:
         msgs.append(_client_msg(conv_id, rng.choice(content.CLIENT_REPLIES), sent + timedelta(minutes=rng.randrange(1, 240))))
     return conv, msgs
+
+
+@dataclass(frozen=True)
+class Story:
+    """The demo's incidents: replies five times slower for one hour yesterday, a model outage two days ago."""
+
+    slow: tuple[datetime, datetime]
+    outage: tuple[datetime, datetime]
+
+    @classmethod
+    def at(cls, now: datetime) -> Story:
+        slow = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=6)
+        outage = now.replace(minute=20, second=0, microsecond=0) - timedelta(days=2, hours=3)
+        return cls((slow, slow + timedelta(hours=1)), (outage, outage + timedelta(minutes=40)))
+
+    def tell(self, rng: random.Random, conv: dict[str, Any], msgs: list[dict[str, Any]]) -> None:
+        """Change CONV (and its MSGS) as the incident of its time would have."""
+        created = conv["created_at"]
+        if self.slow[0] <= created < self.slow[1] and conv["response_time_ms"]:
+            later = timedelta(milliseconds=4 * conv["response_time_ms"])
+            conv["response_time_ms"] *= 5
+            conv["completed_at"] = conv["completed_at"] and conv["completed_at"] + later
+            for m in msgs:
+                m["created_at"] += later
+                m["latency_ms"] = m["latency_ms"] and m["latency_ms"] * 5
+        elif self.outage[0] <= created < self.outage[1] and conv["status"] != "pending" and rng.random() < 0.7:
+            conv.update(status="failed", error=rng.choice(content.OUTAGE_ERRORS), response_time_ms=None,
+                        completed_at=conv["started_at"] + timedelta(seconds=31), attempts=3, prompt_tokens=0,
+                        completion_tokens=0, cost_usd=0)
+            msgs.clear()
 
 
 def _client_msg(conv_id: int, text: str, at: datetime) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from core.auth import Actor, Permission
 from core.config import get_settings
 from core.errors import UserInputError
 from core.models import Enterprise, utcnow
-from core.seed import bulk, generate
+from core.seed import bulk, generate, story
 from core.seed.catalog import ensure_catalog
 from core.services.guard import require
 from core.uow import UnitOfWork
@@ -51,7 +51,7 @@ def seed(*, actor: Actor, engine: Engine, size: str, conversations: int | None =
         raise UserInputError(f"--test-data must be one of {', '.join(generate.PLANS)}.")
     base = generate.PLANS[size]
     plan = generate.Plan(base.shops, base.clients_per_shop, conversations if conversations is not None else base.conversations,
-                         days or base.days)
+                         days or base.days, story=base.story)
     if plan.conversations < 0 or plan.days < 1:
         raise UserInputError("--conversations must be 0 or more and --days at least 1.")
     with UnitOfWork(engine) as uow:
@@ -60,6 +60,8 @@ def seed(*, actor: Actor, engine: Engine, size: str, conversations: int | None =
     instances, clients_by_shop, n_clients = _write_host(engine, plan, rng, now)
     progress(f"host data: {plan.shops} shops, {n_clients} clients, {len(instances)} agent instances")
     n_conv, n_msg = _write_conversations(engine, plan, rng, now, instances, clients_by_shop, progress)
+    if plan.story:
+        story.write_past_incident(engine, generate.Story.at(now), shops=sorted(clients_by_shop))
     with UnitOfWork(engine) as uow:
         rollups.rebuild(uow.session, since=now - timedelta(days=plan.days + 1))
         audit.append(uow.session, actor=actor, action="seed", target=size,

@@ -16,6 +16,9 @@ APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 
 @pytest.fixture
 def console_db(engine: Engine) -> Engine:
+    from dashboard import data
+
+    data.health_figures.clear()  # st.cache_data is per process: no figures from another test's database
     seed_minimal(engine)
     seed_demo_users(actor=system_actor("test"), engine=engine)
     return engine
@@ -41,3 +44,19 @@ def body_text(at: AppTest) -> str:
                                *at.warning, *at.success)]
     parts += [m.label + " " + str(m.value) for m in at.metric]
     return "\n".join(str(p) for p in parts)
+
+
+def in_form(at: AppTest, form: str, label: str):  # noqa: ANN201 - a text input, select box, radio… of AppTest
+    """The widget labelled LABEL in form FORM (forms are named FORM_<generation>, see components.form_key)."""
+    widgets = (*at.text_input, *at.selectbox, *at.radio, *at.multiselect, *at.number_input)
+    return next(w for w in widgets if _named(w.form_id, form) and w.label == label)
+
+
+def submit(at: AppTest, form: str) -> AppTest:
+    """Click the submit button of form FORM and run the app."""
+    next(b for b in at.button if _named(b.form_id, form)).click()
+    return at.run()
+
+
+def _named(form_id: str | None, form: str) -> bool:
+    return form_id == form or (form_id or "").startswith(f"{form}_")

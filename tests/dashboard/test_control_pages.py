@@ -9,9 +9,10 @@ from core.db import read_session
 from core.models import AuditRecord
 from core.queries.settings import get_activation_state
 from core.services import controls
+from core.services.guard import record_refusal
 from core.uow import UnitOfWork
-from dashboard.navigation import PAGES, visible_titles
-from tests.dashboard.conftest import body_text, open_app, sign_in
+from dashboard.navigation import PAGES
+from tests.dashboard.conftest import body_text, in_form, open_app, sign_in, submit
 from tests.support.data import ROLE_ACTORS
 
 PAGE_ROLES = {  # the design's role table, for the console's pages
@@ -30,10 +31,21 @@ def last_audit(engine: Engine) -> AuditRecord:
 
 
 @pytest.mark.parametrize("username", sorted(USERS))
-def test_menu_lists_exactly_the_roles_pages(username: str) -> None:
-    from core.auth import Actor
+def test_menu_lists_exactly_the_roles_pages(console_db: Engine, username: str, monkeypatch) -> None:
+    """The menu the entrypoint hands to st.navigation, as it is built for a signed-in user."""
+    import streamlit as st
 
-    shown = visible_titles(Actor(username=username, role=USERS[username]))
+    built: list[list] = []
+    real = st.navigation
+
+    def spy(pages, **kwargs):  # noqa: ANN001, ANN003, ANN202 - records what the console asked Streamlit to show
+        built.append([(p.title, p.visibility) for p in pages])
+        return real(pages, **kwargs)
+
+    monkeypatch.setattr(st, "navigation", spy)
+    at = sign_in(open_app(), username)
+    assert not at.exception
+    shown = [title for title, visibility in built[-1] if visibility == "visible"]
     assert shown == [p.title for p in PAGES if username in PAGE_ROLES[p.title]]
 
 
@@ -53,6 +65,28 @@ def test_opening_a_page_url_is_allowed_or_refused(console_db: Engine, username: 
         assert (rec.actor, rec.action, rec.outcome, rec.target) == (username, "page.open", "refused", title)
 
 
+def trigger_row(at, key_words: str) -> dict:  # noqa: ANN001
+    table = at.dataframe[-1].value
+    return table[table["trigger"].str.contains(key_words)].iloc[0].to_dict()
+
+
+def test_a_menu_slip_is_not_an_unauthorized_data_access(console_db: Engine) -> None:
+    slip = sign_in(open_app(), "po")
+    slip.switch_page("../pages/controls.py").run()
+    assert any("may not open" in e.value for e in slip.error)
+    at = sign_in(open_app(), "engineer")
+    at.switch_page("../pages/controls.py").run()
+    assert not at.exception
+    assert "Rollback trigger fired" not in body_text(at)
+    assert not [b for b in at.button if b.key == "trigger_rollback"]
+    assert trigger_row(at, "Unauthorized")["now"] == "0.0"
+    record_refusal(actor=ROLE_ACTORS["support"], action="conversation.read", target="conversation 9",
+                   reason="shop 2 is not assigned", uow=UnitOfWork(console_db))
+    at.run()
+    assert "Rollback trigger fired: Unauthorized data access attempts (24 h) = 1.0" in body_text(at)
+    assert trigger_row(at, "Unauthorized")["detail"] == "sam: conversation.read conversation 9"
+
+
 def test_engineer_turns_the_system_off_with_a_reason(console_db: Engine) -> None:
     controls.set_activation(actor=ROLE_ACTORS["admin"], mode="full", reason="go", uow=UnitOfWork(console_db))
     at = sign_in(open_app(), "engineer")
@@ -61,8 +95,7 @@ def test_engineer_turns_the_system_off_with_a_reason(console_db: Engine) -> None
     at.button(key="kill_open").click().run()
     assert "conversations in flight will finish" in body_text(at)
     # In the browser the dialog reruns on its own; AppTest reruns the page, so the dialog's opener is clicked again.
-    at.text_input(key="kill_reason").input("replies are off-brand")
-    at.button(key="kill_open").click().run()
+    in_form(at, "kill", "Reason (required)").input("replies are off-brand")
     next(b for b in at.button if b.label == "Turn off now").click()
     at.button(key="kill_open").click().run()
     assert not at.exception
@@ -71,16 +104,17 @@ def test_engineer_turns_the_system_off_with_a_reason(console_db: Engine) -> None
     assert state.mode == "off" and state.changed_by == "engineer"
     rec = last_audit(console_db)
     assert (rec.action, rec.source, rec.reason) == ("kill_switch.engage", "console", "replies are off-brand")
-    assert "workers acknowledged version" in body_text(at) or "No worker is running" in body_text(at)
+    assert "No worker is running; version 3 will apply when one starts." in body_text(at)
+    assert in_form(at, "activation", "Mode").value == "off"  # the form shows the state as it now is
 
 
 def test_activation_form_sets_limited_scope(console_db: Engine) -> None:
     at = sign_in(open_app(), "admin")
     at.switch_page("../pages/controls.py").run()
-    at.radio[0].set_value("limited")
-    at.multiselect[0].set_value([1])
-    at.text_input[0].input("staging step 3")
-    next(b for b in at.button if b.label == "Apply").click().run()
+    in_form(at, "activation", "Mode").set_value("limited")
+    in_form(at, "activation", "Shops (limited)").set_value([1])
+    in_form(at, "activation", "Reason (required)").input("staging step 3")
+    submit(at, "activation")
     assert not at.exception
     with read_session(console_db) as s:
         state = get_activation_state(s)
@@ -107,11 +141,11 @@ def test_database_rollback_from_the_page_and_restore(console_db: Engine, tmp_pat
     at = sign_in(open_app(), "engineer")
     at.switch_page("../pages/rollbacks.py").run()
     assert "agent_conversations" in set(at.dataframe[0].value["agent table"])
-    at.text_input(key="db_confirm").input("development")
-    at.text_input(key="db_reason").input("drill on the demo database").run()
-    at.button(key="db_request").click().run()
+    in_form(at, "database", "Type the environment name (development) to confirm").input("development")
+    in_form(at, "database", "Reason").input("drill on the demo database")
+    submit(at, "database")
     assert not at.exception
-    assert any("approved" in s.value for s in at.success)
+    assert "Run 1 (database): approved." in [i.value for i in at.info]
     run_button = next(b for b in at.button if b.key and b.key.startswith("run_"))
     run_button.click().run()
     assert not at.exception
@@ -127,21 +161,29 @@ def test_database_rollback_from_the_page_and_restore(console_db: Engine, tmp_pat
     assert (runs["kind"].iloc[0], runs["state"].iloc[0], runs["by"].iloc[0]) == ("database", "done", "engineer")
 
 
+PASSWORD, SHOPS = "Initial password (10 characters or more)", "Shops (support and shop owners), e.g. 1,2"
+
+
+def add_user(at, fields: dict[str, str]):  # noqa: ANN001, ANN201 - AppTest
+    """Open Users and tokens, fill the add-user form with FIELDS (label → value) and submit it once."""
+    at.switch_page("../pages/users.py").run()
+    for label, value in fields.items():
+        widget = in_form(at, "add_user", label)
+        widget.set_value(value) if label == "Role" else widget.input(value)
+    return submit(at, "add_user")
+
+
 def test_admin_adds_a_user_and_issues_a_token(console_db: Engine) -> None:
     from core.models import ApiToken, User
 
-    at = sign_in(open_app(), "admin")
-    at.switch_page("../pages/users.py").run()
-    at.text_input[0].input("rosa")
-    at.text_input[1].input("Rosa Diaz")
-    at.selectbox[0].set_value("engineer")
-    at.text_input[3].input("a long enough password")
-    next(b for b in at.button if b.label == "Add user").click().run()
+    at = add_user(sign_in(open_app(), "admin"), {"User name": "rosa", "Display name": "Rosa Diaz",
+                                                 "Role": "engineer", PASSWORD: "a long enough password"})
     assert not at.exception
     with read_session(console_db) as s:
         assert s.scalars(select(User.role).where(User.username == "rosa")).one() == "engineer"
-    at.selectbox(key="token_user").set_value("rosa")
-    at.button(key="do_token").click().run()
+    assert in_form(at, "add_user", "User name").value == ""  # emptied for the next person
+    in_form(at, "issue_token", "Token for").set_value("rosa")
+    submit(at, "issue_token")
     token = at.code[0].value
     assert token.startswith("bbat_")
     with read_session(console_db) as s:
@@ -149,12 +191,74 @@ def test_admin_adds_a_user_and_issues_a_token(console_db: Engine) -> None:
     assert last_audit(console_db).action == "token.create"
 
 
+def test_add_user_form_keeps_its_values_after_a_validation_error(console_db: Engine) -> None:
+    from core.models import User
+
+    at = add_user(sign_in(open_app(), "admin"), {"User name": "sue", "Role": "support", SHOPS: "2", PASSWORD: "short"})
+    assert not at.exception
+    assert [e.value for e in at.error] == ["The password must have at least 10 characters."]
+    assert in_form(at, "add_user", "User name").value == "sue"
+    assert in_form(at, "add_user", "Role").value == "support"
+    assert in_form(at, "add_user", SHOPS).value == "2"
+    in_form(at, "add_user", PASSWORD).input("long enough now")
+    submit(at, "add_user")
+    assert not at.exception and not at.error
+    with read_session(console_db) as s:
+        assert s.scalars(select(User.role).where(User.username == "sue")).one() == "support"
+
+
 def test_a_too_short_password_is_one_sentence_not_a_success(console_db: Engine) -> None:
     at = sign_in(open_app(), "admin")
     at.switch_page("../pages/users.py").run()
     at.selectbox(key="change_user").set_value("po")
-    at.text_input(key="change_pw").input("short")
-    at.button(key="do_pw").click().run()
+    in_form(at, "set_password", "New password").input("short")
+    submit(at, "set_password")
     assert not at.exception
     assert [e.value for e in at.error] == ["The password must have at least 10 characters."]
-    assert not [s for s in at.success if "changed" in s.value]
+    assert not at.toast
+
+
+def test_the_rollback_banner_and_the_runs_table_agree(console_db: Engine) -> None:
+    controls.set_activation(actor=ROLE_ACTORS["admin"], mode="full", reason="go", uow=UnitOfWork(console_db))
+    at = sign_in(open_app(), "engineer")
+    at.switch_page("../pages/rollbacks.py").run()
+    in_form(at, "immediate", "Reason").input("error rate over the goal")
+    submit(at, "immediate")
+    assert not at.exception
+    runs = at.dataframe[-1].value
+    row = runs[runs["run"] == 1].iloc[0]
+    assert (row["kind"], row["state"]) == ("immediate", "done")  # no worker runs: nothing to wait for
+    assert f"Run 1 (immediate): done in {row['duration s']:.1f} s. {row['outcome']}" in [s.value for s in at.success]
+    assert in_form(at, "immediate", "Reason").value == ""
+
+
+def test_a_run_in_any_state_is_shown_with_its_outcome() -> None:
+    from streamlit.testing.v1 import AppTest
+
+    def page() -> None:  # AppTest runs this function's body as the script
+        from datetime import datetime, timezone
+
+        from core.services.rollbacks import RunView
+        from dashboard.rollback_widgets import banner
+
+        at = datetime(2026, 11, 25, 10, 8, tzinfo=timezone.utc)
+        banner(RunView(7, "immediate", "already_off", "erin", None, at, at, 0.0, 300.0,
+                       "The agent system was already off (settings version 12); nothing was stopped.", {}))
+
+    at = AppTest.from_function(page).run()
+    assert not at.exception
+    assert [i.value for i in at.info] == ["Run 7 (immediate): already off. The agent system was already off "
+                                          "(settings version 12); nothing was stopped."]
+
+
+def test_the_instances_table_says_what_it_lists(console_db: Engine) -> None:
+    at = sign_in(open_app(), "engineer")
+    at.switch_page("../pages/controls.py").run()
+    with read_session(console_db) as s:
+        from core.models import AgentInstance
+
+        statuses = list(s.scalars(select(AgentInstance.status)))
+    idle = sum(1 for st in statuses if st != "active")
+    said = f"{idle} of {len(statuses)} instances are not active:" if idle else \
+        f"All {len(statuses)} instances are active."
+    assert said in [c.value for c in at.caption]

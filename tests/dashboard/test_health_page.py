@@ -10,8 +10,9 @@ from sqlalchemy import Engine, select
 
 from core.cli import main
 from core.db import read_session
-from core.models import Conversation, utcnow
-from core.rollups import BUCKET_RATIO, window_start
+from core.models import Conversation
+from core.queries.metrics import window_bounds
+from core.rollups import BUCKET_RATIO
 from core.services import users
 from core.uow import UnitOfWork
 from tests.dashboard.conftest import body_text, open_app, sign_in
@@ -19,7 +20,7 @@ from tests.support.data import ROLE_ACTORS
 
 
 def raw_figures(engine: Engine, hours: int, shops: set[int] | None = None) -> dict:
-    since = window_start(utcnow(), hours)
+    since = window_bounds(hours)[0]
     with read_session(engine) as s:
         rows = s.execute(select(Conversation.status, Conversation.response_time_ms, Conversation.shop_id)
                          .where(Conversation.created_at >= since)).all()
@@ -96,3 +97,27 @@ def test_metrics_cli_prints_the_same_figures(console_db: Engine, capsys: pytest.
     assert set(shown["criteria"]) == {"response_p95", "db_query_p95", "error_rate", "memory", "cpu"}
     assert main(["metrics", "--window", "2w"]) == 2
     assert "The window must be one of 1h, 24h, 7d, 30d" in capsys.readouterr().err
+
+
+def test_the_last_hour_is_the_last_60_minutes_and_says_so(console_db: Engine) -> None:
+    at = sign_in(open_app(), "po")
+    at.segmented_control(key="health_window").set_value("1h").run()
+    assert not at.exception
+    stated = re.search(r"Conversations created in the last 1h: (\d\d):(\d\d)–(\d\d):(\d\d) UTC", body_text(at))
+    start, end = (int(stated[1]) * 60 + int(stated[2])), (int(stated[3]) * 60 + int(stated[4]))
+    assert (end - start) % (24 * 60) == 60
+    assert int(number(metric(at, "Conversations"))) == raw_figures(console_db, 1)["conversations"]
+
+
+def test_probes_state_their_window_and_plot_their_points(console_db: Engine) -> None:
+    from core.probes import run_once
+
+    for _ in range(2):
+        run_once(console_db, ["http://127.0.0.1:1/health"])
+    at = sign_in(open_app(), "engineer")
+    assert not at.exception
+    text = body_text(at)
+    assert re.search(r"http://127\.0\.0\.1:1/health: DOWN \(Connection error\) · uptime 0\.0 % in the last 24h "
+                     r"\(\w{3} \d\d \d\d:\d\d – \w{3} \d\d \d\d:\d\d UTC\)", text), text
+    chart = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    assert len(chart["data"][0]["x"]) == 2 and len(chart["data"][1]["x"]) == 2  # two probes, both down

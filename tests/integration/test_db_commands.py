@@ -111,7 +111,7 @@ def test_unmigrated_database_gives_a_clear_message(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "core", "status"], capture_output=True, text=True,
                           env=env, timeout=60, cwd=tmp_path)
     assert proc.returncode == 1
-    assert "run `python -m core db setup`" in proc.stderr
+    assert "`python -m core db setup`" in proc.stderr and "`python -m core db restore PATH`" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

@@ -1,8 +1,11 @@
-"""Long windows read whole days from the daily rollups: the figures must equal the hourly-only path and raw rows."""
+"""Windows are the last 60 minutes / 24 hours / 7 days / 30 days to the minute: whole hours (and days) from the
+rollups, the partial hours at each end from raw rows. Every figure must equal what raw rows say, on both databases."""
 from __future__ import annotations
 
 import math
+from datetime import datetime, timedelta, timezone
 
+import pytest
 from sqlalchemy import Engine, delete, func, select
 
 from core.auth import system_actor
@@ -10,47 +13,106 @@ from core.db import read_session
 from core.models import AgentMetricDaily, AgentResponseDailyByShop, AgentResponseDailyByType, Conversation, utcnow
 from core.queries import metrics
 from core.queries.rollup_reads import plan_window
-from core.rollups import window_start
+from core.rollups import BUCKET_RATIO
 from core.uow import UnitOfWork
 from tests.support.data import ROLE_ACTORS, seed_minimal
 
 ACTOR = system_actor("test")
+STATUSES = ("completed", "failed", "opted_out", "pending", "in_progress", "waiting_response")
 
 
-def figures(engine: Engine, actor=ACTOR) -> tuple:  # noqa: ANN001
+def figures(engine: Engine, hours: int, actor=ACTOR) -> tuple:  # noqa: ANN001
     with read_session(engine) as s:
-        summary = metrics.get_summary(s, actor=actor, window_hours=720)
-        series = metrics.get_timeseries(s, actor=actor, window_hours=720)
-        by_type = metrics.get_breakdown(s, actor=actor, window_hours=720, by="agent_type", top=20)
-        by_shop = metrics.get_breakdown(s, actor=actor, window_hours=720, by="shop", top=20)
+        summary = metrics.get_summary(s, actor=actor, window_hours=hours)
+        series = metrics.get_timeseries(s, actor=actor, window_hours=hours)
+        by_type = metrics.get_breakdown(s, actor=actor, window_hours=hours, by="agent_type", top=20)
+        by_shop = metrics.get_breakdown(s, actor=actor, window_hours=hours, by="shop", top=20)
     return summary.as_dict(), series, by_type, by_shop
 
 
-def test_daily_and_hourly_paths_agree_with_raw_rows(engine: Engine) -> None:
-    seed_minimal(engine, conversations=400, days=12)
+def raw(engine: Engine, since: datetime, shops: set[int] | None = None) -> dict:
+    """The same figures counted here from the conversations themselves."""
     with read_session(engine) as s:
-        plan = plan_window(s, actor=ACTOR, since=window_start(utcnow(), 720))
-        raw_total = s.scalar(select(func.count()).select_from(Conversation))
-        times = sorted(s.scalars(select(Conversation.response_time_ms).where(Conversation.status == "completed")))
+        rows = [r for r in s.execute(select(Conversation.status, Conversation.response_time_ms, Conversation.shop_id)
+                                     .where(Conversation.created_at >= since)) if shops is None or r.shop_id in shops]
+    times = sorted(r.response_time_ms for r in rows if r.status == "completed")
+    by_status = {st: sum(1 for r in rows if r.status == st) for st in STATUSES}
+    finished = by_status["completed"] + by_status["failed"]
+    return {"conversations": len(rows), "by_status": by_status,
+            "error_rate": by_status["failed"] / finished if finished else None,
+            "p95": times[math.ceil(0.95 * len(times)) - 1] if times else None}
+
+
+def assert_true_to_raw_rows(engine: Engine, hours: int, actor=ACTOR,  # noqa: ANN001
+                            shops: set[int] | None = None) -> None:
+    before = utcnow()
+    summary, series, by_type, by_shop = figures(engine, hours, actor)
+    since = datetime.fromisoformat(summary["since"])
+    assert before - timedelta(hours=hours, minutes=1) < since <= before - timedelta(hours=hours), "to the minute"
+    truth = raw(engine, since, shops)
+    assert summary["conversations"] == truth["conversations"] > 0
+    assert summary["by_status"] == truth["by_status"]
+    assert summary["error_rate"] == pytest.approx(truth["error_rate"])
+    assert abs(summary["p95_response_ms"] - truth["p95"]) / truth["p95"] <= math.sqrt(BUCKET_RATIO) - 1
+    step = {1: timedelta(minutes=5), 24: timedelta(hours=1)}.get(hours, timedelta(days=1))
+    periods = [r["period"] for r in series]
+    assert periods[0] <= since < periods[0] + step and periods[-1] <= before < periods[-1] + step + timedelta(minutes=1)
+    assert all(b - a == step for a, b in zip(periods, periods[1:])), "one row per whole period, none in between"
+    for rows in (series, by_type, by_shop):
+        assert sum(r["created"] for r in rows) == truth["conversations"]
+        assert sum(r["failed"] for r in rows) == truth["by_status"]["failed"]
+
+
+@pytest.mark.parametrize("hours", [1, 24])
+def test_short_windows_are_the_last_minutes_not_the_clock_hours(engine: Engine, hours: int) -> None:
+    seed_minimal(engine, conversations=2000, days=2)  # about 40 an hour, so the partial hours matter
+    assert_true_to_raw_rows(engine, hours)
+
+
+def test_long_windows_agree_with_raw_rows_with_and_without_daily_rollups(engine: Engine) -> None:
+    seed_minimal(engine, conversations=600, days=12)
+    with read_session(engine) as s:
+        plan = plan_window(s, actor=ACTOR, since=metrics.window_bounds(720)[0])
     assert len(plan.days) >= 10, "whole days come from the daily rollups"
-    with_daily = figures(engine)
+    for hours in (24 * 7, 24 * 30):
+        assert_true_to_raw_rows(engine, hours)
+    with_daily = figures(engine, 720)
     with UnitOfWork(engine) as uow:
         for model in (AgentMetricDaily, AgentResponseDailyByType, AgentResponseDailyByShop):
             uow.session.execute(delete(model))
         uow.commit()
-    hourly_only = figures(engine)
-    assert with_daily == hourly_only
-    summary = with_daily[0]
-    assert summary["conversations"] == raw_total == 400
-    exact = times[math.ceil(0.95 * len(times)) - 1]
-    assert abs(summary["p95_response_ms"] - exact) / exact < 0.025
-    assert sum(row["created"] for row in with_daily[1]) == 400
-    assert sum(row["created"] for row in with_daily[2]) == sum(row["created"] for row in with_daily[3]) == 400
+    assert figures(engine, 720)[1:] == with_daily[1:]
+    assert_true_to_raw_rows(engine, 720)
 
 
-def test_scoped_users_read_only_their_shops_over_long_windows(engine: Engine) -> None:
-    seed_minimal(engine, conversations=200, days=10)
+def test_scoped_users_read_only_their_shops(engine: Engine) -> None:
+    seed_minimal(engine, conversations=1000, days=10)
+    for hours in (1, 24 * 30):
+        assert_true_to_raw_rows(engine, hours, actor=ROLE_ACTORS["shop_owner"], shops={1})
     with read_session(engine) as s:
-        own = s.scalar(select(func.count()).select_from(Conversation).where(Conversation.shop_id == 1))
-    summary = figures(engine, ROLE_ACTORS["shop_owner"])[0]
-    assert summary["conversations"] == own < 200
+        everyone = s.scalar(select(func.count()).select_from(Conversation))
+    assert figures(engine, 720, ROLE_ACTORS["shop_owner"])[0]["conversations"] < everyone
+
+
+def test_the_plan_reads_raw_rows_only_at_the_partial_ends(engine: Engine) -> None:
+    now = datetime(2026, 11, 25, 11, 8, 30, tzinfo=timezone.utc)
+    hour = timedelta(hours=1)
+    with read_session(engine) as s:
+        last_hour = plan_window(s, actor=ACTOR, since=metrics.window_bounds(1, now)[0], now=now)
+        last_day = plan_window(s, actor=ACTOR, since=metrics.window_bounds(24, now)[0], now=now)
+    ten_past = datetime(2026, 11, 25, 10, 8, tzinfo=timezone.utc)
+    assert (last_hour.raw, last_hour.hourly) == ([(ten_past, None)], [])
+    eight_past_eleven, eleven = ten_past + hour, ten_past.replace(minute=0) + hour
+    yesterday = eight_past_eleven - 24 * hour
+    assert last_day.raw == [(yesterday, eleven - 23 * hour), (eleven, None)]
+    assert last_day.hourly == [(eleven - 23 * hour, eleven)]
+    assert metrics.describe_window(*metrics.window_bounds(1, now)) == "10:08–11:08 UTC"
+
+
+def test_a_single_remaining_agent_type_is_named_not_other_1(engine: Engine) -> None:
+    seed_minimal(engine, conversations=400, days=2)
+    with read_session(engine) as s:
+        rows = metrics.get_breakdown(s, actor=ACTOR, window_hours=48, by="agent_type", top=8)
+        types = s.scalar(select(func.count(func.distinct(Conversation.agent_type))))
+    assert types == 9 and len(rows) == 9
+    assert not [r for r in rows if r["name"].startswith("other")]

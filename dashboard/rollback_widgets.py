@@ -1,0 +1,81 @@
+"""The Rollbacks page's forms and its runs panel: the followed run's banner and the runs table from one read."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+import streamlit as st
+
+from core.auth import Actor
+from core.services import rollbacks
+from core.services.rollbacks import RunView
+from core.uow import UnitOfWork
+from dashboard.components import act, form_key, live_fragment, reset_form
+
+FOLLOWED = "rollback_run"  # the run this tab started last; its banner sits above the runs table
+
+
+def reason_form(name: str, button: str, *, confirm: str | None = None) -> dict[str, str] | None:
+    """The reason (and a typed confirmation) with its button in one form: the values once submitted."""
+    key = form_key(name)
+    with st.form(key):
+        typed = st.text_input(confirm, key=f"{key}_confirm") if confirm else ""
+        reason = st.text_input("Reason", key=f"{key}_reason")
+        submitted = st.form_submit_button(button, type="primary" if name == "immediate" else "secondary")
+    return {"reason": reason, "confirm": typed} if submitted else None
+
+
+def start(fn: Callable[[], RunView], *, form: str) -> None:
+    """Start a run through FN; on success follow it, empty the form and draw the page again (errors stay)."""
+    run = act(fn)
+    if run:
+        st.session_state[FOLLOWED] = run.value.id
+        reset_form(form)
+        st.rerun()
+
+
+def pending_database_runs(actor: Actor) -> None:
+    """Database rollbacks waiting for approval or for their run, with the buttons that move them on."""
+    waiting = [r for r in act(lambda: rollbacks.list_runs(actor=actor, uow=UnitOfWork())).value or []
+               if r.kind == "database" and r.state in ("awaiting_approval", "approved")]
+    for run in waiting:
+        cols = st.columns([4, 1, 1])
+        cols[0].text(f"Run {run.id}: {run.state.replace('_', ' ')}, requested by {run.requested_by}")
+        if run.state == "awaiting_approval" and cols[1].button("Approve", key=f"approve_{run.id}"):
+            if act(lambda r=run: rollbacks.approve_database_rollback(actor=actor, run_id=r.id, uow=UnitOfWork())):
+                st.rerun()
+        if run.state == "approved" and cols[2].button("Run now", type="primary", key=f"run_{run.id}"):
+            with st.spinner("Backing up and dropping the agent tables…"):
+                done = act(lambda r=run: rollbacks.execute_database_rollback(actor=actor, run_id=r.id,
+                                                                             uow=UnitOfWork()))
+            if done:
+                st.session_state[FOLLOWED] = done.value.id
+                st.success(f"Run {done.value.id}: {done.value.state}, {done.value.outcome}. "
+                           "Restore with `python -m core db restore PATH`.")
+
+
+@live_fragment(run_every=2)
+def runs_panel(actor: Actor) -> None:
+    """Close immediate runs every worker has acknowledged, then show the followed run and the table, from one read."""
+    listed = act(lambda: rollbacks.list_runs(actor=actor, uow=UnitOfWork())).value or []
+    for run in [r for r in listed if r.kind == "immediate" and r.state == "running"]:
+        act(lambda r=run: rollbacks.check_immediate_rollback(actor=actor, run_id=r.id, uow=UnitOfWork()))
+    if any(r.kind == "immediate" and r.state == "running" for r in listed):
+        listed = act(lambda: rollbacks.list_runs(actor=actor, uow=UnitOfWork())).value or []
+    followed = next((r for r in listed if r.id == st.session_state.get(FOLLOWED)), None)
+    if followed is not None:
+        banner(followed)
+    st.dataframe(pd.DataFrame([{"run": r.id, "kind": r.kind, "state": r.state.replace("_", " "),
+                                "by": r.requested_by, "approved by": r.approved_by,
+                                "started": f"{r.started_at:%Y-%m-%d %H:%M:%S} UTC",
+                                "duration s": None if r.duration_s is None else round(r.duration_s, 1),
+                                "target s": r.target_s, "outcome": r.outcome} for r in listed]),
+                 hide_index=True, width="stretch")
+
+
+def banner(run: RunView) -> None:
+    """One line on a run, in the words of its state; its outcome whenever it has one (e.g. 'already off')."""
+    took = f" in {run.duration_s:.1f} s" if run.state == "done" and run.duration_s is not None else ""
+    outcome = f" {run.outcome}" if run.outcome else ""
+    text = f"Run {run.id} ({run.kind}): {run.state.replace('_', ' ')}{took}.{outcome}"
+    {"done": st.success, "failed": st.error}.get(run.state, st.info)(text)

@@ -1,0 +1,40 @@
+"""Issue 9.4: a live panel's own reruns (st.fragment runs skip the app script) re-check the server-side session.
+After `users disable`, or a role change, an open tab's next panel refresh shows no data and the sign-in instead.
+
+Proof that the check is what protects: with `live_fragment` replaced by bare `st.fragment` these tests fail (the
+panels keep refreshing data; see the commit that added this file)."""
+from __future__ import annotations
+
+from playwright.sync_api import Page, expect
+from sqlalchemy import Engine
+
+from core.services import users
+from core.uow import UnitOfWork
+from tests.e2e.conftest import console, open_page, page, sign_in  # noqa: F401 - fixtures
+from tests.support.data import ROLE_ACTORS
+
+
+def signed_out(page: Page) -> None:
+    """The sign-in form, and nothing of the page that was open."""
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("button", name="Sign out")).to_have_count(0)
+
+
+def test_a_disabled_users_open_health_page_stops_at_the_next_refresh(console: str, page: Page, engine: Engine
+                                                                      ) -> None:  # noqa: F811
+    sign_in(page, console, "engineer")
+    expect(page.get_by_text("Conversations", exact=True)).to_be_visible()
+    users.set_disabled(actor=ROLE_ACTORS["admin"], username="engineer", disabled=True, uow=UnitOfWork(engine))
+    signed_out(page)  # the panels refresh every 15 s; nothing else reruns the page
+    expect(page.get_by_text("Last updated")).to_have_count(0)
+    expect(page.get_by_test_id("stMetric")).to_have_count(0)
+
+
+def test_a_demoted_users_open_rollbacks_page_stops_at_the_next_refresh(console: str, page: Page, engine: Engine
+                                                                       ) -> None:  # noqa: F811
+    sign_in(page, console, "engineer")
+    open_page(page, console, "rollbacks", "Rollbacks")
+    expect(page.get_by_role("heading", name="Runs")).to_be_visible()
+    users.set_role(actor=ROLE_ACTORS["admin"], username="engineer", role="support", uow=UnitOfWork(engine))
+    signed_out(page)  # the runs panel refreshes every 2 s
+    expect(page.get_by_role("heading", name="Rollbacks")).to_have_count(0)
