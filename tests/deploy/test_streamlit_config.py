@@ -25,3 +25,10 @@ def test_headless_without_usage_statistics_or_tracebacks() -> None:
 def test_the_reverse_proxy_path_is_documented_where_it_is_set() -> None:
     text = (ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8")
     assert "STREAMLIT_SERVER_BASE_URL_PATH" in text and "baseUrlPath" in text
+
+
+def test_the_running_indicator_stays_visible() -> None:
+    # toolbarMode "minimal" hides Streamlit's running indicator (seen in Chromium: no stStatusWidget while a page
+    # ran), so a click looked ignored for the seconds a sign-in or a slow page took. "viewer" keeps it, without
+    # developer options.
+    assert CONFIG["client"]["toolbarMode"] == "viewer"
