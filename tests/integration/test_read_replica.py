@@ -1,0 +1,124 @@
+"""A real streaming replica on loopback (a private primary and its replica, made by scripts/make-replica):
+lag-tolerant reads go to it, its lag is measured, a stopped replica means reads from the primary, and writes and
+the kill switch never touch it."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, func, select, text
+
+from core.config import reset_settings
+from core.db import dispose_engines, get_engine, read_session
+from core.migrate import upgrade_to_head
+from core.models import Conversation
+from core.queries.replica import get_replica_status
+from core.read_routing import ON_PRIMARY, ON_REPLICA, forget_replica_state, replica_session, route_of
+from core.services.controls import engage_kill_switch, set_activation
+from core.uow import UnitOfWork
+from core.worker.settings_cache import SettingsCache
+from tests.conftest import _truncate_postgres
+from tests.support.data import ROLE_ACTORS, seed_minimal
+from tests.support.pg_cluster import PgCluster
+from tests.support.pg_replica import PgReplica
+
+ENGINEER = ROLE_ACTORS["engineer"]
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[tuple[PgCluster, PgReplica]]:
+    """A private primary with the agent schema and its streaming replica (shared by this module's tests)."""
+    with PgCluster(settings={"autovacuum": "off"}) as primary:  # a quiet primary: no WAL but the tests' own
+        url = primary.create_database("agentops")
+        engine = get_engine(url)
+        upgrade_to_head(engine)
+        dispose_engines()
+        replica = PgReplica(primary).create()
+        yield primary, replica
+
+
+@pytest.fixture
+def replicated(pair, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Engine, PgReplica]]:
+    """The process's DATABASE_URL is the clean primary, DATABASE_READ_URL its running, caught-up replica."""
+    primary, replica = pair
+    replica.start()  # a test before may have stopped it (the script leaves a running replica alone)
+    replica.resume()
+    monkeypatch.setenv("DATABASE_URL", primary.url("agentops"))
+    monkeypatch.setenv("DATABASE_READ_URL", replica.url())
+    monkeypatch.setenv("BCRYPT_ROUNDS", "4")
+    reset_settings()
+    dispose_engines()
+    forget_replica_state()
+    engine = get_engine()
+    _truncate_postgres(engine)
+    seed_minimal(engine)
+    replica.wait_caught_up()
+    yield engine, replica
+    if (replica.data_dir / "postmaster.pid").exists():
+        replica.resume()
+    dispose_engines()
+    forget_replica_state()
+
+
+def _count(session) -> int:
+    return session.scalar(select(func.count()).select_from(Conversation))
+
+
+def test_lag_tolerant_reads_go_to_the_standby(replicated) -> None:
+    with replica_session() as s:
+        assert s.scalar(text("SELECT pg_is_in_recovery()")) is True
+        assert route_of(s).read_from == ON_REPLICA and not route_of(s).fallback
+        assert _count(s) > 0  # the seeded data arrived by streaming replication
+    with read_session() as s:  # the ordinary session is the primary's
+        assert s.scalar(text("SELECT pg_is_in_recovery()")) is False
+
+
+def test_with_replay_paused_the_read_sees_the_old_value_and_the_primary_the_new(replicated) -> None:
+    engine, replica = replicated
+    with read_session(engine) as s:
+        before = _count(s)
+    replica.pause()
+    seed_minimal(engine, conversations=5)
+    with read_session(engine) as s:
+        after = _count(s)
+    with replica_session() as s:
+        assert _count(s) == before < after
+    status = get_replica_status(actor=ENGINEER)
+    assert status.reachable and status.replay_paused and status.lag_bytes > 0 and status.lag_seconds >= 0
+    replica.resume()
+    replica.wait_caught_up()
+    with replica_session() as s:
+        assert _count(s) == after
+    caught_up = get_replica_status(actor=ENGINEER)
+    assert not caught_up.replay_paused and caught_up.lag_bytes < status.lag_bytes
+
+
+def test_a_stopped_replica_means_reads_from_the_primary_and_says_so(replicated) -> None:
+    _engine, replica = replicated
+    replica.stop()
+    with replica_session() as s:
+        assert s.scalar(text("SELECT pg_is_in_recovery()")) is False
+        route = route_of(s)
+    assert route.read_from == ON_PRIMARY and route.fallback and "127.0.0.1" in (route.problem or "")
+    status = get_replica_status(actor=ENGINEER)
+    assert status.configured and not status.reachable and status.reading_from == ON_PRIMARY
+    assert status.problem.startswith("The read replica is unreachable")
+    replica.start()
+    forget_replica_state()  # instead of waiting DATABASE_READ_RETRY_SECONDS
+    with replica_session() as s:
+        assert route_of(s).read_from == ON_REPLICA
+    assert get_replica_status(actor=ENGINEER).reachable
+
+
+def test_writes_and_the_kill_switch_never_read_the_replica(replicated) -> None:
+    _engine, replica = replicated
+    set_activation(actor=ENGINEER, mode="full", reason="agents on", uow=UnitOfWork())
+    replica.wait_caught_up()
+    replica.pause()  # the replica now keeps the state from before the switch
+    engaged = engage_kill_switch(actor=ENGINEER, reason="replica test", uow=UnitOfWork())
+    seen = SettingsCache(get_engine(), ttl_seconds=0).get()  # the worker's view of the switch
+    assert seen.running is False and seen.version == engaged.version
+    with UnitOfWork() as uow:
+        assert uow.session.scalar(text("SELECT pg_is_in_recovery()")) is False
+    with replica_session() as s:  # the lagging copy still says full: the switch was not read there
+        assert s.scalar(text("SELECT mode FROM agent_settings WHERE id = 1")) == "full"
