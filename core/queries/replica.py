@@ -48,11 +48,14 @@ def get_replica_status(*, actor: Actor, primary: Engine | None = None) -> Replic
     url, health = mask_url(read_url), replica_health(read_url)
     if health.skipped():  # found down a moment ago: say so without another connect attempt
         return _down(url, health.problem or "unreachable")
+    primary_lsn = _primary_lsn(primary or get_engine())  # a primary that is down is the page's own problem
     try:
-        return _measure(url, primary or get_engine(), get_engine(read=True))
+        status = _measure(url, primary_lsn, get_engine(read=True))
     except REPLICA_ERRORS as exc:
         health.mark_down(exc)
         return _down(url, health.problem or "unreachable")
+    health.mark_up()
+    return status
 
 
 def _down(url: str, problem: str) -> ReplicaStatus:
@@ -60,16 +63,23 @@ def _down(url: str, problem: str) -> ReplicaStatus:
                          problem=f"The read replica is unreachable ({problem}); reads go to the primary.")
 
 
-def _measure(url: str, primary: Engine, replica: Engine) -> ReplicaStatus:
-    """The primary's WAL position first, then how much of it the replica has applied."""
-    if primary.dialect.name != "postgresql" or replica.dialect.name != "postgresql":
-        return ReplicaStatus(configured=True, reachable=True, reading_from="replica", url=url,
-                             problem="Lag is measured on PostgreSQL only.")
+def _primary_lsn(primary: Engine) -> str | None:
+    """The primary's WAL write position (None on SQLite, which has no replicas)."""
+    if primary.dialect.name != "postgresql":
+        return None
     with primary.connect() as conn:
-        primary_lsn = conn.execute(text("SELECT CAST(pg_current_wal_lsn() AS text)")).scalar_one()
+        return conn.execute(text("SELECT CAST(pg_current_wal_lsn() AS text)")).scalar_one()
+
+
+def _measure(url: str, primary_lsn: str | None, replica: Engine) -> ReplicaStatus:
+    """How much of the primary's WAL (up to PRIMARY_LSN) the replica has applied, and how long ago."""
+    if primary_lsn is None or replica.dialect.name != "postgresql":
+        with replica.connect():
+            pass
+        return ReplicaStatus(configured=True, reachable=True, reading_from="replica", url=url,
+                             problem="Lag is measured only when both the primary and the replica are PostgreSQL.")
     with replica.connect() as conn:
         row = conn.execute(REPLICA_SQL, {"primary_lsn": primary_lsn}).one()
-    replica_health(get_settings().database_read_url or "").mark_up()
     if not row.standby:
         return ReplicaStatus(configured=True, reachable=True, reading_from="replica", url=url,
                              problem="DATABASE_READ_URL points at a server that is not a standby.")

@@ -122,3 +122,76 @@ def test_writes_and_the_kill_switch_never_read_the_replica(replicated) -> None:
         assert uow.session.scalar(text("SELECT pg_is_in_recovery()")) is False
     with replica_session() as s:  # the lagging copy still says full: the switch was not read there
         assert s.scalar(text("SELECT mode FROM agent_settings WHERE id = 1")) == "full"
+
+
+def _engineer_token(engine: Engine) -> str:
+    from core.auth import system_actor
+    from core.services import tokens, users
+
+    admin = system_actor("test")
+    users.add_user(actor=admin, username="u-eng", password="long enough pw", role="engineer", uow=UnitOfWork(engine))
+    return tokens.create_token(actor=admin, username="u-eng", uow=UnitOfWork(engine)).token
+
+
+def test_the_api_reads_figures_from_the_replica_and_still_answers_without_it(replicated, monkeypatch) -> None:
+    from fastapi.testclient import TestClient
+
+    from core.api import create_app
+
+    engine, replica = replicated
+    monkeypatch.setenv("API_STATUS_CACHE_SECONDS", "0")
+    reset_settings()
+    headers = {"Authorization": f"Bearer {_engineer_token(engine)}"}
+    client = TestClient(create_app(engine=engine))
+    status = client.get("/api/v2/agents/status", headers=headers)
+    assert status.status_code == 200 and status.json()["last_hour"]["read_from"] == "replica"
+    assert client.get("/api/v2/agents/health").json()["info"]["read_replica"]["reachable"] is True
+    replica.stop()
+    status = client.get("/api/v2/agents/status", headers=headers)
+    assert status.status_code == 200 and status.json()["last_hour"]["read_from"] == "primary"
+    ready = client.get("/api/v2/agents/health").json()
+    assert ready["info"]["read_replica"] == {"reachable": False, "lag_seconds": None, "lag_bytes": None,
+                                             "reading_from": "primary"}
+    assert "read_replica" not in ready["failing"]
+
+
+def test_the_cli_reports_the_replica_and_exits_1_when_it_is_down(replicated, capsys) -> None:
+    import json
+
+    from core.cli import main
+
+    _engine, replica = replicated
+    assert main(["replica", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["reachable"] and shown["lag_bytes"] is not None and shown["url"].endswith(f":{replica.port}/agentops")
+    assert main(["metrics", "--window", "24h"]) == 0  # the health figures read through the replica
+    capsys.readouterr()
+    replica.stop()
+    assert main(["replica"]) == 1
+    assert "UNREACHABLE" in capsys.readouterr().out
+    assert main(["metrics", "--window", "24h"]) == 0  # and still come, from the primary
+
+
+def test_the_health_page_shows_the_lag_and_the_fallback_banner(replicated) -> None:
+    from core.auth import system_actor
+    from core.seed.runner import seed_demo_users
+    from dashboard import data
+    from dashboard.replica_widgets import FALLBACK_BANNER
+    from tests.dashboard.conftest import body_text, open_app, sign_in
+
+    engine, replica = replicated
+    seed_demo_users(actor=system_actor("test"), engine=engine)
+    data.health_figures.clear()
+    data.replica_status.clear()
+    at = sign_in(open_app(), "engineer")
+    assert not at.exception
+    text = body_text(at)
+    assert "Read replica" in text and "Replica lag" in text and FALLBACK_BANNER not in text
+    replica.stop()
+    data.health_figures.clear()
+    data.replica_status.clear()
+    at.run()
+    assert not at.exception
+    text = body_text(at)
+    assert FALLBACK_BANNER in text and "The read replica is unreachable" in text
+    assert "Conversations" in text  # the figures still come, from the primary
