@@ -34,7 +34,10 @@ def pair() -> Iterator[tuple[PgCluster, PgReplica]]:
         upgrade_to_head(engine)
         dispose_engines()
         replica = PgReplica(primary).create()
-        yield primary, replica
+        try:
+            yield primary, replica
+        finally:
+            replica.stop()
 
 
 @pytest.fixture
