@@ -10,7 +10,6 @@ from sqlalchemy import Engine, func, select, text
 
 from core.config import reset_settings
 from core.db import dispose_engines, get_engine, read_session
-from core.migrate import upgrade_to_head
 from core.models import Conversation
 from core.queries.replica import get_replica_status
 from core.read_routing import ON_PRIMARY, ON_REPLICA, forget_replica_state, replica_session, route_of
@@ -20,7 +19,7 @@ from core.worker.settings_cache import SettingsCache
 from tests.conftest import _truncate_postgres
 from tests.support.data import ROLE_ACTORS, seed_minimal
 from tests.support.pg_cluster import PgCluster
-from tests.support.pg_replica import PgReplica
+from tests.support.pg_replica import PgReplica, primary_with_replica, use_primary_and_replica
 
 ENGINEER = ROLE_ACTORS["engineer"]
 
@@ -28,31 +27,15 @@ ENGINEER = ROLE_ACTORS["engineer"]
 @pytest.fixture(scope="module")
 def pair() -> Iterator[tuple[PgCluster, PgReplica]]:
     """A private primary with the agent schema and its streaming replica (shared by this module's tests)."""
-    with PgCluster(settings={"autovacuum": "off"}) as primary:  # a quiet primary: no WAL but the tests' own
-        url = primary.create_database("agentops")
-        engine = get_engine(url)
-        upgrade_to_head(engine)
-        dispose_engines()
-        replica = PgReplica(primary).create()
-        try:
-            yield primary, replica
-        finally:
-            replica.stop()
+    with primary_with_replica() as both:
+        yield both
 
 
 @pytest.fixture
 def replicated(pair, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Engine, PgReplica]]:
     """The process's DATABASE_URL is the clean primary, DATABASE_READ_URL its running, caught-up replica."""
     primary, replica = pair
-    replica.start()  # a test before may have stopped it (the script leaves a running replica alone)
-    replica.resume()
-    monkeypatch.setenv("DATABASE_URL", primary.url("agentops"))
-    monkeypatch.setenv("DATABASE_READ_URL", replica.url())
-    monkeypatch.setenv("BCRYPT_ROUNDS", "4")
-    reset_settings()
-    dispose_engines()
-    forget_replica_state()
-    engine = get_engine()
+    engine = use_primary_and_replica(primary, replica, monkeypatch)
     _truncate_postgres(engine)
     seed_minimal(engine)
     replica.wait_caught_up()

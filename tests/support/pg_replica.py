@@ -4,9 +4,12 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from tests.support.net import free_port
 from tests.support.pg_cluster import PgCluster, bindir
@@ -82,3 +85,36 @@ class PgReplica:
         while not self.execute(sql):
             assert time.monotonic() < deadline, "the replica did not catch up"
             time.sleep(0.05)  # polling replay progress, not waiting for time to pass
+
+
+@contextmanager
+def primary_with_replica(database: str = "agentops") -> Iterator[tuple[PgCluster, PgReplica]]:
+    """A private primary with DATABASE migrated to head and its streaming replica; both gone afterwards."""
+    from core.db import dispose_engines, get_engine
+    from core.migrate import upgrade_to_head
+
+    with PgCluster(settings={"autovacuum": "off"}) as primary:  # a quiet primary: no WAL but the tests' own
+        upgrade_to_head(get_engine(primary.create_database(database)))
+        dispose_engines()
+        replica = PgReplica(primary, database=database).create()
+        try:
+            yield primary, replica
+        finally:
+            replica.stop()
+
+
+def use_primary_and_replica(primary: PgCluster, replica: PgReplica, monkeypatch: Any) -> Engine:
+    """Point this process at the primary (DATABASE_URL) and the running, replaying replica (DATABASE_READ_URL)."""
+    from core.config import reset_settings
+    from core.db import dispose_engines, get_engine
+    from core.read_routing import forget_replica_state
+
+    replica.start()  # a test before may have stopped it (the script leaves a running replica alone)
+    replica.resume()
+    monkeypatch.setenv("DATABASE_URL", primary.url(replica.database))
+    monkeypatch.setenv("DATABASE_READ_URL", replica.url())
+    monkeypatch.setenv("BCRYPT_ROUNDS", "4")
+    reset_settings()
+    dispose_engines()
+    forget_replica_state()
+    return get_engine()
