@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -23,6 +24,7 @@ from core.db import get_engine
 # What an unreachable or failing replica raises; a missing table (ProgrammingError) is not the replica's fault.
 REPLICA_ERRORS = (OperationalError, InterfaceError)
 ON_REPLICA, ON_PRIMARY = "replica", "primary"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -122,3 +124,19 @@ def replica_session(primary: Engine | None = None) -> Iterator[Session]:
 def route_of(session: Session) -> Route:
     """Where SESSION reads from (a session not made by replica_session() reads from the primary)."""
     return session.info.get("route") or Route(ON_PRIMARY, fallback=False)
+
+
+def run_read(read: Callable[[Session], T], primary: Engine | None = None) -> T:
+    """READ(session) on the replica; if the replica fails during it, READ again on the primary (once).
+
+    For reads with no side effects: a replica stopped in the middle of a page's reads costs a repeat, not an error."""
+    on_replica = False
+    try:
+        with replica_session(primary) as session:
+            on_replica = route_of(session).read_from == ON_REPLICA
+            return read(session)
+    except REPLICA_ERRORS:
+        if not on_replica:  # the primary failed: that is the page's database problem, not a fallback
+            raise
+    with replica_session(primary) as session:  # the replica is marked down now: this one is the primary's
+        return read(session)

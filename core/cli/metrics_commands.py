@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import argparse
 
-from core.auth import system_actor
+from sqlalchemy.orm import Session
+
+from core.auth import Actor, system_actor
 from core.cli.common import emit, load_actor
 from core.queries import health, metrics
 from core.queries.replica import ReplicaStatus, get_replica_status
-from core.read_routing import replica_session
+from core.read_routing import run_read
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,13 +27,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def show_metrics(args: argparse.Namespace) -> int:
     hours = metrics.parse_window(args.window)
     actor = load_actor(args.actor, source="cli") if args.actor else system_actor("cli")
-    with replica_session() as s:  # the read replica when configured and reachable, else the primary
-        summary = metrics.get_summary(s, actor=actor, window_hours=hours)
-        workers = health.list_workers(s, actor=actor)
-        criteria = health.evaluate_criteria(s, actor=actor, summary=summary, workers=workers)
+    summary, criteria = run_read(lambda s: _figures(s, actor, hours))  # the read replica when it answers
     data = {**summary.as_dict(), "window": args.window, "criteria": {c.key: c.as_dict() for c in criteria}}
     emit(data, as_json=args.json, text=_text(args.window, summary, criteria))
     return 0
+
+
+def _figures(s: Session, actor: Actor, hours: int) -> tuple[metrics.Summary, list[health.Criterion]]:
+    summary = metrics.get_summary(s, actor=actor, window_hours=hours)
+    workers = health.list_workers(s, actor=actor)
+    return summary, health.evaluate_criteria(s, actor=actor, summary=summary, workers=workers)
 
 
 def _text(window: str, summary: metrics.Summary, criteria: list[health.Criterion]) -> str:

@@ -12,7 +12,7 @@ from core.config import reset_settings
 from core.db import dispose_engines, get_engine, read_session
 from core.models import Conversation
 from core.queries.replica import get_replica_status
-from core.read_routing import ON_PRIMARY, ON_REPLICA, forget_replica_state, replica_session, route_of
+from core.read_routing import ON_PRIMARY, ON_REPLICA, forget_replica_state, replica_session, route_of, run_read
 from core.services.controls import engage_kill_switch, set_activation
 from core.uow import UnitOfWork
 from core.worker.settings_cache import SettingsCache
@@ -94,6 +94,22 @@ def test_a_stopped_replica_means_reads_from_the_primary_and_says_so(replicated) 
     with replica_session() as s:
         assert route_of(s).read_from == ON_REPLICA
     assert get_replica_status(actor=ENGINEER).reachable
+
+
+def test_a_replica_stopped_in_the_middle_of_a_read_costs_a_repeat_on_the_primary(replicated) -> None:
+    _engine, replica = replicated
+    servers = []
+
+    def read(session) -> int:
+        servers.append("standby" if session.scalar(text("SELECT pg_is_in_recovery()")) else "primary")
+        if len(servers) == 1:
+            replica.stop()  # ends this session's connection: the next statement on it fails
+        return _count(session)
+
+    assert run_read(read) > 0
+    assert servers == ["standby", "primary"]
+    with replica_session() as s:  # and later reads go straight to the primary, under the banner's flag
+        assert route_of(s).read_from == ON_PRIMARY and route_of(s).fallback
 
 
 def test_writes_and_the_kill_switch_never_read_the_replica(replicated) -> None:
