@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     environment: Environment = "development"
     database_url: str = DEFAULT_DATABASE_URL
     database_read_url: str | None = None
+    # A replica that does not answer within this many seconds is skipped: reads go to the primary (libpq's minimum
+    # is 2), and it is not tried again for DATABASE_READ_RETRY_SECONDS, so a fallback never hangs a page.
+    database_read_connect_timeout_seconds: int = Field(2, ge=2, le=30)
+    database_read_retry_seconds: float = Field(5.0, ge=0, le=300)
 
     agent_system_enabled: bool = True
     agent_log_level: LogLevel = "INFO"

@@ -96,6 +96,7 @@ ACTIONS: dict[str, Action] = {
     "conversation of another shop": Action(AUDIT_READERS, api=("GET", "/api/v2/agents/conversations/{shop2}", None),
                                            api_refused=404),
     "status": Action(EVERYONE, cli=("status",), api=("GET", "/api/v2/agents/status", None)),
+    "read replica status": Action(EVERYONE, cli=("replica",)),
     "liveness": Action(PUBLIC, api=("GET", "/health", None)),
     "readiness": Action(PUBLIC, api=("GET", "/api/v2/agents/health", None), api_ok=frozenset({200, 503})),
     "metrics": Action(PUBLIC, cli=("metrics", "--window", "1h"), api=("GET", "/metrics", None)),
