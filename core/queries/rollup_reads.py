@@ -14,10 +14,11 @@ from sqlalchemy.orm import Session
 from core.auth import Actor
 from core.models import (
     AgentMetric, AgentMetricDaily, AgentResponseBucket, AgentResponseDailyByShop, AgentResponseDailyByType,
-    Conversation, utcnow,
+    AgentResponseHourlyByShop, AgentResponseHourlyByShopType, AgentResponseHourlyByType, Conversation, utcnow,
 )
 from core.queries.scope import shop_filter
 from core.rollups import BUCKET_RATIO, TERMINAL_COLUMNS, floor_hour
+from core.rollups_compact import decode
 from core.rollups_daily import day_of, floor_day
 
 SUM_COLUMNS = ("created", "completed", "failed", "opted_out", "prompt_tokens", "completion_tokens", "cost_usd")
@@ -106,11 +107,16 @@ def _raw_sums(session: Session, actor: Actor, ranges: list[Range], by: str | Non
 
 
 def histograms(session: Session, *, actor: Actor, plan: Plan, by: str | None = None) -> dict[Any, dict[int, int]]:
-    """Response-time histograms per key over the plan (daily by type or by shop, hourly and raw at the edges)."""
+    """Response-time histograms per key over the plan: whole days from the daily tables, whole hours from the
+    compact hourly rows plus the fine rows not yet folded, the partial hours at the edges from raw rows."""
     out: dict[Any, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     b, c = AgentResponseBucket, Conversation
     queries = []
     if plan.hourly:
+        for k, counts in session.execute(_compact_query(session, actor, plan.hourly, by)):
+            target = out[_norm(k, by)]
+            for bucket, n in decode(counts).items():
+                target[bucket] += n
         queries.append(select(_key(session, b, b.hour, by), b.bucket, func.sum(b.count))
                        .where(_in_ranges(b.hour, plan.hourly), *shop_filter(actor, b.shop_id)).group_by(b.bucket))
     if plan.days:
@@ -127,6 +133,18 @@ def histograms(session: Session, *, actor: Actor, plan: Plan, by: str | None = N
         for k, bucket, n in session.execute(query.group_by(literal_column("k"))):
             out[_norm(k, by)][int(bucket)] += int(n)
     return {k: dict(v) for k, v in out.items()}
+
+
+def _compact_query(session: Session, actor: Actor, ranges: list[Range], by: str | None) -> Any:
+    """The smallest compact table that answers BY for ACTOR: per type for everyone, per shop for a shop breakdown
+    or a user who sees some shops only, per shop and type for such a user's breakdown by type."""
+    scoped = actor.shop_ids is not None
+    if by == "shop_id" or (scoped and by != "agent_type"):
+        model: Any = AgentResponseHourlyByShop
+    else:
+        model = AgentResponseHourlyByShopType if scoped else AgentResponseHourlyByType
+    shops = shop_filter(actor, model.shop_id) if scoped else []
+    return select(_key(session, model, model.hour, by), model.counts).where(_in_ranges(model.hour, ranges), *shops)
 
 
 def _bucket_sql(session: Session, ms: Any) -> Any:
