@@ -17,7 +17,7 @@ from core.models import (
     AgentMetric, AgentMetricDaily, AgentResponseDailyByShop, AgentResponseDailyByType, AgentResponseHourlyByShop,
     AgentResponseHourlyByType, utcnow,
 )
-from core.rollups_compact import decode, fold_closed_hours, merge_into
+from core.rollups_compact import decode, encode, fold_closed_hours, merge_into
 
 RECENT_DAYS = 3
 
@@ -69,7 +69,7 @@ def _daily_histograms(session: Session | Connection, daily: Any, hourly: Any, ke
     days: dict[tuple, dict[int, int]] = defaultdict(dict)
     for hour, k, counts in session.execute(select(t.c.hour, t.c[key], t.c.counts).where(*where)):
         merge_into(days[(floor_day(hour), k)], decode(counts).items())
-    rows = [{"day": day, key: k, "bucket": b, "count": n} for (day, k), hist in days.items() for b, n in hist.items()]
+    rows = [{"day": day, key: k, "counts": encode(hist)} for (day, k), hist in days.items()]
     if rows:
         session.execute(insert(daily), rows)
     return len(rows)

@@ -104,20 +104,18 @@ class AgentMetricDaily(Base):
 
 
 class AgentResponseDailyByType(Base):
-    """Whole days of the response-time histogram per agent type (all shops)."""
+    """Whole days of the response-time histogram per agent type (all shops), one compact row each (bucket → count)."""
 
     __tablename__ = "agent_response_daily_by_type"
     day: Mapped[datetime] = mapped_column(primary_key=True)
     agent_type: Mapped[str] = mapped_column(String(40), primary_key=True)
-    bucket: Mapped[int] = mapped_column(primary_key=True)
-    count: Mapped[int] = mapped_column(default=0)
+    counts: Mapped[dict[str, Any]]
 
 
 class AgentResponseDailyByShop(Base):
-    """Whole days of the response-time histogram per shop (all agent types)."""
+    """Whole days of the response-time histogram per shop (all agent types), one compact row each."""
 
     __tablename__ = "agent_response_daily_by_shop"
     day: Mapped[datetime] = mapped_column(primary_key=True)
     shop_id: Mapped[int] = mapped_column(primary_key=True)
-    bucket: Mapped[int] = mapped_column(primary_key=True)
-    count: Mapped[int] = mapped_column(default=0)
+    counts: Mapped[dict[str, Any]]

@@ -107,28 +107,29 @@ def _raw_sums(session: Session, actor: Actor, ranges: list[Range], by: str | Non
 
 
 def histograms(session: Session, *, actor: Actor, plan: Plan, by: str | None = None) -> dict[Any, dict[int, int]]:
-    """Response-time histograms per key over the plan: whole days from the daily tables, whole hours from the
+    """Response-time histograms per key over the plan: whole days from the compact daily rows, whole hours from the
     compact hourly rows plus the fine rows not yet folded, the partial hours at the edges from raw rows."""
     out: dict[Any, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     b, c = AgentResponseBucket, Conversation
-    queries = []
+    compact, queries = [], []
     if plan.hourly:
-        for k, counts in session.execute(_compact_query(session, actor, plan.hourly, by)):
-            target = out[_norm(k, by)]
-            for bucket, n in decode(counts).items():
-                target[bucket] += n
+        compact.append(_compact_query(session, actor, plan.hourly, by))
         queries.append(select(_key(session, b, b.hour, by), b.bucket, func.sum(b.count))
                        .where(_in_ranges(b.hour, plan.hourly), *shop_filter(actor, b.shop_id)).group_by(b.bucket))
     if plan.days:
         daily = AgentResponseDailyByShop if by == "shop_id" else AgentResponseDailyByType
-        queries.append(select(_key(session, daily, daily.day, by), daily.bucket, func.sum(daily.count))
-                       .where(daily.day.in_(plan.days)).group_by(daily.bucket))
+        compact.append(select(_key(session, daily, daily.day, by), daily.counts).where(daily.day.in_(plan.days)))
     if plan.raw:
         bucket = _bucket_sql(session, c.response_time_ms).label("bucket")
         queries.append(select(_key(session, c, c.created_at, by), bucket, func.count())
                        .where(_in_ranges(c.created_at, plan.raw), c.status == "completed",
                               c.response_time_ms.is_not(None), *shop_filter(actor, c.shop_id))
                        .group_by(literal_column("bucket")))
+    for query in compact:
+        for k, counts in session.execute(query):
+            target = out[_norm(k, by)]
+            for bucket, n in decode(counts).items():
+                target[bucket] += n
     for query in queries:
         for k, bucket, n in session.execute(query.group_by(literal_column("k"))):
             out[_norm(k, by)][int(bucket)] += int(n)

@@ -11,10 +11,13 @@ from sqlalchemy import Engine, func, select
 from core.auth import system_actor
 from core.db import read_session
 from core.migrate import alembic_config, current_revision, head_revision, upgrade_to_head
-from core.models import AgentResponseBucket, Conversation, utcnow
+from core.models import (
+    AgentResponseBucket, AgentResponseDailyByShop, AgentResponseDailyByType, Conversation, utcnow,
+)
 from core.queries import metrics
 from core.rollups import bucket_of, floor_hour, insert_fine_buckets
 from core.rollups_compact import FOLDS, decode, fold_closed_hours
+from core.rollups_daily import floor_day
 from core.uow import UnitOfWork
 from tests.support.data import ROLE_ACTORS, seed_minimal
 
@@ -58,6 +61,14 @@ def test_compact_tables_equal_the_raw_rows(engine: Engine) -> None:
         truth = raw_histograms(engine, keys, before=current)
         assert len(truth) > 20
         assert stored_histograms(engine, model, keys) == truth, model.__tablename__
+    today = floor_day(utcnow())
+    for model, key in ((AgentResponseDailyByType, "agent_type"), (AgentResponseDailyByShop, "shop_id")):
+        truth = defaultdict(Counter)
+        for (hour, k), hist in raw_histograms(engine, (key,), before=today).items():
+            truth[(floor_day(hour), k)].update(hist)
+        with read_session(engine) as s:
+            stored = {(r.day, getattr(r, key)): decode(r.counts) for r in s.scalars(select(model))}
+        assert len(stored) >= 3 and stored == {k: dict(v) for k, v in truth.items()}, model.__tablename__
 
 
 def test_a_fold_changes_no_figure(engine: Engine) -> None:
