@@ -7,8 +7,6 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 Environment = Literal["development", "staging", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -107,6 +105,10 @@ class Settings(BaseSettings):
     def _parse_url(cls, value: str | None) -> str | None:
         if value is None:
             return value
+        # Imported here: settings are read by commands that never touch a database (sqlalchemy is ~0.1 s to load).
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
         try:
             make_url(value)
         except (ArgumentError, ValueError):

@@ -5,6 +5,7 @@ from core.models.conversations import CHANNELS, Conversation, Message
 from core.models.host import Appointment, Barber, Client, Enterprise, Shop
 from core.models.metrics import (
     AgentDbTiming, AgentMetric, AgentMetricDaily, AgentResponseBucket, AgentResponseDailyByShop, AgentResponseDailyByType,
+    AgentResponseHourlyByShop, AgentResponseHourlyByShopType, AgentResponseHourlyByType,
 )
 from core.models.ops import (
     ACTIVATION_MODES, AgentSettings, AuditHead, AuditRecord, HealthProbe, RollbackRun, WorkerHeartbeat,
