@@ -56,39 +56,45 @@ def check_kill_switch_dry_run(ctx: CheckContext) -> Outcome:
     from core.services.controls import apply_settings_change, switch_off
 
     started, deadline = time.monotonic(), time.monotonic() + ctx.settings.checklist_item_timeout_seconds - 2
+    before: dict = {}
+
+    def off(row) -> None:
+        before.update(mode=row.mode, allowed_shops=list(row.allowed_shops or []), shop_percent=row.shop_percent,
+                      allowed_agent_types=list(row.allowed_agent_types or []))
+        switch_off(row)
+
     with UnitOfWork(ctx.engine) as uow:
-        before, changed = apply_settings_change(uow, actor=ctx.actor, action="checklist.kill_switch_dry_run",
-                                                reason="checklist: kill-switch dry run (off)", expected_version=None,
-                                                apply=switch_off)
+        off_state, changed = apply_settings_change(uow, actor=ctx.actor, action="checklist.kill_switch_dry_run",
+                                                   reason="checklist: kill-switch dry run (off)",
+                                                   expected_version=None, apply=off)
         uow.commit()
     if not changed:
-        return warned("kill switch dry run", {"mode": before.mode}, "the system was already off; nothing to switch")
+        return warned("kill switch dry run", {"mode": off_state.mode}, "the system was already off; nothing to switch")
     try:  # whatever happens while waiting, the system goes back to how it was
-        with read_session(ctx.engine) as s:
-            off = get_activation_state(s)
-        prop = _wait_for_workers(ctx, off.version, off.changed_at, deadline)
+        prop = _wait_for_workers(ctx, off_state.version, off_state.changed_at, deadline)
         off_seconds = time.monotonic() - started
     finally:
         _restore(ctx, before)
     value = {"acknowledged": len(prop.acknowledged), "waiting": prop.waiting, "seconds_to_off": round(off_seconds, 2),
-             "restored_mode": before.mode}
+             "restored_mode": before["mode"]}
     if prop.waiting:
         return failed("kill switch dry run", value, prop.sentence() + "; switched back on")
     if not prop.acknowledged:
         return warned("kill switch dry run", value, "no live worker to acknowledge; switched back on")
-    ok = off_seconds < TARGET_SECONDS
-    return verdict(ok, "kill switch dry run", value, f"{prop.sentence()}; switched back to {before.mode}")
+    return verdict(off_seconds < TARGET_SECONDS, "kill switch dry run", value,
+                   f"{prop.sentence()}; switched back to {before['mode']}")
 
 
-def _restore(ctx: CheckContext, before) -> None:
+def _restore(ctx: CheckContext, before: dict) -> None:
+    """Put the mode and scope back exactly as they were before the dry run (audited, one commit)."""
     from core.services.controls import apply_settings_change
 
-    def back(row) -> None:
-        row.mode, row.allowed_shops = before.mode, list(before.allowed_shops)
-        row.allowed_agent_types, row.shop_percent = list(before.allowed_agent_types), before.shop_percent
+    def back(row) -> None:  # an AgentSettings row
+        for name, value in before.items():
+            setattr(row, name, value)
 
     with UnitOfWork(ctx.engine) as uow:
         apply_settings_change(uow, actor=ctx.actor, action="checklist.kill_switch_dry_run",
-                              reason=f"checklist: kill-switch dry run (back to {before.mode})", expected_version=None,
+                              reason=f"checklist: kill-switch dry run (back to {before['mode']})", expected_version=None,
                               apply=back)
         uow.commit()
