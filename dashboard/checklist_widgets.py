@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.checklist.catalogue import ITEMS, Item
+from core.checklist.catalogue import ITEMS
 from core.checklist.runner import ItemResult
 from core.queries.checklist import RunState
 from dashboard import components
@@ -105,8 +105,3 @@ def item_form(can_act: bool) -> dict[str, str] | None:
         if st.form_submit_button("Apply"):
             return {"item": item, "action": action, "text": text}
     return None
-
-
-def manual_items() -> list[Item]:
-    """The items a person ticks."""
-    return [i for i in ITEMS if not i.automated]
