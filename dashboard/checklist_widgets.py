@@ -65,8 +65,9 @@ def evidence_viewer(run: RunState) -> None:
 def verdict(run: RunState) -> None:
     """Go / no-go in one sentence, naming the blocking items; the sign-off if there is one."""
     if run.signed_off_by:
-        st.success(f"Signed off by {run.signed_off_by} at {run.signed_off_at:%Y-%m-%d %H:%M} UTC"
-                   + (f": {run.sign_off_note}" if run.sign_off_note else ""))
+        st.success(f"Signed off by {run.signed_off_by} at {run.signed_off_at:%Y-%m-%d %H:%M} UTC")
+        if run.sign_off_note:
+            st.text(f"Sign-off note: {run.sign_off_note}")  # a person's words: text, never markdown
     show = st.error if not run.go else (st.warning if run.open else st.success)
     show(run.verdict())
     done, total = run.progress

@@ -26,7 +26,8 @@ with read_session() as s:
     row = find_run(s, actor=actor, environment=env, release=release)
 
 if row is None:
-    st.info(f"No checklist run for {env}, release {release!r} yet.")
+    st.info("No checklist run for this environment and release yet.")
+    st.text(f"environment: {env}\nrelease: {release}")  # typed by a person: text, never markdown
     if can_act:
         with st.form(components.form_key("checklist_start")):
             if st.form_submit_button("Start the checklist for this release", type="primary") and components.act(

@@ -39,7 +39,8 @@ def start(engine: Engine) -> int:
 
 def test_an_engineer_starts_the_run(console_db: Engine) -> None:
     at = open_checklist("engineer")
-    assert "No checklist run for development, release 'unknown' yet." in body_text(at)
+    assert "No checklist run for this environment and release yet." in body_text(at)
+    assert "environment: development\nrelease: unknown" in body_text(at)
     at = submit(at, "checklist_start")
     assert not at.exception
     with read_session(console_db) as s:
