@@ -163,7 +163,12 @@ def test_metrics_and_alerting(engine: Engine) -> None:
 
 
 def test_log_scan_shows_the_matching_lines_masked(engine: Engine, monkeypatch, tmp_path: Path) -> None:
-    assert logs.check_logs(context(engine)).status == "warn"
+    assert logs.check_logs(context(engine)).status == "warn"  # nothing configured, no var/*.log here
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "worker.log").write_text("2026-01-01 10:00:00,000 CRITICAL core.worker: pool exhausted\n")
+    own = logs.check_logs(context(engine))  # the processes' own logs (tests run in tmp_path)
+    line = "worker.log: 2026-01-01 10:00:00,000 CRITICAL core.worker: pool exhausted"
+    assert own.status == "fail" and own.lines == (line,)
     log = tmp_path / "application.log"
     log.write_text("2026-01-01 10:00:00,000 INFO core.api: started\n2026-01-01 10:00:01,000 INFO ok\n")
     env(monkeypatch, CHECKLIST_LOG_FILE=str(log))
@@ -172,7 +177,7 @@ def test_log_scan_shows_the_matching_lines_masked(engine: Engine, monkeypatch, t
         fh.write("2026-01-01 10:00:02,000 ERROR core.worker: call to https://u:hunter2@model.local/v1 failed\n")
     out = logs.check_logs(context(engine))
     assert out.status == "fail" and len(out.lines) == 1
-    assert "core.worker" in out.lines[0] and "hunter2" not in out.lines[0]
+    assert out.lines[0].startswith("application.log: ") and "hunter2" not in out.lines[0]
     later = utcnow() + timedelta(days=3650)
     assert logs.check_logs(context(engine, deployed_at=later)).status == "pass"  # lines before deployment skipped
 

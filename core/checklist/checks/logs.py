@@ -32,21 +32,32 @@ def _after(line: str, since: datetime | None) -> bool:
     return stamp >= since.replace(microsecond=0)
 
 
+def log_files(configured: str | None) -> list[Path]:
+    """CHECKLIST_LOG_FILE (comma-separated), or else the processes' own logs that `make run` writes (var/*.log)."""
+    if configured:
+        return [Path(p.strip()) for p in configured.split(",") if p.strip()]
+    return sorted(Path("var").glob("*.log"))
+
+
 def check_logs(ctx: CheckContext) -> Outcome:
-    """Lines matching CHECKLIST_LOG_PATTERN in CHECKLIST_LOG_FILE since the deployment (masked, the first 20)."""
-    name = ctx.settings.checklist_log_file
-    if not name:
-        return warned("critical log lines", None, "no log file configured (CHECKLIST_LOG_FILE)")
-    path = Path(name)
-    if not path.is_file():
-        return failed("critical log lines", None, f"{path} does not exist or is not a file")
+    """Lines matching CHECKLIST_LOG_PATTERN in the log files since the deployment (masked, the first 20)."""
+    files = log_files(ctx.settings.checklist_log_file)
+    if not files:
+        return warned("critical log lines", None, "no log file configured (CHECKLIST_LOG_FILE) and no var/*.log")
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        return failed("critical log lines", None, f"{', '.join(missing)}: does not exist or is not a file")
     try:
         pattern = re.compile(ctx.settings.checklist_log_pattern, re.IGNORECASE)
     except re.error as exc:
         return failed("critical log lines", None, f"CHECKLIST_LOG_PATTERN is not a valid expression ({exc})")
-    lines = _tail(path)
-    hits = [mask_urls_in_text(line)[:500] for line in lines if pattern.search(line) and _after(line, ctx.deployed_at)]
-    value = {"file": str(path), "lines_scanned": len(lines), "matches": len(hits)}
+    hits, scanned = [], 0
+    for path in files:
+        lines = _tail(path)
+        scanned += len(lines)
+        hits += [f"{path.name}: {mask_urls_in_text(line)[:500]}" for line in lines
+                 if pattern.search(line) and _after(line, ctx.deployed_at)]
+    value = {"files": [str(f) for f in files], "lines_scanned": scanned, "matches": len(hits)}
     if hits:
         return failed("critical log lines", value, f"{len(hits)} line(s) match {ctx.settings.checklist_log_pattern!r}",
                       tuple(hits[:SHOWN_LINES]))
