@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from core.auth import Actor, Permission
@@ -151,14 +151,15 @@ def get_run_state(session: Session, *, actor: Actor, run_id: int, now: datetime 
     """Run RUN_ID with every item's current state (newest result; waivers; stale; blocked by dependencies)."""
     require_read(actor, Permission.VIEW_HEALTH)
     run = get_run_row_or_raise(session, run_id)
-    rows = session.scalars(select(ChecklistResult).where(ChecklistResult.run_id == run_id)
-                           .order_by(ChecklistResult.id)).all()
+    r = ChecklistResult
+    # Only the newest result and the newest waiver of each item are read (the index on run, item, id), however
+    # long the history: re-running the checklist many times does not slow the page.
+    newest = select(func.max(r.id)).where(r.run_id == run_id).group_by(r.item_id, case((r.kind == "waive", 1), else_=0))
     last: dict[str, ChecklistResult] = {}
     waivers: dict[str, ChecklistResult] = {}
-    counts: dict[str, int] = {}
-    for row in rows:  # oldest first: the newest of each kind wins
+    for row in session.scalars(select(r).where(r.id.in_(newest))):
         (waivers if row.kind == "waive" else last)[row.item_id] = row
-        counts[row.item_id] = counts.get(row.item_id, 0) + 1
+    counts = dict(session.execute(select(r.item_id, func.count()).where(r.run_id == run_id).group_by(r.item_id)).all())
     stale_before = (now or utcnow()) - timedelta(hours=get_settings().checklist_stale_hours)
     state = RunState(run.id, run.environment, run.release, run.started_by, run.started_at, run.deployed_at,
                      run.signed_off_by, run.signed_off_at, run.sign_off_note)
