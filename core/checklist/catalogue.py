@@ -165,3 +165,11 @@ def items_of(section: str | None = None, item_id: str | None = None) -> list[Ite
     if section not in SECTION_BY_KEY:
         raise UserInputError(f"Unknown checklist section {section!r}; known sections: {', '.join(SECTION_BY_KEY)}.")
     return [i for i in ITEMS if i.section == section]
+
+
+def runnable(section: str | None = None, item_id: str | None = None) -> list[Item]:
+    """The items a run of checks means; a manual item asked for by id is bad input (it is ticked, not run)."""
+    items = items_of(section, item_id)
+    if item_id is not None and not items[0].automated:
+        raise UserInputError(f"{item_id} is a manual item: tick it (with a note) or waive it (with a reason).")
+    return items

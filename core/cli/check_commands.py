@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from core.checklist.catalogue import ITEMS, SECTIONS, get_item, items_of
+from core.checklist.catalogue import ITEMS, SECTIONS, get_item, runnable
 from core.checklist.report import to_json, to_markdown
 from core.checklist.runner import ItemResult
 from core.cli.common import actor_from_args, audited_read
@@ -69,7 +69,7 @@ def _print_result(result: ItemResult) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    selected = items_of(args.section, args.item)  # bad names: one sentence, exit 2, nothing written
+    selected = runnable(args.section, args.item)  # bad input: one sentence, exit 2, nothing written
     actor = actor_from_args(args)
     run_id = _run_id(args)
     results = svc.run_checks(actor=actor, run_id=run_id, uow=UnitOfWork(get_engine()), section=args.section,

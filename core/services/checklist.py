@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from core import audit
 from core.auth import Actor, Permission
-from core.checklist.catalogue import Item, get_item, items_of
+from core.checklist.catalogue import Item, get_item, runnable
 from core.checklist.outcome import CheckContext
 from core.checklist.runner import ItemResult, run_items
 from core.config import get_settings
@@ -83,9 +83,7 @@ def _record(uow: UnitOfWork, actor: Actor, run_id: int, result: ItemResult, *, n
 def run_checks(*, actor: Actor, run_id: int, uow: UnitOfWork, section: str | None = None, item_id: str | None = None,
                confirm: str | None = None, on_result: Callable[[ItemResult], None] | None = None) -> list[ItemResult]:
     """Run the automated items of the selection (one item, a section, or all) and record each result."""
-    items = items_of(section, item_id)
-    if item_id is not None and not items[0].automated:
-        raise UserInputError(f"{item_id} is a manual item: tick it (with a note) or waive it (with a reason).")
+    items = runnable(section, item_id)
     with uow:
         require(uow, actor, Permission.CHECKLIST, action="checklist.run", target=f"run {run_id}")
         run = q.get_run_row_or_raise(uow.session, run_id)

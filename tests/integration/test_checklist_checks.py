@@ -226,4 +226,6 @@ def test_success_criteria_from_the_rollups(engine: Engine, monkeypatch) -> None:
     assert windows.check_sc_cpu(context(engine)).status == "pass"
     beat(engine, "w-hot", rss_mb=400, rss_start_mb=90, cpu=50)
     assert windows.check_sc_memory(context(engine)).status == "fail"
+    assert windows.check_memory_growth(context(engine)).status == "fail"
+    assert windows.check_sc_cpu(context(engine)).status == "fail"
     assert windows.check_resources(context(engine)).status == "fail"

@@ -200,6 +200,7 @@ def test_cli_exit_codes_and_report(engine: Engine, capsys) -> None:
     assert "Unknown checklist section 'nope'" in capsys.readouterr().err
     assert main(["check", "waive", "rollback.full", "--reason", " ", "--release", "new"]) == 2
     assert main(["check", "tick", "no.such", "--release", "new"]) == 2
+    assert main(["check", "--item", "code.merge", "--release", "new"]) == 2  # manual: ticked, not run
     with read_session(engine) as s:
         assert s.scalars(select(ChecklistRun.release)).all() == ["r9"]  # bad input started no run
     assert main(["check", "waive", "rollback.full", "--reason", "later", "--release", "r9"]) == 0

@@ -137,6 +137,14 @@ def test_post_deployment_windows(engine: Engine, monkeypatch) -> None:
     assert out.status == "pass" and out.value["completed"] == 8
     assert windows.check_short_term_errors(context(engine, deployed_at=deployed)).status == "pass"
     assert windows.check_short_term_response(context(engine, deployed_at=deployed)).status == "pass"
+    monkeypatch.setenv("SC_RESPONSE_P95_MS", "1")
+    monkeypatch.setenv("SC_WINDOW_ERROR_RATE", "0")  # nothing is under a zero limit
+    reset_settings()
+    assert windows.check_short_term_response(context(engine, deployed_at=deployed)).status == "fail"
+    assert windows.check_short_term_errors(context(engine, deployed_at=deployed)).status == "fail"
+    monkeypatch.delenv("SC_RESPONSE_P95_MS")
+    monkeypatch.delenv("SC_WINDOW_ERROR_RATE")
+    reset_settings()
     long_ago = utcnow() - timedelta(hours=25)
     assert windows.check_extended_volume(context(engine, deployed_at=long_ago)).status == "pass"
     monkeypatch.setenv("CHECKLIST_MIN_VOLUME", "1000")
