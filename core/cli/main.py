@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "api": ("core.cli.api_commands", "serve the agent API (health, status, activation)"),
     "tokens": ("core.cli.api_commands", "API tokens"),
     "rollback": ("core.cli.rollback_commands", "the checklist's rollbacks"),
+    "check": ("core.cli.check_commands",
+              "run the staging checklist's automated items; exit 0 go, 1 no-go, 2 bad input"),
 }
 STRICTNESS = {"development": 0, "staging": 1, "production": 2}
 
