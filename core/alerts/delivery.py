@@ -185,23 +185,23 @@ def test_payload() -> dict[str, Any]:
 
 def send(contact: ContactPoint, payload: dict[str, Any], settings: Settings) -> None:
     """Send PAYLOAD to CONTACT once; raise DeliveryError (one line, no secrets) when it is not accepted."""
-    try:
-        if contact.kind == "webhook":
-            _post(contact.target, {"text": payload["text"], **payload}, settings, ok=range(200, 300))
-        elif contact.kind == "email":
-            _send_email(contact.target, payload, settings)
-        elif contact.kind == "sentry":
-            _send_sentry(payload, settings)
-        else:
-            raise DeliveryError(f"unknown contact point kind {contact.kind!r}")
-    except requests.RequestException as exc:
-        raise DeliveryError(mask_urls_in_text(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-                            ) from None
+    if contact.kind == "webhook":
+        _post(contact.target, {"text": payload["text"], **payload}, settings, ok=range(200, 300))
+    elif contact.kind == "email":
+        _send_email(contact.target, payload, settings)
+    elif contact.kind == "sentry":
+        _send_sentry(payload, settings)
+    else:
+        raise DeliveryError(f"unknown contact point kind {contact.kind!r}")
 
 
 def _post(url: str, body: dict[str, Any], settings: Settings, *, ok: range,
           headers: dict[str, str] | None = None) -> None:
-    resp = requests.post(url, json=body, headers=headers or {}, timeout=settings.alert_timeout_seconds)
+    try:
+        resp = requests.post(url, json=body, headers=headers or {}, timeout=settings.alert_timeout_seconds)
+    except requests.RequestException as exc:  # its text repeats the URL's path and query: only its kind is kept
+        kind = "timed out" if isinstance(exc, requests.Timeout) else f"could not be reached ({type(exc).__name__})"
+        raise DeliveryError(f"{mask_url(url)} {kind}") from None
     if resp.status_code not in ok:
         raise DeliveryError(f"{mask_url(url)} answered HTTP {resp.status_code}")
 

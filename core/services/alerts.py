@@ -251,7 +251,9 @@ def _rule_of_alert(uow: UnitOfWork, alert_id: int) -> AlertRule:
         alert = uow.session.get(AlertState, alert_id)
         if alert is None:
             raise NotFound(f"No alert with id {alert_id}.")
-        return uow.session.get(AlertRule, alert.rule_id)
+        rule = uow.session.get(AlertRule, alert.rule_id)
+        uow.session.expunge(rule)  # read only: kept as loaded after the unit ends
+        return rule
 
 
 def mitigate_alert(*, actor: Actor, alert_id: int, action: str, reason: str, uow: UnitOfWork) -> str:
