@@ -19,7 +19,14 @@ from core.config import get_settings, reset_settings
 from core.db import read_session
 from core.errors import PermissionDenied, UserInputError
 from core.models import (
-    AgentSettings, AlertDelivery, AlertRule, AlertState, AlertTransition, AuditRecord, RollbackRun, utcnow,
+    AgentSettings,
+    AlertDelivery,
+    AlertRule,
+    AlertState,
+    AlertTransition,
+    AuditRecord,
+    RollbackRun,
+    utcnow,
 )
 from core.services import alerts
 from core.services.guard import record_refusal
@@ -49,7 +56,7 @@ def refused_read(engine: Engine) -> None:
                    reason="outside shop scope", uow=UnitOfWork(engine))
 
 
-def rule(engine: Engine, **changes) -> int:  # noqa: ANN003 - rule fields
+def rule(engine: Engine, **changes) -> int:
     return alerts.save_rule(actor=ENGINEER, spec={**RULE, **changes}, uow=UnitOfWork(engine))
 
 
@@ -211,7 +218,7 @@ def test_an_unreachable_webhook_is_retried_and_logged_without_holding_up_evaluat
 
 
 def test_test_notification_through_sendgrid_and_the_cli(engine: Engine, webhook: FakeReceiver,
-                                                         monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # noqa: ANN001
+                                                         monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.setenv("ALERT_EMAIL_TO", "oncall@example.com")
     monkeypatch.setenv("SENDGRID_BASE_URL", webhook.url)
     monkeypatch.setenv("SENDGRID_API_KEY", "SG.test-key-1234")
@@ -268,7 +275,7 @@ def test_auto_rollback_runs_the_immediate_rollback_for_a_firing_trigger(engine: 
     assert reasons == [f"AUTO_ROLLBACK: alert #{alert_id} (t_unauth) is firing"]
 
 
-def test_cli_run_once_installs_the_default_rules(engine: Engine, capsys) -> None:  # noqa: ANN001
+def test_cli_run_once_installs_the_default_rules(engine: Engine, capsys) -> None:
     assert main(["alerts", "run", "--once"]) == 0
     out = capsys.readouterr().out
     assert "installed 14 default alert rules" in out and "evaluated 14 rules" in out

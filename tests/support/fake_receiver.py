@@ -23,7 +23,7 @@ class FakeReceiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def start(self) -> "FakeReceiver":
+    def start(self) -> FakeReceiver:
         self.thread.start()
         return self
 
@@ -40,7 +40,7 @@ class FakeReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with receiver._lock:
                     receiver.received.append({"path": self.path, "headers": dict(self.headers),
