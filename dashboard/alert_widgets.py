@@ -191,15 +191,14 @@ def silence_forms(actor: Actor, silences: list[dict[str, Any]]) -> None:
         matchers = c[0].text_input("Matchers (e.g. rule=error_rate, shop=1)", key=f"{key}_matchers")
         minutes = c[1].number_input("Minutes", min_value=1, value=60, key=f"{key}_minutes")
         reason = c[2].text_input("Reason (required)", key=f"{key}_reason")
-        if st.form_submit_button("Create silence"):
-            if act(lambda: alerts.create_silence(actor=actor, matchers=matchers, minutes=float(minutes),
-                                                 reason=reason, uow=UnitOfWork())):
-                _done("alert_silence", "Silence created.")
+        if st.form_submit_button("Create silence") and act(lambda: alerts.create_silence(
+                actor=actor, matchers=matchers, minutes=float(minutes), reason=reason, uow=UnitOfWork())):
+            _done("alert_silence", "Silence created.")
     active = [s["id"] for s in silences if s["active"]]
     if active:
         key = form_key("alert_expire")
         with st.form(key):
             sid = st.selectbox("Silence", active, format_func=lambda i: f"#{i}", key=f"{key}_id")
-            if st.form_submit_button("Expire silence now"):
-                if act(lambda: alerts.expire_silence(actor=actor, silence_id=sid, uow=UnitOfWork())):
-                    _done("alert_expire", f"Silence #{sid} expired.")
+            if st.form_submit_button("Expire silence now") and act(
+                    lambda: alerts.expire_silence(actor=actor, silence_id=sid, uow=UnitOfWork())):
+                _done("alert_expire", f"Silence #{sid} expired.")

@@ -259,6 +259,8 @@ def _rule_of_alert(uow: UnitOfWork, alert_id: int) -> AlertRule:
 def mitigate_alert(*, actor: Actor, alert_id: int, action: str, reason: str, uow: UnitOfWork) -> str:
     """Apply mitigation ACTION for alert ALERT_ID through the controls or rollback service (which checks the
     permission and audits, with the alert's id in the reason); returns what was done, in one sentence."""
+    with UnitOfWork(uow.engine) as check:  # the controls services check again, each for its own change
+        require(check, actor, Permission.CONTROL_SYSTEM, action="alert.mitigate", target=f"alert {alert_id}")
     if action not in MITIGATIONS:
         raise UserInputError(f"The mitigation must be one of {', '.join(MITIGATIONS)} (got {action!r}).")
     if not reason.strip():
