@@ -16,7 +16,7 @@ from core.auth import Actor
 from core.models import AGENT_TYPES, NO_DATA_MODES, SEVERITIES, AlertRule, utcnow
 from core.services import alerts
 from core.uow import UnitOfWork
-from dashboard.components import DATABASE_ERRORS, act, flash, form_key, reset_form
+from dashboard.components import DATABASE_ERRORS, act, form_key, reset_form
 from dashboard.data import TTL_SECONDS, _actor, scope_args
 
 STATE_COLOURS = {"pending": "#f59e0b", "firing": "#dc2626", "resolved": "#16a34a", "normal": "#a3a3a3"}
@@ -91,7 +91,6 @@ def act_form(actor: Actor, shown: list[dict[str, Any]]) -> None:
 
 
 def _done(form: str, sentence: str) -> None:
-    flash(sentence)
     st.session_state["alerts_said"] = sentence
     reset_form(form)
     st.rerun()

@@ -13,6 +13,8 @@ from dashboard import components
 actor = components.page_guard(Permission.VIEW_HEALTH, "Alerts")
 can_edit = actor.can(Permission.CHECKLIST)
 st.title("Alerts")
+if said := st.session_state.pop("alerts_said", None):  # what the last action did, once
+    st.success(said)
 with read_session() as s:
     shown = q.list_alerts(s, actor=actor)
     history = q.list_history(s, actor=actor, hours=24)
@@ -50,8 +52,6 @@ if shown:
                                                                              display_text="open conversations")})
     if can_edit:
         w.act_form(actor, shown)
-        if said := st.session_state.pop("alerts_said", None):
-            st.success(said)
 else:
     st.success("Nothing is firing or pending.")
 
