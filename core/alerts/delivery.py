@@ -235,9 +235,10 @@ def _send_sentry(payload: dict[str, Any], s: Settings) -> None:
     level = "info" if payload.get("test") else ("error" if payload["status"] == "firing" else "info")
     with sentry_sdk.new_scope() as scope:
         scope.set_tags({"alert_group": payload["group"][:200], "alert_status": payload["status"]})
-        sentry_sdk.capture_message(payload["text"], level=level)
-    if not sentry_sdk.flush(timeout=s.alert_timeout_seconds):
-        raise DeliveryError("the Sentry event was not sent in time")
+        event_id = sentry_sdk.capture_message(payload["text"], level=level)
+    if event_id is None:
+        raise DeliveryError("the Sentry SDK dropped the event")
+    sentry_sdk.flush(timeout=s.alert_timeout_seconds)  # the SDK sends on its own thread; this waits for it
 
 
 def send_with_retries(contact: ContactPoint, payload: dict[str, Any], settings: Settings) -> tuple[int, str | None]:

@@ -10,9 +10,10 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from core.alerts.metrics import METRICS, Series
 from core.alerts.rules import OPS, alert_labels, resolve
@@ -69,45 +70,69 @@ def evaluate(engine: Engine, *, owner: str, now: datetime | None = None, setting
     result = CycleResult(evaluated=True)
     with Session(bind=write_bind(engine), expire_on_commit=False) as session:
         rules = session.scalars(select(AlertRule).where(AlertRule.enabled.is_(True)).order_by(AlertRule.id)).all()
+        reads = _read_all(session, rules, now, s, result)  # reads first: nothing is written until they are done
         states = {(a.rule_id, a.series): a for a in session.scalars(select(AlertState))}
-        cache: dict[tuple, list[Series]] = {}
+        values: dict[int, float | None] = {}
         for rule in rules:
-            _evaluate_rule(session, rule, states, cache, now, s, result)
-        result.rules = len(rules)
+            if rule.id in reads:
+                _apply(session, rule, reads[rule.id], states, values, now, result)
         session.flush()
+        _store_values(session, values, now)
+        result.rules = len(rules)
         result.queued = delivery.queue_notifications(session, now=now, settings=s)
         session.commit()
     return result
 
 
-def _read(session: Session, rule: AlertRule, cache: dict, now: datetime, s: Settings) -> tuple[list[Series], float, float]:
-    r = resolve(rule, s)
-    key = (rule.metric, r.scope)
-    if key not in cache:  # rules on the same metric and scope share one read
-        cache[key] = METRICS[rule.metric].read(session, r.scope, now)
-    return cache[key], r.threshold, r.pending_seconds
+Read = tuple[list[Series], float, float]  # the series, the threshold, the pending period
 
 
-def _evaluate_rule(session: Session, rule: AlertRule, states: dict, cache: dict, now: datetime, s: Settings,
-                   result: CycleResult) -> None:
-    try:
-        with session.begin_nested():  # a metric that cannot be read leaves the other rules' work intact
-            series, threshold, pending = _read(session, rule, cache, now, s)
-    except Exception as exc:  # noqa: BLE001 - one broken rule must not stop the cycle; it is reported
-        result.errors.append(f"{rule.key}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-        log.warning("alert rule %s could not be evaluated: %s", rule.key, exc)
-        return
+def _read_all(session: Session, rules: list[AlertRule], now: datetime, s: Settings,
+              result: CycleResult) -> dict[int, Read]:
+    """Every rule's metric; rules on the same metric and scope share one read. A metric that cannot be read is
+    reported and skipped, the others go on (nothing has been written yet, so a rollback loses nothing)."""
+    cache: dict[tuple, list[Series]] = {}
+    out: dict[int, Read] = {}
+    for rule in rules:
+        key, r = rule.key, resolve(rule, s)
+        try:
+            if (rule.metric, r.scope) not in cache:
+                cache[(rule.metric, r.scope)] = METRICS[rule.metric].read(session, r.scope, now)
+        except Exception as exc:  # noqa: BLE001 - one broken rule must not stop the cycle; it is reported
+            session.rollback()
+            result.errors.append(f"{key}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            log.warning("alert rule %s could not be evaluated: %s", key, exc)
+            continue
+        out[rule.id] = (cache[(rule.metric, r.scope)], r.threshold, r.pending_seconds)
+    return out
+
+
+def _apply(session: Session, rule: AlertRule, read: Read, states: dict, values: dict[int, float | None],
+           now: datetime, result: CycleResult) -> None:
+    series, threshold, pending = read
     for one in series:
-        key = series_key(one.labels)
+        key, labels = series_key(one.labels), alert_labels(rule, one.labels)
         alert = states.get((rule.id, key))
         if alert is None:
-            alert = AlertState(rule_id=rule.id, series=key, labels=alert_labels(rule, one.labels), state="normal")
+            alert = AlertState(rule_id=rule.id, series=key, labels=labels, state="normal", value=one.value,
+                               evaluated_at=now)
             session.add(alert)
             session.flush()
             states[(rule.id, key)] = alert
-        alert.labels = alert_labels(rule, one.labels)
+        elif alert.labels != labels:
+            alert.labels = labels
+        values[alert.id] = one.value
+        set_committed_value(alert, "value", one.value)  # written below, with every alert's, in one statement
         step(session, alert, rule, value=one.value, threshold=threshold, pending_seconds=pending, now=now,
              result=result)
+
+
+def _store_values(session: Session, values: dict[int, float | None], now: datetime) -> None:
+    """Every alert's latest value and evaluation time in one UPDATE (not one per alert and cycle)."""
+    if values:
+        session.execute(update(AlertState).where(AlertState.id.in_(list(values)))
+                        .values(value=case(values, value=AlertState.id, else_=AlertState.value), evaluated_at=now)
+                        .execution_options(synchronize_session=False))
 
 
 def _condition(rule: AlertRule, value: float | None, threshold: float) -> bool | None:
@@ -120,7 +145,6 @@ def _condition(rule: AlertRule, value: float | None, threshold: float) -> bool |
 def step(session: Session, alert: AlertState, rule: AlertRule, *, value: float | None, threshold: float,
          pending_seconds: float, now: datetime, result: CycleResult) -> None:
     """Move ALERT on by one evaluation: the state machine of the issue, with keep-firing and no-data handling."""
-    alert.value, alert.evaluated_at = value, now
     true = _condition(rule, value, threshold)
     if true is None:
         return

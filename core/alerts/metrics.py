@@ -13,10 +13,19 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.models import AgentDbTiming, AgentMetric, AgentResponseBucket, AuditRecord, HealthProbe, WorkerHeartbeat
+from core.models import (
+    AgentDbTiming,
+    AgentMetric,
+    AgentMetricDaily,
+    AgentResponseBucket,
+    AuditRecord,
+    HealthProbe,
+    WorkerHeartbeat,
+)
 from core.queries.controls import DATA_ACCESS_ACTIONS
 from core.queries.health import live_worker_conditions
 from core.rollups import floor_hour, percentile
+from core.rollups_daily import floor_day
 
 
 @dataclass(frozen=True)
@@ -58,19 +67,53 @@ def _scoped(model: Any, scope: Scope) -> list[Any]:
     return conds
 
 
+def _cached(session: Session, key: tuple, load: Callable[[], Any]) -> Any:
+    """One read per cycle for what many rules share (the cycle's session lives for one evaluation)."""
+    cache = session.info.setdefault("alert_metric_cache", {})
+    if key not in cache:
+        cache[key] = load()
+    return cache[key]
+
+
+SUMS = ("created", "completed", "failed", "opted_out")
+
+
+def _sum_columns(model: Any) -> list[Any]:
+    return [func.coalesce(func.sum(getattr(model, c)), 0) for c in SUMS]
+
+
+def _add(rows: Any) -> dict[str, int]:
+    total = dict.fromkeys(SUMS, 0)
+    for row in rows:
+        for name, n in zip(SUMS, row):
+            total[name] += int(n)
+    return total
+
+
 def _sums(session: Session, scope: Scope, now: datetime) -> dict[str, int]:
-    m = AgentMetric
-    row = session.execute(select(func.coalesce(func.sum(m.created), 0), func.coalesce(func.sum(m.completed), 0),
-                                 func.coalesce(func.sum(m.failed), 0), func.coalesce(func.sum(m.opted_out), 0))
-                          .where(m.hour >= _since(scope, now), *_scoped(m, scope))).one()
-    return dict(zip(("created", "completed", "failed", "opted_out"), map(int, row)))
+    """Created/completed/failed/opted-out in the window; rules without a shop share one read grouped by type."""
+    m, since = AgentMetric, _since(scope, now)
+    if scope.shop_id is not None:
+        return _add([session.execute(select(*_sum_columns(m)).where(m.hour >= since, *_scoped(m, scope))).one()])
+    by_type = _cached(session, ("sums", since), lambda: {t: rest for t, *rest in session.execute(
+        select(m.agent_type, *_sum_columns(m)).where(m.hour >= since).group_by(m.agent_type))})
+    return _add([v for t, v in by_type.items() if scope.agent_type in (None, t)])
 
 
 def response_p95(session: Session, scope: Scope, now: datetime) -> list[Series]:
-    b = AgentResponseBucket
-    rows = session.execute(select(b.bucket, func.sum(b.count)).where(b.hour >= _since(scope, now), *_scoped(b, scope))
-                           .group_by(b.bucket))
-    return [Series(percentile({int(k): int(n) for k, n in rows}, 0.95))]
+    b, since = AgentResponseBucket, _since(scope, now)
+    if scope.shop_id is not None:
+        rows = session.execute(select(b.bucket, func.sum(b.count)).where(b.hour >= since, *_scoped(b, scope))
+                               .group_by(b.bucket)).all()
+        return [Series(percentile({int(k): int(n) for k, n in rows}, 0.95))]
+    rows = _cached(session, ("buckets", since), lambda: session.execute(
+        select(b.agent_type, b.bucket, func.sum(b.count)).where(b.hour >= since).group_by(b.agent_type, b.bucket))
+        .all())
+    hist: dict[int, int] = {}
+    for agent_type, bucket, n in rows:
+        if scope.agent_type in (None, agent_type):
+            hist[int(bucket)] = hist.get(int(bucket), 0) + int(n)
+    return [Series(percentile(hist, 0.95))]
 
 
 def db_query_p95(session: Session, scope: Scope, now: datetime) -> list[Series]:
@@ -90,14 +133,19 @@ def failed_conversations(session: Session, scope: Scope, now: datetime) -> list[
 
 
 def opt_out_over_baseline(session: Session, scope: Scope, now: datetime) -> list[Series]:
-    """Opt-out rate of the window minus that of the 7 days before it, in percentage points."""
-    m, since = AgentMetric, _since(scope, now)
-    now_s = _sums(session, scope, now)
-    base = session.execute(select(func.coalesce(func.sum(m.created), 0), func.coalesce(func.sum(m.opted_out), 0))
-                           .where(m.hour >= since - timedelta(days=7), m.hour < since, *_scoped(m, scope))).one()
-    if not now_s["created"] or not base[0]:
+    """Opt-out rate of the window minus that of the 7 whole days before today (daily rollups), in points."""
+    d, today = AgentMetricDaily, floor_day(now)
+    conds = [d.day >= today - timedelta(days=7), d.day < today]
+    if scope.shop_id is not None:
+        base = _add([session.execute(select(*_sum_columns(d)).where(*conds, *_scoped(d, scope))).one()])
+    else:
+        by_type = _cached(session, ("baseline", today), lambda: {t: rest for t, *rest in session.execute(
+            select(d.agent_type, *_sum_columns(d)).where(*conds).group_by(d.agent_type))})
+        base = _add([v for t, v in by_type.items() if scope.agent_type in (None, t)])
+    current = _sums(session, scope, now)
+    if not current["created"] or not base["created"]:
         return [Series(None)]
-    return [Series(100 * now_s["opted_out"] / now_s["created"] - 100 * int(base[1]) / int(base[0]))]
+    return [Series(100 * current["opted_out"] / current["created"] - 100 * base["opted_out"] / base["created"])]
 
 
 def _live_max(column: Any) -> Reader:

@@ -283,3 +283,61 @@ def test_cli_run_once_installs_the_default_rules(engine: Engine, capsys) -> None
         keys = set(s.scalars(select(AlertRule.threshold_setting)))
     assert {"rb_query_ms", "rb_memory_mb", "rb_unauthorized_max", "sc_response_p95_ms", "sc_error_rate"} <= keys
     system_actor()  # the shell operator ran it
+
+
+def test_routing_by_severity_and_labels_and_grouping(engine: Engine, webhook: FakeReceiver) -> None:
+    """A contact point kept in the database hears only critical alerts of shop 1, grouped by severity: two such
+    alerts make one notification; the settings contact `webhook` hears warning and above, one group per rule."""
+    pager = FakeReceiver().start()
+    try:
+        alerts.save_contact_point(actor=ENGINEER, name="pager", kind="webhook", target=pager.url + "/p",
+                                  min_severity="critical", matchers=["shop=1"], group_by=["severity"],
+                                  uow=UnitOfWork(engine))
+        for key, severity, shop in (("a1", "critical", 1), ("a2", "critical", 1), ("a3", "warning", 1),
+                                    ("a4", "critical", 2)):
+            alerts.save_rule(actor=ENGINEER, spec={"key": key, "metric": "failed_conversations", "op": ">=",
+                                                   "threshold": 0, "severity": severity, "shop_id": shop},
+                             uow=UnitOfWork(engine))
+        evaluate(engine, owner="a")
+        deliver_pending(engine, owner="a")
+        [page] = pager.bodies("/p")
+        assert page["group"] == "severity=critical" and sorted(a["rule"] for a in page["alerts"]) == ["a1", "a2"]
+        assert sorted(b["group"] for b in webhook.bodies("/hook")) == ["rule=a1", "rule=a2", "rule=a3", "rule=a4"]
+    finally:
+        pager.stop()
+
+
+def test_a_sentry_contact_point_sends_an_event(engine: Engine, db_url: str) -> None:
+    """SENTRY_DSN makes a contact point `sentry`; the test notification reaches a loopback Sentry ingest."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.fake_sentry import FakeSentry
+
+    sentry = FakeSentry().start()
+    try:
+        env = {**os.environ, "DATABASE_URL": db_url, "SENTRY_DSN": sentry.dsn}
+        done = subprocess.run([sys.executable, "-m", "core", "alerts", "test", "--contact", "sentry"], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "sentry: delivered after 1 attempt(s)"
+        [event] = sentry.error_events()
+        assert "Test notification" in str(event.get("message") or event.get("logentry"))
+        assert event["tags"]["component"] == "alerts"
+    finally:
+        sentry.stop()
+
+
+def test_a_support_user_sees_only_alerts_of_their_shops(engine: Engine) -> None:
+    from core.queries.alerts import count_firing, list_alerts
+
+    for key, shop in (("s1", 1), ("s2", 2)):
+        alerts.save_rule(actor=ENGINEER, spec={"key": key, "metric": "failed_conversations", "op": ">=",
+                                               "threshold": 0, "shop_id": shop}, uow=UnitOfWork(engine))
+    evaluate(engine, owner="a")
+    with read_session(engine) as s:
+        assert [a["rule"] for a in list_alerts(s, actor=ROLE_ACTORS["support"])] == ["s1"]
+        assert count_firing(s, actor=ROLE_ACTORS["support"]) == 1
+        [mine] = list_alerts(s, actor=ENGINEER, states=("firing",))[:1]
+    assert mine["link"].startswith("/conversations?") and "status=failed" in mine["link"]
