@@ -148,9 +148,21 @@ def opt_out_over_baseline(session: Session, scope: Scope, now: datetime) -> list
     return [Series(100 * current["opted_out"] / current["created"] - 100 * base["opted_out"] / base["created"])]
 
 
-def _live_max(column: Any) -> Reader:
+def _live_workers(session: Session, now: datetime) -> dict[str, Any]:
+    """The live workers' largest memory growth, memory and CPU, and how many have an open breaker: one read."""
+    w = WorkerHeartbeat
+
+    def load() -> dict[str, Any]:
+        row = session.execute(select(func.max(w.rss_mb - w.rss_start_mb), func.max(w.rss_mb), func.max(w.cpu_percent),
+                                     func.count().filter(w.breaker_state == "open"))
+                              .where(*live_worker_conditions(now))).one()
+        return dict(zip(("growth", "rss", "cpu", "open"), row))
+    return _cached(session, ("workers", now), load)
+
+
+def _live_max(name: str) -> Reader:
     def read(session: Session, scope: Scope, now: datetime) -> list[Series]:
-        value = session.scalar(select(func.max(column)).where(*live_worker_conditions(now)))
+        value = _live_workers(session, now)[name]
         return [Series(None if value is None else float(value))]
     return read
 
@@ -169,9 +181,7 @@ def heartbeat_age(session: Session, scope: Scope, now: datetime) -> list[Series]
 
 def breaker_open(session: Session, scope: Scope, now: datetime) -> list[Series]:
     """Live workers whose model breaker is open (the rule's pending period says for how long)."""
-    w = WorkerHeartbeat
-    n = session.scalar(select(func.count()).where(w.breaker_state == "open", *live_worker_conditions(now)))
-    return [Series(float(n or 0))]
+    return [Series(float(_live_workers(session, now)["open"] or 0))]
 
 
 def unauthorized(session: Session, scope: Scope, now: datetime) -> list[Series]:
@@ -203,9 +213,9 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("opt_out_over_baseline_pp", "Opt-out rate above its 7-day baseline", "pp", opt_out_over_baseline,
            scoped=True, conversations=True),
     Metric("worker_memory_growth_mb", "Worker memory growth", "MB",
-           _live_max(WorkerHeartbeat.rss_mb - WorkerHeartbeat.rss_start_mb)),
-    Metric("worker_memory_mb", "Worker memory", "MB", _live_max(WorkerHeartbeat.rss_mb)),
-    Metric("worker_cpu_percent", "Worker CPU", "%", _live_max(WorkerHeartbeat.cpu_percent)),
+           _live_max("growth")),
+    Metric("worker_memory_mb", "Worker memory", "MB", _live_max("rss")),
+    Metric("worker_cpu_percent", "Worker CPU", "%", _live_max("cpu")),
     Metric("worker_heartbeat_age_s", "Seconds since the last worker heartbeat", "s", heartbeat_age),
     Metric("breaker_open_workers", "Workers with an open model breaker", "", breaker_open),
     Metric("unauthorized_access", "Unauthorized client-data access attempts", "", unauthorized),

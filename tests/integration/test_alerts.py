@@ -341,3 +341,28 @@ def test_a_support_user_sees_only_alerts_of_their_shops(engine: Engine) -> None:
         assert count_firing(s, actor=ROLE_ACTORS["support"]) == 1
         [mine] = list_alerts(s, actor=ENGINEER, states=("firing",))[:1]
     assert mine["link"].startswith("/conversations?") and "status=failed" in mine["link"]
+
+
+def test_default_rules_read_worker_heartbeats_and_their_settings(engine: Engine) -> None:
+    """A live worker at 3,000 MB (RB_MEMORY_MB is 2,048) with its breaker open: the memory trigger fires at once,
+    the breaker alert waits ALERT_BREAKER_OPEN_SECONDS; no heartbeat for longer than ALERT_HEARTBEAT_SECONDS fires."""
+    from core.models import WorkerHeartbeat
+
+    alerts.install_default_rules(actor=ENGINEER, uow=UnitOfWork(engine))
+    now = utcnow()
+    with UnitOfWork(engine) as uow:  # what a worker's heartbeat writes (telemetry, no audit)
+        uow.session.add(WorkerHeartbeat(id="w1", host="h", pid=1, last_seen_at=now, rss_mb=3000, rss_start_mb=2990,
+                                        cpu_percent=3, breaker_state="open"))
+        uow.commit()
+
+    def states() -> dict[str, str]:
+        with read_session(engine) as s:
+            return dict(s.execute(select(AlertRule.key, AlertState.state).join(AlertRule)).all())
+
+    evaluate(engine, owner="a", now=now)
+    got = states()
+    assert (got["worker_memory_trigger"], got["breaker_open"], got["worker_memory_growth"]) == (
+        "firing", "pending", "normal")
+    evaluate(engine, owner="a", now=now + timedelta(seconds=61))  # the worker is no longer live: silence, stale
+    got = states()
+    assert got["worker_heartbeat"] == "firing" and got["worker_memory_trigger"] == "resolved"
