@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 
 from sqlalchemy import select
 
@@ -65,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
     if sender is not None:
         sender.start()
+        signal.signal(signal.SIGTERM, _stop)  # `make run` and containers stop it so: the lease is given up
     print(f"alert evaluator {owner}: every {args.every or settings.alert_eval_seconds:g} s", flush=True)
     try:
         return repeat(once, every=None if args.once else (args.every or settings.alert_eval_seconds))
@@ -73,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
             sender.stopping.set()
             sender.wake.set()
         release_lease(engine, owner=owner)
+
+
+def _stop(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _describe(result) -> str:

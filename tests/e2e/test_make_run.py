@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from core.alerts.rules import DEFAULT_RULES
 from core.config import reset_settings
 from core.db import dispose_engines, make_engine, read_session
-from core.alerts.rules import DEFAULT_RULES
 from core.models import AlertRule, HealthProbe
 from tests.support.net import free_port
 from tests.support.workers import wait_for

@@ -366,3 +366,30 @@ def test_default_rules_read_worker_heartbeats_and_their_settings(engine: Engine)
     evaluate(engine, owner="a", now=now + timedelta(seconds=61))  # the worker is no longer live: silence, stale
     got = states()
     assert got["worker_heartbeat"] == "firing" and got["worker_memory_trigger"] == "resolved"
+
+
+def test_a_stopped_evaluator_gives_up_its_lease(engine: Engine) -> None:
+    """SIGTERM (make run, a container stop) ends `alerts run` cleanly: the next evaluator need not wait 45 s."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from core.models import AlertLease
+    from tests.support.workers import wait_for
+
+    env = {**os.environ, "DATABASE_URL": str(engine.url.render_as_string(hide_password=False))}
+    proc = subprocess.Popen([sys.executable, "-m", "core", "alerts", "run", "--every", "0.3"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def lease() -> AlertLease | None:
+        with read_session(engine) as s:
+            return s.get(AlertLease, 1)
+
+    try:
+        wait_for(lambda: lease() is not None and lease().expires_at > utcnow(), what="the evaluator's lease")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    assert lease().expires_at <= utcnow()
+    assert evaluate(engine, owner="next").evaluated
