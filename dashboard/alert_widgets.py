@@ -101,38 +101,47 @@ def rule_form(actor: Actor, rule: AlertRule | None) -> None:
     r = alerts.rule_dict(rule) if rule else {}
     key = f"{form_key('alert_rule')}_{r.get('key', 'new')}"
     with st.form(key):
-        c = st.columns(4)
-        rule_key = c[0].text_input("Key", value=r.get("key", ""), key=f"{key}_key", disabled=rule is not None)
-        name = c[1].text_input("Name", value=r.get("name", ""), key=f"{key}_name")
-        metric = c[2].selectbox("Metric", list(METRICS), index=list(METRICS).index(r.get("metric", "error_rate")),
-                                key=f"{key}_metric")
-        op = c[3].selectbox("Comparison", list(OPS), index=list(OPS).index(r.get("op", ">")), key=f"{key}_op")
-        c = st.columns(4)
-        threshold = c[0].text_input("Threshold (a number or a setting name)", key=f"{key}_threshold",
-                                    value=r.get("threshold_setting") or _num(r.get("threshold")))
-        window = c[1].number_input("Window (minutes)", value=int(r.get("window_minutes", 60)), key=f"{key}_window")
-        pending = c[2].number_input("Pending period (s)", value=int(r.get("pending_seconds", 0)), key=f"{key}_pending")
-        keep = c[3].number_input("Keep firing for (s)", value=int(r.get("keep_firing_seconds", 0)), key=f"{key}_keep")
-        c = st.columns(5)
-        severity = c[0].selectbox("Severity", SEVERITIES, index=SEVERITIES.index(r.get("severity", "warning")),
-                                  key=f"{key}_severity")
-        no_data = c[1].selectbox("No data", NO_DATA_MODES, index=NO_DATA_MODES.index(r.get("no_data", "ok")),
-                                 key=f"{key}_nodata")
-        agent_type = c[2].selectbox("Agent type", ["", *AGENT_TYPES], key=f"{key}_type",
-                                    index=["", *AGENT_TYPES].index(r.get("agent_type") or ""))
-        shop = c[3].text_input("Shop id", value=str(r.get("shop_id") or ""), key=f"{key}_shop")
-        enabled = c[4].checkbox("Enabled", value=r.get("enabled", True), key=f"{key}_enabled")
+        spec = {**r, **_what_fields(key, r, editing=rule is not None), **_how_fields(key, r)}
         if not st.form_submit_button("Save rule"):
             return
-    spec = {**r, "key": rule_key, "name": name, "metric": metric, "op": op, "window_minutes": window,
-            "pending_seconds": pending, "keep_firing_seconds": keep, "severity": severity, "no_data": no_data,
-            "agent_type": agent_type or None, "shop_id": shop.strip() or None, "enabled": enabled,
-            **_threshold(threshold)}
     if spec["shop_id"] is not None and not str(spec["shop_id"]).isdigit():
-        st.error(f"The shop id must be a number (got {shop!r}).")
+        st.error(f"The shop id must be a number (got {spec['shop_id']!r}).")
         return
     if act(lambda: alerts.save_rule(actor=actor, spec=spec, uow=UnitOfWork())):
-        _done("alert_rule", f"Rule {rule_key} saved.")
+        _done("alert_rule", f"Rule {spec['key']} saved.")
+
+
+def _what_fields(key: str, r: dict[str, Any], *, editing: bool) -> dict[str, Any]:
+    """Key, name, metric, comparison and threshold; the window and the periods."""
+    c = st.columns(4)
+    out = {"key": c[0].text_input("Key", value=r.get("key", ""), key=f"{key}_key", disabled=editing),
+           "name": c[1].text_input("Name", value=r.get("name", ""), key=f"{key}_name"),
+           "metric": c[2].selectbox("Metric", list(METRICS), key=f"{key}_metric",
+                                    index=list(METRICS).index(r.get("metric", "error_rate"))),
+           "op": c[3].selectbox("Comparison", list(OPS), index=list(OPS).index(r.get("op", ">")), key=f"{key}_op")}
+    c = st.columns(4)
+    out.update(_threshold(c[0].text_input("Threshold (a number or a setting name)", key=f"{key}_threshold",
+                                          value=r.get("threshold_setting") or _num(r.get("threshold")))))
+    out["window_minutes"] = c[1].number_input("Window (minutes)", value=int(r.get("window_minutes", 60)),
+                                              key=f"{key}_window")
+    out["pending_seconds"] = c[2].number_input("Pending period (s)", value=int(r.get("pending_seconds", 0)),
+                                               key=f"{key}_pending")
+    out["keep_firing_seconds"] = c[3].number_input("Keep firing for (s)", value=int(r.get("keep_firing_seconds", 0)),
+                                                   key=f"{key}_keep")
+    return out
+
+
+def _how_fields(key: str, r: dict[str, Any]) -> dict[str, Any]:
+    """Severity, no-data handling, scope and whether the rule is on."""
+    c = st.columns(5)
+    return {"severity": c[0].selectbox("Severity", SEVERITIES, key=f"{key}_severity",
+                                       index=SEVERITIES.index(r.get("severity", "warning"))),
+            "no_data": c[1].selectbox("No data", NO_DATA_MODES, key=f"{key}_nodata",
+                                      index=NO_DATA_MODES.index(r.get("no_data", "ok"))),
+            "agent_type": c[2].selectbox("Agent type", ["", *AGENT_TYPES], key=f"{key}_type",
+                                         index=["", *AGENT_TYPES].index(r.get("agent_type") or "")) or None,
+            "shop_id": c[3].text_input("Shop id", value=str(r.get("shop_id") or ""), key=f"{key}_shop").strip() or None,
+            "enabled": c[4].checkbox("Enabled", value=r.get("enabled", True), key=f"{key}_enabled")}
 
 
 def _num(value: float | None) -> str:

@@ -129,32 +129,36 @@ def queue_notifications(session: Session, *, now: datetime, settings: Settings |
     return queued
 
 
-def _queue_for(session: Session, contact: ContactPoint, firing: list[AlertState], quiet: set[str],
-               rules: dict[int, AlertRule], now: datetime, s: Settings) -> int:
+def _groups(contact: ContactPoint, firing: list[AlertState], rules: dict[int, AlertRule]) -> dict[str, _Group]:
+    """The firing alerts routed to CONTACT, grouped by its grouping labels."""
     groups: dict[str, _Group] = {}
     for alert in firing:
         labels = dict(alert.labels or {})
         if _routed(contact, labels):
             key = ",".join(f"{k}={labels.get(k, '')}" for k in contact.group_by)[:300]
             groups.setdefault(key, _Group(key)).alerts.append(_summary(alert, rules[alert.rule_id]))
+    return groups
+
+
+def _queue_for(session: Session, contact: ContactPoint, firing: list[AlertState], quiet: set[str],
+               rules: dict[int, AlertRule], now: datetime, s: Settings) -> int:
+    groups = _groups(contact, firing, rules)
     stored = {g.group_key: g for g in session.scalars(select(AlertGroup).where(AlertGroup.contact == contact.name))}
     repeat = timedelta(minutes=contact.repeat_minutes or s.alert_repeat_minutes)
     queued = 0
     for key in sorted(set(groups) | set(stored)):
-        group, row = groups.get(key, _Group(key)), stored.get(key)
+        group = groups.get(key, _Group(key))
+        row = stored.get(key) or AlertGroup(contact=contact.name, group_key=key, fingerprint="", last_sent_at=now)
+        session.add(row)
         fingerprint = ",".join(str(a["id"]) for a in sorted(group.alerts, key=lambda a: a["id"]))
-        if row is None:
-            row = AlertGroup(contact=contact.name, group_key=key, fingerprint="", last_sent_at=now)
-            session.add(row)
         changed = fingerprint != row.fingerprint
         if changed and not fingerprint and set(row.fingerprint.split(",")) <= quiet:
             row.fingerprint = ""  # acknowledged or silenced, not resolved: nothing to say
             continue
-        due = bool(fingerprint) and now - row.last_sent_at >= repeat
-        if (changed and (fingerprint or row.fingerprint)) or due:
-            status = "firing" if group.alerts else "resolved"
+        if (changed and (fingerprint or row.fingerprint)) or (fingerprint and now - row.last_sent_at >= repeat):
             session.add(AlertDelivery(created_at=now, contact=contact.name, kind=contact.kind, group_key=key,
-                                      status="pending", payload=_payload(status, key, group.alerts, repeat=not changed)))
+                                      status="pending", payload=_payload("firing" if group.alerts else "resolved",
+                                                                         key, group.alerts, repeat=not changed)))
             row.fingerprint, row.last_sent_at = fingerprint, now
             queued += 1
     return queued
