@@ -184,11 +184,12 @@ def test_form(actor: Actor, names: list[str]) -> None:
             return
     with st.spinner("Sending…"):
         sent = act(lambda: alerts.send_test_notification(actor=actor, contact=None if picked == "(all)" else picked))
-    for r in sent.value or []:
-        if r.ok:
-            st.success(f"{r.contact}: delivered after {r.attempts} attempt(s).")
-        else:
-            st.error(f"{r.contact}: failed after {r.attempts} attempt(s): {r.error}")
+    if sent:
+        ok = sum(r.ok for r in sent.value)
+        (st.success if ok == len(sent.value) else st.error)(f"Test notification delivered to {ok} of "
+                                                            f"{len(sent.value)} contact points.")
+        st.dataframe([{"contact point": r.contact, "delivered": r.ok, "attempts": r.attempts, "error": r.error or ""}
+                      for r in sent.value], hide_index=True, key="alert_test_results")
 
 
 def silence_forms(actor: Actor, silences: list[dict[str, Any]]) -> None:

@@ -51,13 +51,16 @@ class ContactPoint:
 
     @property
     def shown_target(self) -> str:
-        """The target as a person may see it: a webhook URL masked, its path shortened (Slack's holds the secret)."""
-        if self.kind != "webhook":
-            return self.target or "(SENTRY_DSN)"
-        masked = mask_url(self.target)
-        scheme, sep, rest = masked.partition("://")
-        host = rest.split("/", 1)[0]
-        return f"{scheme}{sep}{host}/…" if "/" in rest.strip("/") else masked
+        """The target as a person may see it: a webhook URL without its path (Slack's holds the secret)."""
+        return mask_webhook(self.target) if self.kind == "webhook" else (self.target or "(SENTRY_DSN)")
+
+
+def mask_webhook(url: str) -> str:
+    """A webhook URL masked (mask_url), its path cut to '/…': incoming-webhook paths are the secret itself."""
+    masked = mask_url(url).split("?", 1)[0]
+    scheme, sep, rest = masked.partition("://")
+    host, slash, path = rest.partition("/")
+    return f"{scheme}{sep}{host}/…" if path.strip("/") else f"{scheme}{sep}{host}{slash}"
 
 
 def settings_contacts(s: Settings) -> list[ContactPoint]:
@@ -205,9 +208,9 @@ def _post(url: str, body: dict[str, Any], settings: Settings, *, ok: range,
         resp = requests.post(url, json=body, headers=headers or {}, timeout=settings.alert_timeout_seconds)
     except requests.RequestException as exc:  # its text repeats the URL's path and query: only its kind is kept
         kind = "timed out" if isinstance(exc, requests.Timeout) else f"could not be reached ({type(exc).__name__})"
-        raise DeliveryError(f"{mask_url(url)} {kind}") from None
+        raise DeliveryError(f"{mask_webhook(url)} {kind}") from None
     if resp.status_code not in ok:
-        raise DeliveryError(f"{mask_url(url)} answered HTTP {resp.status_code}")
+        raise DeliveryError(f"{mask_webhook(url)} answered HTTP {resp.status_code}")
 
 
 def _send_email(to: str, payload: dict[str, Any], s: Settings) -> None:

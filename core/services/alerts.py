@@ -3,6 +3,7 @@ state with its permission check, its audit record and one commit. Mitigations go
 services, with the alert's id in their audit reason."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,10 +11,10 @@ from typing import Any
 from sqlalchemy import func, select
 
 from core import audit
-from core.alerts.delivery import SETTINGS_CONTACTS, deliver_pending, list_contact_points, test_payload
+from core.alerts.delivery import SETTINGS_CONTACTS, deliver_pending, list_contact_points, mask_webhook, test_payload
 from core.alerts.rules import DEFAULT_RULES, parse_matchers, validate_rule
 from core.auth import Actor, Permission
-from core.config import get_settings, mask_url
+from core.config import get_settings
 from core.errors import NotFound, UserInputError
 from core.models import (
     CONTACT_KINDS,
@@ -93,8 +94,8 @@ def install_default_rules(*, actor: Actor, uow: UnitOfWork) -> int:
 
 
 def _check_contact(name: str, kind: str, target: str, min_severity: str, matchers: list[str]) -> None:
-    if not name.strip() or len(name) > 64:
-        raise UserInputError("A contact point needs a name of 1–64 characters.")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+        raise UserInputError("A contact point's name is 1–64 letters, digits, '_', '.' or '-' (e.g. oncall-pager).")
     if name in SETTINGS_CONTACTS:
         raise UserInputError(f"The name {name!r} belongs to the contact point given in settings; choose another.")
     if kind not in CONTACT_KINDS:
@@ -135,7 +136,7 @@ def save_contact_point(*, actor: Actor, name: str, kind: str, target: str, uow: 
 
 def _contact_view(row: AlertContact) -> dict[str, Any]:
     """A contact point as the audit log keeps it: a webhook URL masked."""
-    target = mask_url(row.target) if row.kind == "webhook" else row.target
+    target = mask_webhook(row.target) if row.kind == "webhook" else row.target
     return {"kind": row.kind, "target": target, "min_severity": row.min_severity, "matchers": list(row.matchers or []),
             "group_by": list(row.group_by or []), "repeat_minutes": row.repeat_minutes, "enabled": row.enabled}
 

@@ -202,7 +202,8 @@ def test_rules_are_edited_by_engineers_only_and_audited(engine: Engine) -> None:
 
 def test_an_unreachable_webhook_is_retried_and_logged_without_holding_up_evaluation(
         engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ALERT_WEBHOOK_URL", f"http://127.0.0.1:{free_port()}/hook?token=s3cret")
+    port = free_port()
+    monkeypatch.setenv("ALERT_WEBHOOK_URL", f"http://127.0.0.1:{port}/hook/s3cret-path?token=s3cret")
     monkeypatch.setenv("ALERT_RETRY_BASE_SECONDS", "0")
     reset_settings()
     rule(engine, pending_seconds=0)
@@ -212,7 +213,7 @@ def test_an_unreachable_webhook_is_retried_and_logged_without_holding_up_evaluat
     deliver_pending(engine, owner="a")
     [failed] = deliveries(engine)
     assert (failed.status, failed.attempts) == ("failed", get_settings().alert_retry_attempts)
-    assert failed.error.endswith("/hook?token=*** could not be reached (ConnectionError)")
+    assert failed.error == f"http://127.0.0.1:{port}/… could not be reached (ConnectionError)"
     assert "s3cret" not in failed.error
     assert evaluate(engine, owner="a").evaluated  # the next cycle runs as ever
 
@@ -393,3 +394,19 @@ def test_a_stopped_evaluator_gives_up_its_lease(engine: Engine) -> None:
         proc.wait(timeout=20)
     assert lease().expires_at <= utcnow()
     assert evaluate(engine, owner="next").evaluated
+
+
+def test_a_webhook_secret_is_kept_out_of_audit_records_logs_and_views(engine: Engine, backend: str) -> None:
+    """An incoming-webhook URL is a secret in its path (Slack: /services/T/B/XXXX) and sometimes in its query."""
+    from core.queries.alerts import list_contacts
+
+    url = "https://hooks.example/services/T000/B000/s3cretPath?token=s3cretQuery"
+    alerts.save_contact_point(actor=ENGINEER, name="team-chat", kind="webhook", target=url, uow=UnitOfWork(engine))
+    with pytest.raises(UserInputError, match="name is 1–64 letters"):
+        alerts.save_contact_point(actor=ENGINEER, name="[click](http://x)", kind="webhook", target=url,
+                                  uow=UnitOfWork(engine))
+    with read_session(engine) as s:
+        stored = " ".join(str(r.after) + r.target for r in s.scalars(select(AuditRecord)))
+        shown = str(list_contacts(s, actor=ROLE_ACTORS["product_owner"]))
+    assert "s3cret" not in stored and "s3cret" not in shown
+    assert "https://hooks.example/…" in shown
