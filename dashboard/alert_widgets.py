@@ -144,6 +144,21 @@ def _how_fields(key: str, r: dict[str, Any]) -> dict[str, Any]:
             "enabled": c[4].checkbox("Enabled", value=r.get("enabled", True), key=f"{key}_enabled")}
 
 
+def remove_form(actor: Actor, what: str, names: list[str]) -> None:
+    """Remove a rule (with its alerts and their history) or a contact point kept in the database."""
+    if not names:
+        return
+    key = form_key(f"alert_remove_{what}")
+    with st.form(key):
+        c = st.columns([3, 1])
+        name = c[0].selectbox(f"Remove {what}", names, key=f"{key}_name")
+        if not c[1].form_submit_button(f"Remove {what}"):
+            return
+    remove = alerts.delete_rule if what == "rule" else alerts.delete_contact_point
+    if act(lambda: remove(actor=actor, **{"key" if what == "rule" else "name": name}, uow=UnitOfWork())):
+        _done(f"alert_remove_{what}", f"The {what} {name} was removed.")
+
+
 def _num(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 

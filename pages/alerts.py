@@ -71,6 +71,7 @@ if can_edit:
         with read_session() as s:
             rule = None if picked == "(new rule)" else q.get_rule(s, actor=actor, key=picked)
         w.rule_form(actor, rule)
+        w.remove_form(actor, "rule", [r["key"] for r in rules])
 
 st.subheader("Contact points")
 if contacts:
@@ -81,6 +82,7 @@ if can_edit:
     w.test_form(actor, [c["name"] for c in contacts if c["enabled"]])
     with st.expander("Add or change a contact point"):
         w.contact_form(actor)
+        w.remove_form(actor, "contact point", [c["name"] for c in contacts if c["from"] == "database"])
 
 st.subheader("Silences")
 if silences:

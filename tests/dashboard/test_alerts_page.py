@@ -114,3 +114,12 @@ def test_send_test_notification_from_the_page_with_the_webhook_masked(firing: En
     assert (list(results["contact point"]), list(results["delivered"])) == (["webhook"], [True])
     assert webhook.bodies()[0]["test"] is True
     assert "secretpart" not in body_text(at)
+
+
+def test_an_engineer_removes_a_rule(firing: Engine) -> None:
+    at = open_alerts("engineer")
+    at = submit(at, "alert_remove_rule")
+    assert not at.exception and not at.error
+    with read_session(firing) as s:
+        assert s.scalars(select(AlertRule.key)).all() == [] and s.scalars(select(AlertState)).all() == []
+    assert "The rule t_unauth was removed." in [x.value for x in at.success]
