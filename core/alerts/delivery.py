@@ -268,6 +268,7 @@ def deliver_pending(engine: Engine, *, owner: str, settings: Settings | None = N
     """Send what the outbox holds (or the rows IDS); each row is claimed first, so two senders never send one
     notification twice. Returns the rows as they ended."""
     s = settings or get_settings()
+    reclaim_stale(engine, s)
     with Session(bind=write_bind(engine), expire_on_commit=False) as session:
         q = select(AlertDelivery.id).where(AlertDelivery.status == "pending").order_by(AlertDelivery.id).limit(limit)
         wanted = list(session.scalars(q.where(AlertDelivery.id.in_(ids)) if ids is not None else q))
@@ -276,12 +277,22 @@ def deliver_pending(engine: Engine, *, owner: str, settings: Settings | None = N
     return [row for i in wanted if (row := _deliver_one(engine, i, owner, contacts, s)) is not None]
 
 
+def reclaim_stale(engine: Engine, s: Settings) -> int:
+    """Put back in the outbox what a sender claimed and never finished (it died mid-send): claimed longer ago than
+    every attempt with its timeout and backoff could take."""
+    budget = timedelta(seconds=s.alert_retry_attempts * (s.alert_timeout_seconds + 30) + 60)
+    d = AlertDelivery
+    with write_bind(engine).begin() as conn:
+        return conn.execute(update(d).where(d.status == "sending", d.claimed_at < utcnow() - budget)
+                            .values(status="pending")).rowcount
+
+
 def _deliver_one(engine: Engine, delivery_id: int, owner: str, contacts: dict[str, ContactPoint],
                  s: Settings) -> AlertDelivery | None:
     with write_bind(engine).begin() as conn:
         claimed = conn.execute(update(AlertDelivery).where(AlertDelivery.id == delivery_id,
                                                            AlertDelivery.status == "pending")
-                               .values(status="sending", claimed_by=owner)).rowcount
+                               .values(status="sending", claimed_by=owner, claimed_at=utcnow())).rowcount
     if claimed != 1:
         return None
     with Session(bind=write_bind(engine), expire_on_commit=False) as session:

@@ -140,6 +140,7 @@ class AlertDelivery(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
     claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 
 

@@ -410,3 +410,15 @@ def test_a_webhook_secret_is_kept_out_of_audit_records_logs_and_views(engine: En
         shown = str(list_contacts(s, actor=ROLE_ACTORS["product_owner"]))
     assert "s3cret" not in stored and "s3cret" not in shown
     assert "https://hooks.example/…" in shown
+
+
+def test_a_notification_whose_sender_died_is_sent_again(engine: Engine, webhook: FakeReceiver) -> None:
+    rule(engine, pending_seconds=0)
+    refused_read(engine)
+    evaluate(engine, owner="a")
+    with engine.begin() as conn:  # a sender claimed it an hour ago and never came back
+        conn.execute(AlertDelivery.__table__.update().values(status="sending", claimed_by="dead",
+                                                              claimed_at=utcnow() - timedelta(hours=1)))
+    deliver_pending(engine, owner="b")
+    assert [(d.status, d.claimed_by) for d in deliveries(engine)] == [("sent", "b")]
+    assert len(webhook.bodies("/hook")) == 1

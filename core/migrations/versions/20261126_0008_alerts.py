@@ -46,6 +46,7 @@ def upgrade() -> None:
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('claimed_by', sa.String(length=100), nullable=True),
+    sa.Column('claimed_at', core.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('finished_at', core.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_agent_alert_deliveries'))
     )
