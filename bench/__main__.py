@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 ALL = ["seed_load", "worker_throughput", "health_queries", "api_status", "kill_switch", "read_replica", "cli_startup",
-       "checklist"]
+       "checklist", "alerts"]
 
 
 def main() -> int:

@@ -89,6 +89,26 @@ class Settings(BaseSettings):
     contact_security_team: str = "[Contact Info]"
     contact_product_owner: str = "[Contact Info]"
     contact_customer_success: str = "[Contact Info]"
+    # Alerts (issue 14): the evaluator's cadence, the seed's remaining alert numbers, and the contact points a
+    # deployment may give in settings (they appear as contact points `webhook` and `email`).
+    alert_eval_seconds: float = Field(15.0, gt=0)
+    alert_error_rate_critical: float = Field(0.01, gt=0, le=1)  # error rate above 1 % is critical
+    alert_failed_conversations: int = Field(10, ge=1)  # "N failed conversations in M minutes"
+    alert_failed_window_minutes: int = Field(5, ge=1)
+    alert_heartbeat_seconds: float = Field(60.0, gt=0)  # no worker heartbeat for this long
+    alert_probe_failures: int = Field(2, ge=1)  # a health endpoint down for this many probes in a row
+    alert_breaker_open_seconds: float = Field(60.0, ge=0)  # a breaker open for longer than this
+    alert_opt_out_margin_pp: float = Field(0.0, ge=0)  # opt-out rate above its 7-day baseline by this many points
+    alert_repeat_minutes: float = Field(240.0, gt=0)  # a firing group is notified again after this long
+    alert_retry_attempts: int = Field(3, ge=1, le=10)
+    alert_retry_base_seconds: float = Field(0.5, ge=0)
+    alert_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    alert_limited_percent: int = Field(10, ge=0, le=100)  # the "go limited" mitigation's share of shops
+    alert_webhook_url: SecretStr | None = None  # Slack-compatible incoming webhook; its URL is a secret
+    alert_email_to: str | None = None
+    sendgrid_base_url: str = "https://api.sendgrid.com"
+    alert_email_from: str = "alerts@bookedbarber.invalid"
+    auto_rollback: bool = False  # a firing rollback trigger runs the immediate rollback itself
 
     cookie_key: SecretStr = SecretStr(EXAMPLE_COOKIE_KEY)
     # The audit chain's HMAC key lives outside the database. Development generates one into AUDIT_KEY_FILE.
@@ -153,7 +173,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _no_placeholders_outside_development(self) -> "Settings":
+    def _no_placeholders_outside_development(self) -> Settings:
         if self.environment == "development":
             return self
         problems = []

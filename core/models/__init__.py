@@ -1,5 +1,9 @@
 """The data model. Agent tables are named agent… so the checklist's information_schema query finds them."""
 from core.models.agents import AGENT_TYPES, INSTANCE_STATUSES, Agent, AgentInstance, AgentTemplate
+from core.models.alerts import (
+    ALERT_STATES, CONTACT_KINDS, NO_DATA_MODES, SEVERITIES, AlertContact, AlertDelivery, AlertGroup, AlertLease,
+    AlertRule, AlertSilence, AlertState, AlertTransition,
+)
 from core.models.base import Base, utcnow
 from core.models.checklist import RESULT_KINDS, ChecklistResult, ChecklistRun
 from core.models.conversations import CHANNELS, Conversation, Message
