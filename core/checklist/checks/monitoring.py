@@ -1,4 +1,5 @@
-"""Monitoring checks: a Sentry test event, alerting (filled in by core.alerts), metrics being recorded."""
+"""Monitoring checks: a Sentry test event, alerting (rules in force, a test notification through core.alerts),
+metrics being recorded."""
 from __future__ import annotations
 
 import json
@@ -12,8 +13,11 @@ from sqlalchemy import func, select
 from core.checklist.outcome import CheckContext, Outcome, failed, passed, verdict, warned
 from core.config import mask_url
 from core.db import read_session
-from core.models import AgentMetric, utcnow
+from core.errors import UserInputError
+from core.models import AgentMetric, AlertRule, utcnow
 from core.rollups import floor_hour
+from core.services.alerts import send_test_notification
+from core.uow import UnitOfWork
 
 TIMEOUT_SECONDS = 5.0
 
@@ -50,8 +54,22 @@ def check_sentry(ctx: CheckContext) -> Outcome:
 
 
 def check_alerting(ctx: CheckContext) -> Outcome:
-    """Alerting configured and a test notification delivered: wired to core.alerts at merge; until then it warns."""
-    return warned("alerting", None, "not configured: alert rules and notifications arrive with the alerts work")
+    """Alert rules are in force and a test notification reaches every enabled contact point (core.alerts)."""
+    with read_session(ctx.engine) as s:
+        rules = s.scalar(select(func.count()).select_from(AlertRule).where(AlertRule.enabled.is_(True))) or 0
+    if not rules:
+        return failed("alerting", {"rules": 0}, "no alert rule is enabled: run `python -m core alerts defaults` "
+                                                "or start the evaluator (`python -m core alerts run`)")
+    try:
+        results = send_test_notification(actor=ctx.actor, uow=UnitOfWork(ctx.engine))
+    except UserInputError as exc:  # no contact point: configured rules that nobody would hear
+        return failed("alerting", {"rules": rules, "contact_points": 0}, str(exc))
+    value = {"rules": rules, "deliveries": [{"contact": r.contact, "delivered": r.ok, "attempts": r.attempts,
+                                             "error": r.error} for r in results]}
+    missed = [f"{r.contact} ({r.error or 'not delivered'})" for r in results if not r.ok]
+    detail = ("test notification not delivered to " + ", ".join(missed)) if missed else \
+        f"{rules} rule(s) enabled; test notification delivered to " + ", ".join(r.contact for r in results)
+    return verdict(not missed, "alerting: rules and a test notification", value, detail)
 
 
 def check_metrics_recorded(ctx: CheckContext) -> Outcome:
