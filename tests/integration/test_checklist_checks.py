@@ -164,6 +164,22 @@ def test_metrics_recorded(engine: Engine) -> None:
     assert monitoring.check_metrics_recorded(context(engine)).status == "pass"
 
 
+def test_alerting_configured_needs_the_failed_conversations_rule_a_contact_and_an_evaluator(engine: Engine,
+                                                                                              monkeypatch) -> None:
+    from core.alerts.evaluator import acquire_lease
+    from core.services import alerts
+    from core.uow import UnitOfWork
+
+    assert "no enabled rule on failed conversations" in monitoring.check_alerting_configured(context(engine)).detail
+    alerts.install_default_rules(actor=ADMIN, uow=UnitOfWork(engine))
+    assert "no contact point" in monitoring.check_alerting_configured(context(engine)).detail
+    env(monkeypatch, ALERT_WEBHOOK_URL="http://127.0.0.1:9/hook")
+    idle = monitoring.check_alerting_configured(context(engine))
+    assert idle.status == "warn" and idle.value["contact_points"] == ["webhook"] and not idle.value["evaluator_running"]
+    assert acquire_lease(engine, owner="evaluator-1", seconds=60)
+    assert monitoring.check_alerting_configured(context(engine)).status == "pass"
+
+
 def test_alerting_needs_rules_and_a_contact_point_that_receives_the_test(engine: Engine, monkeypatch) -> None:
     from core.services import alerts
     from core.uow import UnitOfWork

@@ -14,7 +14,8 @@ from core.checklist.outcome import CheckContext, Outcome, failed, passed, verdic
 from core.config import mask_url
 from core.db import read_session
 from core.errors import UserInputError
-from core.models import AgentMetric, AlertRule, utcnow
+from core.alerts.delivery import list_contact_points
+from core.models import AgentMetric, AlertLease, AlertRule, utcnow
 from core.rollups import floor_hour
 from core.services.alerts import send_test_notification
 from core.uow import UnitOfWork
@@ -51,6 +52,28 @@ def check_sentry(ctx: CheckContext) -> Outcome:
     value = {"dsn": mask_url(dsn), "status": resp.status_code, "event_id": event_id}
     return verdict(resp.status_code == 200, "Sentry test event", value,
                    f"accepted as event {event_id}" if resp.status_code == 200 else f"Sentry answered {resp.status_code}")
+
+
+def check_alerting_configured(ctx: CheckContext) -> Outcome:
+    """A failed-conversations rule is enabled, someone would hear it (a contact point), and an evaluator runs."""
+    now = utcnow()
+    with read_session(ctx.engine) as s:
+        metrics = set(s.scalars(select(AlertRule.metric).where(AlertRule.enabled.is_(True))))
+        contacts = [c.name for c in list_contact_points(s, ctx.settings) if c.enabled]
+        lease = s.get(AlertLease, 1)
+    running = lease is not None and lease.expires_at > now
+    value = {"rules": len(metrics), "failed_conversations_rule": "failed_conversations" in metrics,
+             "contact_points": contacts, "evaluator_running": running}
+    if "failed_conversations" not in metrics:
+        return failed("alerting configured", value, "no enabled rule on failed conversations: run "
+                                                    "`python -m core alerts defaults`")
+    if not contacts:
+        return failed("alerting configured", value, "no contact point: set ALERT_WEBHOOK_URL or ALERT_EMAIL_TO, or "
+                                                    "add one on the Alerts page")
+    if not running:
+        return warned("alerting configured", value, "rules and contact points are set, but no evaluator holds the "
+                                                    "lease: start `python -m core alerts run`")
+    return passed("alerting configured", value, f"{len(metrics)} metric(s) watched, notifying " + ", ".join(contacts))
 
 
 def check_alerting(ctx: CheckContext) -> Outcome:
