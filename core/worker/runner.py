@@ -22,10 +22,12 @@ from core.breaker import CircuitBreaker
 from core.config import Settings
 from core.llm import Provider, Reply, make_provider
 from core.models import utcnow
+from core.queries.settings import ActivationState
 from core.retry import call_model_with_retries, db_retry, is_retryable_model_error
 from core.worker import store
 from core.worker.context import Loaded, Prompt, TemplateCache, read_conversation, render_prompt
 from core.worker.settings_cache import SettingsCache
+from core.worker.settings_push import SettingsListener
 
 log = logging.getLogger("core.worker")
 T = TypeVar("T")
@@ -45,9 +47,15 @@ class Worker:
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.breaker = CircuitBreaker(name=self.provider.name, failure_threshold=settings.breaker_failure_threshold,
                                       reset_seconds=settings.breaker_reset_seconds)
-        self.settings_cache = SettingsCache(engine, ttl_seconds=settings.agent_settings_ttl_seconds)
+        self.settings_cache = SettingsCache(engine, ttl_seconds=settings.agent_settings_ttl_seconds,
+                                            recheck_seconds=settings.agent_settings_recheck_seconds)
         self.templates = TemplateCache()
         self.stopping = threading.Event()
+        self.listener: SettingsListener | None = None
+        if settings.agent_settings_push and engine.dialect.name == "postgresql":
+            self.listener = SettingsListener(engine, on_change=self._settings_changed, on_connected=self._push_up,
+                                             stopping=self.stopping,
+                                             retry_seconds=settings.agent_settings_listen_retry_seconds)
         self._wake = threading.Event()
         self._beat_now = threading.Event()
         self._lock = threading.Lock()
@@ -70,6 +78,8 @@ class Worker:
         deadline = time.monotonic() + max_seconds if max_seconds else None
         beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         beat.start()
+        if self.listener is not None:
+            self.listener.start()
         log.info("worker %s started (provider %s, max %d in flight)", self.id, self.provider.name,
                  self.settings.agent_max_concurrent)
         with ThreadPoolExecutor(max_workers=self.settings.agent_max_concurrent, thread_name_prefix="conv") as pool:
@@ -79,6 +89,8 @@ class Worker:
                     self._wake.wait(self.settings.agent_poll_seconds)
                     self._wake.clear()
             self.stopping.set()
+        if self.listener is not None:
+            self.listener.join(timeout=5)
         self._write_heartbeat(stopped=True)
         log.info("worker %s stopped after %d conversations", self.id, self.processed)
         return self.processed
@@ -100,9 +112,7 @@ class Worker:
         Slots being claimed for are reserved first, so two callers never overfill the worker.
         """
         state = self.settings_cache.get()
-        if state is not None and state.version != self._seen_version:
-            self._seen_version, self._seen_at = state.version, utcnow()
-            self._beat_now.set()  # tell the console at once that this worker has seen the change
+        self._note_settings(state)
         if state is None or not state.running or self.stopping.is_set() or self.breaker.snapshot().state == "open":
             return 0
         with self._lock:
@@ -114,7 +124,7 @@ class Worker:
         started, asked_at = time.perf_counter(), time.monotonic()
         try:
             ids = store.claim(self.engine, worker_id=self.id, limit=free, scope=self.settings_cache.scope(),
-                              lease_seconds=self.settings.agent_lease_seconds)
+                              lease_seconds=self.settings.agent_lease_seconds, settings_version=state.version)
         except Exception as exc:  # noqa: BLE001 - a database hiccup must not kill the loop
             log.warning("claim failed (%s); trying again shortly", type(exc).__name__)
             self.stopping.wait(1.0)
@@ -134,6 +144,24 @@ class Worker:
                     self._forget(rest)
                 break
         return len(ids)
+
+    # -- the settings, pushed or polled -----------------------------------------------------------------
+    def _note_settings(self, state: ActivationState | None) -> None:
+        with self._lock:
+            if state is None or state.version == self._seen_version:
+                return
+            self._seen_version, self._seen_at = state.version, utcnow()
+        self._beat_now.set()  # tell the console at once that this worker has seen the change
+
+    def _settings_changed(self) -> None:
+        """A change was announced (or the listener is back): read it now, acknowledge it, claim (or not) at once."""
+        self._note_settings(self.settings_cache.refresh())
+        self._wake.set()
+
+    def _push_up(self, up: bool) -> None:
+        self.settings_cache.set_pushed(up)
+        if up:  # LISTEN is in place: whatever changed while nobody listened is read now
+            self._settings_changed()
 
     # -- one conversation -----------------------------------------------------------------------------
     def _hold(self, conv_id: int, claim_ms: float) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from core import rollups
 from core.db import relaxed_bind, write_bind
 from core.llm import Reply
-from core.models import AgentInstance, Conversation, Message, WorkerHeartbeat, utcnow
+from core.models import AgentInstance, AgentSettings, Conversation, Message, WorkerHeartbeat, utcnow
 from core.models.conversations import CLAIMABLE, DUE_AT
 from core.queries.settings import Scope
 
@@ -41,25 +41,34 @@ def _scope_filters(scope: Scope) -> list:
 _DUE_AT = literal_column(DUE_AT, type_=Conversation.__table__.c.created_at.type)
 
 
-def claim(engine: Engine, *, worker_id: str, limit: int, scope: Scope, lease_seconds: float) -> list[int]:
+def claim(engine: Engine, *, worker_id: str, limit: int, scope: Scope, lease_seconds: float,
+          settings_version: int | None = None) -> list[int]:
     """Take up to LIMIT due conversations in scope (pending, or whose lease expired) under a lease.
 
     One statement: UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING id, so
     workers on many machines never wait for each other's rows and never take the same one.
+    With SETTINGS_VERSION, nothing is claimed once the settings have moved past it (see claim_statement).
     """
-    stmt = claim_statement(worker_id=worker_id, limit=limit, scope=scope, lease_seconds=lease_seconds, now=utcnow())
+    stmt = claim_statement(worker_id=worker_id, limit=limit, scope=scope, lease_seconds=lease_seconds, now=utcnow(),
+                           settings_version=settings_version)
     # Claims need not wait for the WAL flush: one lost in a crash leaves the conversation pending, unsent.
     with relaxed_bind(engine).begin() as conn:
         return list(conn.scalars(stmt))
 
 
-def claim_statement(*, worker_id: str, limit: int, scope: Scope, lease_seconds: float, now: datetime) -> Update:
+def claim_statement(*, worker_id: str, limit: int, scope: Scope, lease_seconds: float, now: datetime,
+                    settings_version: int | None = None) -> Update:
     """The claim as one UPDATE … RETURNING id (also what tests and benchmarks EXPLAIN)."""
     c = Conversation
     active = select(AgentInstance.id).where(AgentInstance.id == c.agent_instance_id, AgentInstance.status == "active")
+    # The scope was read at SETTINGS_VERSION: a claim that starts after any later change committed takes nothing,
+    # so a kill switch stops claims at its commit, before any worker has even heard of it.
+    current = ([select(AgentSettings.id).where(AgentSettings.id == 1, AgentSettings.version == settings_version)
+                .exists()] if settings_version is not None else [])
     # The index's own predicate and key, word for word, so every planner reads open work from it in due order
     # and stops after LIMIT rows: held rows wait at their lease's end, finished ones are not in it at all.
-    candidates = (select(c.id).where(text(CLAIMABLE), _DUE_AT <= now, active.exists(), *_scope_filters(scope))
+    candidates = (select(c.id).where(text(CLAIMABLE), _DUE_AT <= now, active.exists(), *current,
+                                     *_scope_filters(scope))
                   .order_by(_DUE_AT).limit(limit).with_for_update(skip_locked=True, of=c))
     return (update(c).where(c.id.in_(candidates.scalar_subquery())).values(
         status="in_progress", lease_owner=worker_id, lease_expires_at=now + timedelta(seconds=lease_seconds),
