@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import TypeVar
 
 import psutil
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from core import sentry
@@ -153,15 +153,26 @@ class Worker:
             self._seen_version, self._seen_at = state.version, utcnow()
         self._beat_now.set()  # tell the console at once that this worker has seen the change
 
-    def _settings_changed(self) -> None:
-        """A change was announced (or the listener is back): read it now, acknowledge it, claim (or not) at once."""
-        self._note_settings(self.settings_cache.refresh())
-        self._wake.set()
+    def _settings_changed(self, conn: Connection) -> None:
+        """A change was announced (or the listener is back): read it, claim (or not) at once, acknowledge it.
 
-    def _push_up(self, up: bool) -> None:
-        self.settings_cache.set_pushed(up)
-        if up:  # LISTEN is in place: whatever changed while nobody listened is read now
-            self._settings_changed()
+        Read and acknowledged on the listening connection itself: no pool, no heartbeat's other work in the way.
+        """
+        state = self.settings_cache.refresh(conn)
+        self._note_settings(state)
+        self._wake.set()
+        with self._lock:
+            version, seen_at = self._seen_version, self._seen_at
+        if state is not None and seen_at is not None:
+            try:
+                store.acknowledge_settings(conn, worker_id=self.id, version=version, seen_at=seen_at)
+            except Exception as exc:  # noqa: BLE001 - the next heartbeat carries it anyway
+                log.warning("settings acknowledgement not written (%s)", type(exc).__name__)
+
+    def _push_up(self, conn: Connection | None) -> None:
+        self.settings_cache.set_pushed(conn is not None)
+        if conn is not None:  # LISTEN is in place: whatever changed while nobody listened is read now
+            self._settings_changed(conn)
 
     # -- one conversation -----------------------------------------------------------------------------
     def _hold(self, conv_id: int, claim_ms: float) -> None:

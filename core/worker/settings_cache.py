@@ -6,7 +6,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.orm import Session
 
 from core.db import read_session
 from core.models import Shop
@@ -40,10 +41,10 @@ class SettingsCache:
                 return self._state
             return self._read()
 
-    def refresh(self) -> ActivationState | None:
-        """Read the settings now (a change was announced, or the listener came back)."""
+    def refresh(self, bind: Connection | None = None) -> ActivationState | None:
+        """Read the settings now, on BIND if given (a change was announced, or the listener came back)."""
         with self._lock:
-            return self._read()
+            return self._read(bind)
 
     def set_pushed(self, pushed: bool) -> None:
         """The listener is connected (changes arrive as they commit) or gone (poll every TTL again)."""
@@ -55,9 +56,9 @@ class SettingsCache:
         """True while changes are pushed to this worker."""
         return self._pushed
 
-    def _read(self) -> ActivationState | None:
+    def _read(self, bind: Connection | None = None) -> ActivationState | None:
         try:
-            with read_session(self._engine) as s:
+            with Session(bind=bind) if bind is not None else read_session(self._engine) as s:
                 state = get_activation_state(s)
                 shop_ids = s.scalars(select(Shop.id)).all() if state.shop_percent is not None else ()
             self._state, self._scope = state, state.scope(shop_ids=shop_ids)

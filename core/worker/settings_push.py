@@ -11,9 +11,9 @@ import logging
 import select
 import threading
 from collections.abc import Callable
-from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy.pool import NullPool
 
 from core.settings_channel import CHANNEL
 
@@ -24,11 +24,18 @@ _KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, 
 
 
 class SettingsListener:
-    """Runs on its own thread: ON_CONNECTED(True/False) as the push comes and goes, ON_CHANGE() per NOTIFY."""
+    """Runs on its own thread: ON_CONNECTED(True/False) as the push comes and goes, ON_CHANGE(conn) per NOTIFY.
 
-    def __init__(self, engine: Engine, *, on_change: Callable[[], None], on_connected: Callable[[bool], None],
-                 stopping: threading.Event, retry_seconds: float) -> None:
-        self._engine, self._on_change, self._on_connected = engine, on_change, on_connected
+    ON_CHANGE gets the listening connection itself (autocommit, no pool, no ping): re-reading the settings and
+    acknowledging them on it takes two round trips, not a pool checkout each.
+    """
+
+    def __init__(self, engine: Engine, *, on_change: Callable[[Connection], None],
+                 on_connected: Callable[[Connection | None], None], stopping: threading.Event,
+                 retry_seconds: float) -> None:
+        self._on_change, self._on_connected = on_change, on_connected
+        self._engine = create_engine(engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT", connect_args={
+            "connect_timeout": 5, "application_name": "agentops-listen", **_KEEPALIVES})
         self._stopping, self._retry = stopping, retry_seconds
         self.backend_pid: int | None = None  # the listening connection's server process (tests terminate it)
         self.connections = 0  # how many times it (re)connected
@@ -47,40 +54,37 @@ class SettingsListener:
             conn = None
             try:
                 conn = self._connect()
-                self._on_connected(True)
+                self._on_connected(conn)
                 self._listen(conn)
             except Exception as exc:  # noqa: BLE001 - any failure means: poll until we are back
                 log.warning("settings listener lost (%s); polling the settings until it reconnects",
                             type(exc).__name__)
             finally:
                 self.backend_pid = None
-                self._on_connected(False)
+                self._on_connected(None)
                 if conn is not None:
                     _close_quietly(conn)
             self._stopping.wait(self._retry)
 
-    def _connect(self) -> Any:
-        cargs, cparams = self._engine.dialect.create_connect_args(self._engine.url)
-        conn = self._engine.dialect.dbapi.connect(*cargs, **{**cparams, "connect_timeout": 5,
-                                                              "application_name": "agentops-listen", **_KEEPALIVES})
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f'LISTEN "{CHANNEL}"')
-        self.backend_pid = conn.get_backend_pid()
+    def _connect(self) -> Connection:
+        conn = self._engine.connect()
+        conn.exec_driver_sql(f'LISTEN "{CHANNEL}"')
+        self.backend_pid = conn.connection.driver_connection.get_backend_pid()
         self.connections += 1
         return conn
 
-    def _listen(self, conn: Any) -> None:
+    def _listen(self, conn: Connection) -> None:
+        raw = conn.connection.driver_connection
         while not self._stopping.is_set():
-            ready, _, _ = select.select([conn], [], [], 1.0)
+            ready, _, _ = select.select([raw], [], [], 1.0)
             if not ready:
                 continue
-            conn.poll()  # raises when the server closed the connection: back to polling
-            if conn.notifies:
-                conn.notifies.clear()  # several changes at once: one re-read covers them all
-                self._on_change()
+            raw.poll()  # raises when the server closed the connection: back to polling
+            if raw.notifies:
+                raw.notifies.clear()  # several changes at once: one re-read covers them all
+                self._on_change(conn)
 
 
-def _close_quietly(conn: Any) -> None:
+def _close_quietly(conn: Connection) -> None:
     with contextlib.suppress(Exception):  # it is already gone
         conn.close()

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, Row, Update, insert, literal_column, select, text, update
+from sqlalchemy import Connection, Engine, Row, Update, case, insert, literal_column, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -161,13 +161,26 @@ def renew_leases(engine: Engine, *, worker_id: str, ids: Sequence[int], lease_se
 def write_heartbeat(engine: Engine, row: dict, db_samples_ms: Sequence[float]) -> None:
     """Upsert this worker's heartbeat row and add its database timings to the hour's histogram."""
     with Session(bind=relaxed_bind(engine)) as s:
-        dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(WorkerHeartbeat).values(**row)
-        s.execute(stmt.on_conflict_do_update(index_elements=["id"],
-                                             set_={k: stmt.excluded[k] for k in row if k not in ("id", "started_at")}))
+        pg = s.get_bind().dialect.name == "postgresql"
+        stmt = (postgresql if pg else sqlite).insert(WorkerHeartbeat).values(**row)
+        changes = {k: stmt.excluded[k] for k in row if k not in ("id", "started_at")}
+        # A pushed acknowledgement may have landed meanwhile: a heartbeat never takes the version back.
+        newer = WorkerHeartbeat.settings_version < stmt.excluded.settings_version
+        changes["settings_version"] = case((newer, stmt.excluded.settings_version),
+                                           else_=WorkerHeartbeat.settings_version)
+        changes["settings_seen_at"] = case((newer, stmt.excluded.settings_seen_at),
+                                           else_=WorkerHeartbeat.settings_seen_at)
+        s.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=changes))
         if db_samples_ms:
             rollups.record_db_time(s, source="worker", samples_ms=db_samples_ms, at=row["last_seen_at"])
         s.commit()
+
+
+def acknowledge_settings(conn: Connection, *, worker_id: str, version: int, seen_at: datetime) -> None:
+    """Record on the worker's heartbeat row that it now obeys settings VERSION (one statement, on CONN)."""
+    hb = WorkerHeartbeat
+    conn.execute(update(hb).where(hb.id == worker_id, hb.settings_version < version).values(
+        settings_version=version, settings_seen_at=seen_at, last_seen_at=utcnow()))
 
 
 # On PostgreSQL the completion is one round trip: finish the conversation (only under our lease), store
