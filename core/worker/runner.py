@@ -121,10 +121,14 @@ class Worker:
                 return 0
             self._reserved += free
         ids: list[int] = []
+        claimed: list[tuple[int, Loaded | None]] = []
         started, asked_at = time.perf_counter(), time.monotonic()
         try:
-            ids = store.claim(self.engine, worker_id=self.id, limit=free, scope=self.settings_cache.scope(),
-                              lease_seconds=self.settings.agent_lease_seconds, settings_version=state.version)
+            claimed = store.claim_and_load(
+                self.engine, worker_id=self.id, limit=free, scope=self.settings_cache.scope(),
+                lease_seconds=self.settings.agent_lease_seconds, settings_version=state.version,
+                templates=self.templates)
+            ids = [conv_id for conv_id, _ in claimed]
         except Exception as exc:  # noqa: BLE001 - a database hiccup must not kill the loop
             log.warning("claim failed (%s); trying again shortly", type(exc).__name__)
             self.stopping.wait(1.0)
@@ -134,9 +138,9 @@ class Worker:
                 self._in_flight.update(ids)
                 self._lease_until.update(dict.fromkeys(ids, asked_at + self.settings.agent_lease_seconds))
         share = (time.perf_counter() - started) * 1000 / max(1, len(ids))
-        for n, conv_id in enumerate(ids):
+        for n, (conv_id, loaded) in enumerate(claimed):
             try:
-                self._pool.submit(self._hold, conv_id, share)
+                self._pool.submit(self._hold, conv_id, share, loaded)
             except RuntimeError:  # the pool is shutting down: hand the rest back at once
                 for rest in ids[n:]:
                     self._safely(rest, lambda r=rest: store.release(self.engine, conversation_id=r,
@@ -175,12 +179,12 @@ class Worker:
             self._settings_changed(conn)
 
     # -- one conversation -----------------------------------------------------------------------------
-    def _hold(self, conv_id: int, claim_ms: float) -> None:
+    def _hold(self, conv_id: int, claim_ms: float, loaded: Loaded | None = None) -> None:
         with self._lock:
             self._db_ms[conv_id] = claim_ms
         try:
             with sentry.conversation_scope(conv_id):
-                self._converse(conv_id, started=time.perf_counter())
+                self._converse(conv_id, started=time.perf_counter(), loaded=loaded)
         finally:
             with self._lock:
                 self._db_samples.append(self._db_ms.pop(conv_id, 0.0))
@@ -188,10 +192,12 @@ class Worker:
             if not self._fill():
                 self._wake.set()
 
-    def _converse(self, conv_id: int, *, started: float) -> None:
-        """Load, ask the model, store the reply; every outcome but a database error is recorded."""
+    def _converse(self, conv_id: int, *, started: float, loaded: Loaded | None) -> None:
+        """Load (unless the claim brought it), ask the model, store the reply; every outcome but a database error
+        is recorded."""
         try:
-            loaded = self._in_lease(conv_id, lambda: self._load(conv_id), what="loading a conversation")
+            if loaded is None:
+                loaded = self._in_lease(conv_id, lambda: self._load(conv_id), what="loading a conversation")
             sentry.tag_agent(agent_type=loaded.row.agent_type, shop_id=loaded.row.shop_id)
             prompt = render_prompt(loaded, utcnow())
             if prompt.client_opted_out:

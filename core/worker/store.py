@@ -16,6 +16,7 @@ from core.llm import Reply
 from core.models import AgentInstance, AgentSettings, Conversation, Message, WorkerHeartbeat, utcnow
 from core.models.conversations import CLAIMABLE, DUE_AT
 from core.queries.settings import Scope
+from core.worker.context import CLAIMED_COLUMNS, Loaded, TemplateCache, claimed_prompt_query
 
 # A conversation claimed this many times without finishing is failed instead of tried again.
 MAX_CLAIMS = 5
@@ -56,8 +57,21 @@ def claim(engine: Engine, *, worker_id: str, limit: int, scope: Scope, lease_sec
         return list(conn.scalars(stmt))
 
 
+def claim_and_load(engine: Engine, *, worker_id: str, limit: int, scope: Scope, lease_seconds: float,
+                   settings_version: int | None, templates: TemplateCache) -> list[tuple[int, Loaded | None]]:
+    """The claim; on PostgreSQL each claimed conversation comes back with what its prompt needs, in the same
+    round trip (the claim's UPDATE … RETURNING joined to client, shop and appointment). SQLite: ids only."""
+    stmt = claim_statement(worker_id=worker_id, limit=limit, scope=scope, lease_seconds=lease_seconds, now=utcnow(),
+                           settings_version=settings_version, returning=CLAIMED_COLUMNS)
+    with relaxed_bind(engine).begin() as conn:
+        if conn.dialect.name != "postgresql":
+            return [(row.id, None) for row in conn.execute(stmt)]
+        rows = conn.execute(claimed_prompt_query(stmt.cte("claimed"))).all()
+        return [(row.id, Loaded(row, templates.get(conn, row.agent_type))) for row in rows]
+
+
 def claim_statement(*, worker_id: str, limit: int, scope: Scope, lease_seconds: float, now: datetime,
-                    settings_version: int | None = None) -> Update:
+                    settings_version: int | None = None, returning: Sequence = ()) -> Update:
     """The claim as one UPDATE … RETURNING id (also what tests and benchmarks EXPLAIN)."""
     c = Conversation
     active = select(AgentInstance.id).where(AgentInstance.id == c.agent_instance_id, AgentInstance.status == "active")
@@ -72,7 +86,7 @@ def claim_statement(*, worker_id: str, limit: int, scope: Scope, lease_seconds: 
                   .order_by(_DUE_AT).limit(limit).with_for_update(skip_locked=True, of=c))
     return (update(c).where(c.id.in_(candidates.scalar_subquery())).values(
         status="in_progress", lease_owner=worker_id, lease_expires_at=now + timedelta(seconds=lease_seconds),
-        started_at=now, attempts=c.attempts + 1, next_attempt_at=None).returning(c.id))
+        started_at=now, attempts=c.attempts + 1, next_attempt_at=None).returning(*(returning or (c.id,))))
 
 
 @dataclass(frozen=True)
