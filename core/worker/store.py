@@ -1,17 +1,31 @@
 """The worker's database steps. Each is one short transaction; completions check the lease."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, Row, Update, case, insert, literal_column, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Executable,
+    Row,
+    Update,
+    bindparam,
+    case,
+    insert,
+    literal_column,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import rollups
-from core.db import relaxed_bind, write_bind
+from core.db import hot_bind, relaxed_bind, write_bind
 from core.llm import Reply
 from core.models import AgentInstance, AgentSettings, Conversation, Message, WorkerHeartbeat, utcnow
 from core.models.conversations import CLAIMABLE, DUE_AT
@@ -61,18 +75,39 @@ def claim_and_load(engine: Engine, *, worker_id: str, limit: int, scope: Scope, 
                    settings_version: int | None, templates: TemplateCache) -> list[tuple[int, Loaded | None]]:
     """The claim; on PostgreSQL each claimed conversation comes back with what its prompt needs, in the same
     round trip (the claim's UPDATE … RETURNING joined to client, shop and appointment). SQLite: ids only."""
-    stmt = claim_statement(worker_id=worker_id, limit=limit, scope=scope, lease_seconds=lease_seconds, now=utcnow(),
-                           settings_version=settings_version, returning=CLAIMED_COLUMNS)
+    now = utcnow()
+    params = {"c_worker": worker_id, "c_now": now, "c_until": now + timedelta(seconds=lease_seconds),
+              "c_version": settings_version}
     with relaxed_bind(engine).begin() as conn:
-        if conn.dialect.name != "postgresql":
-            return [(row.id, None) for row in conn.execute(stmt)]
-        rows = conn.execute(claimed_prompt_query(stmt.cte("claimed"))).all()
+        pg = conn.dialect.name == "postgresql"
+        stmt = _claim_once(scope, limit, settings_version is not None, load=pg)
+        if not pg:
+            return [(row.id, None) for row in conn.execute(stmt, params)]
+        rows = conn.execute(stmt, params).all()
         return [(row.id, Loaded(row, templates.get(conn, row.agent_type))) for row in rows]
 
 
+@functools.lru_cache(maxsize=512)
+def _claim_once(scope: Scope, limit: int, versioned: bool, *, load: bool) -> Executable:
+    """The worker's claim (and, with LOAD, its prompt rows) built once per scope and size: each call only binds
+    its worker, time, lease and settings version."""
+    now = bindparam("c_now", type_=Conversation.__table__.c.started_at.type)
+    stmt = _claim_update(worker_id=bindparam("c_worker"), limit=limit, scope=scope, now=now,
+                         until=bindparam("c_until", type_=now.type),
+                         settings_version=bindparam("c_version") if versioned else None,
+                         returning=CLAIMED_COLUMNS if load else ())
+    return claimed_prompt_query(stmt.cte("claimed")) if load else stmt
+
+
 def claim_statement(*, worker_id: str, limit: int, scope: Scope, lease_seconds: float, now: datetime,
-                    settings_version: int | None = None, returning: Sequence = ()) -> Update:
+                    settings_version: int | None = None) -> Update:
     """The claim as one UPDATE … RETURNING id (also what tests and benchmarks EXPLAIN)."""
+    return _claim_update(worker_id=worker_id, limit=limit, scope=scope, now=now,
+                         until=now + timedelta(seconds=lease_seconds), settings_version=settings_version)
+
+
+def _claim_update(*, worker_id: object, limit: int, scope: Scope, now: object, until: object,
+                  settings_version: object | None, returning: Sequence = ()) -> Update:
     c = Conversation
     active = select(AgentInstance.id).where(AgentInstance.id == c.agent_instance_id, AgentInstance.status == "active")
     # The scope was read at SETTINGS_VERSION: a claim that starts after any later change committed takes nothing,
@@ -85,8 +120,7 @@ def claim_statement(*, worker_id: str, limit: int, scope: Scope, lease_seconds: 
                                      *_scope_filters(scope))
                   .order_by(_DUE_AT).limit(limit).with_for_update(skip_locked=True, of=c))
     return (update(c).where(c.id.in_(candidates.scalar_subquery())).values(
-        status="in_progress", lease_owner=worker_id, lease_expires_at=now + timedelta(seconds=lease_seconds),
-        started_at=now, attempts=c.attempts + 1, next_attempt_at=None).returning(*(returning or (c.id,))))
+        status="in_progress", lease_owner=worker_id, lease_expires_at=until, started_at=now, attempts=c.attempts + 1, next_attempt_at=None).returning(*(returning or (c.id,))))
 
 
 @dataclass(frozen=True)
@@ -237,7 +271,7 @@ def _complete_in_one_statement(engine: Engine, conversation_id: int, worker_id: 
               "content": reply.text, "latency": int(reply.latency_ms), "key": f"conv:{conversation_id}:step:0",
               "bucket": rollups.bucket_of(response_ms)}
     try:
-        with engine.begin() as conn:
+        with hot_bind(engine).begin() as conn:
             finished = conn.execute(_COMPLETE_SQL, params).scalar_one()
     except IntegrityError:
         return Outcome(False, "already sent: this message's idempotency key exists")
