@@ -63,11 +63,13 @@ def _cpu(procs: list[psutil.Process]) -> dict[int, float]:
 
 
 def _serving(engine, worker: subprocess.Popen) -> list[psutil.Process]:  # noqa: ANN001
-    """The worker process and the PostgreSQL backends of its connections."""
+    """The worker process and the PostgreSQL backends of its connections (matched by the worker's own ports)."""
+    proc = psutil.Process(worker.pid)
+    ports = [c.laddr.port for c in proc.net_connections(kind="tcp") if c.raddr and c.raddr.port == 5432]
     with engine.connect() as conn:
-        pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                                 "AND application_name LIKE 'agentops%' AND pid <> pg_backend_pid()")).scalars()
-        return [psutil.Process(worker.pid), *(psutil.Process(p) for p in pids)]
+        pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE client_port = ANY(:ports)"),
+                            {"ports": ports}).scalars().all()
+    return [proc, *(psutil.Process(p) for p in pids)]
 
 
 def _worker_run(engine, env: dict[str, str], count: int) -> tuple[float, float, float]:  # noqa: ANN001

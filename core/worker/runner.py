@@ -25,6 +25,7 @@ from core.models import utcnow
 from core.queries.settings import ActivationState
 from core.retry import call_model_with_retries, db_retry, is_retryable_model_error
 from core.worker import store
+from core.worker.completer import Completer
 from core.worker.context import Loaded, Prompt, TemplateCache, read_conversation, render_prompt
 from core.worker.settings_cache import SettingsCache
 from core.worker.settings_push import SettingsListener
@@ -50,6 +51,8 @@ class Worker:
         self.settings_cache = SettingsCache(engine, ttl_seconds=settings.agent_settings_ttl_seconds,
                                             recheck_seconds=settings.agent_settings_recheck_seconds)
         self.templates = TemplateCache()
+        # Replies stored in batches (one statement and one commit for whatever is ready; PostgreSQL).
+        self.completer = Completer(engine, worker_id=self.id, max_batch=max(1, settings.agent_max_concurrent))
         self.stopping = threading.Event()
         self.listener: SettingsListener | None = None
         if settings.agent_settings_push and engine.dialect.name == "postgresql":
@@ -80,6 +83,7 @@ class Worker:
         beat.start()
         if self.listener is not None:
             self.listener.start()
+        self.completer.start()
         log.info("worker %s started (provider %s, max %d in flight)", self.id, self.provider.name,
                  self.settings.agent_max_concurrent)
         with ThreadPoolExecutor(max_workers=self.settings.agent_max_concurrent, thread_name_prefix="conv") as pool:
@@ -89,6 +93,7 @@ class Worker:
                     self._wake.wait(self.settings.agent_poll_seconds)
                     self._wake.clear()
             self.stopping.set()
+        self.completer.stop()  # every conversation thread is done: nothing more will be queued
         if self.listener is not None:
             self.listener.join(timeout=5)
         self._write_heartbeat(stopped=True)
@@ -221,9 +226,8 @@ class Worker:
         reply = self._call_model(prompt)
         response_ms = int((time.perf_counter() - started) * 1000)
         # The reply is kept in hand and the completion retried until the lease runs out.
-        outcome = self._in_lease(conv_id, lambda: store.complete(
-            self.engine, conversation_id=conv_id, worker_id=self.id, reply=reply, response_ms=response_ms),
-            what="completing")
+        item = store.Completion(conversation_id=conv_id, reply=reply, response_ms=response_ms)
+        outcome = self._in_lease(conv_id, lambda: self.completer.complete(item), what="completing")
         if outcome.accepted:
             with self._lock:
                 self.processed += 1

@@ -276,3 +276,82 @@ def _complete_in_one_statement(engine: Engine, conversation_id: int, worker_id: 
     except IntegrityError:
         return Outcome(False, "already sent: this message's idempotency key exists")
     return Outcome(True) if finished else Outcome(False, "lease lost: another worker holds this conversation")
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One reply to store: what `complete` takes, as a value (several go in one statement)."""
+
+    conversation_id: int
+    reply: Reply
+    response_ms: int
+
+
+# Several completions in one round trip and one commit (PostgreSQL): the same steps as _COMPLETE_SQL, over an
+# unnest() of the batch. The rollups are added per hour × instance (× bucket), in key order, so two workers'
+# batches lock those rows in the same order and never deadlock; a conversation whose lease was lost is skipped.
+_COMPLETE_MANY_SQL = text("""
+WITH v AS (
+    SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:rts AS integer[]), CAST(:pts AS integer[]),
+                         CAST(:cts AS integer[]), CAST(:costs AS numeric[]), CAST(:providers AS text[]),
+                         CAST(:contents AS text[]), CAST(:latencies AS integer[]), CAST(:keys AS text[]),
+                         CAST(:buckets AS integer[]))
+        AS v(id, rt, pt, ct, cost, provider, content, latency, key, bucket)
+), upd AS (
+    UPDATE agent_conversations c SET status = 'completed', completed_at = :now, response_time_ms = v.rt,
+        prompt_tokens = v.pt, completion_tokens = v.ct, cost_usd = v.cost, provider = v.provider, error = NULL,
+        lease_owner = NULL, lease_expires_at = NULL
+    FROM v WHERE c.id = v.id AND c.lease_owner = :worker AND c.status = 'in_progress'
+    RETURNING c.id, date_trunc('hour', c.created_at, 'UTC') AS hour, c.agent_instance_id, c.shop_id, c.agent_type,
+        v.rt, v.pt, v.ct, v.cost, v.content, v.latency, v.key, v.bucket
+), msg AS (
+    INSERT INTO agent_messages (conversation_id, role, content, created_at, prompt_tokens, completion_tokens,
+                                latency_ms, idempotency_key)
+    SELECT id, 'agent', content, :now, pt, ct, latency, key FROM upd ORDER BY id RETURNING conversation_id
+), met AS (
+    INSERT INTO agent_metrics (hour, agent_instance_id, shop_id, agent_type, created, completed, failed, opted_out,
+                               response_ms_sum, prompt_tokens, completion_tokens, cost_usd)
+    SELECT hour, agent_instance_id, shop_id, agent_type, 0, count(*), 0, 0, sum(rt), sum(pt), sum(ct), sum(cost)
+    FROM upd GROUP BY hour, agent_instance_id, shop_id, agent_type ORDER BY hour, agent_instance_id
+    ON CONFLICT (hour, agent_instance_id) DO UPDATE SET
+        completed = agent_metrics.completed + EXCLUDED.completed,
+        response_ms_sum = agent_metrics.response_ms_sum + EXCLUDED.response_ms_sum,
+        prompt_tokens = agent_metrics.prompt_tokens + EXCLUDED.prompt_tokens,
+        completion_tokens = agent_metrics.completion_tokens + EXCLUDED.completion_tokens,
+        cost_usd = agent_metrics.cost_usd + EXCLUDED.cost_usd
+    RETURNING 1
+), bkt AS (
+    INSERT INTO agent_response_buckets (hour, agent_instance_id, bucket, shop_id, agent_type, count)
+    SELECT hour, agent_instance_id, bucket, shop_id, agent_type, count(*) FROM upd
+    GROUP BY hour, agent_instance_id, bucket, shop_id, agent_type ORDER BY hour, agent_instance_id, bucket
+    ON CONFLICT (hour, agent_instance_id, bucket) DO UPDATE SET count = agent_response_buckets.count + EXCLUDED.count
+    RETURNING 1
+)
+SELECT id FROM upd
+""")
+
+
+def complete_many(engine: Engine, *, worker_id: str, batch: Sequence[Completion]) -> dict[int, Outcome]:
+    """Store several replies at once (one statement, one commit on PostgreSQL); each outcome as `complete` gives.
+
+    Should any message of the batch exist already (its idempotency key), each is stored on its own instead, so
+    the one refused does not hold back the others. Elsewhere than PostgreSQL: one `complete` each.
+    """
+    if engine.dialect.name != "postgresql" or len(batch) == 1:
+        return {b.conversation_id: complete(engine, conversation_id=b.conversation_id, worker_id=worker_id,
+                                            reply=b.reply, response_ms=b.response_ms) for b in batch}
+    params = {"now": utcnow(), "worker": worker_id, "ids": [b.conversation_id for b in batch],
+              "rts": [b.response_ms for b in batch], "pts": [b.reply.prompt_tokens for b in batch],
+              "cts": [b.reply.completion_tokens for b in batch], "costs": [b.reply.cost_usd for b in batch],
+              "providers": [b.reply.provider for b in batch], "contents": [b.reply.text for b in batch],
+              "latencies": [int(b.reply.latency_ms) for b in batch],
+              "keys": [f"conv:{b.conversation_id}:step:0" for b in batch],
+              "buckets": [rollups.bucket_of(b.response_ms) for b in batch]}
+    try:
+        with hot_bind(engine).begin() as conn:
+            done = set(conn.execute(_COMPLETE_MANY_SQL, params).scalars())
+    except IntegrityError:
+        return {b.conversation_id: complete(engine, conversation_id=b.conversation_id, worker_id=worker_id,
+                                            reply=b.reply, response_ms=b.response_ms) for b in batch}
+    lost = Outcome(False, "lease lost: another worker holds this conversation")
+    return {b.conversation_id: Outcome(True) if b.conversation_id in done else lost for b in batch}
