@@ -63,6 +63,9 @@ class Worker:
         self._beat_now = threading.Event()
         self._lock = threading.Lock()
         self._in_flight: set[int] = set()
+        # Held conversations whose reply is in hand and being stored: their slot is already refilled, so the
+        # next model call need not wait for the completion's commit (they still hold, and renew, their lease).
+        self._storing: set[int] = set()
         self._lease_until: dict[int, float] = {}  # time.monotonic() by which each held lease has surely run out
         self._db_ms: dict[int, float] = {}  # database time spent so far on each held conversation
         self._reserved = 0
@@ -86,7 +89,8 @@ class Worker:
         self.completer.start()
         log.info("worker %s started (provider %s, max %d in flight)", self.id, self.provider.name,
                  self.settings.agent_max_concurrent)
-        with ThreadPoolExecutor(max_workers=self.settings.agent_max_concurrent, thread_name_prefix="conv") as pool:
+        # Twice the slots: a conversation storing its reply keeps its thread while the next one calls the model.
+        with ThreadPoolExecutor(max_workers=2 * self.settings.agent_max_concurrent, thread_name_prefix="conv") as pool:
             self._pool = pool
             while not self.stopping.is_set() and (deadline is None or time.monotonic() < deadline):
                 if not self._fill():
@@ -121,7 +125,7 @@ class Worker:
         if state is None or not state.running or self.stopping.is_set() or self.breaker.snapshot().state == "open":
             return 0
         with self._lock:
-            free = self.settings.agent_max_concurrent - len(self._in_flight) - self._reserved
+            free = self.settings.agent_max_concurrent - (len(self._in_flight) - len(self._storing)) - self._reserved
             if free <= 0:
                 return 0
             self._reserved += free
@@ -153,6 +157,13 @@ class Worker:
                     self._forget(rest)
                 break
         return len(ids)
+
+    def _refill(self) -> None:
+        try:
+            self._fill()
+        except Exception as exc:  # noqa: BLE001 - the reply in hand is stored whatever happens here
+            log.warning("could not refill a slot (%s); the loop will", type(exc).__name__)
+            self._wake.set()
 
     # -- the settings, pushed or polled -----------------------------------------------------------------
     def _note_settings(self, state: ActivationState | None) -> None:
@@ -225,6 +236,9 @@ class Worker:
     def _reply(self, conv_id: int, prompt: Prompt, *, started: float) -> None:
         reply = self._call_model(prompt)
         response_ms = int((time.perf_counter() - started) * 1000)
+        with self._lock:
+            self._storing.add(conv_id)
+        self._refill()  # the slot is free for the next model call while this reply is stored
         # The reply is kept in hand and the completion retried until the lease runs out.
         item = store.Completion(conversation_id=conv_id, reply=reply, response_ms=response_ms)
         outcome = self._in_lease(conv_id, lambda: self.completer.complete(item), what="completing")
@@ -248,6 +262,7 @@ class Worker:
     def _forget(self, conv_id: int) -> None:
         with self._lock:
             self._in_flight.discard(conv_id)
+            self._storing.discard(conv_id)
             self._lease_until.pop(conv_id, None)
 
     def _load(self, conv_id: int) -> Loaded:
