@@ -87,3 +87,16 @@ def test_a_busy_worker_completes_in_batches_and_sends_each_reply_once(pg_engine:
 def _opted_out(engine: Engine) -> int:
     with engine.connect() as conn:
         return conn.execute(text("SELECT count(*) FROM agent_conversations WHERE status = 'opted_out'")).scalar_one()
+
+
+def test_model_calls_in_flight_never_exceed_the_setting_while_replies_are_stored(engine: Engine, fake_openai,
+                                                                                 monkeypatch) -> None:
+    configure(monkeypatch, OPENAI_API_KEY="sk-test-loopback", OPENAI_BASE_URL=fake_openai.base_url,
+              AGENT_MAX_CONCURRENT=3)
+    fake_openai.set("ok", delay_seconds=0.05)
+    ids = prepare(engine, 30)
+    with RunningWorker(engine):
+        wait_for(lambda: len(agent_messages_per_conversation(engine)) + _opted_out(engine) == len(ids),
+                 timeout=60, what="every conversation")
+    assert 1 < fake_openai.max_concurrent <= 3  # slots refilled while replies are stored, never beyond the setting
+    assert set(agent_messages_per_conversation(engine).values()) == {1}
