@@ -24,7 +24,7 @@ from bench.worker_throughput import _enqueue, _env, _prepare
 
 # py-spy's frames read "function (path/file.py:line)"; a stack is split by the first rule whose marks it holds.
 DB_FRAMES = ("sqlalchemy/", "psycopg2")
-DB_PARTS = (("claim", "claim (core/worker/store.py"), ("load", "read_conversation ("),
+DB_PARTS = (("claim + load", "claim_and_load (core/worker/store.py"), ("claim", "claim (core/worker/store.py"), ("load", "read_conversation ("),
             ("complete", "complete (core/worker/store.py"), ("heartbeat", "_heartbeat_loop ("))
 OTHER_PARTS = (("model call (openai + httpx)", ("openai/", "httpx/", "httpcore/", "h11/")),
                ("heartbeat, outside the database", ("_heartbeat_loop (",)),
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> str:
 
     fake = FakeOpenAI().start()
     fake.set("ok", delay_seconds=0.1)
-    raw = Path(tempfile.mkdtemp()) / "worker.raw"
+    raw = Path(os.environ.get("KEEP_RAW") or Path(tempfile.mkdtemp()) / "worker.raw")
     try:
         with scratch_postgres() as url:
             engine = use_database(url)
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> str:
              f"in {cost['seconds']:.0f} s)", f"{cost['worker_ms']:.2f} ms / {cost['pg_ms']:.2f} ms", "–", "–")]
     rows += [(f"worker CPU samples: {name}", f"{n / total:.0%} ({n * cost['worker_ms'] / total:.2f} ms)", "–", "–")
              for name, n in parts.most_common()]
-    os.remove(raw)
+    os.environ.get("KEEP_RAW") or os.remove(raw)
     return table("Worker CPU profile (py-spy, one worker, 10 in flight × 100 ms, PostgreSQL)", rows)
 
 

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     agent_lease_seconds: float = Field(60.0, gt=0)
     agent_heartbeat_seconds: float = Field(2.0, gt=0)
     agent_settings_ttl_seconds: float = Field(0.5, ge=0, le=1.0)
+    # The kill switch is pushed (PostgreSQL LISTEN/NOTIFY); while the listening connection is up the settings are
+    # re-read only every RECHECK seconds, and polled every TTL seconds whenever it is down (and on SQLite).
+    agent_settings_push: bool = True
+    agent_settings_recheck_seconds: float = Field(30.0, gt=0, le=3600)
+    agent_settings_listen_retry_seconds: float = Field(1.0, gt=0, le=300)
     agent_poll_seconds: float = Field(0.2, gt=0)
 
     openai_api_key: SecretStr | None = None

@@ -97,16 +97,32 @@ def write_bind(engine: Engine) -> Engine:
 
 def relaxed_bind(engine: Engine) -> Engine:
     """For writes that may be lost in a crash without harm (claims, heartbeats): on PostgreSQL a pool whose
-    connections do not wait for the WAL flush at commit; elsewhere the ordinary write engine."""
+    connections do not wait for the WAL flush at commit, and are not pinged at each checkout (a dead one fails
+    its claim or heartbeat, which is simply made again); elsewhere the ordinary write engine."""
     if engine.dialect.name != "postgresql":
         return write_bind(engine)
-    key = (engine.url.render_as_string(hide_password=False), "relaxed")
+    return _variant(engine, "relaxed", pool_size=5, max_overflow=10, options="-c synchronous_commit=off")
+
+
+def hot_bind(engine: Engine) -> Engine:
+    """The worker's completions on PostgreSQL: durable commits, but no ping round trip at each checkout.
+
+    A connection that died since its last use fails its statement; SQLAlchemy then drops the pool's stale
+    connections and the worker's database retry (within the lease) runs it again on a fresh one.
+    """
+    if engine.dialect.name != "postgresql":
+        return write_bind(engine)
+    return _variant(engine, "hot", pool_size=10, max_overflow=30, options=None)
+
+
+def _variant(engine: Engine, kind: str, *, pool_size: int, max_overflow: int, options: str | None) -> Engine:
+    key = (engine.url.render_as_string(hide_password=False), kind)
     with _lock:
         if key not in _relaxed:
-            _relaxed[key] = create_engine(
-                engine.url, pool_size=5, max_overflow=10, pool_pre_ping=True, pool_recycle=1800,
-                connect_args={"connect_timeout": 5, "application_name": "agentops-relaxed",
-                              "options": "-c synchronous_commit=off"})
+            args = {"connect_timeout": 5, "application_name": f"agentops-{kind}"}
+            _relaxed[key] = create_engine(engine.url, pool_size=pool_size, max_overflow=max_overflow,
+                                          pool_pre_ping=False, pool_recycle=1800,
+                                          connect_args={**args, **({"options": options} if options else {})})
         return _relaxed[key]
 
 

@@ -12,6 +12,7 @@ from core.errors import Conflict, NotFound, UserInputError
 from core.models import ACTIVATION_MODES, AGENT_TYPES, AgentInstance, AgentSettings, Shop, utcnow
 from core.queries.settings import ActivationState, state_of
 from core.services.guard import require
+from core.settings_channel import announce_settings_change
 from core.uow import UnitOfWork
 
 
@@ -47,6 +48,7 @@ def apply_settings_change(uow: UnitOfWork, *, actor: Actor, action: str, reason:
     row.changed_by, row.changed_at, row.reason = actor.username, utcnow(), reason.strip()
     audit.append(uow.session, actor=actor, action=action, target="agent_settings", reason=reason.strip(),
                  before=before.as_dict(), after=state_of(row).as_dict())
+    announce_settings_change(uow.session, version=row.version)  # pushed to the workers when the caller commits
     return state_of(row), True
 
 

@@ -50,16 +50,29 @@ def build_context(row: Any, now: datetime) -> dict[str, object]:
     }
 
 
-def _prompt_query(conversation_id: int) -> Select:
-    c = Conversation
+def _prompt_from(c: Any) -> Select:
+    """The prompt's row for conversations C (the table, or the rows a claim just returned)."""
     return (select(c.id, c.agent_type, c.shop_id, c.channel, c.attempts, Client.first_name, Client.opted_out,
                    Client.created_at.label("client_created_at"), Shop.name.label("shop_name"), Appointment.starts_at,
                    Appointment.service, Barber.name.label("barber_name"), AgentInstance.config)
             .join(Client, Client.id == c.client_id).join(Shop, Shop.id == c.shop_id)
             .join(AgentInstance, AgentInstance.id == c.agent_instance_id)
             .outerjoin(Appointment, Appointment.id == c.appointment_id)
-            .outerjoin(Barber, Barber.id == Appointment.barber_id)
-            .where(c.id == conversation_id))
+            .outerjoin(Barber, Barber.id == Appointment.barber_id))
+
+
+def _prompt_query(conversation_id: int) -> Select:
+    return _prompt_from(Conversation).where(Conversation.id == conversation_id)
+
+
+# What a claim returns so that its conversations' prompts are read in the same statement (PostgreSQL).
+CLAIMED_COLUMNS = tuple(Conversation.__table__.c[name] for name in (
+    "id", "agent_type", "shop_id", "channel", "attempts", "client_id", "agent_instance_id", "appointment_id"))
+
+
+def claimed_prompt_query(claimed: Any) -> Select:
+    """The prompt rows of the conversations in CLAIMED (a CTE over the claim's UPDATE … RETURNING)."""
+    return _prompt_from(claimed.c)
 
 
 class TemplateCache:

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import TypeVar
 
 import psutil
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from core import sentry
@@ -22,10 +22,13 @@ from core.breaker import CircuitBreaker
 from core.config import Settings
 from core.llm import Provider, Reply, make_provider
 from core.models import utcnow
+from core.queries.settings import ActivationState
 from core.retry import call_model_with_retries, db_retry, is_retryable_model_error
 from core.worker import store
+from core.worker.completer import Completer
 from core.worker.context import Loaded, Prompt, TemplateCache, read_conversation, render_prompt
 from core.worker.settings_cache import SettingsCache
+from core.worker.settings_push import SettingsListener
 
 log = logging.getLogger("core.worker")
 T = TypeVar("T")
@@ -45,13 +48,24 @@ class Worker:
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.breaker = CircuitBreaker(name=self.provider.name, failure_threshold=settings.breaker_failure_threshold,
                                       reset_seconds=settings.breaker_reset_seconds)
-        self.settings_cache = SettingsCache(engine, ttl_seconds=settings.agent_settings_ttl_seconds)
+        self.settings_cache = SettingsCache(engine, ttl_seconds=settings.agent_settings_ttl_seconds,
+                                            recheck_seconds=settings.agent_settings_recheck_seconds)
         self.templates = TemplateCache()
+        # Replies stored in batches (one statement and one commit for whatever is ready; PostgreSQL).
+        self.completer = Completer(engine, worker_id=self.id, max_batch=max(1, settings.agent_max_concurrent))
         self.stopping = threading.Event()
+        self.listener: SettingsListener | None = None
+        if settings.agent_settings_push and engine.dialect.name == "postgresql":
+            self.listener = SettingsListener(engine, on_change=self._settings_changed, on_connected=self._push_up,
+                                             stopping=self.stopping,
+                                             retry_seconds=settings.agent_settings_listen_retry_seconds)
         self._wake = threading.Event()
         self._beat_now = threading.Event()
         self._lock = threading.Lock()
         self._in_flight: set[int] = set()
+        # Held conversations whose reply is in hand and being stored: their slot is already refilled, so the
+        # next model call need not wait for the completion's commit (they still hold, and renew, their lease).
+        self._storing: set[int] = set()
         self._lease_until: dict[int, float] = {}  # time.monotonic() by which each held lease has surely run out
         self._db_ms: dict[int, float] = {}  # database time spent so far on each held conversation
         self._reserved = 0
@@ -70,15 +84,22 @@ class Worker:
         deadline = time.monotonic() + max_seconds if max_seconds else None
         beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         beat.start()
+        if self.listener is not None:
+            self.listener.start()
+        self.completer.start()
         log.info("worker %s started (provider %s, max %d in flight)", self.id, self.provider.name,
                  self.settings.agent_max_concurrent)
-        with ThreadPoolExecutor(max_workers=self.settings.agent_max_concurrent, thread_name_prefix="conv") as pool:
+        # Twice the slots: a conversation storing its reply keeps its thread while the next one calls the model.
+        with ThreadPoolExecutor(max_workers=2 * self.settings.agent_max_concurrent, thread_name_prefix="conv") as pool:
             self._pool = pool
             while not self.stopping.is_set() and (deadline is None or time.monotonic() < deadline):
                 if not self._fill():
                     self._wake.wait(self.settings.agent_poll_seconds)
                     self._wake.clear()
             self.stopping.set()
+        self.completer.stop()  # every conversation thread is done: nothing more will be queued
+        if self.listener is not None:
+            self.listener.join(timeout=5)
         self._write_heartbeat(stopped=True)
         log.info("worker %s stopped after %d conversations", self.id, self.processed)
         return self.processed
@@ -100,21 +121,23 @@ class Worker:
         Slots being claimed for are reserved first, so two callers never overfill the worker.
         """
         state = self.settings_cache.get()
-        if state is not None and state.version != self._seen_version:
-            self._seen_version, self._seen_at = state.version, utcnow()
-            self._beat_now.set()  # tell the console at once that this worker has seen the change
+        self._note_settings(state)
         if state is None or not state.running or self.stopping.is_set() or self.breaker.snapshot().state == "open":
             return 0
         with self._lock:
-            free = self.settings.agent_max_concurrent - len(self._in_flight) - self._reserved
+            free = self.settings.agent_max_concurrent - (len(self._in_flight) - len(self._storing)) - self._reserved
             if free <= 0:
                 return 0
             self._reserved += free
         ids: list[int] = []
+        claimed: list[tuple[int, Loaded | None]] = []
         started, asked_at = time.perf_counter(), time.monotonic()
         try:
-            ids = store.claim(self.engine, worker_id=self.id, limit=free, scope=self.settings_cache.scope(),
-                              lease_seconds=self.settings.agent_lease_seconds)
+            claimed = store.claim_and_load(
+                self.engine, worker_id=self.id, limit=free, scope=self.settings_cache.scope(),
+                lease_seconds=self.settings.agent_lease_seconds, settings_version=state.version,
+                templates=self.templates)
+            ids = [conv_id for conv_id, _ in claimed]
         except Exception as exc:  # noqa: BLE001 - a database hiccup must not kill the loop
             log.warning("claim failed (%s); trying again shortly", type(exc).__name__)
             self.stopping.wait(1.0)
@@ -124,9 +147,9 @@ class Worker:
                 self._in_flight.update(ids)
                 self._lease_until.update(dict.fromkeys(ids, asked_at + self.settings.agent_lease_seconds))
         share = (time.perf_counter() - started) * 1000 / max(1, len(ids))
-        for n, conv_id in enumerate(ids):
+        for n, (conv_id, loaded) in enumerate(claimed):
             try:
-                self._pool.submit(self._hold, conv_id, share)
+                self._pool.submit(self._hold, conv_id, share, loaded)
             except RuntimeError:  # the pool is shutting down: hand the rest back at once
                 for rest in ids[n:]:
                     self._safely(rest, lambda r=rest: store.release(self.engine, conversation_id=r,
@@ -135,13 +158,49 @@ class Worker:
                 break
         return len(ids)
 
+    def _refill(self) -> None:
+        try:
+            self._fill()
+        except Exception as exc:  # noqa: BLE001 - the reply in hand is stored whatever happens here
+            log.warning("could not refill a slot (%s); the loop will", type(exc).__name__)
+            self._wake.set()
+
+    # -- the settings, pushed or polled -----------------------------------------------------------------
+    def _note_settings(self, state: ActivationState | None) -> None:
+        with self._lock:
+            if state is None or state.version == self._seen_version:
+                return
+            self._seen_version, self._seen_at = state.version, utcnow()
+        self._beat_now.set()  # tell the console at once that this worker has seen the change
+
+    def _settings_changed(self, conn: Connection) -> None:
+        """A change was announced (or the listener is back): read it, claim (or not) at once, acknowledge it.
+
+        Read and acknowledged on the listening connection itself: no pool, no heartbeat's other work in the way.
+        """
+        state = self.settings_cache.refresh(conn)
+        self._note_settings(state)
+        self._wake.set()
+        with self._lock:
+            version, seen_at = self._seen_version, self._seen_at
+        if state is not None and seen_at is not None:
+            try:
+                store.acknowledge_settings(conn, worker_id=self.id, version=version, seen_at=seen_at)
+            except Exception as exc:  # noqa: BLE001 - the next heartbeat carries it anyway
+                log.warning("settings acknowledgement not written (%s)", type(exc).__name__)
+
+    def _push_up(self, conn: Connection | None) -> None:
+        self.settings_cache.set_pushed(conn is not None)
+        if conn is not None:  # LISTEN is in place: whatever changed while nobody listened is read now
+            self._settings_changed(conn)
+
     # -- one conversation -----------------------------------------------------------------------------
-    def _hold(self, conv_id: int, claim_ms: float) -> None:
+    def _hold(self, conv_id: int, claim_ms: float, loaded: Loaded | None = None) -> None:
         with self._lock:
             self._db_ms[conv_id] = claim_ms
         try:
             with sentry.conversation_scope(conv_id):
-                self._converse(conv_id, started=time.perf_counter())
+                self._converse(conv_id, started=time.perf_counter(), loaded=loaded)
         finally:
             with self._lock:
                 self._db_samples.append(self._db_ms.pop(conv_id, 0.0))
@@ -149,10 +208,12 @@ class Worker:
             if not self._fill():
                 self._wake.set()
 
-    def _converse(self, conv_id: int, *, started: float) -> None:
-        """Load, ask the model, store the reply; every outcome but a database error is recorded."""
+    def _converse(self, conv_id: int, *, started: float, loaded: Loaded | None) -> None:
+        """Load (unless the claim brought it), ask the model, store the reply; every outcome but a database error
+        is recorded."""
         try:
-            loaded = self._in_lease(conv_id, lambda: self._load(conv_id), what="loading a conversation")
+            if loaded is None:
+                loaded = self._in_lease(conv_id, lambda: self._load(conv_id), what="loading a conversation")
             sentry.tag_agent(agent_type=loaded.row.agent_type, shop_id=loaded.row.shop_id)
             prompt = render_prompt(loaded, utcnow())
             if prompt.client_opted_out:
@@ -175,10 +236,12 @@ class Worker:
     def _reply(self, conv_id: int, prompt: Prompt, *, started: float) -> None:
         reply = self._call_model(prompt)
         response_ms = int((time.perf_counter() - started) * 1000)
+        with self._lock:
+            self._storing.add(conv_id)
+        self._refill()  # the slot is free for the next model call while this reply is stored
         # The reply is kept in hand and the completion retried until the lease runs out.
-        outcome = self._in_lease(conv_id, lambda: store.complete(
-            self.engine, conversation_id=conv_id, worker_id=self.id, reply=reply, response_ms=response_ms),
-            what="completing")
+        item = store.Completion(conversation_id=conv_id, reply=reply, response_ms=response_ms)
+        outcome = self._in_lease(conv_id, lambda: self.completer.complete(item), what="completing")
         if outcome.accepted:
             with self._lock:
                 self.processed += 1
@@ -199,6 +262,7 @@ class Worker:
     def _forget(self, conv_id: int) -> None:
         with self._lock:
             self._in_flight.discard(conv_id)
+            self._storing.discard(conv_id)
             self._lease_until.pop(conv_id, None)
 
     def _load(self, conv_id: int) -> Loaded:

@@ -1,4 +1,4 @@
-"""The kill switch as a worker sees it: re-read at most every TTL seconds, failing closed."""
+"""The kill switch as a worker sees it: pushed when it can be, otherwise re-read every TTL seconds; failing closed."""
 from __future__ import annotations
 
 import logging
@@ -6,7 +6,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.orm import Session
 
 from core.db import read_session
 from core.models import Shop
@@ -21,28 +22,52 @@ class SettingsCache:
     Beside it, the Scope the state gives, worked out once per read (a percentage needs the list of shops).
     """
 
-    def __init__(self, engine: Engine, *, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, engine: Engine, *, ttl_seconds: float, recheck_seconds: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._engine, self._ttl, self._clock = engine, ttl_seconds, clock
+        self._recheck = ttl_seconds if recheck_seconds is None else recheck_seconds
+        self._pushed = False  # True while a listener is connected: every change then arrives as a NOTIFY
         self._state: ActivationState | None = None
         self._read_at = float("-inf")
         self._scope = Scope(shops=frozenset())
         self._lock = threading.Lock()
 
     def get(self) -> ActivationState | None:
+        """The state as of the last read, read again once it is older than the TTL (RECHECK while pushed)."""
         with self._lock:
-            if self._clock() - self._read_at < self._ttl:
+            # Pushed changes need no polling; an unreadable state is polled for anyway, to recover soon.
+            ttl = self._recheck if self._pushed and self._state is not None else self._ttl
+            if self._clock() - self._read_at < ttl:
                 return self._state
-            try:
-                with read_session(self._engine) as s:
-                    state = get_activation_state(s)
-                    shop_ids = s.scalars(select(Shop.id)).all() if state.shop_percent is not None else ()
-                self._state, self._scope = state, state.scope(shop_ids=shop_ids)
-            except Exception as exc:  # noqa: BLE001 - any failure to read means: claim nothing
-                log.warning("cannot read the agent settings (%s); claiming nothing until they can be read",
-                            type(exc).__name__)
-                self._state, self._scope = None, Scope(shops=frozenset())
-            self._read_at = self._clock()
-            return self._state
+            return self._read()
+
+    def refresh(self, bind: Connection | None = None) -> ActivationState | None:
+        """Read the settings now, on BIND if given (a change was announced, or the listener came back)."""
+        with self._lock:
+            return self._read(bind)
+
+    def set_pushed(self, pushed: bool) -> None:
+        """The listener is connected (changes arrive as they commit) or gone (poll every TTL again)."""
+        with self._lock:
+            self._pushed = pushed
+
+    @property
+    def pushed(self) -> bool:
+        """True while changes are pushed to this worker."""
+        return self._pushed
+
+    def _read(self, bind: Connection | None = None) -> ActivationState | None:
+        try:
+            with Session(bind=bind) if bind is not None else read_session(self._engine) as s:
+                state = get_activation_state(s)
+                shop_ids = s.scalars(select(Shop.id)).all() if state.shop_percent is not None else ()
+            self._state, self._scope = state, state.scope(shop_ids=shop_ids)
+        except Exception as exc:  # noqa: BLE001 - any failure to read means: claim nothing
+            log.warning("cannot read the agent settings (%s); claiming nothing until they can be read",
+                        type(exc).__name__)
+            self._state, self._scope = None, Scope(shops=frozenset())
+        self._read_at = self._clock()
+        return self._state
 
     def scope(self) -> Scope:
         """What may start, as of the last read (nothing when the settings could not be read)."""
