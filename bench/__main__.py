@@ -5,7 +5,8 @@ import importlib
 import sys
 from pathlib import Path
 
-ALL = ["seed_load", "worker_throughput", "health_queries", "api_status", "kill_switch", "alerts"]
+ALL = ["seed_load", "worker_throughput", "health_queries", "api_status", "kill_switch", "read_replica", "cli_startup",
+       "checklist", "alerts"]
 
 
 def main() -> int:

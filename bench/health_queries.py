@@ -1,15 +1,26 @@
-"""Issue 5: Agent Health on 1,000,000 conversations: each query's p95, the page script, memory; naive pandas beside it."""
+"""Issue 11: Agent Health queries whose cost follows hours × types × shops. Each query's p95 at 1M conversations and
+its growth from 100k; the instance-keyed histogram read (the table before 0010) and pandas over raw rows beside it.
+
+    python -m bench health_queries [--reps 20] [--small-db NAME] [--no-page]
+"""
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
+from datetime import timedelta
 
 import psutil
 
-from bench.common import loaded_postgres, pct, table, use_database
+from bench.common import PG_ADMIN, loaded_postgres, pct, table, use_database
+
+SMALL_DB = "agentops_bench_100k"
+# The histogram table as it was before migration 0010 (hour × instance × bucket), rebuilt from the raw rows
+# for the peer read; dropped when the bench is done.
+PEER_TABLE = "bench_instance_buckets"
 
 
-def _time(fn, reps: int) -> list[float]:  # noqa: ANN001
+def _time(fn: Callable[[], object], reps: int) -> list[float]:
     out = []
     for _ in range(reps):
         started = time.perf_counter()
@@ -18,37 +29,141 @@ def _time(fn, reps: int) -> list[float]:  # noqa: ANN001
     return out
 
 
+def _queries(s, actor, hours: int) -> dict[str, Callable[[], object]]:  # noqa: ANN001
+    from core.queries import metrics
+
+    return {
+        "summary": lambda: metrics.get_summary(s, actor=actor, window_hours=hours),
+        "timeseries": lambda: metrics.get_timeseries(s, actor=actor, window_hours=hours),
+        "by agent type": lambda: metrics.get_breakdown(s, actor=actor, window_hours=hours, by="agent_type"),
+        "by shop": lambda: metrics.get_breakdown(s, actor=actor, window_hours=hours, by="shop"),
+    }
+
+
+def measure(url: str, reps: int) -> dict[tuple[str, str, str], float]:
+    """p95 (ms) per (actor, query, window) on the database at URL, each query warmed once first."""
+    from core.auth import Actor, Role, system_actor
+    from core.db import read_session
+    from core.queries import health
+
+    engine, out = use_database(url), {}
+    support = Actor(username="sam", role=Role.SUPPORT, shop_ids=frozenset({1}), source="bench")
+    with read_session(engine) as s:
+        for who, actor in (("all shops", system_actor("bench")), ("one shop", support)):
+            for window, hours in (("24h", 24), ("30d", 720)):
+                for name, fn in _queries(s, actor, hours).items():
+                    fn()
+                    out[(who, name, window)] = pct(_time(fn, reps), 0.95)
+        out[("all shops", "workers", "–")] = pct(_time(lambda: health.list_workers(s, actor=system_actor("b")), reps),
+                                                  0.95)
+    return out
+
+
+def peer_histogram_reads(url: str, reps: int) -> list[tuple[str, str, str, str]]:
+    """The histogram part of each query read from the compact rows against the instance-keyed table, same plan."""
+    from sqlalchemy import text
+
+    from core.auth import system_actor
+    from core.db import read_session, write_bind
+    from core.models import utcnow
+    from core.queries import rollup_reads
+    from core.rollups import floor_hour
+
+    engine, actor = use_database(url), system_actor("bench")
+    with write_bind(engine).begin() as conn:
+        conn.execute(text(f"DROP TABLE IF EXISTS {PEER_TABLE}"))
+        conn.execute(text(
+            f"CREATE TABLE {PEER_TABLE} AS SELECT date_trunc('hour', created_at, 'UTC') AS hour, agent_instance_id, "
+            "floor(ln(greatest(response_time_ms, 1)) / ln(1.05))::int AS bucket, shop_id, agent_type, count(*) AS count "
+            "FROM agent_conversations WHERE status = 'completed' AND response_time_ms IS NOT NULL "
+            "GROUP BY 1, 2, 3, 4, 5"))
+        conn.execute(text(f"ALTER TABLE {PEER_TABLE} ADD PRIMARY KEY (hour, agent_instance_id, bucket)"))
+        conn.execute(text(f"ANALYZE {PEER_TABLE}"))
+        peer_rows = conn.execute(text(f"SELECT count(*) FROM {PEER_TABLE}")).scalar_one()
+    rows = []
+    with read_session(engine) as s:
+        for window, hours, by in (("24h", 24, "hour"), ("24h", 24, "shop_id"), ("30d", 720, "shop_id")):
+            current = floor_hour(utcnow())
+            plan = rollup_reads.Plan(current - timedelta(hours=hours - 1), hourly=[(current - timedelta(hours=hours - 1),
+                                                                                    current)])
+            ours = pct(_time(lambda p=plan, b=by: rollup_reads.histograms(s, actor=actor, plan=p, by=b), reps), 0.95)
+            theirs = pct(_time(lambda p=plan, b=by: _instance_keyed(s, p, b), reps), 0.95)
+            rows.append((f"histogram by {by}, {hours - 1} whole hours, p95", f"{ours:.1f} ms", "–",
+                         f"instance-keyed table ({peer_rows:,} rows): {theirs:.1f} ms ({theirs / ours:.1f}× slower)"))
+    with write_bind(engine).begin() as conn:
+        conn.execute(text(f"DROP TABLE IF EXISTS {PEER_TABLE}"))
+    return rows
+
+
+def _instance_keyed(s, plan, by: str) -> dict:  # noqa: ANN001
+    """The read before 0010: sum the hour × instance × bucket rows of the whole hours, grouped in SQL."""
+    from sqlalchemy import text
+
+    (a, b), = plan.hourly
+    key = "hour" if by == "hour" else "shop_id"
+    rows = s.execute(text(f"SELECT {key}, bucket, sum(count) FROM {PEER_TABLE} WHERE hour >= :a AND hour < :b "
+                          f"GROUP BY {key}, bucket"), {"a": a, "b": b})
+    out: dict = {}
+    for k, bucket, n in rows:
+        out.setdefault(k, {})[bucket] = n
+    return out
+
+
+def small_database(name: str) -> str:
+    """A PostgreSQL database of 100,000 conversations from `seed --test-data load`, kept between runs."""
+    from sqlalchemy import create_engine, text
+
+    from bench import common
+
+    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        probe = create_engine(url)
+        with probe.connect() as conn:
+            n = conn.execute(text("SELECT count(*) FROM agent_conversations")).scalar_one()
+        probe.dispose()
+        if n >= 100_000:
+            common._bring_up_to_date(url)
+            return url
+    except Exception:  # noqa: BLE001 - missing: build it
+        pass
+    with common.scratch_postgres(name, keep=True) as url:
+        from core.auth import system_actor
+        from core.seed.runner import seed
+
+        seed(actor=system_actor("bench"), engine=use_database(url), size="load", conversations=100_000)
+    common._bring_up_to_date(url)
+    return url
+
+
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--small-db", default=SMALL_DB)
+    ap.add_argument("--no-page", action="store_true")
     args, _ = ap.parse_known_args(argv)
+    big_url = loaded_postgres()
+    small = measure(small_database(args.small_db), args.reps)
+    big = measure(big_url, args.reps)
+    rows = []
+    for key, ms in big.items():
+        who, name, window = key
+        growth = ms / small[key] if small.get(key) else float("nan")
+        rows.append((f"{name} ({window}, {who}) p95", f"{ms:.1f} ms at 1M; {small[key]:.1f} ms at 100k: "
+                     f"{growth:.2f}×", "≤ 20 ms; ≤ 1.5×", "–"))
+    rows += peer_histogram_reads(big_url, args.reps)
+    engine = use_database(big_url)
     from core.auth import system_actor
     from core.db import read_session
-    from core.queries import health, metrics
+    from core.queries import metrics
 
-    engine, actor = use_database(loaded_postgres()), system_actor("bench")
-    rows = []
     with read_session(engine) as s:
-        for window in ("24h", "30d"):
-            hours = metrics.WINDOWS[window]
-            queries = {
-                "summary": lambda: metrics.get_summary(s, actor=actor, window_hours=hours),
-                "timeseries": lambda: metrics.get_timeseries(s, actor=actor, window_hours=hours),
-                "by agent type": lambda: metrics.get_breakdown(s, actor=actor, window_hours=hours, by="agent_type"),
-                "by shop": lambda: metrics.get_breakdown(s, actor=actor, window_hours=hours, by="shop"),
-                "workers": lambda: health.list_workers(s, actor=actor),
-                "probes": lambda: health.probe_history(s, actor=actor, window_hours=min(hours, 24)),
-            }
-            for name, fn in queries.items():
-                fn()  # warm
-                rows.append((f"{name} ({window}) p95", f"{pct(_time(fn, args.reps), 0.95):.1f} ms", "< 50 ms", "–"))
-        ours = _time(lambda: metrics.get_summary(s, actor=actor, window_hours=720), 3)
-    page_rows = _page_rows(args.reps)  # before the naive way fills this process with a million rows
+        ours = _time(lambda: metrics.get_summary(s, actor=system_actor("b"), window_hours=720), 3)
+    page_rows = [] if args.no_page else _page_rows(args.reps)  # before pandas fills this process with a million rows
     naive = _time(lambda: _naive_summary(engine), 3)
     rows.append(("summary over 30 d, median", f"{pct(ours, 0.5):.1f} ms", "–",
                  f"pd.read_sql + groupby: {pct(naive, 0.5):,.0f} ms ({pct(naive, 0.5) / pct(ours, 0.5):,.0f}× slower)"))
     rows += page_rows
-    return table("Agent Health (PostgreSQL, 1,000,000 conversations)", rows)
+    return table("Agent Health (PostgreSQL, 1,000,000 and 100,000 conversations)", rows)
 
 
 def _naive_summary(engine) -> dict:  # noqa: ANN001

@@ -16,7 +16,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.models import AgentDbTiming, AgentMetric, AgentResponseBucket, Conversation, utcnow
-from core.rollups_daily import refresh_daily
 
 # Each bucket is 5 % wider than the last: its geometric middle is within 2.5 % of any value in it.
 BUCKET_RATIO = 1.05
@@ -110,13 +109,16 @@ def record_db_time(session: Session | Connection, *, source: str, samples_ms: It
 
 def rebuild(session: Session, *, since: datetime | None = None) -> int:
     """Recompute the rollups from raw conversations created at or after SINCE; returns rows written."""
+    from core.rollups_compact import FOLDS
+    from core.rollups_daily import refresh_daily
+
     since_hour = floor_hour(since) if since else None
-    for model in (AgentMetric, AgentResponseBucket):
+    for model in (AgentMetric, AgentResponseBucket, *(fold[0] for fold in FOLDS)):
         stmt = delete(model)
         session.execute(stmt.where(model.hour >= since_hour) if since_hour else stmt)
     c = Conversation
     is_pg = session.get_bind().dialect.name == "postgresql"
-    hour = func.date_trunc("hour", c.created_at) if is_pg else func.strftime("%Y-%m-%d %H:00:00.000000", c.created_at)
+    hour = _hour_sql(session, c.created_at)
     where = [c.created_at >= since_hour] if since_hour else []
 
     def count_if(status: str) -> Any:
@@ -133,12 +135,27 @@ def rebuild(session: Session, *, since: datetime | None = None) -> int:
     cols = ["hour", "agent_instance_id", "shop_id", "agent_type", "created", "completed", "failed", "opted_out",
             "response_ms_sum", "prompt_tokens", "completion_tokens", "cost_usd"]
     n = session.execute(insert(AgentMetric).from_select(cols, metrics)).rowcount
-    bucket = func.floor(func.ln(func.greatest(c.response_time_ms, 1) if is_pg else func.max(c.response_time_ms, 1))
-                        / _LOG_RATIO)
-    buckets = select(hour, c.agent_instance_id, bucket, c.shop_id, c.agent_type, func.count()).where(
-        c.status == "completed", c.response_time_ms.is_not(None), *where
-    ).group_by(hour, c.agent_instance_id, bucket, c.shop_id, c.agent_type)
-    n += session.execute(insert(AgentResponseBucket).from_select(
-        ["hour", "agent_instance_id", "bucket", "shop_id", "agent_type", "count"], buckets)).rowcount
+    n += insert_fine_buckets(session, since=since_hour)
     span = None if since is None else (utcnow() - since).days + 2
     return n + refresh_daily(session, days=span)
+
+
+def _hour_sql(session: Session | Connection, column: Any) -> Any:
+    if _dialect_name(session) == "postgresql":
+        return func.date_trunc("hour", column)
+    return func.strftime("%Y-%m-%d %H:00:00.000000", column)
+
+
+def insert_fine_buckets(session: Session | Connection, *, since: datetime | None = None) -> int:
+    """Add the response-time histogram of conversations created since SINCE (all, when None) to the fine table,
+    per hour × instance × bucket, as the worker does one by one; returns rows written."""
+    c = Conversation
+    hour = _hour_sql(session, c.created_at)
+    at_least_1 = func.greatest(c.response_time_ms, 1) if _dialect_name(session) == "postgresql" \
+        else func.max(c.response_time_ms, 1)
+    bucket = func.floor(func.ln(at_least_1) / _LOG_RATIO)
+    buckets = select(hour, c.agent_instance_id, bucket, c.shop_id, c.agent_type, func.count()).where(
+        c.status == "completed", c.response_time_ms.is_not(None), *([c.created_at >= since] if since else [])
+    ).group_by(hour, c.agent_instance_id, bucket, c.shop_id, c.agent_type)
+    return session.execute(insert(AgentResponseBucket).from_select(
+        ["hour", "agent_instance_id", "bucket", "shop_id", "agent_type", "count"], buckets)).rowcount

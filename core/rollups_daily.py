@@ -6,6 +6,7 @@ read from the hourly rows, so a missing refresh makes a page slower, never wrong
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,8 +14,10 @@ from sqlalchemy import Connection, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from core.models import (
-    AgentMetric, AgentMetricDaily, AgentResponseBucket, AgentResponseDailyByShop, AgentResponseDailyByType, utcnow,
+    AgentMetric, AgentMetricDaily, AgentResponseDailyByShop, AgentResponseDailyByType, AgentResponseHourlyByShop,
+    AgentResponseHourlyByType, utcnow,
 )
+from core.rollups_compact import decode, encode, fold_closed_hours, merge_into
 
 RECENT_DAYS = 3
 
@@ -33,10 +36,13 @@ def day_of(executor: Session | Connection, column: Any) -> Any:
 
 
 def refresh_daily(session: Session | Connection, *, days: int | None = RECENT_DAYS, now: datetime | None = None) -> int:
-    """Recompute the last DAYS whole days (all, when None) from the hourly rollups; returns rows written."""
-    today = floor_day(now or utcnow())
+    """Fold closed hours, then recompute the last DAYS whole days (all, when None) from the hourly rollups; returns
+    rows written."""
+    now = now or utcnow()
+    fold_closed_hours(session, before=now)
+    today = floor_day(now)
     start = today - timedelta(days=days) if days else None
-    m, b = AgentMetric, AgentResponseBucket
+    m = AgentMetric
     written = 0
     for model in (AgentMetricDaily, AgentResponseDailyByType, AgentResponseDailyByShop):
         where = [model.day < today] + ([model.day >= start] if start else [])
@@ -49,10 +55,21 @@ def refresh_daily(session: Session | Connection, *, days: int | None = RECENT_DA
         ["day", "shop_id", "agent_type", "created", "completed", "failed", "opted_out", "prompt_tokens",
          "completion_tokens", "cost_usd"],
         select(d, m.shop_id, m.agent_type, *sums).where(*window).group_by(d, m.shop_id, m.agent_type))).rowcount
-    bwindow = [b.hour < today] + ([b.hour >= start] if start else [])
-    bd = day_of(session, b.hour)
-    for model, key in ((AgentResponseDailyByType, b.agent_type), (AgentResponseDailyByShop, b.shop_id)):
-        cols = ["day", "agent_type" if model is AgentResponseDailyByType else "shop_id", "bucket", "count"]
-        written += session.execute(insert(model).from_select(
-            cols, select(bd, key, b.bucket, func.sum(b.count)).where(*bwindow).group_by(bd, key, b.bucket))).rowcount
+    for daily, hourly, key in ((AgentResponseDailyByType, AgentResponseHourlyByType, "agent_type"),
+                               (AgentResponseDailyByShop, AgentResponseHourlyByShop, "shop_id")):
+        written += _daily_histograms(session, daily, hourly, key, start, today)
     return written
+
+
+def _daily_histograms(session: Session | Connection, daily: Any, hourly: Any, key: str, start: datetime | None,
+                      today: datetime) -> int:
+    """Whole days of the compact hourly histograms (the fold above left no fine rows before today)."""
+    t = hourly.__table__
+    where = [t.c.hour < today] + ([t.c.hour >= start] if start else [])
+    days: dict[tuple, dict[int, int]] = defaultdict(dict)
+    for hour, k, counts in session.execute(select(t.c.hour, t.c[key], t.c.counts).where(*where)):
+        merge_into(days[(floor_day(hour), k)], decode(counts).items())
+    rows = [{"day": day, key: k, "counts": encode(hist)} for (day, k), hist in days.items()]
+    if rows:
+        session.execute(insert(daily), rows)
+    return len(rows)

@@ -2,21 +2,44 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
 
-from sqlalchemy.exc import OperationalError, ProgrammingError
-
-from core.cli import admin_commands, control_commands, db_commands
-from core.config import SettingsError, get_settings, reset_settings
-from core.errors import AgentOpsError, UserInputError, describe_database_error
-
-COMMAND_MODULES = [db_commands, admin_commands, control_commands]
+# Every command group: name → (module that registers it, help). `--help` lists them from here, and a command
+# imports only its own module, so `python -m core status` never loads alembic, openai or the seed generator.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "db": ("core.cli.db_commands", "create, verify, clean up and restore the agent tables"),
+    "seed": ("core.cli.db_commands", "write demo or load data"),
+    "users": ("core.cli.admin_commands", "console users"),
+    "templates": ("core.cli.admin_commands", "agent templates"),
+    "rollups": ("core.cli.admin_commands", "hourly rollups"),
+    "audit": ("core.cli.admin_commands", "the audit trail"),
+    "config": ("core.cli.admin_commands", "show the settings in force (secrets masked)"),
+    "status": ("core.cli.control_commands", "activation mode, scope and kill-switch state"),
+    "kill": ("core.cli.control_commands", "engage the kill switch: no new conversation starts"),
+    "activate": ("core.cli.control_commands",
+                 "activate with limited or full scope (the checklist's ACTIVATE_AGENTS_V2.sh)"),
+    "agent-type": ("core.cli.control_commands", "disable or enable one agent type"),
+    "worker": ("core.cli.runtime_commands",
+               "hold agent conversations until stopped (SIGTERM/SIGINT stop it cleanly)"),
+    "conversations": ("core.cli.runtime_commands", "conversations"),
+    "probe": ("core.cli.runtime_commands", "probe the health endpoints and time the dashboard queries"),
+    "metrics": ("core.cli.metrics_commands", "agent health over a window: volume, status, error rate, p95, criteria"),
+    "replica": ("core.cli.metrics_commands", "the read replica (DATABASE_READ_URL): reachable?, lag"),
+    "api": ("core.cli.api_commands", "serve the agent API (health, status, activation)"),
+    "tokens": ("core.cli.api_commands", "API tokens"),
+    "rollback": ("core.cli.rollback_commands", "the checklist's rollbacks"),
+    "alerts": ("core.cli.alert_commands", "alert rules, the evaluator and notifications"),
+    "check": ("core.cli.check_commands",
+              "run the staging checklist's automated items; exit 0 go, 1 no-go, 2 bad input"),
+}
 STRICTNESS = {"development": 0, "staging": 1, "production": 2}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with COMMAND, only that command's module is imported (the others are listed by name)."""
     parser = argparse.ArgumentParser(prog="python -m core", description="BookedBarber V2 agent system operations.")
     parser.add_argument("--environment", choices=list(STRICTNESS),
                         help="the checklist's --environment=staging: may repeat or raise the deployment's ENVIRONMENT, "
@@ -24,18 +47,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--actor", help="act as this console user (their role applies; outside development proven by "
                                         "AGENTOPS_TOKEN); default: the shell operator")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in COMMAND_MODULES:
-        module.register(sub)
-    for module in _optional_modules():
-        module.register(sub)
+    modules = list(dict.fromkeys(m for m, _ in COMMANDS.values())) if command is None else \
+        ([COMMANDS[command][0]] if command in COMMANDS else [])
+    registered: set[str] = set()
+    for name in modules:
+        before = set(sub.choices)
+        importlib.import_module(name).register(sub)
+        registered |= set(sub.choices) - before
+    for name, (_, help_text) in COMMANDS.items():
+        if name not in registered:  # listed in --help; parsing it would need its module (not the case here)
+            sub.add_parser(name, help=help_text)
     return parser
 
 
-def _optional_modules() -> list:
-    """Command groups that live beside the core ones (worker, API, metrics), imported lazily."""
-    from core.cli import alert_commands, api_commands, metrics_commands, rollback_commands, runtime_commands
-
-    return [runtime_commands, metrics_commands, api_commands, rollback_commands, alert_commands]
+def _command_of(argv: list[str]) -> str | None:
+    """The command word in ARGV (after the hoisted global options), or None when there is none."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.split("=", 1)[0] in GLOBAL_OPTIONS:
+            i += 1 if "=" in arg else 2
+        elif arg.startswith("-"):
+            i += 1
+        else:
+            return arg
+    return None
 
 
 GLOBAL_OPTIONS = ("--environment", "--actor")
@@ -59,6 +95,9 @@ def _hoist_global_options(argv: list[str]) -> list[str]:
 
 def _apply_environment(wanted: str | None) -> None:
     """The environment comes from the deployment; the flag may repeat it or make a command stricter, never laxer."""
+    from core.config import get_settings, reset_settings
+    from core.errors import UserInputError
+
     deployed = get_settings().environment
     if wanted is None or wanted == deployed:
         return
@@ -71,7 +110,14 @@ def _apply_environment(wanted: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns its exit code."""
-    args = build_parser().parse_args(_hoist_global_options(list(sys.argv[1:] if argv is None else argv)))
+    argv = _hoist_global_options(list(sys.argv[1:] if argv is None else argv))
+    args = build_parser(_command_of(argv) or "").parse_args(argv)
+    # Imported only now: `--help` and a mistyped command get their answer without loading the database layer.
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from core.config import SettingsError, get_settings
+    from core.errors import AgentOpsError
+
     try:
         _apply_environment(args.environment)
         settings = get_settings()
@@ -90,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except (OperationalError, ProgrammingError) as exc:
+        from core.errors import describe_database_error
+
         print(f"error: {describe_database_error(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -5,10 +5,12 @@ from core.models.alerts import (
     AlertRule, AlertSilence, AlertState, AlertTransition,
 )
 from core.models.base import Base, utcnow
+from core.models.checklist import RESULT_KINDS, ChecklistResult, ChecklistRun
 from core.models.conversations import CHANNELS, Conversation, Message
 from core.models.host import Appointment, Barber, Client, Enterprise, Shop
 from core.models.metrics import (
     AgentDbTiming, AgentMetric, AgentMetricDaily, AgentResponseBucket, AgentResponseDailyByShop, AgentResponseDailyByType,
+    AgentResponseHourlyByShop, AgentResponseHourlyByShopType, AgentResponseHourlyByType,
 )
 from core.models.ops import (
     ACTIVATION_MODES, AgentSettings, AuditHead, AuditRecord, HealthProbe, RollbackRun, WorkerHeartbeat,
@@ -17,7 +19,9 @@ from core.models.users import ApiToken, ConsoleSession, LoginAttempt, User, User
 
 # Dropped by `db cleanup`. The audit log stays: the record of the cleanup must outlive it.
 # So do the rollback runs: a database rollback records its own run.
-AGENT_TABLES_KEPT_ON_CLEANUP = ("agent_audit_log", "agent_audit_head", "agent_rollback_runs")
+# So does the checklist: its runs are the record of the deployment the rollback undoes.
+AGENT_TABLES_KEPT_ON_CLEANUP = ("agent_audit_log", "agent_audit_head", "agent_rollback_runs", "agent_checklist_runs",
+                                "agent_checklist_results")
 
 
 def agent_tables() -> list[str]:

@@ -13,6 +13,8 @@ CHANNELS = ("sms", "email")
 CLAIMABLE = "status IN ('pending', 'in_progress')"
 # When an open conversation is due: its lease's end while held, its retry time when deferred, else its creation.
 DUE_AT = "coalesce(lease_expires_at, next_attempt_at, created_at)"
+# Conversations still open, counted by Agent health per window: a few thousand rows however long the history.
+OPEN_STATUSES = "status IN ('pending', 'in_progress', 'waiting_response')"
 
 
 class Conversation(Base):
@@ -25,6 +27,10 @@ class Conversation(Base):
         # Held rows sit at their lease's end, after everything due, so a claim never steps over them.
         Index("ix_agent_conversations_due", text(DUE_AT), postgresql_where=text(CLAIMABLE),
               sqlite_where=text(CLAIMABLE)),
+        # Agent health counts the open conversations of a window from this (the status already decides the claim
+        # index above, so it costs the worker's updates nothing more).
+        Index("ix_agent_conversations_open", "created_at", postgresql_where=text(OPEN_STATUSES),
+              sqlite_where=text(OPEN_STATUSES), postgresql_include=["status", "shop_id"]),
         # Room on each page for the new versions of rows the worker updates, and vacuum that follows the rows
         # that change, not the size of the history (migration 0005; README "Database maintenance").
         {"postgresql_with": {"fillfactor": 80, "autovacuum_vacuum_scale_factor": 0.01,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -30,7 +31,8 @@ class AgentMetric(Base):
 
 
 class AgentResponseBucket(Base):
-    """Response-time histogram of completed conversations, per created-hour and instance."""
+    """Response-time histogram of completed conversations, per created-hour and instance, for the hours not yet
+    folded into the compact hourly rows: the current hour, and completions that arrived after their hour's fold."""
 
     __tablename__ = "agent_response_buckets"
     __table_args__ = (Index("ix_agent_response_buckets_shop_hour", "shop_id", "hour"),)
@@ -41,6 +43,38 @@ class AgentResponseBucket(Base):
     shop_id: Mapped[int]
     agent_type: Mapped[str] = mapped_column(String(40))
     count: Mapped[int] = mapped_column(default=0)
+
+
+class AgentResponseHourlyByType(Base):
+    """A closed hour's whole response-time histogram per agent type (all shops), as one compact row.
+
+    `counts` maps bucket → count ({"141": 3, ...}). Closed hours are folded here from agent_response_buckets
+    (core.rollups_compact), so a day is 24 rows per type however many conversations it held."""
+
+    __tablename__ = "agent_response_hourly_by_type"
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    agent_type: Mapped[str] = mapped_column(String(40), primary_key=True)
+    counts: Mapped[dict[str, Any]]
+
+
+class AgentResponseHourlyByShop(Base):
+    """A closed hour's response-time histogram per shop (all agent types), as one compact row."""
+
+    __tablename__ = "agent_response_hourly_by_shop"
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    shop_id: Mapped[int] = mapped_column(primary_key=True)
+    counts: Mapped[dict[str, Any]]
+
+
+class AgentResponseHourlyByShopType(Base):
+    """A closed hour's response-time histogram per shop and agent type, for users who see some shops only."""
+
+    __tablename__ = "agent_response_hourly_by_shop_type"
+    __table_args__ = (Index("ix_agent_response_hourly_by_shop_type_shop_hour", "shop_id", "hour"),)
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    shop_id: Mapped[int] = mapped_column(primary_key=True)
+    agent_type: Mapped[str] = mapped_column(String(40), primary_key=True)
+    counts: Mapped[dict[str, Any]]
 
 
 class AgentDbTiming(Base):
@@ -70,20 +104,18 @@ class AgentMetricDaily(Base):
 
 
 class AgentResponseDailyByType(Base):
-    """Whole days of the response-time histogram per agent type (all shops)."""
+    """Whole days of the response-time histogram per agent type (all shops), one compact row each (bucket → count)."""
 
     __tablename__ = "agent_response_daily_by_type"
     day: Mapped[datetime] = mapped_column(primary_key=True)
     agent_type: Mapped[str] = mapped_column(String(40), primary_key=True)
-    bucket: Mapped[int] = mapped_column(primary_key=True)
-    count: Mapped[int] = mapped_column(default=0)
+    counts: Mapped[dict[str, Any]]
 
 
 class AgentResponseDailyByShop(Base):
-    """Whole days of the response-time histogram per shop (all agent types)."""
+    """Whole days of the response-time histogram per shop (all agent types), one compact row each."""
 
     __tablename__ = "agent_response_daily_by_shop"
     day: Mapped[datetime] = mapped_column(primary_key=True)
     shop_id: Mapped[int] = mapped_column(primary_key=True)
-    bucket: Mapped[int] = mapped_column(primary_key=True)
-    count: Mapped[int] = mapped_column(default=0)
+    counts: Mapped[dict[str, Any]]

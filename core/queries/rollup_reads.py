@@ -14,10 +14,11 @@ from sqlalchemy.orm import Session
 from core.auth import Actor
 from core.models import (
     AgentMetric, AgentMetricDaily, AgentResponseBucket, AgentResponseDailyByShop, AgentResponseDailyByType,
-    Conversation, utcnow,
+    AgentResponseHourlyByShop, AgentResponseHourlyByShopType, AgentResponseHourlyByType, Conversation, utcnow,
 )
 from core.queries.scope import shop_filter
 from core.rollups import BUCKET_RATIO, TERMINAL_COLUMNS, floor_hour
+from core.rollups_compact import decode
 from core.rollups_daily import day_of, floor_day
 
 SUM_COLUMNS = ("created", "completed", "failed", "opted_out", "prompt_tokens", "completion_tokens", "cost_usd")
@@ -106,27 +107,45 @@ def _raw_sums(session: Session, actor: Actor, ranges: list[Range], by: str | Non
 
 
 def histograms(session: Session, *, actor: Actor, plan: Plan, by: str | None = None) -> dict[Any, dict[int, int]]:
-    """Response-time histograms per key over the plan (daily by type or by shop, hourly and raw at the edges)."""
+    """Response-time histograms per key over the plan: whole days from the compact daily rows, whole hours from the
+    compact hourly rows plus the fine rows not yet folded, the partial hours at the edges from raw rows."""
     out: dict[Any, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     b, c = AgentResponseBucket, Conversation
-    queries = []
+    compact, queries = [], []
     if plan.hourly:
+        compact.append(_compact_query(session, actor, plan.hourly, by))
         queries.append(select(_key(session, b, b.hour, by), b.bucket, func.sum(b.count))
                        .where(_in_ranges(b.hour, plan.hourly), *shop_filter(actor, b.shop_id)).group_by(b.bucket))
     if plan.days:
         daily = AgentResponseDailyByShop if by == "shop_id" else AgentResponseDailyByType
-        queries.append(select(_key(session, daily, daily.day, by), daily.bucket, func.sum(daily.count))
-                       .where(daily.day.in_(plan.days)).group_by(daily.bucket))
+        compact.append(select(_key(session, daily, daily.day, by), daily.counts).where(daily.day.in_(plan.days)))
     if plan.raw:
         bucket = _bucket_sql(session, c.response_time_ms).label("bucket")
         queries.append(select(_key(session, c, c.created_at, by), bucket, func.count())
                        .where(_in_ranges(c.created_at, plan.raw), c.status == "completed",
                               c.response_time_ms.is_not(None), *shop_filter(actor, c.shop_id))
                        .group_by(literal_column("bucket")))
+    for query in compact:
+        for k, counts in session.execute(query):
+            target = out[_norm(k, by)]
+            for bucket, n in decode(counts).items():
+                target[bucket] += n
     for query in queries:
         for k, bucket, n in session.execute(query.group_by(literal_column("k"))):
             out[_norm(k, by)][int(bucket)] += int(n)
     return {k: dict(v) for k, v in out.items()}
+
+
+def _compact_query(session: Session, actor: Actor, ranges: list[Range], by: str | None) -> Any:
+    """The smallest compact table that answers BY for ACTOR: per type for everyone, per shop for a shop breakdown
+    or a user who sees some shops only, per shop and type for such a user's breakdown by type."""
+    scoped = actor.shop_ids is not None
+    if by == "shop_id" or (scoped and by != "agent_type"):
+        model: Any = AgentResponseHourlyByShop
+    else:
+        model = AgentResponseHourlyByShopType if scoped else AgentResponseHourlyByType
+    shops = shop_filter(actor, model.shop_id) if scoped else []
+    return select(_key(session, model, model.hour, by), model.counts).where(_in_ranges(model.hour, ranges), *shops)
 
 
 def _bucket_sql(session: Session, ms: Any) -> Any:

@@ -31,7 +31,7 @@ from core.errors import AgentOpsError, PermissionDenied
 from core.models import AuditRecord, RollbackRun, User
 from core.queries.users import actor_for_user
 from core.seed.runner import seed_demo_users
-from core.services import alerts, controls, conversations, rollbacks, rollups, schema, tokens, users
+from core.services import alerts, checklist, controls, conversations, rollbacks, rollups, schema, tokens, users
 from core.uow import UnitOfWork
 from dashboard.navigation import PAGES
 from tests.dashboard.conftest import open_app, sign_in
@@ -96,6 +96,7 @@ ACTIONS: dict[str, Action] = {
     "conversation of another shop": Action(AUDIT_READERS, api=("GET", "/api/v2/agents/conversations/{shop2}", None),
                                            api_refused=404),
     "status": Action(EVERYONE, cli=("status",), api=("GET", "/api/v2/agents/status", None)),
+    "read replica status": Action(EVERYONE, cli=("replica",)),
     "liveness": Action(PUBLIC, api=("GET", "/health", None)),
     "readiness": Action(PUBLIC, api=("GET", "/api/v2/agents/health", None), api_ok=frozenset({200, 503})),
     "metrics": Action(PUBLIC, cli=("metrics", "--window", "1h"), api=("GET", "/metrics", None)),
@@ -158,6 +159,25 @@ ACTIONS: dict[str, Action] = {
     "audit verify": Action(EVERYONE, cli=("audit", "verify")),
     "audit list": Action(AUDIT_READERS, cli=("audit", "list")),
     "config": Action(EVERYONE, cli=("config",)),
+    # The checklist: everyone may read it; engineers and admins (Permission.CHECKLIST, the same roles as CONTROL)
+    # run, tick, waive, mark deployed and sign off. Run 999999 does not exist: allowed calls end in NotFound.
+    "checklist start": Action(CONTROL, svc("checklist.start_run", lambda w, a: checklist.start_run(
+        actor=a, uow=UnitOfWork(w.engine), release="table")), cli=("check", "--item", "db.create_tables")),
+    "checklist run": Action(CONTROL, svc("checklist.run_checks", lambda w, a: checklist.run_checks(
+        actor=a, run_id=999_999, item_id="db.create_tables", uow=UnitOfWork(w.engine)))),
+    "checklist tick": Action(CONTROL, svc("checklist.tick_item", lambda w, a: checklist.tick_item(
+        actor=a, run_id=999_999, item_id="code.merge", uow=UnitOfWork(w.engine))),
+        cli=("check", "tick", "code.merge", "--note", "table")),
+    "checklist waive": Action(CONTROL, svc("checklist.waive_item", lambda w, a: checklist.waive_item(
+        actor=a, run_id=999_999, item_id="code.merge", reason="table", uow=UnitOfWork(w.engine))),
+        cli=("check", "waive", "code.merge", "--reason", "table")),
+    "checklist deployed": Action(CONTROL, svc("checklist.mark_deployed", lambda w, a: checklist.mark_deployed(
+        actor=a, run_id=999_999, uow=UnitOfWork(w.engine))), cli=("check", "deployed")),
+    "checklist sign-off": Action(CONTROL, svc("checklist.sign_off", lambda w, a: checklist.sign_off(
+        actor=a, run_id=999_999, uow=UnitOfWork(w.engine))), cli=("check", "sign-off")),
+    "checklist report": Action(EVERYONE, cli=("check", "report", "999999")),
+    "checklist items": Action(EVERYONE, cli=("check", "list")),
+    "page: checklist": Action(frozenset(CONSOLE_USERS), page="Checklist"),
     "alert rule save": Action(CONTROL, svc("alerts.save_rule", lambda w, a: alerts.save_rule(
         actor=a, spec={"key": f"tbl_{a.role.value}", "metric": "error_rate", "threshold": 0.5},
         uow=UnitOfWork(w.engine)))),
