@@ -1,4 +1,4 @@
-"""Monitoring checks: a Sentry test event, alerting (filled in by core.alerts), metrics being recorded."""
+"""Monitoring checks: a Sentry test event, alerting (rules and a test notification), metrics being recorded."""
 from __future__ import annotations
 
 import json
@@ -50,8 +50,28 @@ def check_sentry(ctx: CheckContext) -> Outcome:
 
 
 def check_alerting(ctx: CheckContext) -> Outcome:
-    """Alerting configured and a test notification delivered: wired to core.alerts at merge; until then it warns."""
-    return warned("alerting", None, "not configured: alert rules and notifications arrive with the alerts work")
+    """Alert rules watch failed conversations, and a test notification reaches every contact point (core.alerts)."""
+    from core.errors import UserInputError
+    from core.models import AlertRule
+    from core.services.alerts import send_test_notification
+    from core.uow import UnitOfWork
+
+    with read_session(ctx.engine) as s:
+        rules = list(s.scalars(select(AlertRule.key).where(
+            AlertRule.enabled.is_(True), AlertRule.metric.in_(("failed_conversations", "error_rate")))))
+    if not rules:
+        return warned("alerting", {"rules": []}, "not configured: no enabled alert rule watches failed conversations "
+                                                 "(`python -m core alerts defaults`, or start `alerts run`)")
+    try:
+        sent = send_test_notification(actor=ctx.actor, uow=UnitOfWork(ctx.engine))
+    except UserInputError as exc:
+        return warned("alerting", {"rules": rules}, f"not configured: {exc}")
+    value = {"rules": rules, "deliveries": [{"contact": r.contact, "delivered": r.ok, "attempts": r.attempts,
+                                             "error": r.error} for r in sent]}
+    bad = [f"{r.contact}: {r.error}" for r in sent if not r.ok]
+    return verdict(not bad, "alerting", value, "; ".join(bad) or
+                   f"{len(rules)} rules on failed conversations; a test notification reached "
+                   + ", ".join(r.contact for r in sent))
 
 
 def check_metrics_recorded(ctx: CheckContext) -> Outcome:
