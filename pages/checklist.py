@@ -8,7 +8,7 @@ from core.checklist.catalogue import ITEMS
 from core.checklist.report import to_json, to_markdown
 from core.config import get_settings
 from core.db import read_session
-from core.queries.checklist import find_run, get_run_state
+from core.queries.checklist import find_run, get_run_state, list_runs
 from core.services import checklist as svc
 from core.uow import UnitOfWork
 from dashboard import checklist_widgets as w
@@ -24,6 +24,9 @@ st.caption(f"Environment: {env}. " + ("You can run, tick, waive and sign off." i
                                        "You can view; engineers and admins run, tick, waive and sign off."))
 with read_session() as s:
     row = find_run(s, actor=actor, environment=env, release=release)
+    others = list_runs(s, actor=actor)
+with st.expander(f"Runs ({len(others)} most recent)"):
+    st.dataframe(others, hide_index=True, width="stretch")
 
 if row is None:
     st.info("No checklist run for this environment and release yet.")

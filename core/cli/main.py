@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "api": ("core.cli.api_commands", "serve the agent API (health, status, activation)"),
     "tokens": ("core.cli.api_commands", "API tokens"),
     "rollback": ("core.cli.rollback_commands", "the checklist's rollbacks"),
-    "alerts": ("core.cli.alert_commands", "alert rules, the evaluator and notifications"),
+    "alerts": ("core.cli.alert_commands", "alert rules, the evaluator, silences, acknowledgements, notifications"),
     "check": ("core.cli.check_commands",
               "run the staging checklist's automated items; exit 0 go, 1 no-go, 2 bad input"),
 }

@@ -101,6 +101,8 @@ def test_viewers_see_the_run_without_any_action(console_db: Engine) -> None:
         assert "You can view; engineers and admins run, tick, waive and sign off." in body_text(at)
         assert not [b for b in at.button if b.form_id]  # no form, no action
         assert "Emergency contacts" in [h.value for h in at.subheader]
+        listed = [df.value for df in at.dataframe if "release" in df.value.columns]
+        assert len(listed) == 1 and list(listed[0]["release"]) == ["unknown"]  # the runs, newest first
 
 
 def test_the_export_is_the_report_of_the_recorded_run(console_db: Engine) -> None:

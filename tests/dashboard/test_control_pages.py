@@ -23,6 +23,7 @@ PAGE_ROLES = {  # the design's role table, for the console's pages
     "Rollbacks": {"engineer", "admin"},
     "Audit log": {"po", "engineer", "admin"},
     "Users and tokens": {"admin"},
+    "Checklist": {"po", "support", "engineer", "admin"},  # viewers see it; only engineers and admins act on it
 }
 USERS = {"po": Role.PRODUCT_OWNER, "support": Role.SUPPORT, "engineer": Role.ENGINEER, "admin": Role.ADMIN}
 

@@ -460,17 +460,3 @@ def test_response_p95_reads_the_folded_hours_too(engine: Engine) -> None:
     assert rows and by_type == p95([ms for ms, _ in rows])
     assert shop_1 == p95([ms for ms, shop in rows if shop == 1])
 
-
-def test_the_checklist_item_alerting_passes_once_rules_and_a_contact_point_work(
-        engine: Engine, webhook: FakeReceiver) -> None:
-    from core.checklist.checks import monitoring
-    from tests.support.checklist import context
-
-    assert monitoring.check_alerting(context(engine)).detail.startswith("not configured: no enabled alert rule")
-    alerts.install_default_rules(actor=ENGINEER, uow=UnitOfWork(engine))
-    out = monitoring.check_alerting(context(engine))
-    assert out.status == "pass" and out.detail.endswith("a test notification reached webhook")
-    assert webhook.bodies("/hook")[0]["test"] is True
-    webhook.status = 500
-    out = monitoring.check_alerting(context(engine))
-    assert out.status == "fail" and out.detail == "webhook: " + out.value["deliveries"][0]["error"]

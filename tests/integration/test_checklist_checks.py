@@ -157,12 +157,52 @@ def test_nothing_saved_in_an_empty_system(engine: Engine) -> None:
     assert out.status == "fail" and "no completed conversation" in out.detail
 
 
-def test_metrics_and_alerting(engine: Engine) -> None:
+def test_metrics_recorded(engine: Engine) -> None:
     seed_minimal(engine, conversations=0)
     assert monitoring.check_metrics_recorded(context(engine)).status == "warn"
-    assert monitoring.check_alerting(context(engine)).detail.startswith("not configured")
     seed_minimal(engine)
     assert monitoring.check_metrics_recorded(context(engine)).status == "pass"
+
+
+def test_alerting_configured_needs_the_failed_conversations_rule_a_contact_and_an_evaluator(engine: Engine,
+                                                                                              monkeypatch) -> None:
+    from core.alerts.evaluator import acquire_lease
+    from core.services import alerts
+    from core.uow import UnitOfWork
+
+    assert "no enabled rule on failed conversations" in monitoring.check_alerting_configured(context(engine)).detail
+    alerts.install_default_rules(actor=ADMIN, uow=UnitOfWork(engine))
+    assert "no contact point" in monitoring.check_alerting_configured(context(engine)).detail
+    env(monkeypatch, ALERT_WEBHOOK_URL="http://127.0.0.1:9/hook")
+    idle = monitoring.check_alerting_configured(context(engine))
+    assert idle.status == "warn" and idle.value["contact_points"] == ["webhook"] and not idle.value["evaluator_running"]
+    assert acquire_lease(engine, owner="evaluator-1", seconds=60)
+    assert monitoring.check_alerting_configured(context(engine)).status == "pass"
+
+
+def test_alerting_needs_rules_and_a_contact_point_that_receives_the_test(engine: Engine, monkeypatch) -> None:
+    from core.services import alerts
+    from core.uow import UnitOfWork
+    from tests.support.fake_receiver import FakeReceiver
+
+    no_rules = monitoring.check_alerting(context(engine))
+    assert no_rules.status == "fail" and "no alert rule" in no_rules.detail
+    alerts.install_default_rules(actor=ADMIN, uow=UnitOfWork(engine))
+    nobody = monitoring.check_alerting(context(engine))
+    assert nobody.status == "fail" and "No contact point" in nobody.detail
+    env(monkeypatch, ALERT_RETRY_BASE_SECONDS=0, ALERT_WEBHOOK_URL="http://127.0.0.1:9/hook?token=s3cret")
+    unreachable = monitoring.check_alerting(context(engine))
+    assert unreachable.status == "fail" and "not delivered to webhook" in unreachable.detail
+    assert "s3cret" not in str(unreachable.evidence())
+    server = FakeReceiver().start()
+    try:
+        env(monkeypatch, ALERT_RETRY_BASE_SECONDS=0, ALERT_WEBHOOK_URL=server.url + "/hook")
+        out = monitoring.check_alerting(context(engine))
+        assert out.status == "pass" and out.value["deliveries"][0] == {
+            "contact": "webhook", "delivered": True, "attempts": 1, "error": None}
+        assert len(server.bodies("/hook")) == 1
+    finally:
+        server.stop()
 
 
 def test_log_scan_shows_the_matching_lines_masked(engine: Engine, monkeypatch, tmp_path: Path) -> None:

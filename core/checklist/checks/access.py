@@ -1,15 +1,13 @@
 """Checks of client data access: the scope rule holds across shops, and nobody has read outside their scope."""
 from __future__ import annotations
 
-from datetime import timedelta
-
 from sqlalchemy import func, select
 
 from core.auth import Actor, Role
 from core.checklist.outcome import CheckContext, Outcome, failed, passed, verdict
 from core.db import read_session
 from core.errors import PermissionDenied
-from core.models import Conversation, utcnow
+from core.models import Conversation
 from core.queries.controls import evaluate_rollback_triggers
 
 
@@ -49,7 +47,8 @@ def check_client_access(ctx: CheckContext) -> Outcome:
 def check_unauthorized_access(ctx: CheckContext) -> Outcome:
     """No refused read of client data outside one's scope since deployment (the rollback trigger)."""
     trigger = _trigger(ctx, "unauthorized")
-    return verdict(not trigger.fired, trigger.label, trigger.value, trigger.detail)
+    detail = trigger.detail if trigger.fired else "no refused read of client data in the last 24 h"
+    return verdict(not trigger.fired, trigger.label, trigger.value, detail)
 
 
 def _trigger(ctx: CheckContext, key: str):
@@ -71,9 +70,3 @@ def check_trigger_memory(ctx: CheckContext) -> Outcome:
     if t.value is None:
         return passed(t.label, None, "no live worker; " + t.detail)
     return verdict(not t.fired, t.label, round(t.value, 1), t.detail)
-
-
-def since_deployment(ctx: CheckContext, default_hours: float = 24) -> tuple:
-    """The window start: the release's deployment, or DEFAULT_HOURS ago when it is not marked."""
-    now = utcnow()
-    return (ctx.deployed_at or now - timedelta(hours=default_hours)), now

@@ -6,7 +6,7 @@ import time
 from sqlalchemy import delete, func, select
 
 from core import audit
-from core.checklist.outcome import CheckContext, Outcome, failed, passed, verdict, warned
+from core.checklist.outcome import CheckContext, Outcome, failed, verdict, warned
 from core.db import read_session
 from core.models import AgentInstance, Conversation, Message, Shop
 from core.queries.settings import get_activation_state
@@ -110,5 +110,3 @@ def check_failures_recorded(ctx: CheckContext) -> Outcome:
     return verdict(not silent, "failed conversations with an error", f"{len(rows) - len(silent)} of {len(rows)}",
                    f"failed without an error: {silent[:10]}" if silent else "every failure carries its error")
 
-
-__all__ = ["check_conversations_saved", "check_failures_recorded", "check_synthetic_conversation", "passed"]

@@ -1,4 +1,5 @@
-"""Monitoring checks: a Sentry test event, alerting (rules and a test notification), metrics being recorded."""
+"""Monitoring checks: a Sentry test event, alerting (rules in force, a test notification through core.alerts),
+metrics being recorded."""
 from __future__ import annotations
 
 import json
@@ -12,8 +13,12 @@ from sqlalchemy import func, select
 from core.checklist.outcome import CheckContext, Outcome, failed, passed, verdict, warned
 from core.config import mask_url
 from core.db import read_session
-from core.models import AgentMetric, utcnow
+from core.errors import UserInputError
+from core.alerts.delivery import list_contact_points
+from core.models import AgentMetric, AlertLease, AlertRule, utcnow
 from core.rollups import floor_hour
+from core.services.alerts import send_test_notification
+from core.uow import UnitOfWork
 
 TIMEOUT_SECONDS = 5.0
 
@@ -49,29 +54,45 @@ def check_sentry(ctx: CheckContext) -> Outcome:
                    f"accepted as event {event_id}" if resp.status_code == 200 else f"Sentry answered {resp.status_code}")
 
 
-def check_alerting(ctx: CheckContext) -> Outcome:
-    """Alert rules watch failed conversations, and a test notification reaches every contact point (core.alerts)."""
-    from core.errors import UserInputError
-    from core.models import AlertRule
-    from core.services.alerts import send_test_notification
-    from core.uow import UnitOfWork
-
+def check_alerting_configured(ctx: CheckContext) -> Outcome:
+    """A failed-conversations rule is enabled, someone would hear it (a contact point), and an evaluator runs."""
+    now = utcnow()
     with read_session(ctx.engine) as s:
-        rules = list(s.scalars(select(AlertRule.key).where(
-            AlertRule.enabled.is_(True), AlertRule.metric.in_(("failed_conversations", "error_rate")))))
+        metrics = set(s.scalars(select(AlertRule.metric).where(AlertRule.enabled.is_(True))))
+        contacts = [c.name for c in list_contact_points(s, ctx.settings) if c.enabled]
+        lease = s.get(AlertLease, 1)
+    running = lease is not None and lease.expires_at > now
+    value = {"rules": len(metrics), "failed_conversations_rule": "failed_conversations" in metrics,
+             "contact_points": contacts, "evaluator_running": running}
+    if "failed_conversations" not in metrics:
+        return failed("alerting configured", value, "no enabled rule on failed conversations: run "
+                                                    "`python -m core alerts defaults`")
+    if not contacts:
+        return failed("alerting configured", value, "no contact point: set ALERT_WEBHOOK_URL or ALERT_EMAIL_TO, or "
+                                                    "add one on the Alerts page")
+    if not running:
+        return warned("alerting configured", value, "rules and contact points are set, but no evaluator holds the "
+                                                    "lease: start `python -m core alerts run`")
+    return passed("alerting configured", value, f"{len(metrics)} metric(s) watched, notifying " + ", ".join(contacts))
+
+
+def check_alerting(ctx: CheckContext) -> Outcome:
+    """Alert rules are in force and a test notification reaches every enabled contact point (core.alerts)."""
+    with read_session(ctx.engine) as s:
+        rules = s.scalar(select(func.count()).select_from(AlertRule).where(AlertRule.enabled.is_(True))) or 0
     if not rules:
-        return warned("alerting", {"rules": []}, "not configured: no enabled alert rule watches failed conversations "
-                                                 "(`python -m core alerts defaults`, or start `alerts run`)")
+        return failed("alerting", {"rules": 0}, "no alert rule is enabled: run `python -m core alerts defaults` "
+                                                "or start the evaluator (`python -m core alerts run`)")
     try:
-        sent = send_test_notification(actor=ctx.actor, uow=UnitOfWork(ctx.engine))
-    except UserInputError as exc:
-        return warned("alerting", {"rules": rules}, f"not configured: {exc}")
+        results = send_test_notification(actor=ctx.actor, uow=UnitOfWork(ctx.engine))
+    except UserInputError as exc:  # no contact point: configured rules that nobody would hear
+        return failed("alerting", {"rules": rules, "contact_points": 0}, str(exc))
     value = {"rules": rules, "deliveries": [{"contact": r.contact, "delivered": r.ok, "attempts": r.attempts,
-                                             "error": r.error} for r in sent]}
-    bad = [f"{r.contact}: {r.error}" for r in sent if not r.ok]
-    return verdict(not bad, "alerting", value, "; ".join(bad) or
-                   f"{len(rules)} rules on failed conversations; a test notification reached "
-                   + ", ".join(r.contact for r in sent))
+                                             "error": r.error} for r in results]}
+    missed = [f"{r.contact} ({r.error or 'not delivered'})" for r in results if not r.ok]
+    detail = ("test notification not delivered to " + ", ".join(missed)) if missed else \
+        f"{rules} rule(s) enabled; test notification delivered to " + ", ".join(r.contact for r in results)
+    return verdict(not missed, "alerting: rules and a test notification", value, detail)
 
 
 def check_metrics_recorded(ctx: CheckContext) -> Outcome:

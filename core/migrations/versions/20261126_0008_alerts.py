@@ -2,7 +2,7 @@
 outbox (delivery log), the groups already notified, and the evaluator's lease
 
 Revision ID: 0008
-Revises: 0010
+Revises: 0007
 Create Date: 2026-11-26 00:00:00
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import core.models.base
 
 revision = '0008'
-down_revision = '0010'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
