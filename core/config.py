@@ -97,7 +97,6 @@ class Settings(BaseSettings):
     # Alerts (issue 14): the evaluator's cadence, the seed's remaining alert numbers, and the contact points a
     # deployment may give in settings (they appear as contact points `webhook` and `email`).
     alert_eval_seconds: float = Field(15.0, gt=0)
-    alert_error_rate_critical: float = Field(0.01, gt=0, le=1)  # error rate above 1 % is critical
     alert_failed_conversations: int = Field(10, ge=1)  # "N failed conversations in M minutes"
     alert_failed_window_minutes: int = Field(5, ge=1)
     alert_heartbeat_seconds: float = Field(60.0, gt=0)  # no worker heartbeat for this long

@@ -5,6 +5,7 @@ Conversation figures come from rollups keyed by the hour a conversation was crea
 reads the whole hours it touches: the figure may include up to an hour more than M minutes, never less."""
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -14,17 +15,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.models import (
-    AgentDbTiming,
-    AgentMetric,
-    AgentMetricDaily,
-    AgentResponseBucket,
-    AuditRecord,
-    HealthProbe,
-    WorkerHeartbeat,
+    AgentDbTiming, AgentMetric, AgentMetricDaily, AgentResponseBucket, AgentResponseHourlyByShopType,
+    AgentResponseHourlyByType, AuditRecord, HealthProbe, WorkerHeartbeat,
 )
 from core.queries.controls import DATA_ACCESS_ACTIONS
 from core.queries.health import live_worker_conditions
 from core.rollups import floor_hour, percentile
+from core.rollups_compact import decode
 from core.rollups_daily import floor_day
 
 
@@ -101,19 +98,34 @@ def _sums(session: Session, scope: Scope, now: datetime) -> dict[str, int]:
 
 
 def response_p95(session: Session, scope: Scope, now: datetime) -> list[Series]:
+    """p95 of the fine histogram rows (the current hour, late completions) plus the compact rows of closed hours."""
     b, since = AgentResponseBucket, _since(scope, now)
+    hist: Counter[int] = Counter()
     if scope.shop_id is not None:
-        rows = session.execute(select(b.bucket, func.sum(b.count)).where(b.hour >= since, *_scoped(b, scope))
-                               .group_by(b.bucket)).all()
-        return [Series(percentile({int(k): int(n) for k, n in rows}, 0.95))]
-    rows = _cached(session, ("buckets", since), lambda: session.execute(
-        select(b.agent_type, b.bucket, func.sum(b.count)).where(b.hour >= since).group_by(b.agent_type, b.bucket))
-        .all())
-    hist: dict[int, int] = {}
-    for agent_type, bucket, n in rows:
+        c = AgentResponseHourlyByShopType
+        for bucket, n in session.execute(select(b.bucket, func.sum(b.count)).where(b.hour >= since, *_scoped(b, scope))
+                                         .group_by(b.bucket)):
+            hist[int(bucket)] += int(n)
+        for counts in session.scalars(select(c.counts).where(c.hour >= since, *_scoped(c, scope))):
+            hist.update(decode(counts))
+        return [Series(percentile(hist, 0.95))]
+    for agent_type, counts in _by_type_histograms(session, since):
         if scope.agent_type in (None, agent_type):
-            hist[int(bucket)] = hist.get(int(bucket), 0) + int(n)
+            hist.update(counts)
     return [Series(percentile(hist, 0.95))]
+
+
+def _by_type_histograms(session: Session, since: datetime) -> list[tuple[str, Counter[int]]]:
+    """Per agent type, the response-time histogram since SINCE (fine and compact rows), read once per cycle."""
+    def load() -> list[tuple[str, Counter[int]]]:
+        b, c, out = AgentResponseBucket, AgentResponseHourlyByType, {}
+        for agent_type, bucket, n in session.execute(select(b.agent_type, b.bucket, func.sum(b.count))
+                                                     .where(b.hour >= since).group_by(b.agent_type, b.bucket)):
+            out.setdefault(agent_type, Counter())[int(bucket)] += int(n)
+        for agent_type, counts in session.execute(select(c.agent_type, c.counts).where(c.hour >= since)):
+            out.setdefault(agent_type, Counter()).update(decode(counts))
+        return list(out.items())
+    return _cached(session, ("histograms", since), load)
 
 
 def db_query_p95(session: Session, scope: Scope, now: datetime) -> list[Series]:

@@ -31,7 +31,7 @@ DEFAULT_RULES: list[dict[str, Any]] = [
     _rule(key="error_rate", name="Error rate above the success criterion", metric="error_rate",
          threshold_setting="sc_error_rate", severity="warning", pending_seconds=60),
     _rule(key="error_rate_critical", name="Error rate critical", metric="error_rate",
-         threshold_setting="alert_error_rate_critical", severity="critical", pending_seconds=60),
+         threshold_setting="sc_window_error_rate", severity="critical", pending_seconds=60),
     _rule(key="worker_memory_growth", name="Worker memory growth above the success criterion",
          metric="worker_memory_growth_mb", threshold_setting="sc_memory_mb", severity="warning", window_minutes=5),
     _rule(key="worker_memory_trigger", name="Rollback trigger: worker memory", metric="worker_memory_mb",

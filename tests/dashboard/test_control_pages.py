@@ -17,6 +17,7 @@ from tests.support.data import ROLE_ACTORS
 
 PAGE_ROLES = {  # the design's role table, for the console's pages
     "Agent health": {"po", "support", "engineer", "admin"},
+    "Checklist": {"po", "support", "engineer", "admin"},
     "Alerts": {"po", "support", "engineer", "admin"},
     "Controls": {"engineer", "admin"},
     "Rollbacks": {"engineer", "admin"},

@@ -422,3 +422,41 @@ def test_a_notification_whose_sender_died_is_sent_again(engine: Engine, webhook:
     deliver_pending(engine, owner="b")
     assert [(d.status, d.claimed_by) for d in deliveries(engine)] == [("sent", "b")]
     assert len(webhook.bodies("/hook")) == 1
+
+
+def test_response_p95_reads_the_folded_hours_too(engine: Engine) -> None:
+    """Closed hours are folded out of the fine histogram into compact rows; the metric adds both, so it equals the
+    p95 of the raw conversations in the window, per agent type and per shop."""
+    from core.alerts.metrics import Scope, response_p95
+    from core.models import Conversation
+    from core.rollups import bucket_of, floor_hour, percentile
+    from core.rollups_compact import fold_closed_hours
+
+    seed_minimal(engine)
+    with engine.begin() as conn:
+        fold_closed_hours(conn)
+    now = utcnow()
+    scope = Scope(window_minutes=3 * 24 * 60, agent_type="rebooking")
+    with read_session(engine) as s:
+        rows = s.execute(select(Conversation.response_time_ms, Conversation.shop_id).where(
+            Conversation.status == "completed", Conversation.response_time_ms.is_not(None),
+            Conversation.agent_type == "rebooking",
+            Conversation.created_at >= floor_hour(now - timedelta(minutes=scope.window_minutes)))).all()
+        by_type = response_p95(s, scope, now)[0].value
+        shop_1 = response_p95(s, Scope(scope.window_minutes, "rebooking", 1), now)[0].value
+
+    def p95(values: list[int]) -> float | None:
+        hist: dict[int, int] = {}
+        for ms in values:
+            hist[bucket_of(ms)] = hist.get(bucket_of(ms), 0) + 1
+        return percentile(hist, 0.95)
+
+    from core.models import AgentResponseBucket, AgentResponseHourlyByType
+
+    with read_session(engine) as s:  # closed hours live in the compact rows only
+        assert s.scalar(select(func.count()).select_from(AgentResponseBucket)
+                        .where(AgentResponseBucket.hour < floor_hour(now))) == 0
+        assert s.scalar(select(func.count()).select_from(AgentResponseHourlyByType)) > 0
+    assert rows and by_type == p95([ms for ms, _ in rows])
+    assert shop_1 == p95([ms for ms, shop in rows if shop == 1])
+
