@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -157,6 +158,17 @@ class Acted(Generic[T]):
         return self.ok
 
 
+# What can turn text into a link, emphasis, code, a colour or LaTeX directive, or an HTML tag. Parentheses, dots and
+# dashes stay as they are: without brackets they build no link, and sentences read the same in tests and logs.
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]<>~:$|])")
+
+
+def plain_md(text: str) -> str:
+    """TEXT for Streamlit's markdown-rendering elements (st.error, st.success…), escaped so that a name or reason
+    typed by someone shows literally: no link (autolinks included), no emphasis, colour, LaTeX or tag."""
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", text).replace("www.", "www\\.")
+
+
 def act(fn: Callable[[], T]) -> Acted[T]:
     """Run a core service; a refusal, a conflict or bad input becomes one sentence on the page.
 
@@ -167,7 +179,7 @@ def act(fn: Callable[[], T]) -> Acted[T]:
     try:
         return Acted(True, fn())
     except AgentOpsError as exc:
-        st.error(str(exc))
+        st.error(plain_md(str(exc)))  # errors may echo what a person typed (house rule 5)
         return Acted(False, error=str(exc))
 
 
