@@ -13,6 +13,9 @@ CHANNELS = ("sms", "email")
 CLAIMABLE = "status IN ('pending', 'in_progress')"
 # When an open conversation is due: its lease's end while held, its retry time when deferred, else its creation.
 DUE_AT = "coalesce(lease_expires_at, next_attempt_at, created_at)"
+# Full-text search on PostgreSQL: a GIN index on this expression, which queries repeat word for word so the planner
+# uses it; it is current as soon as a message is written (SQLite: FTS5, see core.models.review).
+FTS_EXPRESSION = "to_tsvector('simple', content)"
 
 
 class Conversation(Base):
@@ -56,7 +59,10 @@ class Conversation(Base):
 
 class Message(Base):
     __tablename__ = "agent_messages"
-    __table_args__ = (Index("ix_agent_messages_conversation", "conversation_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_agent_messages_conversation", "conversation_id", "created_at"),
+        Index("ix_agent_messages_fts", text(FTS_EXPRESSION), postgresql_using="gin").ddl_if(dialect="postgresql"),
+    )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     conversation_id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), ForeignKey("agent_conversations.id", ondelete="CASCADE"))
