@@ -131,13 +131,13 @@ FTS_TABLE = "agent_messages_fts"
 SQLITE_FTS_DDL = (
     f"DROP TABLE IF EXISTS {FTS_TABLE}",
     f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(content, content='agent_messages', content_rowid='id')",
-    f"CREATE TRIGGER IF NOT EXISTS agent_messages_fts_ai AFTER INSERT ON agent_messages BEGIN "
-    f"INSERT INTO {FTS_TABLE}(rowid, content) VALUES (new.id, new.content); END",
-    f"CREATE TRIGGER IF NOT EXISTS agent_messages_fts_ad AFTER DELETE ON agent_messages BEGIN "
-    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, content) VALUES ('delete', old.id, old.content); END",
-    f"CREATE TRIGGER IF NOT EXISTS agent_messages_fts_au AFTER UPDATE OF content ON agent_messages BEGIN "
-    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, content) VALUES ('delete', old.id, old.content); "
-    f"INSERT INTO {FTS_TABLE}(rowid, content) VALUES (new.id, new.content); END",
+    (f"CREATE TRIGGER IF NOT EXISTS agent_messages_fts_ai AFTER INSERT ON agent_messages BEGIN "
+     f"INSERT INTO {FTS_TABLE}(rowid, content) VALUES (new.id, new.content); END"),
+    (f"CREATE TRIGGER IF NOT EXISTS agent_messages_fts_ad AFTER DELETE ON agent_messages BEGIN "
+     f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, content) VALUES ('delete', old.id, old.content); END"),
+    (f"CREATE TRIGGER IF NOT EXISTS agent_messages_fts_au AFTER UPDATE OF content ON agent_messages BEGIN "
+     f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, content) VALUES ('delete', old.id, old.content); "
+     f"INSERT INTO {FTS_TABLE}(rowid, content) VALUES (new.id, new.content); END"),
     f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')",
 )
 for _statement in SQLITE_FTS_DDL:

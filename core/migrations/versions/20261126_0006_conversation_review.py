@@ -52,6 +52,7 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=False), _time("created_at"), _time("expires_at"))
     op.create_index("ix_agent_pii_reveals_user", "agent_pii_reveals", ["username", "expires_at"])
     _full_text_search()
+    op.create_index("ix_agent_audit_log_target", "agent_audit_log", ["target", "seq"])
 
 
 def _states_and_records() -> None:
@@ -104,6 +105,7 @@ def _full_text_search() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_agent_audit_log_target", table_name="agent_audit_log")
     if op.get_bind().dialect.name == "postgresql":
         op.drop_index("ix_agent_messages_fts", table_name="agent_messages")
     else:
