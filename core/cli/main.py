@@ -33,9 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _optional_modules() -> list:
     """Command groups that live beside the core ones (worker, API, metrics), imported lazily."""
-    from core.cli import api_commands, metrics_commands, rollback_commands, runtime_commands
+    from core.cli import api_commands, metrics_commands, review_commands, rollback_commands, runtime_commands
 
-    return [runtime_commands, metrics_commands, api_commands, rollback_commands]
+    # review_commands after runtime_commands: it extends the `conversations` group that one creates.
+    return [runtime_commands, metrics_commands, api_commands, rollback_commands, review_commands]
 
 
 GLOBAL_OPTIONS = ("--environment", "--actor")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -180,3 +181,41 @@ def _audit_trail(session: Session, conversation_id: int) -> list[dict[str, Any]]
     return [{"at": r.created_at, "actor": r.actor, "action": r.action, "outcome": r.outcome, "reason": r.reason}
             for r in rows]
 
+
+
+EXPORT_COLUMNS = ("conversation_id", "created_at", "shop_id", "agent_type", "status", "client", "review_state",
+                  "rating", "flags", "reviewer", "reviewed_at", "note", "judge_rating", "judge_provider")
+
+
+def export_reviews(session: Session, *, actor: Actor, batch: int = 1000) -> Iterator[dict[str, Any]]:
+    """Every reviewed conversation in ACTOR's shops with its current review, client data masked as ACTOR sees it;
+    read in keyset batches, so an export of any size holds one batch in memory."""
+    require_read(actor, Permission.READ_CONVERSATIONS)
+    st, c, cl, after = ReviewState, Conversation, Client, 0
+    while True:
+        rows = session.execute(
+            select(st, c.created_at, c.status, cl.first_name, cl.last_name).join(c, c.id == st.conversation_id)
+            .join(cl, cl.id == c.client_id).where(st.conversation_id > after, st.rating.is_not(None),
+                                                   *shop_filter(actor, st.shop_id))
+            .order_by(st.conversation_id).limit(batch)).all()
+        if not rows:
+            return
+        shown = revealed_conversations(session, actor=actor, conversation_ids=[r[0].conversation_id for r in rows])
+        notes = _current_notes(session, [r[0].conversation_id for r in rows])
+        for state, created_at, status, first, last in rows:
+            masked = masks_pii(actor) and state.conversation_id not in shown
+            yield {"conversation_id": state.conversation_id, "created_at": created_at, "shop_id": state.shop_id,
+                   "agent_type": state.agent_type, "status": status,
+                   "client": client_view(first, last, None, None, masked=masked)["name"],
+                   "review_state": state.state, "rating": state.rating, "flags": state.flags.strip(","),
+                   "reviewer": state.reviewer, "reviewed_at": state.reviewed_at,
+                   "note": notes.get(state.conversation_id, ""), "judge_rating": state.judge_rating,
+                   "judge_provider": state.judge_provider}
+        after = rows[-1][0].conversation_id
+
+
+def _current_notes(session: Session, ids: list[int]) -> dict[int, str]:
+    r = ReviewRecord
+    rows = session.execute(select(r.conversation_id, r.note).where(r.conversation_id.in_(ids), r.current)
+                           .order_by(r.created_at)).all()
+    return {cid: note for cid, note in rows}
