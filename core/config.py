@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     review_complaint_keywords: str = "complaint,refund,rude,wrong,stop texting,unsubscribe,angry,terrible"
     review_sample_percent: float = Field(5.0, ge=0, le=100)  # stable sample per agent type per day
     review_fill_days: int = Field(2, ge=1, le=365)  # how far back a fill looks for finished conversations
+    review_fill_seconds: float = Field(60.0, ge=0)  # how often each worker fills the queues (0: only the CLI)
     review_lease_seconds: float = Field(900.0, gt=0)  # a reviewer's hold on a queue item
     review_reveal_minutes: float = Field(10.0, gt=0, le=240)  # how long a break-glass reveal lasts
     review_page_size: int = Field(50, ge=1, le=500)

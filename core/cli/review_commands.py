@@ -66,7 +66,9 @@ def _review_group(sub: argparse._SubParsersAction) -> None:
     v.add_argument("id", type=int)
     v.add_argument("--reason", required=True)
     v.set_defaults(func=reveal)
-    r.add_parser("fill", help="add matching conversations to the queues (never twice)").set_defaults(func=fill)
+    f = r.add_parser("fill", help="add matching conversations to the queues (never twice)")
+    f.add_argument("--every", type=float, help="repeat every this many seconds until stopped")
+    f.set_defaults(func=fill)
     j = r.add_parser("judge", help="pre-score queued conversations with the judge")
     j.add_argument("--limit", type=int, default=100)
     j.set_defaults(func=judge)
@@ -154,9 +156,15 @@ def reveal(args: argparse.Namespace) -> int:
 
 
 def fill(args: argparse.Namespace) -> int:
-    added = review_queues.fill_queues(actor=actor_from_args(args), uow=UnitOfWork(get_engine()))
-    print(", ".join(f"{name}: +{n}" for name, n in sorted(added.items())))
-    return 0
+    from core.cli.runtime_commands import repeat
+
+    actor = actor_from_args(args)
+
+    def once() -> None:
+        added = review_queues.fill_queues(actor=actor, uow=UnitOfWork(get_engine()))
+        print(", ".join(f"{name}: +{n}" for name, n in sorted(added.items())), flush=True)
+
+    return repeat(once, every=args.every)
 
 
 def judge(args: argparse.Namespace) -> int:

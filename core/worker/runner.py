@@ -70,6 +70,9 @@ class Worker:
         deadline = time.monotonic() + max_seconds if max_seconds else None
         beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         beat.start()
+        from core.review.auto import start_review_loop
+
+        start_review_loop(self.engine, self.settings, self.stopping)  # review queues stay filled (issue 12)
         log.info("worker %s started (provider %s, max %d in flight)", self.id, self.provider.name,
                  self.settings.agent_max_concurrent)
         with ThreadPoolExecutor(max_workers=self.settings.agent_max_concurrent, thread_name_prefix="conv") as pool:

@@ -264,3 +264,16 @@ def test_ten_reviewers_at_once_never_get_the_same_item(pg_engine: Engine) -> Non
     with ThreadPoolExecutor(10) as pool:
         claimed = [i for got in pool.map(work, range(10)) for i in got]
     assert queued >= 20 and len(claimed) == len(set(claimed)) == queued
+
+
+def test_the_workers_fill_round_fills_and_judges(world: Engine) -> None:
+    from core.models import JudgeScore
+    from core.review.auto import fill_once
+
+    added = fill_once(world)
+    with read_session(world) as s:
+        judged = s.scalars(select(JudgeScore)).all()
+        audit_actors = set(s.scalars(select(AuditRecord.actor).where(AuditRecord.action.in_(("review.fill",
+                                                                                             "review.judge")))))
+    assert added["failed"] >= 1 and judged and audit_actors == {"worker:review"}
+    assert all(j.provider == "offline-heuristic" and j.rationale.startswith("heuristic:") for j in judged)
