@@ -16,6 +16,10 @@ DUE_AT = "coalesce(lease_expires_at, next_attempt_at, created_at)"
 # Full-text search on PostgreSQL: a GIN index on this expression, which queries repeat word for word so the planner
 # uses it; it is current as soon as a message is written (SQLite: FTS5, see core.models.review).
 FTS_EXPRESSION = "to_tsvector('simple', content)"
+# Review filters on rare outcomes read small partial indexes, not the whole history (migration 0006). A row enters
+# them once, when it fails or opts out, so the worker's claims and completions stay as cheap as before.
+OUTCOMES = "status IN ('failed', 'opted_out')"
+HAS_ERROR = "error IS NOT NULL"
 
 
 class Conversation(Base):
@@ -28,6 +32,10 @@ class Conversation(Base):
         # Held rows sit at their lease's end, after everything due, so a claim never steps over them.
         Index("ix_agent_conversations_due", text(DUE_AT), postgresql_where=text(CLAIMABLE),
               sqlite_where=text(CLAIMABLE)),
+        Index("ix_agent_conversations_outcome_created", "status", "created_at", postgresql_where=text(OUTCOMES),
+              sqlite_where=text(OUTCOMES)),
+        Index("ix_agent_conversations_error_created", "created_at", postgresql_where=text(HAS_ERROR),
+              sqlite_where=text(HAS_ERROR)),
         # Room on each page for the new versions of rows the worker updates, and vacuum that follows the rows
         # that change, not the size of the history (migration 0005; README "Database maintenance").
         {"postgresql_with": {"fillfactor": 80, "autovacuum_vacuum_scale_factor": 0.01,

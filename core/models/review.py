@@ -15,6 +15,7 @@ REVIEW_STATES = ("unreviewed", "reviewed", "escalated", "resolved")
 BigId = BigInteger().with_variant(Integer, "sqlite")
 # Open queue items, in the order "next item" hands them out: the claim reads only this.
 OPEN_ITEM = "done_at IS NULL"
+HELD_ITEM = "done_at IS NULL AND lease_owner IS NOT NULL"  # what a reviewer holds: found without a scan
 
 
 class ReviewState(Base):
@@ -81,6 +82,8 @@ class ReviewQueueItem(Base):
         Index("ix_agent_review_queue_items_open", "queue_id", "priority", "id",
               postgresql_where=text(OPEN_ITEM), sqlite_where=text(OPEN_ITEM)),
         Index("ix_agent_review_queue_items_conversation", "conversation_id"),
+        Index("ix_agent_review_queue_items_holder", "lease_owner", "queue_id", postgresql_where=text(HELD_ITEM),
+              sqlite_where=text(HELD_ITEM)),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     queue_id: Mapped[int] = mapped_column(ForeignKey("agent_review_queues.id", ondelete="CASCADE"))

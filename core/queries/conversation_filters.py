@@ -5,7 +5,8 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, literal_column, or_, select, text
+from sqlalchemy import and_, exists, false, literal_column, or_, select, text
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.config import get_settings
@@ -107,7 +108,7 @@ def parse_filter(raw: dict[str, Any]) -> ConversationFilter:
     return f
 
 
-def conversation_conditions(f: ConversationFilter, dialect: str) -> list[ColumnElement]:
+def conversation_conditions(f: ConversationFilter, session: Session) -> list[ColumnElement]:
     """WHERE conditions on Conversation (c) and its outer-joined ReviewState (r) for F."""
     c, r = Conversation, ReviewState
     plain = [(f.status, c.status), (f.agent_type, c.agent_type), (f.shop_id, c.shop_id), (f.channel, c.channel),
@@ -130,8 +131,37 @@ def conversation_conditions(f: ConversationFilter, dialect: str) -> list[ColumnE
     if f.judge_max is not None:
         conds.append(r.judge_rating <= f.judge_max)
     if f.search:
-        conds.append(c.id.in_(matching_conversations(f.search, dialect)))
+        conds.append(search_condition(session, f.search))
     return conds
+
+
+# Up to this many matching messages are read from the full-text index first and looked up by id; a term
+# matching more is common enough that walking the newest conversations and checking each finds a page sooner.
+# (One plan for both misleads the planner: it cannot know how rare a word is.)
+SEARCH_BY_ID = 2000
+
+
+def search_condition(session: Session, term: str) -> ColumnElement:
+    """Conversations with a message matching TERM (every word), the way that is fast for how rare TERM is."""
+    dialect = session.get_bind().dialect.name
+    rows = session.scalars(matching_conversations(term, dialect).limit(SEARCH_BY_ID + 1)).all()
+    if len(rows) <= SEARCH_BY_ID:  # every matching message was read: look its conversations up by id
+        return Conversation.id.in_(sorted(set(rows))) if rows else false()
+    m = Message
+    match = _pg_match(term) if dialect == "postgresql" else m.id.in_(_fts5_rowids(term))
+    # OFFSET 0 keeps the check a per-conversation look at its own messages: pulled up into a join, the planner
+    # would gather every match first (it underestimates common words) instead of walking the newest conversations.
+    return select(literal_column("1")).where(m.conversation_id == Conversation.id, match).offset(0).exists()
+
+
+def _pg_match(term: str) -> ColumnElement:
+    return literal_column(FTS_EXPRESSION).op("@@")(text("plainto_tsquery('simple', :fts_term)")
+                                                   .bindparams(fts_term=term))
+
+
+def _fts5_rowids(term: str) -> Any:
+    q = text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts_term").bindparams(fts_term=fts5_query(term))
+    return q.columns(literal_column("rowid"))
 
 
 def fts5_query(term: str) -> str:
@@ -144,11 +174,8 @@ def matching_conversations(term: str, dialect: str) -> Any:
     """A subquery of conversation ids with a message matching TERM (all words), through the full-text index."""
     m = Message
     if dialect == "postgresql":
-        match = literal_column(FTS_EXPRESSION).op("@@")(text("plainto_tsquery('simple', :fts_term)")
-                                                         .bindparams(fts_term=term))
-        return select(m.conversation_id).where(match)
-    ids = text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts_term").bindparams(fts_term=fts5_query(term))
-    return select(m.conversation_id).where(m.id.in_(ids.columns(literal_column("rowid"))))
+        return select(m.conversation_id).where(_pg_match(term))
+    return select(m.conversation_id).where(m.id.in_(_fts5_rowids(term)))
 
 
 def search_like(term: str) -> ColumnElement:

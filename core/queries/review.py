@@ -70,7 +70,7 @@ def list_conversations(session: Session, *, actor: Actor, filters: ConversationF
     q = (select(c.id, c.created_at, c.shop_id, c.agent_type, c.channel, c.status, c.provider, c.attempts,
                 c.response_time_ms, c.error, c.client_id, r.state, r.rating, r.flags, r.judge_rating)
          .outerjoin(r, r.conversation_id == c.id)
-         .where(*shop_filter(actor, c.shop_id), *conversation_conditions(f, session.get_bind().dialect.name)))
+         .where(*shop_filter(actor, c.shop_id), *conversation_conditions(f, session)))
     after = Cursor.decode(cursor)
     if after:
         q = q.where(or_(c.created_at < after.created_at, and_(c.created_at == after.created_at, c.id < after.id)))

@@ -93,6 +93,21 @@ def test_full_text_search_finds_new_messages_at_once(world: Engine) -> None:
             {"search": 'zebra "quoted" OR'})).rows] == [target]
 
 
+def test_common_words_take_the_walking_path_with_the_same_answer(world: Engine, monkeypatch) -> None:  # noqa: ANN001
+    from core.queries import conversation_filters
+
+    with read_session(world) as s:
+        by_id = rq.list_conversations(s, actor=ENGINEER, filters=parse_filter({"search": "refund"}), limit=500).rows
+        common = rq.list_conversations(s, actor=ENGINEER, filters=parse_filter({"search": "thanks"}), limit=500).rows
+    monkeypatch.setattr(conversation_filters, "SEARCH_BY_ID", 0)  # every word counts as common now
+    with read_session(world) as s:
+        walked = rq.list_conversations(s, actor=ENGINEER, filters=parse_filter({"search": "refund"}), limit=500).rows
+        common_walked = rq.list_conversations(s, actor=ENGINEER, filters=parse_filter({"search": "thanks"}),
+                                              limit=500).rows
+    assert [r["id"] for r in walked] == [r["id"] for r in by_id] and len(by_id) == 1
+    assert [r["id"] for r in common_walked] == [r["id"] for r in common] and len(common) >= 1
+
+
 def test_support_sees_only_their_shops_and_masking_follows_the_role(world: Engine) -> None:
     with read_session(world) as s:
         mine = rq.list_conversations(s, actor=SUPPORT, limit=500).rows

@@ -19,6 +19,9 @@ branch_labels = None
 depends_on = None
 
 OPEN_ITEM = "done_at IS NULL"
+HELD_ITEM = "done_at IS NULL AND lease_owner IS NOT NULL"
+OUTCOMES = "status IN ('failed', 'opted_out')"
+HAS_ERROR = "error IS NOT NULL"
 FTS_EXPRESSION = "to_tsvector('simple', content)"
 
 
@@ -53,6 +56,10 @@ def upgrade() -> None:
     op.create_index("ix_agent_pii_reveals_user", "agent_pii_reveals", ["username", "expires_at"])
     _full_text_search()
     op.create_index("ix_agent_audit_log_target", "agent_audit_log", ["target", "seq"])
+    op.create_index("ix_agent_conversations_outcome_created", "agent_conversations", ["status", "created_at"],
+                    postgresql_where=sa.text(OUTCOMES), sqlite_where=sa.text(OUTCOMES))
+    op.create_index("ix_agent_conversations_error_created", "agent_conversations", ["created_at"],
+                    postgresql_where=sa.text(HAS_ERROR), sqlite_where=sa.text(HAS_ERROR))
 
 
 def _states_and_records() -> None:
@@ -94,6 +101,8 @@ def _queues() -> None:
     op.create_index("ix_agent_review_queue_items_open", "agent_review_queue_items", ["queue_id", "priority", "id"],
                     postgresql_where=sa.text(OPEN_ITEM), sqlite_where=sa.text(OPEN_ITEM))
     op.create_index("ix_agent_review_queue_items_conversation", "agent_review_queue_items", ["conversation_id"])
+    op.create_index("ix_agent_review_queue_items_holder", "agent_review_queue_items", ["lease_owner", "queue_id"],
+                    postgresql_where=sa.text(HELD_ITEM), sqlite_where=sa.text(HELD_ITEM))
 
 
 def _full_text_search() -> None:
@@ -106,6 +115,8 @@ def _full_text_search() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_agent_audit_log_target", table_name="agent_audit_log")
+    op.drop_index("ix_agent_conversations_error_created", table_name="agent_conversations")
+    op.drop_index("ix_agent_conversations_outcome_created", table_name="agent_conversations")
     if op.get_bind().dialect.name == "postgresql":
         op.drop_index("ix_agent_messages_fts", table_name="agent_messages")
     else:
