@@ -141,11 +141,25 @@ def conversation_conditions(f: ConversationFilter, session: Session) -> list[Col
 SEARCH_BY_ID = 2000
 
 
+# A word in at least this share of messages (PostgreSQL's statistics of the full-text index) is common.
+COMMON_SHARE = 0.002
+
+
+def _common_on_postgres(session: Session, term: str) -> bool:
+    """True when every word of TERM is among the index's most common words (ANALYZE keeps them current)."""
+    words = [w.lower() for w in term.split() if w.strip()]
+    freq = dict(session.execute(text(
+        "SELECT e, f FROM pg_stats, unnest(most_common_elems::text::text[], most_common_elem_freqs) AS x(e, f) "
+        "WHERE tablename = 'ix_agent_messages_fts' AND e = ANY(:words)"), {"words": words}).all())
+    return bool(words) and all(freq.get(w, 0.0) >= COMMON_SHARE for w in words)
+
+
 def search_condition(session: Session, term: str) -> ColumnElement:
     """Conversations with a message matching TERM (every word), the way that is fast for how rare TERM is."""
     dialect = session.get_bind().dialect.name
-    rows = session.scalars(matching_conversations(term, dialect).limit(SEARCH_BY_ID + 1)).all()
-    if len(rows) <= SEARCH_BY_ID:  # every matching message was read: look its conversations up by id
+    common = dialect == "postgresql" and _common_on_postgres(session, term)
+    rows = [] if common else session.scalars(matching_conversations(term, dialect).limit(SEARCH_BY_ID + 1)).all()
+    if not common and len(rows) <= SEARCH_BY_ID:  # every matching message was read: look its conversations up by id
         return Conversation.id.in_(sorted(set(rows))) if rows else false()
     m = Message
     match = _pg_match(term) if dialect == "postgresql" else m.id.in_(_fts5_rowids(term))
