@@ -28,7 +28,7 @@ def _time(fn: Callable[[], object], reps: int) -> list[float]:
     return out
 
 
-def _plant_complaints(engine, n: int = 300) -> None:  # noqa: ANN001
+def _plant_complaints(engine, n: int = 300) -> None:
     """A few hundred client complaints among 1.5 million messages (once; the copy is this benchmark's own)."""
     with engine.begin() as conn:
         if conn.execute(text("SELECT count(*) FROM agent_messages WHERE content LIKE '%I want a refund%'")).scalar():
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> str:
                  "2-core machine)", rows)
 
 
-def _filtered_pages(engine, reps: int) -> list[tuple[str, str, str, str]]:  # noqa: ANN001
+def _filtered_pages(engine, reps: int) -> list[tuple[str, str, str, str]]:
     from core.auth import Actor, Role
     from core.db import read_session
     from core.queries.conversation_filters import parse_filter
@@ -75,7 +75,7 @@ def _filtered_pages(engine, reps: int) -> list[tuple[str, str, str, str]]:  # no
             ("filtered page, next page by keyset p95", f"{pct(second, 0.95):.1f} ms", "≤ 50 ms", "–")]
 
 
-def _naive_page(engine) -> object:  # noqa: ANN001
+def _naive_page(engine) -> object:
     import pandas as pd
 
     df = pd.read_sql("SELECT id, created_at, shop_id, agent_type, channel, status, provider, error FROM "
@@ -84,7 +84,7 @@ def _naive_page(engine) -> object:  # noqa: ANN001
     return hit.sort_values(["created_at", "id"], ascending=False).head(50)
 
 
-def _search(engine, reps: int) -> list[tuple[str, str, str, str]]:  # noqa: ANN001
+def _search(engine, reps: int) -> list[tuple[str, str, str, str]]:
     from core.auth import Actor, Role
     from core.db import read_session
     from core.queries.conversation_filters import parse_filter
@@ -102,7 +102,7 @@ def _search(engine, reps: int) -> list[tuple[str, str, str, str]]:  # noqa: ANN0
     return out
 
 
-def _naive_like(engine, term: str) -> list:  # noqa: ANN001
+def _naive_like(engine, term: str) -> list:
     with engine.connect() as conn:
         return conn.execute(text(
             "SELECT c.id FROM agent_conversations c WHERE EXISTS (SELECT 1 FROM agent_messages m WHERE "
@@ -110,7 +110,7 @@ def _naive_like(engine, term: str) -> list:  # noqa: ANN001
             {"t": f"%{term}%"}).all()
 
 
-def _next_item(engine, claims: int) -> list[tuple[str, str, str, str]]:  # noqa: ANN001
+def _next_item(engine, claims: int) -> list[tuple[str, str, str, str]]:
     from core.auth import Actor, Role, system_actor
     from core.models import utcnow
     from core.services import review_queues
@@ -152,7 +152,7 @@ def _next_item(engine, claims: int) -> list[tuple[str, str, str, str]]:  # noqa:
              f"SELECT then UPDATE (no lock): {naive_collisions} of {naive_n}")]
 
 
-def _naive_claims(engine, claims: int) -> tuple[int, int]:  # noqa: ANN001
+def _naive_claims(engine, claims: int) -> tuple[int, int]:
     """The naive claim: read the first open item, then mark it mine; two reviewers often read the same one."""
     with engine.begin() as conn:
         conn.execute(text("UPDATE agent_review_queue_items SET lease_owner = NULL, lease_expires_at = NULL, "

@@ -17,7 +17,6 @@ from core.services.guard import record_refusal
 from core.uow import UnitOfWork
 from dashboard.components import act, flash, form_key, reset_form
 
-
 # Characters that reorder or hide text (right-to-left overrides, isolates, marks): shown as their code point, so a
 # message cannot make "gpj.exe" look like "exe.jpg" or hide what it says.
 BIDI_CONTROLS = {c: f"[U+{c:04X}]" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)}

@@ -2,7 +2,7 @@
 (?conversation=ID). The alerts page links here with ?agent_type=&shop=&status=&since=&until= (ISO-8601 UTC)."""
 from __future__ import annotations
 
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 from typing import Any
 
 import pandas as pd
@@ -75,8 +75,8 @@ with st.form("conv_filter_form"):
         raw = {"status": status, "agent_type": agent_type, "shop_id": shop.strip(), "channel": channel,
                "review_state": state, "flag": flag, "rating": rating, "search": search,
                "has_error": True if has_error else None,
-               "since": datetime.combine(since, time.min, tzinfo=timezone.utc) if since else None,
-               "until": datetime.combine(until, time.max, tzinfo=timezone.utc) if until else None}
+               "since": datetime.combine(since, time.min, tzinfo=UTC) if since else None,
+               "until": datetime.combine(until, time.max, tzinfo=UTC) if until else None}
         try:
             st.session_state["conv_filters"] = parse_filter(raw).as_dict()
             st.session_state["conv_pages"] = [None]

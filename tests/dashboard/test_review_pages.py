@@ -11,7 +11,7 @@ from core.uow import UnitOfWork
 from tests.dashboard.conftest import body_text, open_app, sign_in, submit
 
 
-def _open(at, path: str, **params: str):  # noqa: ANN001, ANN202
+def _open(at, path: str, **params: str):
     for k, v in params.items():
         at.query_params[k] = v
     at.switch_page(f"../pages/{path}").run()
@@ -19,7 +19,7 @@ def _open(at, path: str, **params: str):  # noqa: ANN001, ANN202
     return at
 
 
-def _forms(at) -> list[str]:  # noqa: ANN001
+def _forms(at) -> list[str]:
     """The ids of the forms on the page (each has its submit button)."""
     return [b.form_id for b in at.button if b.form_id]
 

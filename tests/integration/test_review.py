@@ -93,7 +93,7 @@ def test_full_text_search_finds_new_messages_at_once(world: Engine) -> None:
             {"search": 'zebra "quoted" OR'})).rows] == [target]
 
 
-def test_common_words_take_the_walking_path_with_the_same_answer(world: Engine, monkeypatch) -> None:  # noqa: ANN001
+def test_common_words_take_the_walking_path_with_the_same_answer(world: Engine, monkeypatch) -> None:
     from core.queries import conversation_filters
 
     with read_session(world) as s:

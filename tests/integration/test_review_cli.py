@@ -39,7 +39,7 @@ def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
-def test_list_show_submit_and_export(cli_world: dict[str, int], engine: Engine, capsys) -> None:  # noqa: ANN001
+def test_list_show_submit_and_export(cli_world: dict[str, int], engine: Engine, capsys) -> None:
     code, out, _ = run(capsys, "--actor", "sup", "conversations", "list", "--json", "--limit", "500")
     rows = json.loads(out)["rows"]
     assert code == 0 and rows and {r["shop_id"] for r in rows} == {1}
@@ -56,7 +56,7 @@ def test_list_show_submit_and_export(cli_world: dict[str, int], engine: Engine, 
     assert json.loads(out.splitlines()[0])["flags"] == "wrong_info,tone"
 
 
-def test_bad_input_is_one_sentence_and_writes_nothing(cli_world: dict[str, int], engine: Engine, capsys) -> None:  # noqa: ANN001
+def test_bad_input_is_one_sentence_and_writes_nothing(cli_world: dict[str, int], engine: Engine, capsys) -> None:
     for argv, words in ((("review", "submit", str(cli_world[1]), "--rating", "7"), "from 1 to 5"),
                         (("review", "submit", str(cli_world[1]), "--rating", "3", "--flags", "rude"), "Unknown flag"),
                         (("conversations", "list", "--status", "exploded"), "Unknown status"),
@@ -69,7 +69,7 @@ def test_bad_input_is_one_sentence_and_writes_nothing(cli_world: dict[str, int],
         assert s.scalars(select(ReviewRecord)).all() == []
 
 
-def test_another_shops_conversation_is_refused_and_audited(cli_world: dict[str, int], engine: Engine, capsys) -> None:  # noqa: ANN001
+def test_another_shops_conversation_is_refused_and_audited(cli_world: dict[str, int], engine: Engine, capsys) -> None:
     code, out, err = run(capsys, "--actor", "sup", "conversations", "show", str(cli_world[2]))
     assert code == 3 and out == "" and "no access" in err
     with read_session(engine) as s:
@@ -80,7 +80,7 @@ def test_another_shops_conversation_is_refused_and_audited(cli_world: dict[str, 
     assert code == 3
 
 
-def test_fill_next_judge_and_stats(cli_world: dict[str, int], engine: Engine, capsys) -> None:  # noqa: ANN001
+def test_fill_next_judge_and_stats(cli_world: dict[str, int], engine: Engine, capsys) -> None:
     code, out, _ = run(capsys, "review", "fill")
     assert code == 0 and "opt-outs: +" in out
     code, out, _ = run(capsys, "review", "judge")
