@@ -1,4 +1,4 @@
-"""`conversations list|show` and `review next|submit|escalate|resolve|reveal|release|fill|judge|stats|export`."""
+"""`conversations list|show` and `review next|submit|escalate|resolve|reveal|fill|queue|judge|stats|export`."""
 from __future__ import annotations
 
 import argparse
@@ -69,6 +69,11 @@ def _review_group(sub: argparse._SubParsersAction) -> None:
     f = r.add_parser("fill", help="add matching conversations to the queues (never twice)")
     f.add_argument("--every", type=float, help="repeat every this many seconds until stopped")
     f.set_defaults(func=fill)
+    qo = r.add_parser("queue", help="set a queue's reviews per item (2+: agreement between reviewers) and order")
+    qo.add_argument("name")
+    qo.add_argument("--reviews-per-item", type=int)
+    qo.add_argument("--order-by", choices=("newest", "judge"))
+    qo.set_defaults(func=queue_options)
     j = r.add_parser("judge", help="pre-score queued conversations with the judge")
     j.add_argument("--limit", type=int, default=100)
     j.set_defaults(func=judge)
@@ -165,6 +170,13 @@ def fill(args: argparse.Namespace) -> int:
         print(", ".join(f"{name}: +{n}" for name, n in sorted(added.items())), flush=True)
 
     return repeat(once, every=args.every)
+
+
+def queue_options(args: argparse.Namespace) -> int:
+    q = review_queues.set_queue_options(actor=actor_from_args(args), name=args.name, uow=UnitOfWork(get_engine()),
+                                        reviews_per_item=args.reviews_per_item, order_by=args.order_by)
+    print(f"queue {q['queue']}: {q['reviews_per_item']} review(s) per item, ordered by {q['order_by']}")
+    return 0
 
 
 def judge(args: argparse.Namespace) -> int:

@@ -84,7 +84,8 @@ def submit_review(*, actor: Actor, conversation_id: int, rating: Any, flags: Seq
         row.reviews = (row.reviews or 0) + (previous is None)
         uow.session.flush()
         if previous is None:
-            _count_towards_items(uow, conv.id, me, now)
+            counted = _count_towards_items(uow, conv.id, me, now)
+            rec.queue_id = rec.queue_id or counted  # agreement per queue needs to know which queue it was
         action = "review.edit" if previous else "review.submit"
         audit.append(uow.session, actor=actor, action=action, target=f"conversation {conv.id}", reason=rec.note,
                      before=before, after={"rating": value, "flags": flag_list, "record": rec.id})
@@ -92,12 +93,16 @@ def submit_review(*, actor: Actor, conversation_id: int, rating: Any, flags: Seq
         return {"id": rec.id, "conversation_id": conv.id, "rating": value, "flags": flag_list, "edit": bool(previous)}
 
 
-def _count_towards_items(uow: UnitOfWork, conversation_id: int, reviewer: str, now: datetime) -> None:
-    """A first review by REVIEWER counts once in every open queue item of the conversation; enough reviews close it."""
+def _count_towards_items(uow: UnitOfWork, conversation_id: int, reviewer: str, now: datetime) -> int | None:
+    """A first review by REVIEWER counts once in every open queue item of the conversation; enough reviews close it.
+
+    Returns the queue of the item REVIEWER held (else of the first open item), None outside every queue."""
     from core.models import ReviewQueue
 
-    items = uow.session.scalars(select(ReviewQueueItem).where(
-        ReviewQueueItem.conversation_id == conversation_id, ReviewQueueItem.done_at.is_(None)).with_for_update())
+    items = list(uow.session.scalars(select(ReviewQueueItem).where(
+        ReviewQueueItem.conversation_id == conversation_id, ReviewQueueItem.done_at.is_(None))
+        .order_by(ReviewQueueItem.id).with_for_update()))
+    held = [i.queue_id for i in items if i.lease_owner == reviewer]
     for item in items:
         needed = uow.session.get(ReviewQueue, item.queue_id).reviews_per_item
         item.reviews_done += 1
@@ -105,6 +110,7 @@ def _count_towards_items(uow: UnitOfWork, conversation_id: int, reviewer: str, n
             item.lease_owner, item.lease_expires_at = None, None
         if item.reviews_done >= needed:
             item.done_at = now
+    return held[0] if held else (items[0].queue_id if items else None)
 
 
 def set_review_state(*, actor: Actor, conversation_id: int, state: str, reason: str,

@@ -182,3 +182,26 @@ def release_item(*, actor: Actor, item_id: int, uow: UnitOfWork) -> None:
             raise NotFound(f"You hold no review item with id {item_id}.")
         item.lease_owner, item.lease_expires_at = None, None
         uow.commit()
+
+
+def set_queue_options(*, actor: Actor, name: str, uow: UnitOfWork, reviews_per_item: int | None = None,
+                      order_by: str | None = None) -> dict[str, Any]:
+    """How many people review each item of queue NAME (agreement needs two), and its order (newest | judge)."""
+    if reviews_per_item is not None and not 1 <= reviews_per_item <= 5:
+        raise UserInputError("Reviews per item must be between 1 and 5.")
+    if order_by not in (None, "newest", "judge"):
+        raise UserInputError(f"A queue is ordered by newest or judge, not {order_by!r}.")
+    with uow:
+        # Queue rules are configuration, like alert rules: engineers and admins set them.
+        require(uow, actor, Permission.CHECKLIST, action="review.queue", target=f"queue {name}")
+        ensure_default_queues(uow)
+        q = get_queue_or_raise(uow, name)
+        before = {"reviews_per_item": q.reviews_per_item, "order_by": q.order_by}
+        q.reviews_per_item = reviews_per_item or q.reviews_per_item
+        q.order_by = order_by or q.order_by
+        after = {"reviews_per_item": q.reviews_per_item, "order_by": q.order_by}
+        if after != before:
+            audit.append(uow.session, actor=actor, action="review.queue", target=f"queue {name}", before=before,
+                         after=after)
+            uow.commit()
+        return {"queue": name, **after}

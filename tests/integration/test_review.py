@@ -292,3 +292,25 @@ def test_the_workers_fill_round_fills_and_judges(world: Engine) -> None:
                                                                                              "review.judge")))))
     assert added["failed"] >= 1 and judged and audit_actors == {"worker:review"}
     assert all(j.provider == "offline-heuristic" and j.rationale.startswith("heuristic:") for j in judged)
+
+
+def test_two_reviews_per_item_and_agreement_per_queue(world: Engine) -> None:
+    from core.queries.review_stats import reviewer_agreement
+
+    qs.fill_queues(actor=SYSTEM, uow=UnitOfWork(world))
+    qs.set_queue_options(actor=ENGINEER, name="opt-outs", reviews_per_item=2, uow=UnitOfWork(world))
+    with pytest.raises(PermissionDenied):
+        qs.set_queue_options(actor=SUPPORT, name="opt-outs", reviews_per_item=3, uow=UnitOfWork(world))
+    admin = ROLE_ACTORS["admin"]
+    first = qs.next_item(actor=ENGINEER, queue="opt-outs", uow=UnitOfWork(world))
+    rs.submit_review(actor=ENGINEER, conversation_id=first["conversation_id"], rating=2, flags=["tone"],
+                     uow=UnitOfWork(world))
+    again = qs.next_item(actor=ENGINEER, queue="opt-outs", uow=UnitOfWork(world))
+    second = qs.next_item(actor=admin, queue="opt-outs", uow=UnitOfWork(world))
+    assert again["item_id"] != first["item_id"] and second["item_id"] == first["item_id"]  # still open for a 2nd
+    rs.submit_review(actor=admin, conversation_id=first["conversation_id"], rating=2, flags=["tone"],
+                     uow=UnitOfWork(world))
+    with read_session(world) as s:
+        assert s.get(ReviewQueueItem, first["item_id"]).done_at is not None
+        agreement = {a["queue"]: a for a in reviewer_agreement(s, actor=ENGINEER)}
+    assert agreement["opt-outs"]["items_with_two_reviews"] == 1

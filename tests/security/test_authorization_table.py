@@ -180,6 +180,9 @@ ACTIONS: dict[str, Action] = {
         actor=a, queue="failed", uow=UnitOfWork(w.engine))), cli=("review", "next", "--queue", "failed")),
     "review release": Action(REVIEWERS, svc("review_queues.release_item", lambda w, a: review_queues.release_item(
         actor=a, item_id=999_999, uow=UnitOfWork(w.engine)))),
+    "review queue options": Action(CONTROL, svc("review_queues.set_queue_options", lambda w, a: (
+        review_queues.set_queue_options(actor=a, name="failed", reviews_per_item=2, uow=UnitOfWork(w.engine)))),
+        cli=("review", "queue", "failed", "--reviews-per-item", "2")),
     "review judge": Action(REVIEWERS, svc("review_judge.judge_queued", lambda w, a: review_judge.judge_queued(
         actor=a, uow=UnitOfWork(w.engine), limit=1)), cli=("review", "judge", "--limit", "1")),
     "conversations list": Action(EVERYONE, cli=("conversations", "list")),
