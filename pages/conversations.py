@@ -11,10 +11,12 @@ import streamlit as st
 from core.auth import Permission
 from core.config import get_settings
 from core.db import read_session
-from core.errors import AgentOpsError
+from core.errors import AgentOpsError, PermissionDenied
 from core.models import AGENT_TYPES, CHANNELS, REVIEW_STATES
 from core.queries import review as rq
 from core.queries.conversation_filters import STATUSES, ConversationFilter, parse_filter, parse_time
+from core.services.guard import record_refusal
+from core.uow import UnitOfWork
 from dashboard import components, review_widgets
 
 actor = components.page_guard(Permission.READ_CONVERSATIONS, "Conversations")
@@ -89,6 +91,11 @@ try:
     pages = st.session_state["conv_pages"]
     with read_session() as s:
         page = rq.list_conversations(s, actor=actor, filters=filters, cursor=pages[-1])
+except PermissionDenied as exc:  # a shop outside one's scope: an attempt on client data, audited
+    record_refusal(actor=actor, action="conversation.read", target=f"shop {filters.shop_id}",
+                   reason=f"unauthorized client data: {exc}", uow=UnitOfWork())
+    st.error(f"{exc} This attempt has been recorded.")
+    filters, page = ConversationFilter(), rq.Page([], None)
 except AgentOpsError as exc:
     st.error(str(exc))
     filters, page = ConversationFilter(), rq.Page([], None)

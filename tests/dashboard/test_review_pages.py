@@ -111,3 +111,18 @@ def test_product_owner_cannot_review_or_disable(console_db: Engine) -> None:
     forms = _forms(at)
     assert not any(f.startswith(("next_item", "fill_queues", "disable_pattern")) for f in forms)
     assert "Queues" in [h.value for h in at.subheader]
+
+
+def test_another_shops_link_is_refused_and_audited(console_db: Engine) -> None:
+    from core.services import users
+
+    users.add_user(actor=system_actor("test"), username="sue", password="long enough pw", role="support", shops=[1],
+                   uow=UnitOfWork(console_db))
+    other, _ = _first(console_db, status="completed", shop_id=2)
+    at = _open(sign_in(open_app(), "sue", "long enough pw"), "conversations.py", shop="2", conversation=str(other))
+    errors = [e.value for e in at.error]
+    assert sum("This attempt has been recorded." in e for e in errors) == 2, errors
+    with read_session(console_db) as s:
+        refused = s.execute(select(AuditRecord.action, AuditRecord.target).where(
+            AuditRecord.outcome == "refused", AuditRecord.actor == "sue")).all()
+    assert sorted(refused) == [("conversation.read", "shop 2"), ("transcript.read", f"conversation {other}")]
