@@ -113,6 +113,19 @@ class Settings(BaseSettings):
     sendgrid_base_url: str = "https://api.sendgrid.com"
     alert_email_from: str = "alerts@bookedbarber.invalid"
     auto_rollback: bool = False  # a firing rollback trigger runs the immediate rollback itself
+    # Conversation review (issue 12): the score schema, queue defaults, the judge and break-glass reveals.
+    review_rating_min: int = Field(1, ge=0)
+    review_rating_max: int = Field(5, ge=1)
+    review_flags: str = "wrong_info,tone,hallucination,privacy,opt_out_ignored,off_brand,other"
+    review_complaint_keywords: str = "complaint,refund,rude,wrong,stop texting,unsubscribe,angry,terrible"
+    review_sample_percent: float = Field(5.0, ge=0, le=100)  # stable sample per agent type per day
+    review_fill_days: int = Field(2, ge=1, le=365)  # how far back a fill looks for finished conversations
+    review_fill_seconds: float = Field(60.0, ge=0)  # how often each worker fills the queues (0: only the CLI)
+    review_lease_seconds: float = Field(900.0, gt=0)  # a reviewer's hold on a queue item
+    review_reveal_minutes: float = Field(10.0, gt=0, le=240)  # how long a break-glass reveal lasts
+    review_page_size: int = Field(50, ge=1, le=500)
+    judge_model: str = "gpt-4o-mini"
+    judge_sample_percent: float = Field(100.0, ge=0, le=100)  # of queued conversations the judge pre-scores
 
     cookie_key: SecretStr = SecretStr(EXAMPLE_COOKIE_KEY)
     # The audit chain's HMAC key lives outside the database. Development generates one into AUDIT_KEY_FILE.
@@ -195,6 +208,13 @@ class Settings(BaseSettings):
         return {"Platform Engineer": self.contact_platform_engineer, "Database Admin": self.contact_database_admin,
                 "Security Team": self.contact_security_team, "Product Owner": self.contact_product_owner,
                 "Customer Success": self.contact_customer_success}
+    def review_flag_names(self) -> tuple[str, ...]:
+        """The review schema's flags, in order."""
+        return tuple(f.strip() for f in self.review_flags.split(",") if f.strip())
+
+    def complaint_keywords(self) -> tuple[str, ...]:
+        """Words that put a conversation into the complaints queue."""
+        return tuple(k.strip().lower() for k in self.review_complaint_keywords.split(",") if k.strip())
 
     def probe_urls(self) -> list[str]:
         """The health endpoints the console probes, by default the project's own API."""

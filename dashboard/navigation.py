@@ -26,6 +26,8 @@ class PageSpec:
 
 PAGES = [
     PageSpec("health.py", "Agent health", ":material/monitor_heart:", Permission.VIEW_HEALTH, "health"),
+    PageSpec("conversations.py", "Conversations", ":material/forum:", Permission.READ_CONVERSATIONS, "conversations"),
+    PageSpec("review.py", "Review queues", ":material/rate_review:", Permission.READ_CONVERSATIONS, "review"),
     PageSpec("checklist.py", "Checklist", ":material/checklist:", Permission.VIEW_HEALTH, "checklist"),
     PageSpec("alerts.py", "Alerts", ":material/notifications:", Permission.VIEW_HEALTH, "alerts"),
     PageSpec("controls.py", "Controls", ":material/power_settings_new:", Permission.CONTROL_SYSTEM, "controls"),

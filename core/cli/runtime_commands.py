@@ -1,4 +1,4 @@
-"""`worker` and `conversations enqueue`: the runtime's commands."""
+"""`worker`, `probe` and `conversations enqueue` (added to the group review_commands owns): the runtime's commands."""
 from __future__ import annotations
 
 import argparse
@@ -19,16 +19,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     w = sub.add_parser("worker", help="hold agent conversations until stopped (SIGTERM/SIGINT stop it cleanly)")
     w.add_argument("--max-seconds", type=float, help="stop after this many seconds")
     w.set_defaults(func=run_worker)
-    c = sub.add_parser("conversations", help="conversations").add_subparsers(dest="conv_command", required=True)
-    e = c.add_parser("enqueue", help="create pending conversations for real clients (trials, benchmarks)")
-    e.add_argument("--count", type=int, required=True)
-    e.add_argument("--agent-type")
-    e.add_argument("--shop", type=int)
-    e.add_argument("--every", type=float, help="repeat every this many seconds (demo traffic) until stopped; audited once, at the start")
-    e.set_defaults(func=enqueue)
     p = sub.add_parser("probe", help="probe the health endpoints and time the dashboard queries")
     p.add_argument("--every", type=float, help="repeat every this many seconds until stopped")
     p.set_defaults(func=probe)
+
+
+def add_enqueue(conversations: argparse._SubParsersAction) -> None:
+    """`conversations enqueue`, added to the `conversations` group (core.cli.review_commands owns the group)."""
+    e = conversations.add_parser("enqueue", help="create pending conversations for real clients (trials, benchmarks)")
+    e.add_argument("--count", type=int, required=True)
+    e.add_argument("--agent-type")
+    e.add_argument("--shop", type=int)
+    e.add_argument("--every", type=float,
+                   help="repeat every this many seconds (demo traffic) until stopped; audited once, at the start")
+    e.set_defaults(func=enqueue)
 
 
 def run_worker(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from core.models import Base
+from core.models.review import include_name
 
 config = context.config
 target_metadata = Base.metadata
@@ -16,6 +17,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,  # SQLite's FTS5 tables are made by migration 0006, not by a model
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -15,6 +15,9 @@ from core.models.metrics import (
 from core.models.ops import (
     ACTIVATION_MODES, AgentSettings, AuditHead, AuditRecord, HealthProbe, RollbackRun, WorkerHeartbeat,
 )
+from core.models.review import (
+    REVIEW_STATES, JudgeScore, ReviewQueue, ReviewQueueItem, ReviewRecord, ReviewState, RevealGrant,
+)
 from core.models.users import ApiToken, ConsoleSession, LoginAttempt, User, UserShop
 
 # Dropped by `db cleanup`. The audit log stays: the record of the cleanup must outlive it.

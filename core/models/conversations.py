@@ -15,6 +15,13 @@ CLAIMABLE = "status IN ('pending', 'in_progress')"
 DUE_AT = "coalesce(lease_expires_at, next_attempt_at, created_at)"
 # Conversations still open, counted by Agent health per window: a few thousand rows however long the history.
 OPEN_STATUSES = "status IN ('pending', 'in_progress', 'waiting_response')"
+# Full-text search on PostgreSQL: a GIN index on this expression, which queries repeat word for word so the planner
+# uses it; it is current as soon as a message is written (SQLite: FTS5, see core.models.review).
+FTS_EXPRESSION = "to_tsvector('simple', content)"
+# Review filters on rare outcomes read small partial indexes, not the whole history (migration 0006). A row enters
+# them once, when it fails or opts out, so the worker's claims and completions stay as cheap as before.
+OUTCOMES = "status IN ('failed', 'opted_out')"
+HAS_ERROR = "error IS NOT NULL"
 
 
 class Conversation(Base):
@@ -31,6 +38,10 @@ class Conversation(Base):
         # index above, so it costs the worker's updates nothing more).
         Index("ix_agent_conversations_open", "created_at", postgresql_where=text(OPEN_STATUSES),
               sqlite_where=text(OPEN_STATUSES), postgresql_include=["status", "shop_id"]),
+        Index("ix_agent_conversations_outcome_created", "status", "created_at", postgresql_where=text(OUTCOMES),
+              sqlite_where=text(OUTCOMES)),
+        Index("ix_agent_conversations_error_created", "created_at", postgresql_where=text(HAS_ERROR),
+              sqlite_where=text(HAS_ERROR)),
         # Room on each page for the new versions of rows the worker updates, and vacuum that follows the rows
         # that change, not the size of the history (migration 0005; README "Database maintenance").
         {"postgresql_with": {"fillfactor": 80, "autovacuum_vacuum_scale_factor": 0.01,
@@ -62,7 +73,10 @@ class Conversation(Base):
 
 class Message(Base):
     __tablename__ = "agent_messages"
-    __table_args__ = (Index("ix_agent_messages_conversation", "conversation_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_agent_messages_conversation", "conversation_id", "created_at"),
+        Index("ix_agent_messages_fts", text(FTS_EXPRESSION), postgresql_using="gin").ddl_if(dialect="postgresql"),
+    )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     conversation_id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), ForeignKey("agent_conversations.id", ondelete="CASCADE"))

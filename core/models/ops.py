@@ -37,6 +37,7 @@ class AuditRecord(Base):
         Index("ix_agent_audit_log_created", "created_at"),
         Index("ix_agent_audit_log_actor", "actor", "created_at"),
         Index("ix_agent_audit_log_action", "action", "created_at"),
+        Index("ix_agent_audit_log_target", "target", "seq"),  # a conversation's audit trail (migration 0006)
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), unique=True)

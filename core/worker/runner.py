@@ -87,6 +87,9 @@ class Worker:
         if self.listener is not None:
             self.listener.start()
         self.completer.start()
+        from core.review.auto import start_review_loop
+
+        start_review_loop(self.engine, self.settings, self.stopping)  # review queues stay filled (issue 12)
         log.info("worker %s started (provider %s, max %d in flight)", self.id, self.provider.name,
                  self.settings.agent_max_concurrent)
         # Twice the slots: a conversation storing its reply keeps its thread while the next one calls the model.

@@ -19,6 +19,8 @@ PAGE_ROLES = {  # the design's role table, for the console's pages
     "Agent health": {"po", "support", "engineer", "admin"},
     "Checklist": {"po", "support", "engineer", "admin"},
     "Alerts": {"po", "support", "engineer", "admin"},
+    "Conversations": {"po", "support", "engineer", "admin"},
+    "Review queues": {"po", "support", "engineer", "admin"},
     "Controls": {"engineer", "admin"},
     "Rollbacks": {"engineer", "admin"},
     "Audit log": {"po", "engineer", "admin"},

@@ -32,6 +32,9 @@ from core.models import AuditRecord, RollbackRun, User
 from core.queries.users import actor_for_user
 from core.seed.runner import seed_demo_users
 from core.services import alerts, checklist, controls, conversations, rollbacks, rollups, schema, tokens, users
+from core.services import (
+    controls, conversations, review, review_judge, review_queues, rollbacks, rollups, schema, tokens, users,
+)
 from core.uow import UnitOfWork
 from dashboard.navigation import PAGES
 from tests.dashboard.conftest import open_app, sign_in
@@ -44,6 +47,7 @@ AUDIT_READERS = frozenset({"product_owner", "engineer", "admin", "system"})
 INSTANCE_OWNERS = frozenset({"shop_owner", "enterprise_owner"}) | CONTROL  # an instance of their own shop
 ANONYMOUS = frozenset({"none", "expired", "revoked"})  # API callers without a valid token
 PUBLIC = EVERYONE | ANONYMOUS
+REVIEWERS = frozenset({"support", "engineer", "admin", "system"})  # review_conversations (support: shop 1)
 CONSOLE_USERS = {"product_owner": "po", "support": "support", "engineer": "engineer", "admin": "admin"}
 
 
@@ -203,6 +207,38 @@ ACTIONS: dict[str, Action] = {
     "alert list": Action(EVERYONE, cli=("alerts", "list")),
     "page: agent health": Action(frozenset(CONSOLE_USERS), page="Agent health"),
     "page: alerts": Action(frozenset(CONSOLE_USERS), page="Alerts"),
+    "review submit": Action(REVIEWERS, svc("review.submit_review", lambda w, a: review.submit_review(
+        actor=a, conversation_id=w.conversation[1], rating=3, uow=UnitOfWork(w.engine))),
+        cli=("review", "submit", "{conv1}", "--rating", "3")),
+    "review of another shop": Action(REVIEWERS - {"support"}, svc("review.set_review_state", lambda w, a: (
+        review.set_review_state(actor=a, conversation_id=w.conversation[2], state="escalated", reason="t",
+                                uow=UnitOfWork(w.engine)))), cli=("review", "escalate", "{conv2}", "--reason", "t")),
+    "review resolve": Action(REVIEWERS, cli=("review", "resolve", "{conv1}", "--reason", "table")),
+    "client reveal": Action(EVERYONE, svc("review.reveal_client", lambda w, a: review.reveal_client(
+        actor=a, conversation_id=w.conversation[1], reason="t", uow=UnitOfWork(w.engine))),
+        cli=("review", "reveal", "{conv1}", "--reason", "table")),
+    "disable from a review pattern": Action(CONTROL, svc("review.disable_agent_type_from_pattern", lambda w, a: (
+        review.disable_agent_type_from_pattern(actor=a, agent_type="upsell", evidence={"queue": "t"}, reason="t",
+                                               uow=UnitOfWork(w.engine))))),
+    "review fill": Action(REVIEWERS, svc("review_queues.fill_queues", lambda w, a: review_queues.fill_queues(
+        actor=a, uow=UnitOfWork(w.engine))), cli=("review", "fill")),
+    "review next": Action(REVIEWERS, svc("review_queues.next_item", lambda w, a: review_queues.next_item(
+        actor=a, queue="failed", uow=UnitOfWork(w.engine))), cli=("review", "next", "--queue", "failed")),
+    "review release": Action(REVIEWERS, svc("review_queues.release_item", lambda w, a: review_queues.release_item(
+        actor=a, item_id=999_999, uow=UnitOfWork(w.engine)))),
+    "review queue options": Action(CONTROL, svc("review_queues.set_queue_options", lambda w, a: (
+        review_queues.set_queue_options(actor=a, name="failed", reviews_per_item=2, uow=UnitOfWork(w.engine)))),
+        cli=("review", "queue", "failed", "--reviews-per-item", "2")),
+    "review judge": Action(REVIEWERS, svc("review_judge.judge_queued", lambda w, a: review_judge.judge_queued(
+        actor=a, uow=UnitOfWork(w.engine), limit=1)), cli=("review", "judge", "--limit", "1")),
+    "conversations list": Action(EVERYONE, cli=("conversations", "list")),
+    "conversation show, one's shop": Action(EVERYONE, cli=("conversations", "show", "{conv1}")),
+    "conversation show, another shop": Action(AUDIT_READERS, cli=("conversations", "show", "{conv2}")),
+    "review stats": Action(EVERYONE, cli=("review", "stats")),
+    "review export": Action(EVERYONE, cli=("review", "export", "--format", "jsonl")),
+    "page: agent health": Action(frozenset(CONSOLE_USERS), page="Agent health"),
+    "page: conversations": Action(frozenset(CONSOLE_USERS), page="Conversations"),
+    "page: review queues": Action(frozenset(CONSOLE_USERS), page="Review queues"),
     "page: controls": Action(CONTROL, page="Controls"),
     "page: rollbacks": Action(CONTROL, page="Rollbacks"),
     "page: audit log": Action(AUDIT_READERS, page="Audit log"),
@@ -216,6 +252,13 @@ NOT_ACTIONS = {
     "alerts.rule_dict": "a rule's fields as a dict; no state",
     "alerts.mitigations_for": "which mitigations fit a rule; no state",
     "guard.require": "the permission check itself",
+    "review.check_review": "validates a rating and flags against the schema; no state",
+    "review.release_abandoned_leases": "housekeeping by the system (the worker, `review fill`): no person's action",
+    "review_queues.default_queues": "the default queue definitions from config; no state",
+    "review_queues.ensure_default_queues": "inside a caller's unit of work (fill_queues)",
+    "review_queues.get_queue_or_raise": "a lookup inside a caller's unit of work",
+    "review_queues.rule_conditions": "a queue's rules as SQL; no state",
+    "review_queues.claim_statement": "the lease statement next_item runs (and the benchmark times)",
     "guard.refuse": "the permission check itself",
     "guard.authorize_read": "the permission check itself",
     "guard.record_refusal": "records a refusal decided elsewhere",
@@ -362,7 +405,8 @@ def test_cli_follows_the_table(world: World, monkeypatch: pytest.MonkeyPatch, ca
     wrong = {}
     for title, action in ACTIONS.items():
         for role in sorted(EVERYONE) if action.cli else ():
-            argv = [w.format(role=role.replace("_", "-"), token_id=world.token_id) for w in action.cli]
+            argv = [w.format(role=role.replace("_", "-"), token_id=world.token_id, conv1=world.conversation[1],
+                             conv2=world.conversation[2]) for w in action.cli]
             as_user = [] if role == "system" else ["--actor", f"u-{role.replace('_', '-')}"]
             monkeypatch.setattr("sys.stdin", io.StringIO("long enough pw\n"))  # users add / set-password
             code = main([*as_user, *argv])

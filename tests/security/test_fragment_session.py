@@ -23,7 +23,8 @@ def signed_out(page: Page) -> None:
 def test_a_disabled_users_open_health_page_stops_at_the_next_refresh(console: str, page: Page, engine: Engine
                                                                       ) -> None:  # noqa: F811
     sign_in(page, console, "engineer")
-    expect(page.get_by_text("Conversations", exact=True)).to_be_visible()
+    # the health page's own figure (the menu has a "Conversations" page too)
+    expect(page.get_by_test_id("stMain").get_by_text("Conversations", exact=True).first).to_be_visible()
     users.set_disabled(actor=ROLE_ACTORS["admin"], username="engineer", disabled=True, uow=UnitOfWork(engine))
     signed_out(page)  # the panels refresh every 15 s; nothing else reruns the page
     expect(page.get_by_text("Last updated")).to_have_count(0)

@@ -1,0 +1,63 @@
+"""Who sees a client's name, phone and e-mail in review: masking (initials, last two digits) and reveals."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.auth import Actor, Role
+from core.models import RevealGrant, utcnow
+
+DOT = "•"
+# Support reads their assigned shops' clients in full; these roles read every shop, so they see client data masked
+# unless they reveal it (break-glass). The shell operator (system) holds the database credentials already.
+MASKED_ROLES = frozenset({Role.PRODUCT_OWNER, Role.ENGINEER, Role.ADMIN})
+
+
+def mask_name(first: str | None, last: str | None) -> str:
+    """Marcus Johnson → M. J."""
+    return " ".join(f"{p.strip()[:1].upper()}." for p in (first, last) if p and p.strip()) or "–"
+
+
+def mask_phone(phone: str | None) -> str:
+    """+15550001234 → •••••••••34."""
+    if not phone:
+        return "–"
+    digits = [c for c in phone if c.isdigit()]
+    return DOT * max(0, len(digits) - 2) + "".join(digits[-2:])
+
+
+def mask_email(email: str | None) -> str:
+    """marcus@example.com → m•••@e•••."""
+    if not email or "@" not in email:
+        return "–" if not email else DOT * 3
+    local, domain = email.split("@", 1)
+    return f"{local[:1]}{DOT * 3}@{domain[:1]}{DOT * 3}"
+
+
+def masks_pii(actor: Actor) -> bool:
+    """True when ACTOR sees client data masked unless revealed."""
+    return actor.role in MASKED_ROLES or actor.masks_pii
+
+
+def revealed_conversations(session: Session, *, actor: Actor, conversation_ids: Iterable[int],
+                           now: datetime | None = None) -> set[int]:
+    """Of CONVERSATION_IDS, those ACTOR holds an unexpired reveal for."""
+    ids = sorted(set(conversation_ids))
+    if not ids or not masks_pii(actor):
+        return set()
+    rows = session.scalars(select(RevealGrant.conversation_id).where(
+        RevealGrant.username == actor.username, RevealGrant.conversation_id.in_(ids),
+        RevealGrant.expires_at > (now or utcnow())))
+    return set(rows)
+
+
+def client_view(first: str, last: str, phone: str | None, email: str | None, *, masked: bool) -> dict[str, Any]:
+    """The client as ACTOR may see them."""
+    if masked:
+        return {"name": mask_name(first, last), "phone": mask_phone(phone), "email": mask_email(email),
+                "masked": True}
+    return {"name": f"{first} {last}".strip(), "phone": phone or "–", "email": email or "–", "masked": False}

@@ -1,0 +1,131 @@
+"""Conversations: server-side filters, full-text search, keyset pages, and one transcript by deep link
+(?conversation=ID). The alerts page links here with ?agent_type=&shop=&status=&since=&until= (ISO-8601 UTC)."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from core.auth import Permission
+from core.config import get_settings
+from core.db import read_session
+from core.errors import AgentOpsError, PermissionDenied
+from core.models import AGENT_TYPES, CHANNELS, REVIEW_STATES
+from core.queries import review as rq
+from core.queries.conversation_filters import STATUSES, ConversationFilter, parse_filter, parse_time
+from core.services.guard import record_refusal
+from core.uow import UnitOfWork
+from dashboard import components, review_widgets
+
+actor = components.page_guard(Permission.READ_CONVERSATIONS, "Conversations")
+st.title("Conversations")
+LINKED = ("agent_type", "shop", "status", "since", "until")
+
+
+def _from_link() -> dict[str, Any]:
+    """The filters a link carries (the alerts page's contract); a bad value is one sentence and is ignored."""
+    raw = {k: st.query_params.get(k) for k in LINKED if st.query_params.get(k)}
+    raw["shop_id"] = raw.pop("shop", None)
+    try:
+        return parse_filter(raw).as_dict()
+    except AgentOpsError as exc:
+        st.warning(f"The link's filters were not applied: {exc}")
+        return {}
+
+
+if "conv_filters" not in st.session_state:
+    st.session_state["conv_filters"] = _from_link()
+    st.session_state["conv_pages"] = [None]
+given: dict[str, Any] = st.session_state["conv_filters"]
+
+
+def _pick(label: str, options: tuple[Any, ...] | list[Any], current: Any, key: str) -> Any:
+    choices = ["", *options]
+    return st.selectbox(label, choices, index=choices.index(current) if current in choices else 0,
+                        format_func=lambda v: "any" if v == "" else str(v), key=key)
+
+
+def _day(value: str | None) -> Any:
+    return parse_time(value, "date").date() if value else None
+
+
+with st.form("conv_filter_form"):
+    a, b, c, d, e = st.columns(5)
+    with a:
+        status = _pick("Status", STATUSES, given.get("status"), "f_status")
+    with b:
+        agent_type = _pick("Agent type", AGENT_TYPES, given.get("agent_type"), "f_agent_type")
+    shop = c.text_input("Shop id", value=str(given.get("shop_id") or ""), key="f_shop")
+    with d:
+        channel = _pick("Channel", CHANNELS, given.get("channel"), "f_channel")
+    with e:
+        state = _pick("Review state", REVIEW_STATES, given.get("review_state"), "f_state")
+    f, g, h, i = st.columns(4)
+    with f:
+        flag = _pick("Flag", get_settings().review_flag_names(), given.get("flag"), "f_flag")
+    with g:
+        settings = get_settings()
+        rating = _pick("Rating", tuple(range(settings.review_rating_min, settings.review_rating_max + 1)),
+                       given.get("rating"), "f_rating")
+    since = h.date_input("From (UTC)", value=_day(given.get("since")), key="f_since")
+    until = i.date_input("Until (UTC)", value=_day(given.get("until")), key="f_until")
+    search = st.text_input("Search messages", value=given.get("search") or "", key="f_search")
+    has_error = st.checkbox("Only with an error", value=bool(given.get("has_error")), key="f_error")
+    if st.form_submit_button("Apply filters"):
+        raw = {"status": status, "agent_type": agent_type, "shop_id": shop.strip(), "channel": channel,
+               "review_state": state, "flag": flag, "rating": rating, "search": search,
+               "has_error": True if has_error else None,
+               "since": datetime.combine(since, time.min, tzinfo=UTC) if since else None,
+               "until": datetime.combine(until, time.max, tzinfo=UTC) if until else None}
+        try:
+            st.session_state["conv_filters"] = parse_filter(raw).as_dict()
+            st.session_state["conv_pages"] = [None]
+            st.rerun()
+        except AgentOpsError as exc:
+            st.error(str(exc))
+
+try:
+    filters = parse_filter(st.session_state["conv_filters"])
+    pages = st.session_state["conv_pages"]
+    with read_session() as s:
+        page = rq.list_conversations(s, actor=actor, filters=filters, cursor=pages[-1])
+except PermissionDenied as exc:  # a shop outside one's scope: an attempt on client data, audited
+    record_refusal(actor=actor, action="conversation.read", target=f"shop {filters.shop_id}",
+                   reason=f"unauthorized client data: {exc}", uow=UnitOfWork())
+    st.error(f"{exc} This attempt has been recorded.")
+    filters, page = ConversationFilter(), rq.Page([], None)
+except AgentOpsError as exc:
+    st.error(str(exc))
+    filters, page = ConversationFilter(), rq.Page([], None)
+
+rows = [{**r, "flags": ", ".join(r["flags"]), "created_at": f"{r['created_at']:%Y-%m-%d %H:%M}"} for r in page.rows]
+st.caption(f"Page {len(st.session_state['conv_pages'])} · {len(rows)} conversations, newest first")
+st.dataframe(pd.DataFrame(rows).astype(str) if rows else pd.DataFrame(), hide_index=True, width="stretch")
+prev, nxt, _ = st.columns([1, 1, 6])
+if prev.button("Previous page", disabled=len(st.session_state["conv_pages"]) == 1):
+    st.session_state["conv_pages"].pop()
+    st.rerun()
+if nxt.button("Next page", disabled=page.next_cursor is None):
+    st.session_state["conv_pages"].append(page.next_cursor)
+    st.rerun()
+
+with st.form("open_conversation"):
+    wanted = st.text_input("Open conversation id", value=st.query_params.get("conversation", ""))
+    if st.form_submit_button("Open"):
+        if wanted.strip().isdigit():
+            st.query_params["conversation"] = wanted.strip()
+            st.rerun()
+        st.error(f"A conversation id is a number (got {wanted!r}).")
+
+opened = st.query_params.get("conversation")
+if opened and opened.isdigit():
+    t = review_widgets.load_transcript(actor, int(opened))
+    if t:
+        review_widgets.transcript(t)
+        review_widgets.reveal_form(actor, t)
+        review_widgets.review_form(actor, t)
+        review_widgets.state_form(actor, t)
+elif opened:
+    st.error(f"A conversation id is a number (got {opened!r}).")

@@ -1,0 +1,113 @@
+"""Review queues: progress, the next item under a lease, the review form, quality over time, judge-versus-human
+agreement, and (engineers) disabling an agent type from a flagged pattern."""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from core.auth import Permission
+from core.db import read_session
+from core.queries import review_stats
+from core.services import review as rs
+from core.services import review_queues
+from core.uow import UnitOfWork
+from dashboard import components, review_widgets
+
+actor = components.page_guard(Permission.READ_CONVERSATIONS, "Review queues")
+st.title("Review queues")
+reviewer = actor.can(Permission.REVIEW_CONVERSATIONS)
+with read_session() as s:
+    queues = review_stats.queue_progress(s, actor=actor)
+
+st.subheader("Queues")
+if queues:
+    st.dataframe(pd.DataFrame(queues), hide_index=True, width="stretch")
+else:
+    st.info("No queues yet. Filling creates the default ones: failed, opt-outs, complaints and a daily sample.")
+if reviewer:
+    with st.form("fill_queues"):
+        if st.form_submit_button("Fill queues now"):
+            added = components.act(lambda: review_queues.fill_queues(actor=actor, uow=UnitOfWork()))
+            if added:
+                components.flash("Queues filled: " + ", ".join(f"{k} +{v}" for k, v in sorted(added.value.items())))
+                st.rerun()
+
+
+def _forget_item() -> None:
+    st.session_state.pop("review_item", None)
+
+
+if reviewer and queues:
+    st.subheader("Review")
+    with st.form("next_item"):
+        queue = st.selectbox("Queue", [q["queue"] for q in queues], key="review_queue")
+        if st.form_submit_button("Next item", type="primary"):
+            got = components.act(lambda: review_queues.next_item(actor=actor, queue=queue, uow=UnitOfWork()))
+            if got:
+                st.session_state["review_item"] = got.value
+                if got.value is None:
+                    st.info(f"Queue {queue} has nothing left for you.")
+    item = st.session_state.get("review_item")
+    if item:
+        st.caption(f"Item {item['item_id']} of queue {item['queue']}: yours until "
+                   f"{item['lease_expires_at']:%H:%M:%S} UTC")
+        t = review_widgets.load_transcript(actor, item["conversation_id"])
+        if t:
+            review_widgets.transcript(t)
+            review_widgets.reveal_form(actor, t)
+            review_widgets.review_form(actor, t, after=_forget_item)
+        with st.form("skip_item"):
+            if st.form_submit_button("Skip (give it back)"):
+                if components.act(lambda: review_queues.release_item(actor=actor, item_id=item["item_id"],
+                                                                     uow=UnitOfWork())):
+                    _forget_item()
+                    st.rerun()
+
+with read_session() as s:
+    people = review_stats.reviewer_progress(s, actor=actor)
+    quality = review_stats.quality_by_type(s, actor=actor)
+    judge = review_stats.judge_agreement(s, actor=actor)
+    kappa = review_stats.reviewer_agreement(s, actor=actor)
+    patterns = review_stats.flag_counts(s, actor=actor)
+
+st.subheader("Reviewers (7 days)")
+st.dataframe(pd.DataFrame(people).astype(str) if people else pd.DataFrame(), hide_index=True, width="stretch")
+st.subheader("Quality over time")
+if quality:
+    df = pd.DataFrame(quality)
+    left, right = st.columns(2)
+    left.plotly_chart(px.line(df, x="day", y="mean_rating", color="agent_type", markers=True,
+                              title="Mean rating per agent type"), width="stretch")
+    right.plotly_chart(px.bar(df, x="day", y="flag_rate", color="agent_type", barmode="group",
+                              title="Share of reviews with a flag"), width="stretch")
+    if df["judge"].notna().any():
+        st.plotly_chart(px.line(df, x="day", y="judge", color="agent_type", markers=True,
+                                title="Mean judge score of reviewed conversations"), width="stretch")
+else:
+    st.text("No reviews yet.")
+st.subheader("Judge versus people")
+st.caption("Conversations both the judge and a person rated. An offline-heuristic judge is a rule of thumb, not a model.")
+st.dataframe(pd.DataFrame(judge).astype(str) if judge else pd.DataFrame(), hide_index=True, width="stretch")
+if kappa:
+    st.subheader("Agreement between reviewers (Cohen's kappa)")
+    st.dataframe(pd.DataFrame(kappa).astype(str), hide_index=True, width="stretch")
+
+st.subheader("Flagged patterns")
+st.dataframe(pd.DataFrame(patterns) if patterns else pd.DataFrame(), hide_index=True, width="stretch")
+if patterns and actor.can(Permission.CONTROL_SYSTEM):
+    key = components.form_key("disable_pattern")
+    with st.form(key):
+        choice = st.selectbox("Pattern", range(len(patterns)), key=f"{key}_pattern", format_func=lambda i: (
+            f"{patterns[i]['agent_type']} · {patterns[i]['flag']} · {patterns[i]['conversations']} conversations"))
+        reason = st.text_input("Reason (required)", key=f"{key}_reason")
+        if st.form_submit_button("Disable this agent type", type="primary"):
+            p = patterns[choice]
+            evidence = {"queue": st.session_state.get("review_queue") or "all", "filter": f"flag={p['flag']}",
+                        "flagged_with_it": p["conversations"]}
+            done = components.act(lambda: rs.disable_agent_type_from_pattern(
+                actor=actor, agent_type=p["agent_type"], evidence=evidence, reason=reason, uow=UnitOfWork()))
+            if done:
+                components.reset_form("disable_pattern")
+                components.flash(f"{p['agent_type']} is disabled everywhere; the evidence is in the audit log.")
+                st.rerun()

@@ -1,0 +1,128 @@
+"""The Conversations and Review queues pages through the real entrypoint (AppTest), as each role sees them."""
+from __future__ import annotations
+
+from sqlalchemy import Engine, select
+
+from core.auth import system_actor
+from core.db import read_session
+from core.models import AuditRecord, Client, Conversation, ReviewQueueItem, ReviewRecord
+from core.services import review_queues
+from core.uow import UnitOfWork
+from tests.dashboard.conftest import body_text, open_app, sign_in, submit
+
+
+def _open(at, path: str, **params: str):
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.switch_page(f"../pages/{path}").run()
+    assert not at.exception
+    return at
+
+
+def _forms(at) -> list[str]:
+    """The ids of the forms on the page (each has its submit button)."""
+    return [b.form_id for b in at.button if b.form_id]
+
+
+def _first(engine: Engine, **where: object) -> tuple[int, Client]:
+    with read_session(engine) as s:
+        conv = s.scalars(select(Conversation).filter_by(**where).order_by(Conversation.id)).first()
+        return conv.id, s.get(Client, conv.client_id)
+
+
+def test_conversations_list_filters_from_a_link_and_opens_a_deep_link(console_db: Engine) -> None:
+    conv_id, client = _first(console_db, status="completed", shop_id=1)
+    at = _open(sign_in(open_app(), "support"), "conversations.py", status="failed", conversation=str(conv_id))
+    assert "Conversations" in [t.value for t in at.title]
+    table = at.dataframe[0].value
+    assert len(table) > 0 and set(table["status"]) == {"failed"}
+    assert f"Conversation {conv_id}" in [h.value for h in at.subheader]
+    assert f"{client.first_name} {client.last_name}" in body_text(at)  # support sees their shops' clients
+    at.run()  # a reload keeps the conversation open
+    assert not at.exception and f"Conversation {conv_id}" in [h.value for h in at.subheader]
+
+
+def test_product_owner_sees_masked_names_and_a_reveal_is_audited(console_db: Engine) -> None:
+    conv_id, client = _first(console_db, status="completed", shop_id=2)
+    at = _open(sign_in(open_app(), "po"), "conversations.py", conversation=str(conv_id))
+    text = body_text(at)
+    assert f"{client.first_name} {client.last_name}" not in text and client.phone not in text
+    assert f"{client.first_name[0]}. {client.last_name[0]}." in text
+    assert all(f"{client.first_name} {client.last_name}" not in str(v) for v in at.dataframe[0].value["client"])
+    form = next(f for f in _forms(at) if f.startswith(f"reveal_{conv_id}"))
+    next(w for w in at.text_input if w.form_id == form).input("client phoned about a double booking")
+    submit(at, form)
+    assert not at.exception and f"{client.first_name} {client.last_name}" in body_text(at)
+    with read_session(console_db) as s:
+        rec = s.scalars(select(AuditRecord).where(AuditRecord.action == "client.reveal")).one()
+    assert rec.actor == "po" and rec.reason == "client phoned about a double booking"
+
+
+def test_support_reviews_the_next_item_of_a_queue(console_db: Engine) -> None:
+    review_queues.fill_queues(actor=system_actor("test"), uow=UnitOfWork(console_db))
+    at = _open(sign_in(open_app(), "support"), "review.py")
+    at.selectbox(key="review_queue").select("opt-outs")
+    submit(at, "next_item")
+    assert not at.exception
+    item = at.session_state["review_item"]
+    assert f"Conversation {item['conversation_id']}" in [h.value for h in at.subheader]
+    form = next(f for f in _forms(at) if f.startswith(f"review_{item['conversation_id']}"))
+    next(r for r in at.radio if r.form_id == form).set_value(2)
+    next(m for m in at.multiselect if m.form_id == form).set_value(["tone", "opt_out_ignored"])
+    submit(at, form)
+    assert not at.exception and not at.error
+    with read_session(console_db) as s:
+        rec = s.scalars(select(ReviewRecord)).one()
+        done = s.get(ReviewQueueItem, item["item_id"]).done_at
+    assert (rec.conversation_id, rec.rating, rec.flags, rec.reviewer) == (
+        item["conversation_id"], 2, ["tone", "opt_out_ignored"], "support") and done is not None
+    submit(at, "next_item")
+    assert not at.exception and at.session_state["review_item"]["item_id"] != item["item_id"]
+
+
+def test_a_review_without_a_rating_keeps_the_error_on_screen(console_db: Engine) -> None:
+    conv_id, _ = _first(console_db, status="completed", shop_id=1)
+    at = _open(sign_in(open_app(), "engineer"), "conversations.py", conversation=str(conv_id))
+    form = next(f for f in _forms(at) if f.startswith(f"review_{conv_id}"))
+    submit(at, form)
+    assert not at.exception and "Choose a rating first." in [e.value for e in at.error]
+
+
+def test_engineer_disables_an_agent_type_from_a_flagged_pattern(console_db: Engine) -> None:
+    from core.services import review as rs
+
+    conv_id, _ = _first(console_db, status="completed", shop_id=1)
+    rs.submit_review(actor=system_actor("test"), conversation_id=conv_id, rating=1, flags=["hallucination"],
+                     uow=UnitOfWork(console_db))
+    at = _open(sign_in(open_app(), "engineer"), "review.py")
+    assert "Flagged patterns" in [h.value for h in at.subheader]
+    form = next(f for f in _forms(at) if f.startswith("disable_pattern"))
+    next(w for w in at.text_input if w.form_id == form).input("inventing prices")
+    submit(at, form)
+    assert not at.exception
+    with read_session(console_db) as s:
+        rec = s.scalars(select(AuditRecord).where(AuditRecord.action == "agent_type.disable")).one()
+    assert "flag=hallucination" in rec.reason and "inventing prices" in rec.reason
+
+
+def test_product_owner_cannot_review_or_disable(console_db: Engine) -> None:
+    review_queues.fill_queues(actor=system_actor("test"), uow=UnitOfWork(console_db))
+    at = _open(sign_in(open_app(), "po"), "review.py")
+    forms = _forms(at)
+    assert not any(f.startswith(("next_item", "fill_queues", "disable_pattern")) for f in forms)
+    assert "Queues" in [h.value for h in at.subheader]
+
+
+def test_another_shops_link_is_refused_and_audited(console_db: Engine) -> None:
+    from core.services import users
+
+    users.add_user(actor=system_actor("test"), username="sue", password="long enough pw", role="support", shops=[1],
+                   uow=UnitOfWork(console_db))
+    other, _ = _first(console_db, status="completed", shop_id=2)
+    at = _open(sign_in(open_app(), "sue", "long enough pw"), "conversations.py", shop="2", conversation=str(other))
+    errors = [e.value for e in at.error]
+    assert sum("This attempt has been recorded." in e for e in errors) == 2, errors
+    with read_session(console_db) as s:
+        refused = s.execute(select(AuditRecord.action, AuditRecord.target).where(
+            AuditRecord.outcome == "refused", AuditRecord.actor == "sue")).all()
+    assert sorted(refused) == [("conversation.read", "shop 2"), ("transcript.read", f"conversation {other}")]
