@@ -42,7 +42,9 @@ def _queries(s, actor, hours: int) -> dict[str, Callable[[], object]]:  # noqa: 
 
 ROWS_READ = (
     "SELECT (SELECT coalesce(sum(seq_tup_read), 0) FROM pg_stat_xact_user_tables)"
-    " + (SELECT coalesce(sum(idx_tup_read), 0) FROM pg_stat_xact_user_indexes)")
+    " + (SELECT coalesce(sum(pg_stat_get_xact_tuples_returned(i.indexrelid)), 0) FROM pg_index i"
+    "    JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+    "    WHERE n.nspname = 'public')")
 
 
 def _rows_read(s, fn: Callable[[], object]) -> int:  # noqa: ANN001
