@@ -5,7 +5,7 @@ import importlib
 import sys
 from pathlib import Path
 
-ALL = ["seed_load", "worker_throughput", "health_queries", "api_status", "kill_switch", "cli_startup"]
+ALL = ["seed_load", "worker_throughput", "health_queries", "api_status", "kill_switch", "cli_startup", "console_browser"]
 
 
 def main() -> int:
