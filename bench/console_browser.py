@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -67,7 +68,7 @@ def _sign_in(page, base: str) -> float:  # noqa: ANN001 - playwright Page
 
 def _click_window(page, window: str) -> float:  # noqa: ANN001
     """Milliseconds from a click on WINDOW to the page fully drawn for it."""
-    button = page.get_by_role("button", name=window, exact=True)
+    button = page.locator('[data-testid="stButtonGroup"] button', has_text=re.compile(f"^{window}$"))
     started = time.perf_counter()
     button.click()
     page.wait_for_function(DRAWN, arg=window, polling="raf", timeout=60_000)

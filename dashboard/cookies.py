@@ -52,8 +52,6 @@ def _write(value: str, *, expires_at: datetime | None) -> None:
 
     Not HttpOnly: only JavaScript can write it (document.cookie cannot set that flag), and Streamlit has no
     server-side Set-Cookie. The cookie holds only an encrypted token of a server-side session."""
-    from streamlit.components.v1 import html
-
     expires = format_datetime(expires_at.astimezone(timezone.utc), usegmt=True) if expires_at else EXPIRED
     flags = ["path=/", f"expires={expires}", "SameSite=Strict"]
     if get_settings().environment != "development":  # plain http only on a developer's machine
@@ -61,7 +59,8 @@ def _write(value: str, *, expires_at: datetime | None) -> None:
     cookie = "; ".join([f"{COOKIE_NAME}={value}", *flags])
     # The value is Fernet's URL-safe base64; "<" is escaped all the same so the string can never end the script.
     literal = json.dumps(cookie).replace("<", "\\u003c")
-    html(f"<script>window.parent.document.cookie = {literal};</script>", height=0)
+    # st.iframe of a string: our own fixed script in a same-origin frame, never content from a user or the database.
+    st.iframe(f"<script>window.parent.document.cookie = {literal};</script>", height="content")
 
 
 def store_token(token: str, *, expires_at: datetime) -> None:
