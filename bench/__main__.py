@@ -5,7 +5,8 @@ import importlib
 import sys
 from pathlib import Path
 
-ALL = ["seed_load", "worker_throughput", "health_queries", "api_status", "kill_switch", "cli_startup", "console_browser"]
+ALL = ["seed_load", "worker_throughput", "health_queries", "api_status", "kill_switch", "read_replica", "cli_startup",
+       "checklist", "alerts", "console_browser"]
 
 
 def main() -> int:

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     environment: Environment = "development"
     database_url: str = DEFAULT_DATABASE_URL
     database_read_url: str | None = None
+    # A replica that does not answer within this many seconds is skipped: reads go to the primary (libpq's minimum
+    # is 2), and it is not tried again for DATABASE_READ_RETRY_SECONDS, so a fallback never hangs a page.
+    database_read_connect_timeout_seconds: int = Field(2, ge=2, le=30)
+    database_read_retry_seconds: float = Field(5.0, ge=0, le=300)
 
     agent_system_enabled: bool = True
     agent_log_level: LogLevel = "INFO"
@@ -65,6 +69,46 @@ class Settings(BaseSettings):
     rb_query_ms: float = 200.0
     rb_memory_mb: float = 2048.0
     rb_unauthorized_max: int = 0
+
+    # The live checklist (`python -m core check`, the Checklist page): its own numbers, once.
+    checklist_stale_hours: float = Field(24.0, gt=0)  # a result older than this is shown as stale
+    checklist_item_timeout_seconds: float = Field(20.0, gt=0)  # a check running longer fails with that reason
+    checklist_synthetic_timeout_seconds: float = Field(30.0, gt=0)  # the synthetic conversation's own limit
+    checklist_api_token: SecretStr | None = None  # a read-only user's API token: /status 200, /activate 403
+    checklist_test_shop_id: int | None = None  # the synthetic conversation's shop (default: the lowest shop id)
+    checklist_log_file: str | None = None  # the application log the "no critical errors" item scans
+    checklist_log_pattern: str = r"CRITICAL|ERROR|Traceback"
+    checklist_host_probe: str | None = None  # main application probe: an http(s) URL or a SQL statement
+    checklist_host_probe_samples: int = Field(5, ge=1, le=100)
+    checklist_min_volume: int = Field(100, ge=0)  # conversations the extended window must have processed
+    sc_main_impact_percent: float = 5.0  # "Performance impact on main application < 5%"
+    sc_window_error_rate: float = 0.01  # the post-deployment windows' "Error rates below 1%"
+    # Emergency contacts (the checklist's last section), shown on the Checklist page and in its report.
+    contact_platform_engineer: str = "[Contact Info]"
+    contact_database_admin: str = "[Contact Info]"
+    contact_security_team: str = "[Contact Info]"
+    contact_product_owner: str = "[Contact Info]"
+    contact_customer_success: str = "[Contact Info]"
+    # Alerts (issue 14): the evaluator's cadence, the seed's remaining alert numbers, and the contact points a
+    # deployment may give in settings (they appear as contact points `webhook` and `email`).
+    alert_eval_seconds: float = Field(15.0, gt=0)
+    alert_error_rate_critical: float = Field(0.01, gt=0, le=1)  # error rate above 1 % is critical
+    alert_failed_conversations: int = Field(10, ge=1)  # "N failed conversations in M minutes"
+    alert_failed_window_minutes: int = Field(5, ge=1)
+    alert_heartbeat_seconds: float = Field(60.0, gt=0)  # no worker heartbeat for this long
+    alert_probe_failures: int = Field(2, ge=1)  # a health endpoint down for this many probes in a row
+    alert_breaker_open_seconds: float = Field(60.0, ge=0)  # a breaker open for longer than this
+    alert_opt_out_margin_pp: float = Field(0.0, ge=0)  # opt-out rate above its 7-day baseline by this many points
+    alert_repeat_minutes: float = Field(240.0, gt=0)  # a firing group is notified again after this long
+    alert_retry_attempts: int = Field(3, ge=1, le=10)
+    alert_retry_base_seconds: float = Field(0.5, ge=0)
+    alert_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    alert_limited_percent: int = Field(10, ge=0, le=100)  # the "go limited" mitigation's share of shops
+    alert_webhook_url: SecretStr | None = None  # Slack-compatible incoming webhook; its URL is a secret
+    alert_email_to: str | None = None
+    sendgrid_base_url: str = "https://api.sendgrid.com"
+    alert_email_from: str = "alerts@bookedbarber.invalid"
+    auto_rollback: bool = False  # a firing rollback trigger runs the immediate rollback itself
 
     cookie_key: SecretStr = SecretStr(EXAMPLE_COOKIE_KEY)
     # The audit chain's HMAC key lives outside the database. Development generates one into AUDIT_KEY_FILE.
@@ -129,7 +173,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _no_placeholders_outside_development(self) -> "Settings":
+    def _no_placeholders_outside_development(self) -> Settings:
         if self.environment == "development":
             return self
         problems = []
@@ -141,6 +185,12 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def emergency_contacts(self) -> dict[str, str]:
+        """The checklist's emergency contacts by role, as configured."""
+        return {"Platform Engineer": self.contact_platform_engineer, "Database Admin": self.contact_database_admin,
+                "Security Team": self.contact_security_team, "Product Owner": self.contact_product_owner,
+                "Customer Success": self.contact_customer_success}
 
     def probe_urls(self) -> list[str]:
         """The health endpoints the console probes, by default the project's own API."""

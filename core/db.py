@@ -48,7 +48,7 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, connect_timeout: int = 5, application_name: str = "agentops") -> Engine:
     """A new engine for URL with this project's connection settings."""
     url = normalize_url(url)
     parsed = make_url(url)
@@ -60,19 +60,24 @@ def make_engine(url: str) -> Engine:
         return engine
     return create_engine(
         url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800,
-        connect_args={"connect_timeout": 5, "application_name": "agentops"},
+        connect_args={"connect_timeout": connect_timeout, "application_name": application_name},
     )
 
 
 def get_engine(url: str | None = None, *, read: bool = False) -> Engine:
-    """The shared engine for URL (default: DATABASE_URL, or DATABASE_READ_URL for heavy reads)."""
+    """The shared engine for URL (default: DATABASE_URL, or DATABASE_READ_URL for heavy reads).
+
+    `read=True` gives the replica's engine without any fallback; reads that tolerate lag use
+    `core.read_routing.replica_session()`, which falls back to the primary while the replica is unreachable."""
     settings = get_settings()
+    replica = read and url is None and settings.database_read_url is not None
     if url is None:
         url = (settings.database_read_url if read else None) or settings.database_url
     key = (url, read)
     with _lock:
         if key not in _engines:
-            _engines[key] = make_engine(url)
+            _engines[key] = (make_engine(url, connect_timeout=settings.database_read_connect_timeout_seconds,
+                                         application_name="agentops-read") if replica else make_engine(url))
         return _engines[key]
 
 

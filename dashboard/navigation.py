@@ -26,6 +26,8 @@ class PageSpec:
 
 PAGES = [
     PageSpec("health.py", "Agent health", ":material/monitor_heart:", Permission.VIEW_HEALTH, "health"),
+    PageSpec("checklist.py", "Checklist", ":material/checklist:", Permission.VIEW_HEALTH, "checklist"),
+    PageSpec("alerts.py", "Alerts", ":material/notifications:", Permission.VIEW_HEALTH, "alerts"),
     PageSpec("controls.py", "Controls", ":material/power_settings_new:", Permission.CONTROL_SYSTEM, "controls"),
     PageSpec("rollbacks.py", "Rollbacks", ":material/history:", Permission.ROLLBACK, "rollbacks"),
     PageSpec("audit.py", "Audit log", ":material/receipt_long:", Permission.READ_AUDIT, "audit"),

@@ -9,7 +9,7 @@ import streamlit as st
 from core.auth import Permission
 from core.config import get_settings
 from core.queries.metrics import WINDOWS, describe_window
-from dashboard import charts, components, data
+from dashboard import charts, components, data, replica_widgets
 
 REFRESH_SECONDS = 15
 actor = components.page_guard(Permission.VIEW_HEALTH, "Agent health")
@@ -31,6 +31,7 @@ def live_panels() -> None:
     figures = load()
     if figures is None:  # the database is down and nothing was read before: the banner says so
         return
+    replica_widgets.fallback_banner(figures.get("route"))
     summary = figures["summary"]
     st.caption(f"Conversations created in the last {window}: {describe_window(summary.since, summary.until)}, "
                f"{scope}. Live panels refresh every {REFRESH_SECONDS} s.")
@@ -52,6 +53,8 @@ def live_panels() -> None:
         tab_shop.dataframe(_breakdown(figures["by_shop"]), hide_index=True, width="stretch")
     render_workers(figures["workers"])
     render_probes(figures["probes"])
+    replica_widgets.replica_panel(components.with_database(lambda: data.replica_status(*data.scope_args(actor)),
+                                                           fallback=None))
     read_at = datetime.fromtimestamp(figures["read_at"]).strftime("%H:%M:%S")
     st.caption(f"Last updated {read_at} · page queries took {figures['read_ms']:.0f} ms")
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make run`: migrate and seed the embedded SQLite database on first run, then start the worker, the demo
-# traffic, the prober, the agent API and the console; stopping the console stops the others.
+# traffic, the prober, the alert evaluator, the agent API and the console; stopping the console stops the others.
 # PORT (console, 8501) and API_PORT (agent API, 8000) choose the ports; each process logs to $RUN_DIR/<name>.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +22,7 @@ fi
 echo
 echo "Demo sign-ins (development only):"
 for u in po support engineer admin; do echo "  $u / $u-demo-pass"; done
-echo "Console: http://127.0.0.1:$PORT   agent API: $API_BASE_URL   logs: $RUN_DIR/{worker,traffic,probe,api}.log"
+echo "Console: http://127.0.0.1:$PORT   agent API: $API_BASE_URL   logs: $RUN_DIR/{worker,traffic,probe,api,alerts}.log"
 echo
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
@@ -33,5 +33,7 @@ $BIN/python -m core api --host 127.0.0.1 --port "$API_PORT" >"$RUN_DIR/api.log" 
 # The first probe waits until the API listens, so a slow start is not recorded as an outage.
 (for _ in $(seq 120); do (exec 3<>"/dev/tcp/127.0.0.1/$API_PORT") 2>/dev/null && break; sleep 0.5; done
  exec $BIN/python -m core probe --every 30) >"$RUN_DIR/probe.log" 2>&1 & pids+=($!)
+# The alert evaluator (every ALERT_EVAL_SECONDS, 15); it installs the default rules on its first run.
+$BIN/python -m core alerts run >"$RUN_DIR/alerts.log" 2>&1 & pids+=($!)
 $BIN/python -m streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port "$PORT" \
   --server.headless true --browser.gatherUsageStats false

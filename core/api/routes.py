@@ -16,6 +16,7 @@ from core.errors import NotFound, PermissionDenied
 from core.queries.conversations import get_conversation_or_raise
 from core.queries.readiness import check_readiness
 from core.queries.status import get_status
+from core.read_routing import run_read
 from core.services.controls import set_instance_status
 from core.services.guard import record_refusal
 from core.uow import UnitOfWork
@@ -54,8 +55,9 @@ def readiness(request: Request) -> JSONResponse:
 def status(request: Request, actor: Actor = Depends(require_actor)) -> dict[str, Any]:
     """Activation mode and scope, state per agent type, instances, and the last hour from the rollups."""
     def compute() -> dict[str, Any]:
-        with read_session(request.app.state.engine) as s:
-            return get_status(s, actor=actor)
+        engine = request.app.state.engine
+        with read_session(engine) as s:  # the switch from the primary, the last hour's figures from the replica
+            return run_read(lambda figures: get_status(s, actor=actor, figures=figures), primary=engine)
 
     return _as_seen_by(actor, request.app.state.status_cache.get(actor.scope_key, compute))
 

@@ -27,9 +27,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "conversations": ("core.cli.runtime_commands", "conversations"),
     "probe": ("core.cli.runtime_commands", "probe the health endpoints and time the dashboard queries"),
     "metrics": ("core.cli.metrics_commands", "agent health over a window: volume, status, error rate, p95, criteria"),
+    "replica": ("core.cli.metrics_commands", "the read replica (DATABASE_READ_URL): reachable?, lag"),
     "api": ("core.cli.api_commands", "serve the agent API (health, status, activation)"),
     "tokens": ("core.cli.api_commands", "API tokens"),
     "rollback": ("core.cli.rollback_commands", "the checklist's rollbacks"),
+    "alerts": ("core.cli.alert_commands", "alert rules, the evaluator, silences, acknowledgements, notifications"),
+    "check": ("core.cli.check_commands",
+              "run the staging checklist's automated items; exit 0 go, 1 no-go, 2 bad input"),
 }
 STRICTNESS = {"development": 0, "staging": 1, "production": 2}
 

@@ -1,6 +1,11 @@
 """The data model. Agent tables are named agent… so the checklist's information_schema query finds them."""
 from core.models.agents import AGENT_TYPES, INSTANCE_STATUSES, Agent, AgentInstance, AgentTemplate
+from core.models.alerts import (
+    ALERT_STATES, CONTACT_KINDS, NO_DATA_MODES, SEVERITIES, AlertContact, AlertDelivery, AlertGroup, AlertLease,
+    AlertRule, AlertSilence, AlertState, AlertTransition,
+)
 from core.models.base import Base, utcnow
+from core.models.checklist import RESULT_KINDS, ChecklistResult, ChecklistRun
 from core.models.conversations import CHANNELS, Conversation, Message
 from core.models.host import Appointment, Barber, Client, Enterprise, Shop
 from core.models.metrics import (
@@ -14,7 +19,9 @@ from core.models.users import ApiToken, ConsoleSession, LoginAttempt, User, User
 
 # Dropped by `db cleanup`. The audit log stays: the record of the cleanup must outlive it.
 # So do the rollback runs: a database rollback records its own run.
-AGENT_TABLES_KEPT_ON_CLEANUP = ("agent_audit_log", "agent_audit_head", "agent_rollback_runs")
+# So does the checklist: its runs are the record of the deployment the rollback undoes.
+AGENT_TABLES_KEPT_ON_CLEANUP = ("agent_audit_log", "agent_audit_head", "agent_rollback_runs", "agent_checklist_runs",
+                                "agent_checklist_results")
 
 
 def agent_tables() -> list[str]:

@@ -44,7 +44,23 @@ def check_readiness(engine: Engine) -> Readiness:
     if "schema" in r.failing:
         return r
     _check_workers_and_switch(engine, r)
+    _describe_replica(engine, r)
     return r
+
+
+def _describe_replica(engine: Engine, r: Readiness) -> None:
+    """The read replica as information only: reads fall back to the primary, so a replica down is not unready."""
+    from core.auth import system_actor
+    from core.queries.replica import get_replica_status
+
+    try:
+        status = get_replica_status(actor=system_actor("readiness"), primary=engine)
+    except Exception as exc:  # noqa: BLE001 - information only: never the reason readiness fails
+        r.info["read_replica"] = {"error": type(exc).__name__}
+        return
+    if status.configured:  # no URL here: readiness answers without a token
+        r.info["read_replica"] = {"reachable": status.reachable, "lag_seconds": status.lag_seconds,
+                                  "lag_bytes": status.lag_bytes, "reading_from": status.reading_from}
 
 
 def _check_schema(engine: Engine, r: Readiness) -> None:

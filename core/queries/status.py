@@ -11,10 +11,14 @@ from core.models import AGENT_TYPES, AgentInstance
 from core.queries.metrics import get_summary
 from core.queries.scope import require_read, shop_filter
 from core.queries.settings import get_activation_state
+from core.read_routing import route_of
 
 
-def get_status(session: Session, *, actor: Actor) -> dict[str, Any]:
-    """Activation mode and scope, state per agent type, instances by status, and the last hour from the rollups."""
+def get_status(session: Session, *, actor: Actor, figures: Session | None = None) -> dict[str, Any]:
+    """Activation mode and scope, state per agent type, instances by status, and the last hour from the rollups.
+
+    The switch and the instances come from SESSION (the primary); the last hour's figures may come from FIGURES,
+    a session on the read replica, since a moment's lag does not change them in any way that matters."""
     require_read(actor, Permission.VIEW_HEALTH)
     state = get_activation_state(session)
     i = AgentInstance
@@ -25,13 +29,14 @@ def get_status(session: Session, *, actor: Actor) -> dict[str, Any]:
     for agent_type, status, n in rows:
         by_status[status] = by_status.get(status, 0) + n
         per_type.setdefault(agent_type, {})[status] = n
-    hour = get_summary(session, actor=actor, window_hours=1)
+    hour = get_summary(figures or session, actor=actor, window_hours=1)
     return {
         "activation": state.as_dict(),
         "agent_types": {t: {"enabled": t not in state.disabled_agent_types, "instances": per_type.get(t, {})}
                         for t in AGENT_TYPES},
         "instances_by_status": by_status,
         "last_hour": {"since": hour.since.isoformat(), "conversations": hour.conversations, "by_status": hour.by_status,
-                      "p95_response_ms": hour.p95_response_ms, "error_rate": hour.error_rate},
+                      "p95_response_ms": hour.p95_response_ms, "error_rate": hour.error_rate,
+                      "read_from": route_of(figures or session).read_from},
         "scope": "all shops" if actor.shop_ids is None else sorted(actor.shop_ids),
     }

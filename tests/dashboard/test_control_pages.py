@@ -17,10 +17,12 @@ from tests.support.data import ROLE_ACTORS
 
 PAGE_ROLES = {  # the design's role table, for the console's pages
     "Agent health": {"po", "support", "engineer", "admin"},
+    "Alerts": {"po", "support", "engineer", "admin"},
     "Controls": {"engineer", "admin"},
     "Rollbacks": {"engineer", "admin"},
     "Audit log": {"po", "engineer", "admin"},
     "Users and tokens": {"admin"},
+    "Checklist": {"po", "support", "engineer", "admin"},  # viewers see it; only engineers and admins act on it
 }
 USERS = {"po": Role.PRODUCT_OWNER, "support": Role.SUPPORT, "engineer": Role.ENGINEER, "admin": Role.ADMIN}
 

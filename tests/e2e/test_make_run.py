@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from core.alerts.rules import DEFAULT_RULES
 from core.config import reset_settings
 from core.db import dispose_engines, make_engine, read_session
-from core.models import HealthProbe
+from core.models import AlertRule, HealthProbe
 from tests.support.net import free_port
 from tests.support.workers import wait_for
 
@@ -62,6 +63,12 @@ def test_the_prober_checks_the_api_that_make_run_started(started: dict) -> None:
     wait_for(lambda: len(probed()) >= 2, timeout=60, what="the first probe results")
     assert {url for url, _ in probed()} == {f"{api}/health", f"{api}/api/v2/agents/health"}
     assert (f"{api}/health", True) in probed()
-    for name in ("worker", "api", "probe", "traffic"):
+    for name in ("worker", "api", "probe", "traffic", "alerts"):
         assert (started["run_dir"] / f"{name}.log").exists(), f"{name} logs to RUN_DIR/{name}.log"
+
+    def rules() -> int:
+        with read_session(engine) as s:
+            return len(s.scalars(select(AlertRule.id)).all())
+
+    wait_for(lambda: rules() == len(DEFAULT_RULES), timeout=60, what="the alert evaluator's default rules")
     engine.dispose()

@@ -60,3 +60,25 @@ def test_demo_traffic_waits_through_a_database_rollback(engine: Engine, db_url: 
         proc.terminate()
         proc.wait(timeout=20)
     assert not out.saw("Traceback")
+
+
+def test_the_alert_evaluator_waits_through_a_database_rollback(engine: Engine, db_url: str,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    seed_minimal(engine, conversations=0)
+    env = {**os.environ, "DATABASE_URL": db_url}
+    proc = subprocess.Popen([sys.executable, "-m", "core", "alerts", "run", "--every", "0.3"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = Output(proc)
+    try:
+        wait_for(lambda: out.saw("evaluated 14 rules"), what="the evaluator's first cycle")
+        assert main(["db", "cleanup", "--yes"]) == 0
+        backup = capsys.readouterr().out.split("restore with: python -m core db restore ")[1].strip()
+        wait_for(lambda: out.saw("waiting: The agent tables are missing"), what="the evaluator to say it waits")
+        assert proc.poll() is None, "the evaluator must not exit while the tables are missing"
+        assert main(["db", "restore", backup]) == 0
+        wait_for(lambda: out.saw("the database is back; carrying on"), what="the evaluator to carry on")
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert not out.saw("Traceback")

@@ -31,7 +31,7 @@ from core.errors import AgentOpsError, PermissionDenied
 from core.models import AuditRecord, RollbackRun, User
 from core.queries.users import actor_for_user
 from core.seed.runner import seed_demo_users
-from core.services import controls, conversations, rollbacks, rollups, schema, tokens, users
+from core.services import alerts, checklist, controls, conversations, rollbacks, rollups, schema, tokens, users
 from core.uow import UnitOfWork
 from dashboard.navigation import PAGES
 from tests.dashboard.conftest import open_app, sign_in
@@ -96,6 +96,7 @@ ACTIONS: dict[str, Action] = {
     "conversation of another shop": Action(AUDIT_READERS, api=("GET", "/api/v2/agents/conversations/{shop2}", None),
                                            api_refused=404),
     "status": Action(EVERYONE, cli=("status",), api=("GET", "/api/v2/agents/status", None)),
+    "read replica status": Action(EVERYONE, cli=("replica",)),
     "liveness": Action(PUBLIC, api=("GET", "/health", None)),
     "readiness": Action(PUBLIC, api=("GET", "/api/v2/agents/health", None), api_ok=frozenset({200, 503})),
     "metrics": Action(PUBLIC, cli=("metrics", "--window", "1h"), api=("GET", "/metrics", None)),
@@ -158,7 +159,50 @@ ACTIONS: dict[str, Action] = {
     "audit verify": Action(EVERYONE, cli=("audit", "verify")),
     "audit list": Action(AUDIT_READERS, cli=("audit", "list")),
     "config": Action(EVERYONE, cli=("config",)),
+    # The checklist: everyone may read it; engineers and admins (Permission.CHECKLIST, the same roles as CONTROL)
+    # run, tick, waive, mark deployed and sign off. Run 999999 does not exist: allowed calls end in NotFound.
+    "checklist start": Action(CONTROL, svc("checklist.start_run", lambda w, a: checklist.start_run(
+        actor=a, uow=UnitOfWork(w.engine), release="table")), cli=("check", "--item", "db.create_tables")),
+    "checklist run": Action(CONTROL, svc("checklist.run_checks", lambda w, a: checklist.run_checks(
+        actor=a, run_id=999_999, item_id="db.create_tables", uow=UnitOfWork(w.engine)))),
+    "checklist tick": Action(CONTROL, svc("checklist.tick_item", lambda w, a: checklist.tick_item(
+        actor=a, run_id=999_999, item_id="code.merge", uow=UnitOfWork(w.engine))),
+        cli=("check", "tick", "code.merge", "--note", "table")),
+    "checklist waive": Action(CONTROL, svc("checklist.waive_item", lambda w, a: checklist.waive_item(
+        actor=a, run_id=999_999, item_id="code.merge", reason="table", uow=UnitOfWork(w.engine))),
+        cli=("check", "waive", "code.merge", "--reason", "table")),
+    "checklist deployed": Action(CONTROL, svc("checklist.mark_deployed", lambda w, a: checklist.mark_deployed(
+        actor=a, run_id=999_999, uow=UnitOfWork(w.engine))), cli=("check", "deployed")),
+    "checklist sign-off": Action(CONTROL, svc("checklist.sign_off", lambda w, a: checklist.sign_off(
+        actor=a, run_id=999_999, uow=UnitOfWork(w.engine))), cli=("check", "sign-off")),
+    "checklist report": Action(EVERYONE, cli=("check", "report", "999999")),
+    "checklist items": Action(EVERYONE, cli=("check", "list")),
+    "page: checklist": Action(frozenset(CONSOLE_USERS), page="Checklist"),
+    "alert rule save": Action(CONTROL, svc("alerts.save_rule", lambda w, a: alerts.save_rule(
+        actor=a, spec={"key": f"tbl_{a.role.value}", "metric": "error_rate", "threshold": 0.5},
+        uow=UnitOfWork(w.engine)))),
+    "alert rule delete": Action(CONTROL, svc("alerts.delete_rule", lambda w, a: alerts.delete_rule(
+        actor=a, key="no_such_rule", uow=UnitOfWork(w.engine)))),
+    "alert default rules": Action(CONTROL, svc("alerts.install_default_rules", lambda w, a: (
+        alerts.install_default_rules(actor=a, uow=UnitOfWork(w.engine)))), cli=("alerts", "defaults")),
+    "alert contact save": Action(CONTROL, svc("alerts.save_contact_point", lambda w, a: alerts.save_contact_point(
+        actor=a, name=f"c-{a.role.value}", kind="email", target="oncall@example.com", uow=UnitOfWork(w.engine)))),
+    "alert contact delete": Action(CONTROL, svc("alerts.delete_contact_point", lambda w, a: (
+        alerts.delete_contact_point(actor=a, name="no-such-contact", uow=UnitOfWork(w.engine))))),
+    "alert silence": Action(CONTROL, svc("alerts.create_silence", lambda w, a: alerts.create_silence(
+        actor=a, matchers="rule=x", minutes=5, reason="t", uow=UnitOfWork(w.engine))),
+        cli=("alerts", "silence", "--match", "rule=x", "--minutes", "5", "--reason", "table")),
+    "alert silence expire": Action(CONTROL, svc("alerts.expire_silence", lambda w, a: alerts.expire_silence(
+        actor=a, silence_id=999_999, uow=UnitOfWork(w.engine)))),
+    "alert acknowledge": Action(CONTROL, svc("alerts.acknowledge_alert", lambda w, a: alerts.acknowledge_alert(
+        actor=a, alert_id=999_999, comment="t", uow=UnitOfWork(w.engine))), cli=("alerts", "ack", "999999")),
+    "alert mitigation": Action(CONTROL, svc("alerts.mitigate_alert", lambda w, a: alerts.mitigate_alert(
+        actor=a, alert_id=999_999, action="kill_switch", reason="t", uow=UnitOfWork(w.engine)))),
+    "alert test notification": Action(CONTROL, svc("alerts.send_test_notification", lambda w, a: (
+        alerts.send_test_notification(actor=a, uow=UnitOfWork(w.engine)))), cli=("alerts", "test")),
+    "alert list": Action(EVERYONE, cli=("alerts", "list")),
     "page: agent health": Action(frozenset(CONSOLE_USERS), page="Agent health"),
+    "page: alerts": Action(frozenset(CONSOLE_USERS), page="Alerts"),
     "page: controls": Action(CONTROL, page="Controls"),
     "page: rollbacks": Action(CONTROL, page="Rollbacks"),
     "page: audit log": Action(AUDIT_READERS, page="Audit log"),
@@ -169,6 +213,8 @@ ACTIONS: dict[str, Action] = {
 NOT_ACTIONS = {
     "controls.apply_settings_change": "the change inside a caller's unit of work; the caller checks the permission",
     "controls.switch_off": "the kill switch's change to a settings row; no actor",
+    "alerts.rule_dict": "a rule's fields as a dict; no state",
+    "alerts.mitigations_for": "which mitigations fit a rule; no state",
     "guard.require": "the permission check itself",
     "guard.refuse": "the permission check itself",
     "guard.authorize_read": "the permission check itself",
@@ -188,6 +234,7 @@ NOT_RUN_COMMANDS = {
     ("worker",): "holds conversations as the system; the kill switch decides what it may start",
     ("api",): "serves the API; every request is authorised through the API rows of this table",
     ("probe",): "telemetry: probe rows and timings, no change on a person's behalf",
+    ("alerts", "run"): "the evaluator: alert state and notifications as the system; its rule edits are services",
 }
 
 

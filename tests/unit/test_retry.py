@@ -133,30 +133,39 @@ def test_a_query_error_is_not_transient() -> None:
 
 
 def test_db_retry_with_a_deadline_outlasts_the_checklist_attempts_then_gives_up(monkeypatch) -> None:
-    import time
+    import functools
+    import types
 
     from sqlalchemy.exc import OperationalError
 
+    import core.retry
     from core.config import reset_settings
     from core.retry import db_retry
 
+    # A clock of the test's own: the waits pass instantly and exactly, so the deadline is tested, not the machine's load.
+    now = [1000.0]
+    monkeypatch.setattr(core.retry, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(core.retry, "Retrying", functools.partial(core.retry.Retrying,
+                                                                 sleep=lambda s: now.__setitem__(0, now[0] + s)))
     monkeypatch.setenv("DB_RETRY_DELAY_SECONDS", "0.01")
     reset_settings()
     calls: list[float] = []
 
     def down_for(attempts: int) -> str:
-        calls.append(time.monotonic())
+        calls.append(now[0])
         if len(calls) <= attempts:
             raise _db_error(AT_CONNECT + "Connection refused")
         return "ok"
 
-    assert db_retry(lambda: down_for(5), until=time.monotonic() + 10) == "ok" and len(calls) == 6
+    assert db_retry(lambda: down_for(5), until=now[0] + 10) == "ok" and len(calls) == 6
     calls.clear()
     with pytest.raises(OperationalError):
         db_retry(lambda: down_for(5))  # without a deadline: the checklist's 3 attempts
     assert len(calls) == 3
     calls.clear()
-    started = time.monotonic()
+    started = now[0]
     with pytest.raises(OperationalError):
         db_retry(lambda: down_for(1000), until=started + 0.1)
-    assert len(calls) >= 5 and calls[-1] < started + 0.1 <= time.monotonic() + 0.02
+    # Waits of 0.01, 0.02, then 0.02 each (the checklist's longest): attempts at +0, .01, .03, .05, .07, .09.
+    assert [round(t - started, 2) for t in calls] == [0.0, 0.01, 0.03, 0.05, 0.07, 0.09]
+    assert now[0] < started + 0.1  # gave up rather than sleep past the deadline

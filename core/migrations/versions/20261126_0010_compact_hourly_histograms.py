@@ -9,7 +9,7 @@ database (both PostgreSQL and SQLite) in one pass, a day at a time. The daily hi
 per day and type / shop the same way (30 days by shop were ~70,000 rows at 1M).
 
 Revision ID: 0010
-Revises: 0005
+Revises: 0008
 Create Date: 2026-11-26 23:50:00
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql
 import core.models.base
 
 revision = "0010"
-down_revision = "0005"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,125 @@
+"""The Alerts page through the real entrypoint: what every role sees, and the engineer's forms."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, select
+
+from core.alerts.evaluator import evaluate
+from core.config import reset_settings
+from core.db import read_session
+from core.models import AlertRule, AlertSilence, AlertState, AuditRecord
+from core.services import alerts
+from core.services.guard import record_refusal
+from core.uow import UnitOfWork
+from dashboard import alert_widgets
+from tests.dashboard.conftest import body_text, in_form, open_app, sign_in, submit
+from tests.support.data import ROLE_ACTORS
+from tests.support.fake_receiver import FakeReceiver
+
+
+@pytest.fixture
+def firing(console_db: Engine) -> Engine:
+    """One firing alert: a rule on refused client-data reads, and such a refusal."""
+    alert_widgets.firing_count.clear()
+    alerts.save_rule(actor=ROLE_ACTORS["engineer"], spec={
+        "key": "t_unauth", "name": "Refused client-data reads", "metric": "unauthorized_access", "threshold": 0,
+        "severity": "critical", "rollback_trigger": True}, uow=UnitOfWork(console_db))
+    record_refusal(actor=ROLE_ACTORS["support"], action="conversation.read", target="conversation 99",
+                   reason="outside shop scope", uow=UnitOfWork(console_db))
+    evaluate(console_db, owner="test")
+    return console_db
+
+
+@pytest.fixture
+def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeReceiver]:
+    server = FakeReceiver().start()
+    monkeypatch.setenv("ALERT_WEBHOOK_URL", server.url + "/hook/T000/B000/secretpart")
+    reset_settings()
+    yield server
+    server.stop()
+
+
+def open_alerts(username: str):
+    at = sign_in(open_app(), username)
+    at.switch_page("../pages/alerts.py").run()
+    assert not at.exception
+    return at
+
+
+@pytest.mark.parametrize("username", ["po", "support", "engineer", "admin"])
+def test_every_role_sees_the_firing_alert_and_its_count(firing: Engine, username: str) -> None:
+    at = open_alerts(username)
+    assert "Alerts" in [t.value for t in at.title]
+    assert {m.label: m.value for m in at.metric}["Firing"] == "1"
+    assert [p.label for p in at.sidebar.get("page_link") if p.label.startswith("Firing alerts")] == ["Firing alerts: 1"]
+    table = at.dataframe[0].value
+    assert list(table["rule"]) == ["Refused client-data reads"] and list(table["state"]) == ["firing"]
+    editing = [b.label for b in at.button if b.label in ("Apply to the alert", "Save rule", "Create silence")]
+    assert editing == ([] if username in ("po", "support") else ["Apply to the alert", "Save rule", "Create silence"])
+
+
+def test_an_engineer_acknowledges_an_alert(firing: Engine) -> None:
+    at = open_alerts("engineer")
+    in_form(at, "alert_act", "Reason or comment (required)").input("on it")
+    at = submit(at, "alert_act")
+    assert not at.exception and not at.error
+    with read_session(firing) as s:
+        alert = s.scalars(select(AlertState)).one()
+        rec = s.scalars(select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(1)).one()
+    assert (alert.acked_by, alert.ack_comment, rec.action) == ("engineer", "on it", "alert.acknowledge")
+    assert "engineer" in list(at.dataframe[0].value["acknowledged by"])
+
+
+def test_a_mitigation_without_a_reason_is_one_sentence_and_stays(firing: Engine) -> None:
+    at = open_alerts("engineer")
+    in_form(at, "alert_act", "Action").select("kill_switch")
+    at = submit(at, "alert_act")
+    assert [e.value for e in at.error] == ["A reason is required for every change to the agent system."]
+
+
+def test_an_invalid_rule_is_refused_on_the_page_and_not_saved(firing: Engine) -> None:
+    at = open_alerts("engineer")
+    in_form(at, "alert_rule", "Key").input("bad_rule")
+    in_form(at, "alert_rule", "Threshold (a number or a setting name)").input("5")
+    in_form(at, "alert_rule", "Pending period (s)").set_value(-30)
+    at = submit(at, "alert_rule")
+    assert [e.value for e in at.error] == ["The pending period cannot be negative (got -30)."]
+    with read_session(firing) as s:
+        assert s.scalars(select(AlertRule.key)).all() == ["t_unauth"]
+
+
+def test_a_silence_from_the_page_shows_the_alert_as_silenced(firing: Engine) -> None:
+    at = open_alerts("engineer")
+    in_form(at, "alert_silence", "Matchers (e.g. rule=error_rate, shop=1)").input("rule=t_unauth")
+    in_form(at, "alert_silence", "Reason (required)").input("planned maintenance")
+    at = submit(at, "alert_silence")
+    assert not at.exception and not at.error
+    with read_session(firing) as s:
+        silence = s.scalars(select(AlertSilence)).one()
+    assert (silence.matchers, silence.created_by) == (["rule=t_unauth"], "engineer")
+    assert list(at.dataframe[0].value["state"]) == ["silenced"]
+    assert {m.label: m.value for m in at.metric}["Silenced"] == "1"
+
+
+def test_send_test_notification_from_the_page_with_the_webhook_masked(firing: Engine, webhook: FakeReceiver) -> None:
+    at = open_alerts("engineer")
+    contacts = at.dataframe[2].value
+    assert list(contacts["name"]) == ["webhook"] and "secretpart" not in " ".join(contacts["target"])
+    at = submit(at, "alert_test")
+    assert not at.exception
+    assert [s.value for s in at.success] == ["Test notification delivered to 1 of 1 contact points."]
+    results = at.dataframe[3].value  # the results, under the contact points
+    assert (list(results["contact point"]), list(results["delivered"])) == (["webhook"], [True])
+    assert webhook.bodies()[0]["test"] is True
+    assert "secretpart" not in body_text(at)
+
+
+def test_an_engineer_removes_a_rule(firing: Engine) -> None:
+    at = open_alerts("engineer")
+    at = submit(at, "alert_remove_rule")
+    assert not at.exception and not at.error
+    with read_session(firing) as s:
+        assert s.scalars(select(AlertRule.key)).all() == [] and s.scalars(select(AlertState)).all() == []
+    assert "The rule t_unauth was removed." in [x.value for x in at.success]

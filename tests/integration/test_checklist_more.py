@@ -1,0 +1,72 @@
+"""More failing cases: a failure stored without its error, slow queries and replies against the criteria, and the
+runner's time limit and its refusal to let an exception out."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import Engine
+
+from core.checklist import runner
+from core.checklist.catalogue import BY_ID
+from core.checklist.checks import integration, windows
+from core.config import reset_settings
+from core.db import write_bind
+from core.models import utcnow
+from core.queries.settings import Scope
+from core.rollups import record_db_time
+from core.services import controls
+from core.services.conversations import enqueue_conversations
+from core.uow import UnitOfWork
+from core.worker import store
+from tests.support.checklist import ADMIN, context
+from tests.support.data import seed_minimal
+
+
+def test_a_failure_stored_without_its_error_fails_the_try_catch_item(engine: Engine) -> None:
+    seed_minimal(engine, conversations=0)
+    controls.set_activation(actor=ADMIN, mode="full", reason="test", uow=UnitOfWork(engine))
+    assert integration.check_failures_recorded(context(engine)).status == "warn"  # nothing to inspect yet
+    conv = enqueue_conversations(actor=ADMIN, count=1, uow=UnitOfWork(engine))[0]
+    assert store.claim(engine, worker_id="w", limit=1, scope=Scope(), lease_seconds=60) == [conv]
+    assert store.finish_without_reply(engine, conversation_id=conv, worker_id="w", status="failed", error=None,
+                                      provider="test").accepted
+    out = integration.check_failures_recorded(context(engine))
+    assert out.status == "fail" and str(conv) in out.detail
+
+
+def test_slow_database_and_slow_replies_fail_the_criteria(engine: Engine, monkeypatch) -> None:
+    seed_minimal(engine)
+    deployed = utcnow().replace(minute=0, second=0, microsecond=0)
+    assert windows.check_sc_db_query(context(engine)).status == "warn"  # no timings yet
+    with write_bind(engine).begin() as conn:
+        record_db_time(conn, source="worker", samples_ms=[20.0] * 50, at=utcnow())
+    assert windows.check_sc_db_query(context(engine)).status == "pass"
+    with write_bind(engine).begin() as conn:
+        record_db_time(conn, source="worker", samples_ms=[500.0] * 500, at=utcnow())
+    assert windows.check_sc_db_query(context(engine)).status == "fail"
+    long_ago = deployed.replace(year=deployed.year - 1)
+    assert windows.check_extended_db(context(engine, deployed_at=long_ago)).status == "fail"
+    assert windows.check_sc_response(context(engine)).status in ("pass", "warn")
+    monkeypatch.setenv("SC_RESPONSE_P95_MS", "1")
+    reset_settings()
+    assert windows.check_sc_response(context(engine)).status == "fail"
+
+
+def test_a_check_past_its_time_limit_fails_saying_so(engine: Engine, monkeypatch) -> None:
+    monkeypatch.setenv("CHECKLIST_ITEM_TIMEOUT_SECONDS", "0.2")
+    reset_settings()
+    monkeypatch.setitem(runner.REGISTRY, "check_liveness", lambda ctx: time.sleep(2))
+    result = runner.run_check(BY_ID["code.status"], context(engine))
+    assert result.status == "fail" and result.evidence["detail"] == "did not finish within 0.2 s"
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom\nsecond line"), KeyError("x")])
+def test_an_exception_in_a_check_becomes_evidence(engine: Engine, monkeypatch, error: Exception) -> None:
+    def broken(ctx):
+        raise error
+
+    monkeypatch.setitem(runner.REGISTRY, "check_liveness", broken)
+    result = runner.run_check(BY_ID["code.status"], context(engine))
+    assert result.status == "fail" and result.evidence["detail"].startswith(type(error).__name__)
+    assert "second line" not in result.evidence["detail"]
