@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> str:
                          f"{ours[0]:.0f} / {ours[1]:.0f} ms, CPU {ours[2]:.0f} ms"
                          + _hyperfine(f"{sys.executable} -m core {' '.join(words)}", env),
                          "≤ 300 ms",
-                         f"every command module imported first (before): {eager[0]:.0f} / {eager[1]:.0f} ms, "
-                         f"CPU {eager[2]:.0f} ms"))
+                         (f"every command module imported first (before): {eager[0]:.0f} / {eager[1]:.0f} ms, "
+                          f"CPU {eager[2]:.0f} ms")))
         bare = _measure([sys.executable, "-c", "pass"], env, args.reps)
         rows.append(("bare interpreter start (floor)", f"{bare[0]:.0f} / {bare[1]:.0f} ms, CPU {bare[2]:.0f} ms",
                      "–", "–"))

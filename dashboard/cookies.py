@@ -2,10 +2,17 @@
 
 Unlike the library's own re-authentication cookie (a JWT that stays valid after logout, see its
 issues #91 and #195), this token is worthless once the server-side session has ended.
+
+The cookie is written by a one-way script (a static component that reports nothing back). A bidirectional cookie
+component posts the browser's cookies back when it mounts and again after each write, and every post-back reran
+the whole page: three to four runs of the first page after sign-in. The server reads the cookie from the request
+(`st.context.cookies`), so nothing needs to come back.
 """
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from datetime import datetime, timezone
+from email.utils import format_datetime
 
 import streamlit as st
 from cryptography.fernet import InvalidToken
@@ -14,6 +21,7 @@ from streamlit_authenticator.utilities import Encryptor
 from core.config import get_settings
 
 COOKIE_NAME = "agentops_session"
+EXPIRED = "Thu, 01 Jan 1970 00:00:00 GMT"
 
 
 def _encryptor() -> Encryptor:
@@ -39,33 +47,34 @@ def _raw_cookie() -> str | None:
     return raw if isinstance(raw, str) else None
 
 
-def _manager():  # noqa: ANN202 - extra_streamlit_components.CookieManager
-    import extra_streamlit_components as stx
+def _write(value: str, *, expires_at: datetime | None) -> None:
+    """Set (or, with no EXPIRES_AT, delete) the cookie from the page: SameSite=Strict, Secure outside development.
 
-    return stx.CookieManager(key="agentops_cookies")
+    Not HttpOnly: only JavaScript can write it (document.cookie cannot set that flag), and Streamlit has no
+    server-side Set-Cookie. The cookie holds only an encrypted token of a server-side session."""
+    expires = format_datetime(expires_at.astimezone(timezone.utc), usegmt=True) if expires_at else EXPIRED
+    flags = ["path=/", f"expires={expires}", "SameSite=Strict"]
+    if get_settings().environment != "development":  # plain http only on a developer's machine
+        flags.append("Secure")
+    cookie = "; ".join([f"{COOKIE_NAME}={value}", *flags])
+    # The value is Fernet's URL-safe base64; "<" is escaped all the same so the string can never end the script.
+    literal = json.dumps(cookie).replace("<", "\\u003c")
+    # st.iframe of a string: our own fixed script in a same-origin frame, never content from a user or the database.
+    st.iframe(f"<script>window.parent.document.cookie = {literal};</script>", height="content")
 
 
 def store_token(token: str, *, expires_at: datetime) -> None:
     """Ask the browser to keep the encrypted token until the session expires.
 
-    The ciphertext is kept per token, so repeated calls send the component the same arguments."""
+    The ciphertext is kept per token, so every run renders the same script and the browser runs it once."""
     sealed = st.session_state.get("agentops_cookie_sealed")
     if not sealed or sealed[0] != token:
         sealed = (token, _encryptor().encrypt(token))
         st.session_state["agentops_cookie_sealed"] = sealed
-    local_expiry = expires_at.astimezone().replace(tzinfo=None)  # the component expects local, naive time
-    # Secure outside development (the console is served over TLS there); plain http only on a developer's machine.
-    # Not HttpOnly: the component writes the cookie through document.cookie, which cannot set that flag, and
-    # Streamlit has no server-side Set-Cookie. The cookie holds only an encrypted token of a server-side session.
-    secure = get_settings().environment != "development"
-    _manager().set(COOKIE_NAME, sealed[1], key="agentops_cookie_set", expires_at=local_expiry, same_site="strict",
-                   secure=secure)
+    _write(sealed[1], expires_at=expires_at)
 
 
 def forget() -> None:
     """Drop the cookie (after sign-out or an ended session)."""
-    if _raw_cookie():
-        try:
-            _manager().delete(COOKIE_NAME, key="agentops_cookie_delete")
-        except KeyError:
-            pass
+    if _raw_cookie() or st.session_state.pop("agentops_cookie_sealed", None):
+        _write("", expires_at=None)

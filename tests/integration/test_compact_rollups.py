@@ -6,11 +6,14 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 
 from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, func, select
 
 from core.auth import system_actor
 from core.db import read_session
-from core.migrate import alembic_config, current_revision, head_revision, upgrade_to_head
+from core.migrate import (
+    alembic_config, alembic_config_for_scripts, current_revision, head_revision, upgrade_to_head,
+)
 from core.models import (
     AgentResponseBucket, AgentResponseDailyByShop, AgentResponseDailyByType, Conversation, utcnow,
 )
@@ -22,6 +25,8 @@ from core.uow import UnitOfWork
 from tests.support.data import ROLE_ACTORS, seed_minimal
 
 ACTOR = system_actor("test")
+# The revision migration 0010 upgrades from (the integrator re-chains it at each merge).
+BEFORE_0010 = ScriptDirectory.from_config(alembic_config_for_scripts()).get_revision("0010").down_revision
 
 
 def raw_histograms(engine: Engine, keys: tuple[str, ...], before) -> dict:
@@ -104,8 +109,8 @@ def test_migration_0010_folds_a_database_with_history(engine: Engine) -> None:
     try:
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0005")
-        with UnitOfWork(engine) as uow:  # the fine rows as a database at 0005 holds them
+            command.downgrade(cfg, BEFORE_0010)
+        with UnitOfWork(engine) as uow:  # the fine rows as a database before 0010 holds them
             uow.session.execute(AgentResponseBucket.__table__.delete())
             insert_fine_buckets(uow.session)
             uow.commit()

@@ -1,6 +1,6 @@
 """9.12: the session cookie as the browser stores it: SameSite=Strict always, Secure outside development.
 
-HttpOnly cannot be set: the cookie is written by JavaScript (extra_streamlit_components' CookieManager) and
+HttpOnly cannot be set: the cookie is written by JavaScript (a one-way script in dashboard/cookies.py) and
 document.cookie cannot create HttpOnly cookies; Streamlit offers no server-side Set-Cookie (see the README)."""
 from __future__ import annotations
 
