@@ -158,15 +158,16 @@ class Acted(Generic[T]):
         return self.ok
 
 
-# What can turn text into a link, emphasis, code, a colour or LaTeX directive, or an HTML tag. Parentheses, dots and
-# dashes stay as they are: without brackets they build no link, and sentences read the same in tests and logs.
-_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]<>~:$|])")
+# What can turn text into a link, emphasis, code, a colour or LaTeX directive, or an HTML tag. Parentheses, dots,
+# dashes and colons stay as they are (without brackets they build no link or directive), so sentences read the same
+# in tests and logs; only the autolinks' `://` and `www.` are broken up.
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]<>~$|])")
 
 
 def plain_md(text: str) -> str:
     """TEXT for Streamlit's markdown-rendering elements (st.error, st.success…), escaped so that a name or reason
     typed by someone shows literally: no link (autolinks included), no emphasis, colour, LaTeX or tag."""
-    return _MARKDOWN_SPECIALS.sub(r"\\\1", text).replace("www.", "www\\.")
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", text).replace("www.", "www\\.").replace("://", "\\://")
 
 
 def act(fn: Callable[[], T]) -> Acted[T]:

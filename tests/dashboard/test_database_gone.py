@@ -13,7 +13,7 @@ from dashboard.navigation import PAGES
 from tests.dashboard.conftest import body_text, open_app, sign_in
 
 # The pages that read agent tables (the others read users, sessions and the audit log, which a cleanup keeps).
-READS_AGENT_TABLES = {"Agent health", "Conversations", "Review queues", "Checklist", "Alerts", "Controls", "Rollbacks"}
+READS_AGENT_TABLES = {"Agent health", "Conversations", "Review queues", "Alerts", "Controls", "Rollbacks"}
 
 
 @pytest.mark.parametrize("spec", PAGES, ids=[p.url_path for p in PAGES])

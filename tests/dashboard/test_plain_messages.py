@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-HOSTILE = "No rule named '[click](javascript:alert(1)) **bold** :red[red] $x$ <img src=x onerror=alert(1)>'."
+HOSTILE = "No rule named '[click](javascript:alert(1)) **bold** :red[red] $x$ http://x www.x <img src=x onerror=alert(1)>'."
 
 
 def _page() -> None:
@@ -11,7 +11,7 @@ def _page() -> None:
     from dashboard.components import act
 
     def refuse() -> None:
-        raise UserInputError("No rule named '[click](javascript:alert(1)) **bold** :red[red] $x$ "
+        raise UserInputError("No rule named '[click](javascript:alert(1)) **bold** :red[red] $x$ http://x www.x "
                              "<img src=x onerror=alert(1)>'.")
 
     act(refuse)
@@ -21,7 +21,7 @@ def test_an_error_echoing_input_is_shown_as_literal_text() -> None:
     at = AppTest.from_function(_page).run()
     assert not at.exception
     shown = at.error[0].value
-    assert shown == (r"No rule named '\[click\](javascript\:alert(1)) \*\*bold\*\* \:red\[red\] \$x\$ "
+    assert shown == (r"No rule named '\[click\](javascript:alert(1)) \*\*bold\*\* :red\[red\] \$x\$ http\://x www\.x "
                      r"\<img src=x onerror=alert(1)\>'.")
     # Unescaping gives back exactly what was typed: nothing was dropped, only made inert.
     assert shown.replace("\\", "") == HOSTILE
