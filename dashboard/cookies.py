@@ -60,7 +60,9 @@ def _write(value: str, *, expires_at: datetime | None) -> None:
     # The value is Fernet's URL-safe base64; "<" is escaped all the same so the string can never end the script.
     literal = json.dumps(cookie).replace("<", "\\u003c")
     # st.iframe of a string: our own fixed script in a same-origin frame, never content from a user or the database.
-    st.iframe(f"<script>window.parent.document.cookie = {literal};</script>", height="content")
+    # One pixel high: an iframe of a bare script is otherwise drawn at the browser default of 150 px, a blank band
+    # above every page until the next reload.
+    st.iframe(f"<script>window.parent.document.cookie = {literal};</script>", height=1)
 
 
 def store_token(token: str, *, expires_at: datetime) -> None:

@@ -16,6 +16,8 @@ mkdir -p "$RUN_DIR"
 $BIN/python -m core db setup
 if [ ! -f "$RUN_DIR/.seeded" ]; then
   $BIN/python -m core seed --test-data demo | tee "$RUN_DIR/seed.log"
+  # The workers fill the review queues from the last REVIEW_FILL_DAYS; the demo's history is older than that.
+  $BIN/python -m core review fill --days 30 | tee -a "$RUN_DIR/seed.log"
   $BIN/python -m core activate --mode full --reason "make run: demo system switched on" >/dev/null
   touch "$RUN_DIR/.seeded"
 fi

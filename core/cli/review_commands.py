@@ -71,6 +71,8 @@ def _review_group(sub: argparse._SubParsersAction) -> None:
     v.set_defaults(func=reveal)
     f = r.add_parser("fill", help="add matching conversations to the queues (never twice)")
     f.add_argument("--every", type=float, help="repeat every this many seconds until stopped")
+    f.add_argument("--days", type=int, help="look back this many days (default REVIEW_FILL_DAYS); a first fill "
+                                            "after loading history looks back over all of it")
     f.set_defaults(func=fill)
     qo = r.add_parser("queue", help="set a queue's reviews per item (2+: agreement between reviewers) and order")
     qo.add_argument("name")
@@ -169,7 +171,7 @@ def fill(args: argparse.Namespace) -> int:
     actor = actor_from_args(args)
 
     def once() -> None:
-        added = review_queues.fill_queues(actor=actor, uow=UnitOfWork(get_engine()))
+        added = review_queues.fill_queues(actor=actor, uow=UnitOfWork(get_engine()), days=args.days)
         print(", ".join(f"{name}: +{n}" for name, n in sorted(added.items())), flush=True)
 
     return repeat(once, every=args.every)

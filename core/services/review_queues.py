@@ -49,14 +49,17 @@ def ensure_default_queues(uow: UnitOfWork) -> None:
     uow.session.flush()
 
 
-def fill_queues(*, actor: Actor, uow: UnitOfWork, now: datetime | None = None) -> dict[str, int]:
-    """Add finished conversations of the last REVIEW_FILL_DAYS that match each queue's rules (within ACTOR's
-    shops); returns how many each queue gained. An item already queued is never added again."""
+def fill_queues(*, actor: Actor, uow: UnitOfWork, now: datetime | None = None,
+                days: int | None = None) -> dict[str, int]:
+    """Add finished conversations of the last DAYS (default REVIEW_FILL_DAYS) that match each queue's rules (within
+    ACTOR's shops); returns how many each queue gained. An item already queued is never added again."""
+    if days is not None and days < 1:
+        raise UserInputError(f"The number of days to look back must be at least 1 (got {days}).")
     now = now or utcnow()
     with uow:
         require(uow, actor, Permission.REVIEW_CONVERSATIONS, action="review.fill", target="review queues")
         ensure_default_queues(uow)
-        since = now - timedelta(days=get_settings().review_fill_days)
+        since = now - timedelta(days=days or get_settings().review_fill_days)
         added = {q.name: _fill_one(uow, actor, q, since, now) for q in uow.session.scalars(select(ReviewQueue))}
         uow.session.execute(update(ReviewQueueItem).where(ReviewQueueItem.done_at.is_(None),
                                                           ReviewQueueItem.lease_expires_at < now)

@@ -314,3 +314,17 @@ def test_two_reviews_per_item_and_agreement_per_queue(world: Engine) -> None:
         assert s.get(ReviewQueueItem, first["item_id"]).done_at is not None
         agreement = {a["queue"]: a for a in reviewer_agreement(s, actor=ENGINEER)}
     assert agreement["opt-outs"]["items_with_two_reviews"] == 1
+
+
+def test_a_first_fill_can_look_back_over_older_history(world: Engine) -> None:
+    """make run fills the queues over the demo's whole history: the workers' rounds only look REVIEW_FILL_DAYS back."""
+    from core.models import utcnow
+
+    later = utcnow() + timedelta(days=40)  # every conversation of the world is now 40 days old
+    with pytest.raises(UserInputError):
+        qs.fill_queues(actor=SYSTEM, uow=UnitOfWork(world), now=later, days=0)
+    assert set(qs.fill_queues(actor=SYSTEM, uow=UnitOfWork(world), now=later).values()) == {0}
+    with read_session(world) as s:
+        failed = s.scalar(select(func.count()).select_from(Conversation).where(Conversation.status == "failed"))
+    assert failed >= 1
+    assert qs.fill_queues(actor=SYSTEM, uow=UnitOfWork(world), now=later, days=60)["failed"] == failed
