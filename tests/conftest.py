@@ -129,7 +129,11 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     monkeypatch.setenv("BACKUP_DIR", str(tmp_path / "backups"))
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "SENTRY_DSN", "AGENT_SYSTEM_ENABLED", "ENVIRONMENT",
                 "AUDIT_PREVIOUS_KEYS", "AGENTOPS_TOKEN", "METRICS_TOKEN", "API_DOCS"):
-        monkeypatch.delenv(var, raising=False)
+        # setenv first, so the undo removes the variable even when it was unset: `main(["--environment", …])`
+        # writes ENVIRONMENT into os.environ, and a bare delenv of an unset variable records nothing to undo,
+        # which leaked "staging" into the module-scoped fixtures of later tests.
+        monkeypatch.setenv(var, "")
+        monkeypatch.delenv(var)
     # A deployment's audit key, as staging and production must have; tests of the development key unset it.
     monkeypatch.setenv("AUDIT_KEY", TEST_AUDIT_KEY)
     reset_settings()
