@@ -16,7 +16,7 @@ from core.auth import Actor
 from core.models import AGENT_TYPES, NO_DATA_MODES, SEVERITIES, AlertRule, utcnow
 from core.services import alerts
 from core.uow import UnitOfWork
-from dashboard.components import DATABASE_ERRORS, act, form_key, reset_form
+from dashboard.components import DATABASE_ERRORS, act, form_key, plain_md, reset_form
 from dashboard.data import TTL_SECONDS, _actor, scope_args
 
 STATE_COLOURS = {"pending": "#f59e0b", "firing": "#dc2626", "resolved": "#16a34a", "normal": "#a3a3a3"}
@@ -105,7 +105,7 @@ def rule_form(actor: Actor, rule: AlertRule | None) -> None:
         if not st.form_submit_button("Save rule"):
             return
     if spec["shop_id"] is not None and not str(spec["shop_id"]).isdigit():
-        st.error(f"The shop id must be a number (got {spec['shop_id']!r}).")
+        st.error(plain_md(f"The shop id must be a number (got {spec['shop_id']!r})."))
         return
     if act(lambda: alerts.save_rule(actor=actor, spec=spec, uow=UnitOfWork())):
         _done("alert_rule", f"Rule {spec['key']} saved.")

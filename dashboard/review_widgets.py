@@ -15,7 +15,7 @@ from core.queries import review as rq
 from core.services import review as rs
 from core.services.guard import record_refusal
 from core.uow import UnitOfWork
-from dashboard.components import act, flash, form_key, reset_form
+from dashboard.components import act, flash, form_key, plain_md, reset_form
 
 # Characters that reorder or hide text (right-to-left overrides, isolates, marks): shown as their code point, so a
 # message cannot make "gpj.exe" look like "exe.jpg" or hide what it says.
@@ -33,11 +33,11 @@ def load_transcript(actor: Actor, conversation_id: int) -> dict[str, Any] | None
         with read_session() as s:
             return rq.get_transcript_or_raise(s, actor=actor, conversation_id=conversation_id)
     except NotFound as exc:
-        st.error(str(exc))
+        st.error(plain_md(str(exc)))
     except PermissionDenied as exc:
         record_refusal(actor=actor, action=rq.TRANSCRIPT_READ, target=f"conversation {conversation_id}",
                        reason=f"unauthorized client data: {exc}", uow=UnitOfWork())
-        st.error(f"{exc} This attempt has been recorded.")
+        st.error(plain_md(f"{exc} This attempt has been recorded."))
     return None
 
 

@@ -14,7 +14,7 @@ actor = components.page_guard(Permission.VIEW_HEALTH, "Alerts")
 can_edit = actor.can(Permission.CHECKLIST)
 st.title("Alerts")
 if said := st.session_state.pop("alerts_said", None):  # what the last action did, once
-    st.success(said)
+    st.success(components.plain_md(said))
 with read_session() as s:
     shown = q.list_alerts(s, actor=actor)
     history = q.list_history(s, actor=actor, hours=24)

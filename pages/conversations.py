@@ -31,7 +31,7 @@ def _from_link() -> dict[str, Any]:
     try:
         return parse_filter(raw).as_dict()
     except AgentOpsError as exc:
-        st.warning(f"The link's filters were not applied: {exc}")
+        st.warning(components.plain_md(f"The link's filters were not applied: {exc}"))  # the URL's own words
         return {}
 
 
@@ -84,7 +84,7 @@ with st.form("conv_filter_form"):
             st.session_state["conv_pages"] = [None]
             st.rerun()
         except AgentOpsError as exc:
-            st.error(str(exc))
+            st.error(components.plain_md(str(exc)))
 
 try:
     filters = parse_filter(st.session_state["conv_filters"])
@@ -94,10 +94,13 @@ try:
 except PermissionDenied as exc:  # a shop outside one's scope: an attempt on client data, audited
     record_refusal(actor=actor, action="conversation.read", target=f"shop {filters.shop_id}",
                    reason=f"unauthorized client data: {exc}", uow=UnitOfWork())
-    st.error(f"{exc} This attempt has been recorded.")
+    st.error(components.plain_md(f"{exc} This attempt has been recorded."))
+    # Forget the refused filter: kept, every later click would record the same attempt again (and feed the
+    # "unauthorized access" rollback trigger).
+    st.session_state["conv_filters"], st.session_state["conv_pages"] = {}, [None]
     filters, page = ConversationFilter(), rq.Page([], None)
 except AgentOpsError as exc:
-    st.error(str(exc))
+    st.error(components.plain_md(str(exc)))
     filters, page = ConversationFilter(), rq.Page([], None)
 
 rows = [{**r, "flags": ", ".join(r["flags"]), "created_at": f"{r['created_at']:%Y-%m-%d %H:%M}"} for r in page.rows]
@@ -117,15 +120,17 @@ with st.form("open_conversation"):
         if wanted.strip().isdigit():
             st.query_params["conversation"] = wanted.strip()
             st.rerun()
-        st.error(f"A conversation id is a number (got {wanted!r}).")
+        st.error(components.plain_md(f"A conversation id is a number (got {wanted!r})."))
 
 opened = st.query_params.get("conversation")
 if opened and opened.isdigit():
     t = review_widgets.load_transcript(actor, int(opened))
-    if t:
+    if t is None:  # missing or refused (audited once): the link is dropped so a rerun does not record it again
+        del st.query_params["conversation"]
+    else:
         review_widgets.transcript(t)
         review_widgets.reveal_form(actor, t)
         review_widgets.review_form(actor, t)
         review_widgets.state_form(actor, t)
 elif opened:
-    st.error(f"A conversation id is a number (got {opened!r}).")
+    st.error(components.plain_md(f"A conversation id is a number (got {opened!r})."))

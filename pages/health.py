@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from core.auth import Permission
-from core.config import get_settings
+from core.config import get_settings, mask_url
 from core.queries.metrics import WINDOWS, describe_window
 from dashboard import charts, components, data, replica_widgets
 
@@ -81,8 +81,8 @@ def render_workers(workers: list[dict]) -> None:
 def render_probes(probes: list[dict]) -> None:
     st.subheader("Health endpoints")
     if not probes:
-        st.info(f"No probe results in the last {window}. `python -m core probe --every 30` checks "
-                + ", ".join(settings.probe_urls()))
+        st.info(components.plain_md(f"No probe results in the last {window}. python -m core probe --every 30 checks "
+                                    + ", ".join(map(mask_url, settings.probe_urls()))))
         return
     for p in probes:
         state = "up" if p["ok"] else f"DOWN ({p['error'] or p['status_code']})"

@@ -126,6 +126,8 @@ def list_deliveries(session: Session, *, actor: Actor, limit: int = 50,
                     before_id: int | None = None) -> list[dict[str, Any]]:
     """The delivery log, newest first, a page of LIMIT rows before BEFORE_ID (keyset)."""
     require_read(actor, Permission.VIEW_HEALTH)
+    if actor.shop_ids is not None:  # notification texts name every shop's alerts; a shop-scoped user sees none
+        return []
     d = AlertDelivery
     q = select(d).order_by(d.id.desc()).limit(limit)
     rows = session.scalars(q.where(d.id < before_id) if before_id else q).all()

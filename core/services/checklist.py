@@ -68,9 +68,12 @@ def _locked_run(uow: UnitOfWork, run_id: int) -> ChecklistRun:
     return run
 
 
-def _record(uow: UnitOfWork, actor: Actor, run_id: int, result: ItemResult, *, note: str = "") -> None:
-    """One result and its audit record, committed."""
+def _record(uow: UnitOfWork, actor: Actor, run_id: int, result: ItemResult, *, note: str = "",
+            check: str | None = None) -> None:
+    """One result and its audit record, committed; with CHECK, the permission is checked in the same unit."""
     with uow:
+        if check:
+            require(uow, actor, Permission.CHECKLIST, action=check, target=f"run {run_id} {result.item_id}")
         _locked_run(uow, run_id)
         uow.session.add(ChecklistResult(run_id=run_id, item_id=result.item_id, kind=result.kind, status=result.status,
                                         evidence=result.evidence, actor=actor.username[:100], recorded_at=utcnow(),
@@ -122,19 +125,16 @@ def tick_item(*, actor: Actor, run_id: int, item_id: str, uow: UnitOfWork, note:
     note = _text(note, "note", required=False)
     if item.automated:
         raise UserInputError(f"{item_id} is checked automatically: run it, or waive it with a reason.")
-    with uow:
-        require(uow, actor, Permission.CHECKLIST, action="checklist.tick", target=f"run {run_id} {item_id}")
-    _record(uow, actor, run_id, ItemResult(item_id, "tick", "done", {"measured": "manual", "detail": note}), note=note)
+    _record(uow, actor, run_id, ItemResult(item_id, "tick", "done", {"measured": "manual", "detail": note}), note=note,
+            check="checklist.tick")
 
 
 def waive_item(*, actor: Actor, run_id: int, item_id: str, reason: str, uow: UnitOfWork) -> None:
     """Accept an item as it is, for a stated reason (engineers and admins)."""
     get_item(item_id)
     reason = _text(reason, "reason for the waiver", required=True)
-    with uow:
-        require(uow, actor, Permission.CHECKLIST, action="checklist.waive", target=f"run {run_id} {item_id}")
     _record(uow, actor, run_id, ItemResult(item_id, "waive", "waived", {"measured": "waiver", "detail": reason}),
-            note=reason)
+            note=reason, check="checklist.waive")
 
 
 def mark_deployed(*, actor: Actor, run_id: int, uow: UnitOfWork, at: datetime | None = None) -> RunView:

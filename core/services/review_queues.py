@@ -137,7 +137,9 @@ def next_item(*, actor: Actor, queue: str, uow: UnitOfWork, now: datetime | None
     """Lease the next item of QUEUE to ACTOR (or return the one they already hold); None when the queue is empty.
 
     One statement claims it: UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED) RETURNING on PostgreSQL, and
-    the same UPDATE under SQLite's write lock, so two reviewers asking at once never get the same item."""
+    the same UPDATE under SQLite's write lock, so two reviewers asking at once never get the same item. A lease is
+    working state, like the worker's claims: it is not audited (the review that ends it is), which also keeps ten
+    reviewers from queueing on the audit chain's head."""
     now = now or utcnow()
     with uow:
         require(uow, actor, Permission.REVIEW_CONVERSATIONS, action="review.next", target=f"queue {queue}")

@@ -1,6 +1,7 @@
 """AppTest through the real entrypoint, on a seeded database with the demo sign-ins."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,12 @@ def sign_in(at: AppTest, username: str, password: str | None = None) -> AppTest:
     at.button[0].click()
     at.run()
     return at
+
+
+def shown(elements) -> list[str]:  # noqa: ANN001 - AppTest's element lists
+    """What markdown elements (st.success, st.error…) show a person: the text with markdown's backslash escapes
+    removed (page messages escape what people typed, see dashboard.components.plain_md)."""
+    return [re.sub(r"\\(.)", r"\1", e.value) for e in elements]
 
 
 def body_text(at: AppTest) -> str:

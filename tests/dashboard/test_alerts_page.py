@@ -14,7 +14,7 @@ from core.services import alerts
 from core.services.guard import record_refusal
 from core.uow import UnitOfWork
 from dashboard import alert_widgets
-from tests.dashboard.conftest import body_text, in_form, open_app, sign_in, submit
+from tests.dashboard.conftest import body_text, in_form, open_app, shown, sign_in, submit
 from tests.support.data import ROLE_ACTORS
 from tests.support.fake_receiver import FakeReceiver
 
@@ -122,4 +122,4 @@ def test_an_engineer_removes_a_rule(firing: Engine) -> None:
     assert not at.exception and not at.error
     with read_session(firing) as s:
         assert s.scalars(select(AlertRule.key)).all() == [] and s.scalars(select(AlertState)).all() == []
-    assert "The rule t_unauth was removed." in [x.value for x in at.success]
+    assert "The rule t_unauth was removed." in shown(at.success)

@@ -1,7 +1,7 @@
 """The Conversations and Review queues pages through the real entrypoint (AppTest), as each role sees them."""
 from __future__ import annotations
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from core.auth import system_actor
 from core.db import read_session
@@ -126,3 +126,9 @@ def test_another_shops_link_is_refused_and_audited(console_db: Engine) -> None:
         refused = s.execute(select(AuditRecord.action, AuditRecord.target).where(
             AuditRecord.outcome == "refused", AuditRecord.actor == "sue")).all()
     assert sorted(refused) == [("conversation.read", "shop 2"), ("transcript.read", f"conversation {other}")]
+    at.run()  # the next click on the page: the refused shop filter and link are not tried (and recorded) again
+    assert not at.exception and "conversation" not in at.query_params
+    with read_session(console_db) as s:
+        again = s.scalar(select(func.count()).select_from(AuditRecord).where(
+            AuditRecord.outcome == "refused", AuditRecord.actor == "sue"))
+    assert again == 2
