@@ -47,6 +47,10 @@ def _pick(label: str, options: tuple[Any, ...] | list[Any], current: Any, key: s
                         format_func=lambda v: "any" if v == "" else str(v), key=key)
 
 
+def _num(value: Any) -> str:
+    return "" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _day(value: str | None) -> Any:
     return parse_time(value, "date").date() if value else None
 
@@ -71,11 +75,16 @@ with st.form("conv_filter_form"):
                        given.get("rating"), "f_rating")
     since = h.date_input("From (UTC)", value=_day(given.get("since")), key="f_since")
     until = i.date_input("Until (UTC)", value=_day(given.get("until")), key="f_until")
+    j, k, m = st.columns(3)
+    provider = j.text_input("Provider", value=given.get("provider") or "", key="f_provider")
+    judge_min = k.text_input("Judge score at least", value=_num(given.get("judge_min")), key="f_judge_min")
+    judge_max = m.text_input("Judge score at most", value=_num(given.get("judge_max")), key="f_judge_max")
     search = st.text_input("Search messages", value=given.get("search") or "", key="f_search")
     has_error = st.checkbox("Only with an error", value=bool(given.get("has_error")), key="f_error")
     if st.form_submit_button("Apply filters"):
         raw = {"status": status, "agent_type": agent_type, "shop_id": shop.strip(), "channel": channel,
                "review_state": state, "flag": flag, "rating": rating, "search": search,
+               "provider": provider.strip(), "judge_min": judge_min.strip(), "judge_max": judge_max.strip(),
                "has_error": True if has_error else None,
                "since": datetime.combine(since, time.min, tzinfo=UTC) if since else None,
                "until": datetime.combine(until, time.max, tzinfo=UTC) if until else None}

@@ -8,7 +8,7 @@ from core.db import read_session
 from core.models import AuditRecord, Client, Conversation, ReviewQueueItem, ReviewRecord
 from core.services import review_queues
 from core.uow import UnitOfWork
-from tests.dashboard.conftest import body_text, open_app, sign_in, submit
+from tests.dashboard.conftest import body_text, open_app, shown, sign_in, submit
 
 
 def _open(at, path: str, **params: str):
@@ -132,3 +132,18 @@ def test_another_shops_link_is_refused_and_audited(console_db: Engine) -> None:
         again = s.scalar(select(func.count()).select_from(AuditRecord).where(
             AuditRecord.outcome == "refused", AuditRecord.actor == "sue"))
     assert again == 2
+
+
+def test_provider_and_judge_score_filters_on_the_page(console_db: Engine) -> None:
+    at = _open(sign_in(open_app(), "engineer"), "conversations.py")
+    provider = at.dataframe[0].value["provider"].iloc[0]
+    at.text_input(key="f_provider").set_value(provider)
+    at = submit(at, "conv_filter_form")
+    assert not at.exception and set(at.dataframe[0].value["provider"]) == {provider}
+    at.text_input(key="f_provider").set_value("no-such-provider")
+    at = submit(at, "conv_filter_form")
+    assert not at.exception and len(at.dataframe[0].value) == 0
+    at.text_input(key="f_judge_min").set_value("lots")
+    at = submit(at, "conv_filter_form")
+    assert not at.exception and shown(at.error) == ["judge_min must be a number (got 'lots')."]
+    assert at.text_input(key="f_judge_min").value == "lots"  # the form keeps what was typed
