@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import os
 import statistics
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import create_engine, text
@@ -56,6 +57,16 @@ def pct(values: list[float], q: float) -> float:
     """The Q-quantile (0..1) of VALUES, nearest-rank."""
     ordered = sorted(values)
     return ordered[max(0, min(len(ordered) - 1, int(round(q * len(ordered) + 0.5)) - 1))] if ordered else float("nan")
+
+
+def time_ms(fn: Callable[[], object], reps: int) -> list[float]:
+    """Run FN REPS times; each run's wall time in milliseconds."""
+    out = []
+    for _ in range(reps):
+        started = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - started) * 1000)
+    return out
 
 
 def mean(values: list[float]) -> float:

@@ -12,21 +12,12 @@ from datetime import timedelta
 
 import psutil
 
-from bench.common import PG_ADMIN, loaded_postgres, pct, table, use_database
+from bench.common import PG_ADMIN, loaded_postgres, pct, table, time_ms, use_database
 
 SMALL_DB = "agentops_bench_100k"
 # The histogram table as it was before migration 0010 (hour × instance × bucket), rebuilt from the raw rows
 # for the peer read; dropped when the bench is done.
 PEER_TABLE = "bench_instance_buckets"
-
-
-def _time(fn: Callable[[], object], reps: int) -> list[float]:
-    out = []
-    for _ in range(reps):
-        started = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - started) * 1000)
-    return out
 
 
 def _queries(s, actor, hours: int) -> dict[str, Callable[[], object]]:  # noqa: ANN001
@@ -70,9 +61,9 @@ def measure(url: str, reps: int) -> dict[tuple[str, str, str], tuple[float, int]
             for window, hours in (("24h", 24), ("30d", 720)):
                 for name, fn in _queries(s, actor, hours).items():
                     fn()
-                    out[(who, name, window)] = pct(_time(fn, reps), 0.95), _rows_read(s, fn)
+                    out[(who, name, window)] = pct(time_ms(fn, reps), 0.95), _rows_read(s, fn)
         workers = lambda: health.list_workers(s, actor=system_actor("b"))  # noqa: E731
-        out[("all shops", "workers", "–")] = pct(_time(workers, reps), 0.95), _rows_read(s, workers)
+        out[("all shops", "workers", "–")] = pct(time_ms(workers, reps), 0.95), _rows_read(s, workers)
     return out
 
 
@@ -105,7 +96,7 @@ def peer_histogram_reads(url: str, reps: int) -> list[tuple[str, str, str, str]]
                                                                                     current)])
             new_read = lambda p=plan, b=by: rollup_reads.histograms(s, actor=actor, plan=p, by=b)  # noqa: E731
             old_read = lambda p=plan, b=by: _instance_keyed(s, p, b)  # noqa: E731
-            ours, theirs = pct(_time(new_read, reps), 0.95), pct(_time(old_read, reps), 0.95)
+            ours, theirs = pct(time_ms(new_read, reps), 0.95), pct(time_ms(old_read, reps), 0.95)
             rows.append((f"histogram by {by}, {hours - 1} whole hours: p95; rows read",
                          f"{ours:.1f} ms; {_rows_read(s, new_read):,} rows", "–",
                          f"instance-keyed table ({peer_rows:,} rows): {theirs:.1f} ms ({theirs / ours:.1f}× slower); "
@@ -179,9 +170,9 @@ def main(argv: list[str] | None = None) -> str:
     from core.queries import metrics
 
     with read_session(engine) as s:
-        ours = _time(lambda: metrics.get_summary(s, actor=system_actor("b"), window_hours=720), 3)
+        ours = time_ms(lambda: metrics.get_summary(s, actor=system_actor("b"), window_hours=720), 3)
     page_rows = [] if args.no_page else _page_rows(args.reps)  # before pandas fills this process with a million rows
-    naive = _time(lambda: _naive_summary(engine), 3)
+    naive = time_ms(lambda: _naive_summary(engine), 3)
     rows.append(("summary over 30 d, median", f"{pct(ours, 0.5):.1f} ms", "–",
                  f"pd.read_sql + groupby: {pct(naive, 0.5):,.0f} ms ({pct(naive, 0.5) / pct(ours, 0.5):,.0f}× slower)"))
     rows += page_rows

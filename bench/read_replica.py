@@ -13,18 +13,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from bench.common import pct, table
+from bench.common import pct, table, time_ms
 
 HEALTH_WINDOW_HOURS = 24
-
-
-def _time(fn: Callable[[], object], reps: int) -> list[float]:
-    out = []
-    for _ in range(reps):
-        started = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - started) * 1000)
-    return out
 
 
 def _health_reads(session_factory: Callable) -> Callable[[], None]:
@@ -66,9 +57,9 @@ def _reads_rows(primary_engine, reps: int) -> list[tuple[str, str, str, str]]:
     on_replica = _health_reads(replica_session)
     on_primary = _health_reads(lambda: read_session(primary_engine))
     on_replica(), on_primary()  # warm both caches
-    rep, prim = _time(on_replica, reps), _time(on_primary, reps)
-    tiny_rep = _time(_routed_select(replica_session), 200)
-    tiny_prim = _time(_routed_select(lambda: read_session(primary_engine)), 200)
+    rep, prim = time_ms(on_replica, reps), time_ms(on_primary, reps)
+    tiny_rep = time_ms(_routed_select(replica_session), 200)
+    tiny_prim = time_ms(_routed_select(lambda: read_session(primary_engine)), 200)
     return [("Agent health read set (24 h), on the replica, p50 / p95",
              f"{pct(rep, 0.5):,.1f} / {pct(rep, 0.95):,.1f} ms", "≈ the primary's",
              f"on the primary: {pct(prim, 0.5):,.1f} / {pct(prim, 0.95):,.1f} ms"),
@@ -128,10 +119,10 @@ def _outage_rows(label: str, read_url: str, run: Callable[[], None], reps: int,
     from core.read_routing import forget_replica_state, replica_session
 
     _set_read_url(read_url, retry_seconds=300)  # one outage window covers the whole measurement
-    first = _time(run, 1)[0]
-    rest = _time(run, reps)
+    first = time_ms(run, 1)[0]
+    rest = time_ms(run, reps)
     tiny = _routed_select(replica_session)
-    tiny_cached = _time(tiny, 200)
+    tiny_cached = time_ms(tiny, 200)
 
     def naive(fn: Callable[[], None]) -> Callable[[], None]:
         def again() -> None:
@@ -139,7 +130,7 @@ def _outage_rows(label: str, read_url: str, run: Callable[[], None], reps: int,
             fn()
         return again
 
-    tries, tiny_naive = _time(naive(run), max(3, reps // 5)), _time(naive(tiny), 10)
+    tries, tiny_naive = time_ms(naive(run), max(3, reps // 5)), time_ms(naive(tiny), 10)
     return [(f"replica {label}: first Agent health read set (finds it down)", f"{first:,.1f} ms",
              "≤ connect timeout + a read", "–"),
             (f"replica {label}: later read sets p50 / p95 (down state cached)",
@@ -185,7 +176,7 @@ def main(argv: list[str] | None = None) -> str:
             _set_read_url(replica.url())
             rows = _reads_rows(engine, args.reps)
             rows += _lag_rows(replica, args.lag_seconds)
-            on_primary = _time(_health_reads(lambda: read_session(engine)), args.reps)
+            on_primary = time_ms(_health_reads(lambda: read_session(engine)), args.reps)
             run = _health_reads(replica_session)
             replica.stop()
             rows += _outage_rows("stopped (connection refused)", replica.url(), run, args.reps, pct(on_primary, 0.5))

@@ -6,26 +6,16 @@ import argparse
 import random
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from sqlalchemy import text
 
-from bench.common import loaded_postgres, pct, table, use_database
+from bench.common import loaded_postgres, pct, table, time_ms, use_database
 
 RARE = "refund"  # written into a few hundred client messages below: a rare word, as complaints are
 FILTERS = [{"status": "failed"}, {"agent_type": "upsell", "shop_id": "3"}, {"status": "opted_out", "channel": "sms"},
            {"agent_type": "retention", "review_state": "unreviewed"}, {"has_error": "true", "agent_type": "rebooking"}]
-
-
-def _time(fn: Callable[[], object], reps: int) -> list[float]:
-    out = []
-    for _ in range(reps):
-        started = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - started) * 1000)
-    return out
 
 
 def _p95(times: list[float]) -> str:
@@ -69,11 +59,11 @@ def _filtered_pages(engine, reps: int) -> list[tuple[str, str, str, str]]:
         for raw in FILTERS:
             f = parse_filter(raw)
             first = list_conversations(s, actor=actor, filters=f)
-            times += _time(lambda f=f: list_conversations(s, actor=actor, filters=f), reps)
+            times += time_ms(lambda f=f: list_conversations(s, actor=actor, filters=f), reps)
             if first.next_cursor:
-                second += _time(lambda f=f, c=first.next_cursor: list_conversations(s, actor=actor, filters=f,
+                second += time_ms(lambda f=f, c=first.next_cursor: list_conversations(s, actor=actor, filters=f,
                                                                                      cursor=c), reps)
-    naive = _time(lambda: _naive_page(engine), 3)
+    naive = time_ms(lambda: _naive_page(engine), 3)
     return [("filtered page (5 filter sets, first page) p95", _p95(times), "≤ 50 ms",
              f"pd.read_sql of 30 days + pandas filter: median {pct(naive, 0.5):,.0f} ms"),
             ("filtered page, next page by keyset p95", _p95(second), "≤ 50 ms", "–")]
@@ -99,8 +89,8 @@ def _search(engine, reps: int) -> list[tuple[str, str, str, str]]:
         with read_session(engine) as s:
             f = parse_filter({"search": term})
             found = len(list_conversations(s, actor=actor, filters=f).rows)
-            ours = _time(lambda f=f: list_conversations(s, actor=actor, filters=f), reps)
-        like = _time(lambda t=term: _naive_like(engine, t), 3)
+            ours = time_ms(lambda f=f: list_conversations(s, actor=actor, filters=f), reps)
+        like = time_ms(lambda t=term: _naive_like(engine, t), 3)
         out.append((f"full-text search, {label} ({term!r}, {found} on page 1) p95", _p95(ours),
                     "≤ 100 ms", f"LIKE '%{term}%': median {pct(like, 0.5):,.0f} ms"))
     return out
