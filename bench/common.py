@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import statistics
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -57,6 +60,20 @@ def pct(values: list[float], q: float) -> float:
     """The Q-quantile (0..1) of VALUES, nearest-rank."""
     ordered = sorted(values)
     return ordered[max(0, min(len(ordered) - 1, int(round(q * len(ordered) + 0.5)) - 1))] if ordered else float("nan")
+
+
+def start_workers(n: int, env: dict[str, str]) -> list[subprocess.Popen]:
+    """N `python -m core worker` processes with ENV, their output discarded."""
+    return [subprocess.Popen([sys.executable, "-m", "core", "worker"], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL) for _ in range(n)]
+
+
+def stop_processes(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM every process (they stop cleanly), then wait for each."""
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        p.wait(timeout=60)
 
 
 def time_ms(fn: Callable[[], object], reps: int) -> list[float]:

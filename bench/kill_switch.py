@@ -10,27 +10,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
-import sys
 import time
 from datetime import datetime, timezone
 
 from sqlalchemy import func, select, text
 
-from bench.common import pct, scratch_postgres, table, use_database
-
-
-def _workers(n: int, env: dict[str, str]) -> list[subprocess.Popen]:
-    return [subprocess.Popen([sys.executable, "-m", "core", "worker"], env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL) for _ in range(n)]
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    for p in procs:
-        p.send_signal(signal.SIGTERM)
-    for p in procs:
-        p.wait(timeout=60)
+from bench.common import pct, scratch_postgres, start_workers, stop_processes, table, use_database
 
 
 def _one_switch(engine, actor) -> tuple[float, float, float, float]:  # noqa: ANN001
@@ -83,7 +68,7 @@ def _wait_for_workers(engine, n: int) -> None:  # noqa: ANN001
 def _run_mode(engine, actor, env: dict[str, str], trials: int) -> list[list[float]]:  # noqa: ANN001
     with engine.begin() as conn:  # the previous mode's workers are gone
         conn.execute(text("DELETE FROM agent_workers"))
-    procs = _workers(2, env)
+    procs = start_workers(2, env)
     figures: list[list[float]] = [[], [], [], []]
     try:
         _wait_for_workers(engine, 2)
@@ -91,7 +76,7 @@ def _run_mode(engine, actor, env: dict[str, str], trials: int) -> list[list[floa
             for column, value in zip(figures, _one_switch(engine, actor)):
                 column.append(value)
     finally:
-        _stop(procs)
+        stop_processes(procs)
     return figures
 
 

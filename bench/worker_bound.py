@@ -20,8 +20,8 @@ from contextlib import nullcontext
 import psutil
 from sqlalchemy import func, select, text
 
-from bench.common import loaded_postgres, scratch_postgres, table, use_database
-from bench.worker_throughput import _enqueue, _env, _prepare, _stop
+from bench.common import loaded_postgres, scratch_postgres, stop_processes, table, use_database
+from bench.worker_throughput import _enqueue, _env, _prepare
 
 LATENCY = 0.1  # seconds the loopback model takes per answer
 BARE = """
@@ -102,7 +102,7 @@ def _worker_run(engine, env: dict[str, str], count: int) -> tuple[float, float, 
         wall = time.perf_counter() - wall
         after = _cpu(_serving(engine, proc))
     finally:
-        _stop([proc])
+        stop_processes([proc])
     with engine.connect() as conn:
         first, last = conn.execute(select(func.min(c.started_at), func.max(c.completed_at)).where(c.id.in_(ids))).one()
     cpu = sum(t - before.get(pid, 0.0) for pid, t in after.items())

@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -19,7 +17,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select, text
 
-from bench.common import loaded_postgres, mean, pct, scratch_postgres, table, use_database
+from bench.common import (
+    loaded_postgres, mean, pct, scratch_postgres, start_workers, stop_processes, table, use_database,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -44,18 +44,6 @@ WORKER_TABLES = ("agent_conversations", "agent_messages", "agent_metrics", "agen
 def _env(url: str, fake_url: str) -> dict[str, str]:
     return {**os.environ, "DATABASE_URL": url, "OPENAI_API_KEY": "sk-bench-loopback", "OPENAI_BASE_URL": fake_url,
             "AGENT_MAX_CONCURRENT": "10", "AGENT_LOG_LEVEL": "WARNING"}
-
-
-def _workers(n: int, env: dict[str, str]) -> list[subprocess.Popen]:
-    return [subprocess.Popen([sys.executable, "-m", "core", "worker"], env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL) for _ in range(n)]
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    for p in procs:
-        p.send_signal(signal.SIGTERM)
-    for p in procs:
-        p.wait(timeout=60)
 
 
 def _prepare(engine) -> None:  # noqa: ANN001
@@ -88,7 +76,7 @@ def _throughput(engine, env, n_workers: int, count: int) -> float:  # noqa: ANN0
     ids = _enqueue(engine, count)
     with engine.begin() as conn:
         conn.execute(text("ANALYZE agent_conversations"))
-    procs = _workers(n_workers, env)
+    procs = start_workers(n_workers, env)
     try:
         while True:
             with engine.connect() as conn:
@@ -97,7 +85,7 @@ def _throughput(engine, env, n_workers: int, count: int) -> float:  # noqa: ANN0
                 break
             time.sleep(0.2)
     finally:
-        _stop(procs)
+        stop_processes(procs)
     with engine.connect() as conn:
         first, last = conn.execute(select(func.min(c.started_at), func.max(c.completed_at)).where(c.id.in_(ids))).one()
     return count / (last - first).total_seconds()
@@ -229,7 +217,7 @@ def _kill_propagation(engine, env, trials: int) -> list[float]:  # noqa: ANN001
     from core.uow import UnitOfWork
 
     actor, out = system_actor("bench"), []
-    procs = _workers(2, env)
+    procs = start_workers(2, env)
     try:
         for _ in range(trials):
             controls.set_activation(actor=actor, mode="full", reason="bench trial", uow=UnitOfWork(engine))
@@ -249,7 +237,7 @@ def _kill_propagation(engine, env, trials: int) -> list[float]:  # noqa: ANN001
                         break
                 time.sleep(0.1)
     finally:
-        _stop(procs)
+        stop_processes(procs)
     return out
 
 
@@ -342,7 +330,7 @@ def _drain(engine, env) -> None:  # noqa: ANN001
 
     claimable = (select(func.count()).select_from(c).join(i, i.id == c.agent_instance_id)
                  .where(c.status.in_(["pending", "in_progress"]), i.status == "active"))
-    procs = _workers(2, env)
+    procs = start_workers(2, env)
     try:
         while True:
             with engine.connect() as conn:
@@ -350,7 +338,7 @@ def _drain(engine, env) -> None:  # noqa: ANN001
                     return
             time.sleep(0.5)
     finally:
-        _stop(procs)
+        stop_processes(procs)
 
 
 def _note(what: str) -> None:
