@@ -3,6 +3,7 @@ runner's time limit and its refusal to let an exception out."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine
@@ -70,3 +71,17 @@ def test_an_exception_in_a_check_becomes_evidence(engine: Engine, monkeypatch, e
     result = runner.run_check(BY_ID["code.status"], context(engine))
     assert result.status == "fail" and result.evidence["detail"].startswith(type(error).__name__)
     assert "second line" not in result.evidence["detail"]
+
+
+def test_the_windows_read_closed_hours_after_the_prober_folds_them(engine: Engine) -> None:
+    """The post-deployment windows and success criteria read the compact rows of folded hours too: before, a fold
+    left them only the current hour's rows, so "p95" said no data in the first minutes of every hour."""
+    from core.rollups_compact import fold_closed_hours
+
+    seed_minimal(engine)
+    long_ago = utcnow() - timedelta(days=365)
+    before = windows.figures_between(context(engine), long_ago, utcnow())
+    with write_bind(engine).begin() as conn:
+        fold_closed_hours(conn, before=utcnow() + timedelta(hours=1))  # every hour folded, the current one too
+    after = windows.figures_between(context(engine), long_ago, utcnow())
+    assert before.p95_ms is not None and after.p95_ms == before.p95_ms

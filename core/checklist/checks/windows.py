@@ -5,6 +5,7 @@ kept per hour of creation, so a window covers the whole hours it touches (the ev
 has not opened yet warns and says when it opens; one still open is judged on what it holds so far."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,9 +14,10 @@ from sqlalchemy import func, select
 
 from core.checklist.outcome import CheckContext, Outcome, failed, passed, verdict, warned
 from core.db import read_session
-from core.models import AgentMetric, AgentResponseBucket, WorkerHeartbeat, utcnow
+from core.models import AgentMetric, AgentResponseBucket, AgentResponseHourlyByType, WorkerHeartbeat, utcnow
 from core.queries.health import db_query_p95, judge, live_worker_conditions
 from core.rollups import floor_hour, percentile
+from core.rollups_compact import decode
 
 WINDOWS = {"immediate": (timedelta(0), timedelta(minutes=30)), "short_term": (timedelta(hours=1), timedelta(hours=4)),
            "extended": (timedelta(hours=24), timedelta(hours=48))}
@@ -54,11 +56,16 @@ def figures_between(ctx: CheckContext, since: datetime, until: datetime) -> Figu
         created, completed, failed_n = s.execute(select(
             func.coalesce(func.sum(m.created), 0), func.coalesce(func.sum(m.completed), 0),
             func.coalesce(func.sum(m.failed), 0)).where(m.hour >= start, m.hour < until)).one()
-        hist = dict(s.execute(select(b.bucket, func.sum(b.count)).where(b.hour >= start, b.hour < until)
-                              .group_by(b.bucket)).all())
+        hist: Counter[int] = Counter()
+        for bucket, n in s.execute(select(b.bucket, func.sum(b.count)).where(b.hour >= start, b.hour < until)
+                                   .group_by(b.bucket)):
+            hist[int(bucket)] += int(n)
+        # Closed hours live in the compact rows once folded (the prober folds every cycle): read both.
+        c = AgentResponseHourlyByType
+        for counts in s.scalars(select(c.counts).where(c.hour >= start, c.hour < until)):
+            hist.update(decode(counts))
         db_p95 = db_query_p95(s, since=start)
-    return Figures(start, until, int(created), int(completed), int(failed_n),
-                   percentile({int(k): int(v) for k, v in hist.items()}, 0.95), db_p95)
+    return Figures(start, until, int(created), int(completed), int(failed_n), percentile(hist, 0.95), db_p95)
 
 
 def window(ctx: CheckContext, name: str) -> Figures | Outcome:
