@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-import httpx
+import httpx2
 import openai
 
 from core.config import Settings
@@ -50,7 +50,7 @@ class OpenAIProvider:
         self._client = openai.OpenAI(
             api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
             base_url=settings.openai_base_url, max_retries=0,
-            timeout=httpx.Timeout(settings.agent_timeout_seconds, connect=min(5.0, settings.agent_timeout_seconds)),
+            timeout=httpx2.Timeout(settings.agent_timeout_seconds, connect=min(5.0, settings.agent_timeout_seconds)),
         )
 
     def reply(self, *, system: str, user: str, fallback: str) -> Reply:
@@ -60,7 +60,7 @@ class OpenAIProvider:
             max_tokens=300, temperature=0.4)
         text = (resp.choices[0].message.content or "").strip() if resp.choices else ""
         if not text:
-            raise openai.APIResponseValidationError(response=httpx.Response(200, request=httpx.Request("POST", "/")),
+            raise openai.APIResponseValidationError(response=httpx2.Response(200, request=httpx2.Request("POST", "/")),
                                                     body=None, message="the model returned an empty reply")
         usage = resp.usage
         return Reply(text=text, prompt_tokens=usage.prompt_tokens if usage else 0,

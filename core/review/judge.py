@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import openai
 
 from core.breaker import CircuitBreaker
@@ -57,7 +57,7 @@ class Judge:
         if settings.openai_api_key:
             self._client = openai.OpenAI(
                 api_key=settings.openai_api_key.get_secret_value(), base_url=settings.openai_base_url, max_retries=0,
-                timeout=httpx.Timeout(settings.agent_timeout_seconds, connect=min(5.0, settings.agent_timeout_seconds)))
+                timeout=httpx2.Timeout(settings.agent_timeout_seconds, connect=min(5.0, settings.agent_timeout_seconds)))
 
     @property
     def provider(self) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from core.cli.main import COMMANDS
 
-HEAVY = ("alembic", "openai", "httpx", "core.seed.generate", "core.llm", "pandas", "streamlit", "fastapi")
+HEAVY = ("alembic", "openai", "httpx", "httpx2", "core.seed.generate", "core.llm", "pandas", "streamlit", "fastapi")
 PROBE = """
 import json, sys
 from core.cli import main

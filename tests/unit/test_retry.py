@@ -1,7 +1,7 @@
 """Model-call retries: retryable errors only, Retry-After honoured, one layer (the client's is off)."""
 from __future__ import annotations
 
-import httpx
+import httpx2
 import openai
 import pytest
 
@@ -11,8 +11,8 @@ from core.retry import backoff_seconds, call_model_with_retries, is_retryable_mo
 
 
 def status_error(code: int, headers: dict | None = None) -> openai.APIStatusError:
-    request = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
-    response = httpx.Response(code, headers=headers or {}, request=request)
+    request = httpx2.Request("POST", "http://127.0.0.1/v1/chat/completions")
+    response = httpx2.Response(code, headers=headers or {}, request=request)
     cls = {400: openai.BadRequestError, 401: openai.AuthenticationError, 403: openai.PermissionDeniedError,
            429: openai.RateLimitError}.get(code, openai.InternalServerError)
     return cls(f"error {code}", response=response, body=None)
@@ -25,7 +25,7 @@ def test_which_status_codes_are_retried(code: int, retryable: bool) -> None:
 
 
 def test_timeouts_and_connection_errors_are_retried() -> None:
-    request = httpx.Request("POST", "http://127.0.0.1/")
+    request = httpx2.Request("POST", "http://127.0.0.1/")
     assert is_retryable_model_error(openai.APITimeoutError(request=request))
     assert is_retryable_model_error(openai.APIConnectionError(request=request))
     assert not is_retryable_model_error(ValueError("bug"))
