@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Protocol
 
 import httpx2
@@ -13,12 +14,15 @@ from core.config import Settings
 # USD per million tokens (prompt, completion); unknown models cost what the default, gpt-4o-mini, costs.
 PRICES = {"gpt-4o-mini": (0.15, 0.60), "gpt-4o": (2.50, 10.00), "gpt-4.1-mini": (0.40, 1.60)}
 DEFAULT_MODEL = "gpt-4o-mini"
+MICRO_USD = Decimal("0.000001")
 
 
 def cost_usd(model: str, *, prompt_tokens: int, completion_tokens: int) -> float:
-    """What a call cost, from the price table (the one place prices live; the demo data uses it too)."""
+    """What a call cost, from the price table (the one place prices live; the demo data uses it too), rounded half
+    up to the micro-dollar the database keeps. In decimals: binary floats put half of the x.5 cases below the half."""
     p_in, p_out = PRICES.get(model, PRICES[DEFAULT_MODEL])
-    return round((prompt_tokens * p_in + completion_tokens * p_out) / 1e6, 6)
+    exact = (prompt_tokens * Decimal(str(p_in)) + completion_tokens * Decimal(str(p_out))) / 1_000_000
+    return float(exact.quantize(MICRO_USD, rounding=ROUND_HALF_UP))
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 import random
 
+from core.seed import shape
+
 FIRST = ["Marcus", "Jamal", "Luis", "Andre", "Tyrone", "Kevin", "Diego", "Malik", "Chris", "Darnell", "Omar",
          "Jordan", "Isaiah", "Victor", "Tony", "Ray", "Sam", "Devon", "Eli", "Nate", "Aisha", "Maria", "Keisha", "Lena"]
 LAST = ["Johnson", "Williams", "Brown", "Garcia", "Martinez", "Davis", "Lopez", "Wilson", "Thomas", "Moore",
@@ -34,7 +36,7 @@ OUTAGE_ERRORS = [
 
 def response_ms(rng: random.Random) -> int:
     """A lognormal reply time: median about 0.8 s, with a realistic slow tail."""
-    return max(120, int(rng.lognormvariate(math.log(800), 0.45)))
+    return max(shape.REPLY_MIN_MS, int(rng.lognormvariate(math.log(shape.REPLY_MEDIAN_MS), shape.REPLY_SIGMA)))
 
 
 def shop_name(rng: random.Random, n: int) -> str:

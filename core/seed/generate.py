@@ -9,7 +9,7 @@ from typing import Any
 
 from core.llm import cost_usd
 from core.models import AGENT_TYPES
-from core.seed import content
+from core.seed import content, shape
 from core.templates import SAMPLE_CONTEXT, load_templates
 
 CONV_COLUMNS = ["id", "agent_instance_id", "shop_id", "client_id", "appointment_id", "agent_type", "channel",
@@ -64,14 +64,14 @@ def host_rows(rng: random.Random, plan: Plan, now: datetime, first_shop_id: int,
 
 
 def _status_for(rng: random.Random, age: timedelta) -> str:
-    if age < timedelta(minutes=3):
+    if age < shape.PENDING_AGE:
         return "pending"
     roll = rng.random()
-    if roll < 0.002:
+    if roll < shape.FAILED_SHARE:
         return "failed"
-    if roll < 0.03:
+    if roll < shape.FAILED_SHARE + shape.OPTED_OUT_SHARE:
         return "opted_out"
-    if age < timedelta(days=1) and roll < 0.09:
+    if age < shape.WAITING_AGE and roll < shape.FAILED_SHARE + shape.OPTED_OUT_SHARE + shape.WAITING_SHARE:
         return "waiting_response"
     return "completed"
 
@@ -107,12 +107,12 @@ def _one(rng: random.Random, conv_id: int, inst: dict[str, Any], client: dict[st
     if status == "pending":
         return conv, []
     rt = content.response_ms(rng)
-    started = created + timedelta(seconds=rng.uniform(0.2, 5))
-    pt, ct = rng.randrange(150, 320), rng.randrange(30, 90)
+    started = created + timedelta(seconds=rng.uniform(*shape.START_DELAY_S))
+    pt, ct = rng.randrange(*shape.PROMPT_TOKENS), rng.randrange(*shape.COMPLETION_TOKENS)
     conv.update(started_at=started, attempts=1, provider="openai", prompt_tokens=pt, completion_tokens=ct,
                 cost_usd=cost_usd("gpt-4o-mini", prompt_tokens=pt, completion_tokens=ct))
     if status == "failed":
-        conv.update(error=rng.choice(content.ERRORS), completed_at=started + timedelta(seconds=30),
+        conv.update(error=rng.choice(content.ERRORS), completed_at=started + timedelta(seconds=shape.FAILED_AFTER_S),
                     attempts=3, prompt_tokens=0, completion_tokens=0, cost_usd=0)
         return conv, []
     sent = started + timedelta(milliseconds=rt)
@@ -122,10 +122,11 @@ def _one(rng: random.Random, conv_id: int, inst: dict[str, Any], client: dict[st
              "created_at": sent, "prompt_tokens": pt, "completion_tokens": ct, "latency_ms": rt,
              "idempotency_key": f"conv:{conv_id}:step:0"}]
     if status == "opted_out":
-        msgs.append(_client_msg(conv_id, "STOP", sent + timedelta(minutes=rng.randrange(1, 90))))
+        msgs.append(_client_msg(conv_id, "STOP", sent + timedelta(minutes=rng.randrange(*shape.STOP_AFTER_MIN))))
         conv["completed_at"] = msgs[-1]["created_at"]
-    elif status == "completed" and rng.random() < 0.5:
-        msgs.append(_client_msg(conv_id, rng.choice(content.CLIENT_REPLIES), sent + timedelta(minutes=rng.randrange(1, 240))))
+    elif status == "completed" and rng.random() < shape.CLIENT_REPLY_SHARE:
+        msgs.append(_client_msg(conv_id, rng.choice(content.CLIENT_REPLIES),
+                                sent + timedelta(minutes=rng.randrange(*shape.REPLY_AFTER_MIN))))
     return conv, msgs
 
 

@@ -14,7 +14,7 @@ from core.auth import Actor, Permission
 from core.config import get_settings
 from core.errors import UserInputError
 from core.models import Enterprise, utcnow
-from core.seed import bulk, generate, story
+from core.seed import bulk, generate, sql_load, story
 from core.seed.catalog import ensure_catalog
 from core.services.guard import require
 from core.uow import UnitOfWork
@@ -97,6 +97,12 @@ def _write_conversations(engine: Engine, plan: generate.Plan, rng: random.Random
                          clients_by_shop: dict[int, list], progress: Callable[[str], None]) -> tuple[int, int]:
     with engine.connect() as probe:
         first_conv, first_msg = bulk.next_id(probe, "agent_conversations"), bulk.next_id(probe, "agent_messages")
+    if engine.dialect.name == "postgresql" and not plan.story and plan.conversations >= sql_load.IN_DATABASE_FROM:
+        n_conv, n_msg = sql_load.write(engine, count=plan.conversations, days=plan.days, now=now, instances=instances,
+                                       clients_by_shop=clients_by_shop, first_conv_id=first_conv, progress=progress)
+        with engine.begin() as conn:
+            bulk.reset_sequence(conn, "agent_conversations")
+        return n_conv, n_msg
     stream = generate.conversations(rng, plan=plan, count=plan.conversations, now=now, instances=instances,
                                     clients_by_shop=clients_by_shop, first_conv_id=first_conv, first_msg_id=first_msg)
     n_conv = n_msg = 0
