@@ -62,6 +62,7 @@ def seed(*, actor: Actor, engine: Engine, size: str, conversations: int | None =
     n_conv, n_msg = _write_conversations(engine, plan, rng, now, instances, clients_by_shop, progress)
     if plan.story:
         story.write_past_incident(engine, generate.Story.at(now), shops=sorted(clients_by_shop))
+    progress("rolling up")
     with UnitOfWork(engine) as uow:
         rollups.rebuild(uow.session, since=now - timedelta(days=plan.days + 1))
         audit.append(uow.session, actor=actor, action="seed", target=size,
