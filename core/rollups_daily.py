@@ -6,18 +6,17 @@ read from the hourly rows, so a missing refresh makes a page slower, never wrong
 """
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from core.models import (
     AgentMetric, AgentMetricDaily, AgentResponseDailyByShop, AgentResponseDailyByType, AgentResponseHourlyByShop,
     AgentResponseHourlyByType, utcnow,
 )
-from core.rollups_compact import decode, encode, fold_closed_hours, merge_into
+from core.rollups_compact import dialect_name, fold_closed_hours, object_agg, time_param
 
 RECENT_DAYS = 3
 
@@ -63,13 +62,18 @@ def refresh_daily(session: Session | Connection, *, days: int | None = RECENT_DA
 
 def _daily_histograms(session: Session | Connection, daily: Any, hourly: Any, key: str, start: datetime | None,
                       today: datetime) -> int:
-    """Whole days of the compact hourly histograms (the fold above left no fine rows before today)."""
-    t = hourly.__table__
-    where = [t.c.hour < today] + ([t.c.hour >= start] if start else [])
-    days: dict[tuple, dict[int, int]] = defaultdict(dict)
-    for hour, k, counts in session.execute(select(t.c.hour, t.c[key], t.c.counts).where(*where)):
-        merge_into(days[(floor_day(hour), k)], decode(counts).items())
-    rows = [{"day": day, key: k, "counts": encode(hist)} for (day, k), hist in days.items()]
-    if rows:
-        session.execute(insert(daily), rows)
-    return len(rows)
+    """Whole days of the compact hourly histograms (the fold above left no fine rows before today), summed bucket
+    by bucket in SQL."""
+    dialect = dialect_name(session)
+    if dialect == "postgresql":
+        day, each, value = "date_trunc('day', hour, 'UTC')", "jsonb_each_text(counts)", "e.value::bigint"
+    else:
+        day, each, value = "strftime('%Y-%m-%d 00:00:00.000000', hour)", "json_each(counts)", "e.value"
+    params = [time_param("today", today)] + ([time_param("start", start)] if start else [])
+    stmt = text(
+        f"INSERT INTO {daily.__tablename__} (day, {key}, counts) "
+        f"SELECT day, {key}, {object_agg(dialect, 'bucket', 'n')} FROM ("
+        f"SELECT {day} AS day, {key}, e.key AS bucket, sum({value}) AS n FROM {hourly.__tablename__} "
+        f"CROSS JOIN {each} AS e WHERE hour < :today {'AND hour >= :start' if start else ''} "
+        f"GROUP BY 1, 2, 3) x GROUP BY day, {key}").bindparams(*params)
+    return session.execute(stmt).rowcount
