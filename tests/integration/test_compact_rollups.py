@@ -122,3 +122,29 @@ def test_migration_0010_folds_a_database_with_history(engine: Engine) -> None:
     until = folded_until(engine, current)
     for model, keys in FOLDS:
         assert stored_histograms(engine, model, keys) == raw_histograms(engine, keys, before=until), model.__tablename__
+
+
+def test_a_second_fold_adds_to_the_compact_rows_already_there(engine: Engine) -> None:
+    """Late completions folded into hours already folded: the database merges the two histograms bucket by bucket."""
+    seed_minimal(engine, conversations=1500, days=2)
+    later = utcnow() + timedelta(hours=2)
+    with UnitOfWork(engine) as uow:
+        for model in (AgentResponseBucket, *(fold[0] for fold in FOLDS)):
+            uow.session.execute(model.__table__.delete())
+        insert_fine_buckets(uow.session)
+        fine = [dict(r._mapping) for r in uow.session.execute(select(AgentResponseBucket.__table__))]
+        uow.session.execute(AgentResponseBucket.__table__.delete())
+        uow.commit()
+    assert sum(r["count"] >= 2 for r in fine) > 5, "some rows split in two, so the second fold meets the first"
+    halves = ([{**r, "count": r["count"] // 2} for r in fine if r["count"] // 2],
+              [{**r, "count": r["count"] - r["count"] // 2} for r in fine])
+    folded = []
+    for half in halves:
+        with UnitOfWork(engine) as uow:
+            uow.session.execute(AgentResponseBucket.__table__.insert(), half)
+            folded.append(fold_closed_hours(uow.session, before=later))
+            uow.commit()
+    assert folded == [len(halves[0]), len(halves[1])]
+    assert fine_hours(engine) == set()
+    for model, keys in FOLDS:
+        assert stored_histograms(engine, model, keys) == raw_histograms(engine, keys, before=later), model.__tablename__
