@@ -111,15 +111,27 @@ def rebuild(session: Session, *, since: datetime | None = None) -> int:
     """Recompute the rollups from raw conversations created at or after SINCE; returns rows written."""
     from core.rollups_compact import FOLDS
     from core.rollups_daily import refresh_daily
+    from core.rollups_sums import SUM_FOLDS
 
     since_hour = floor_hour(since) if since else None
-    for model in (AgentMetric, AgentResponseBucket, *(fold[0] for fold in FOLDS)):
+    for model in (AgentMetric, AgentResponseBucket, *(fold[0] for fold in FOLDS + SUM_FOLDS)):
         stmt = delete(model)
         session.execute(stmt.where(model.hour >= since_hour) if since_hour else stmt)
+    n = insert_metrics(session, since=since_hour)
+    current = floor_hour(utcnow())
+    n += insert_compact_buckets(session, since=since_hour, before=current)
+    n += insert_fine_buckets(session, since=max(since_hour, current) if since_hour else current)
+    span = None if since is None else (utcnow() - since).days + 2
+    return n + refresh_daily(session, days=span)
+
+
+def insert_metrics(session: Session | Connection, *, since: datetime | None = None) -> int:
+    """Add the sums of conversations created since SINCE (all, when None) to agent_metrics, per hour × instance,
+    as the worker does one by one; returns rows written."""
     c = Conversation
-    is_pg = session.get_bind().dialect.name == "postgresql"
+    is_pg = _dialect_name(session) == "postgresql"
     hour = _hour_sql(session, c.created_at)
-    where = [c.created_at >= since_hour] if since_hour else []
+    where = [c.created_at >= since] if since else []
 
     def count_if(status: str) -> Any:
         return func.sum(func.cast(c.status == status, postgresql.INTEGER if is_pg else sqlite.INTEGER))
@@ -134,12 +146,7 @@ def rebuild(session: Session, *, since: datetime | None = None) -> int:
     ).where(*where).group_by(hour, c.agent_instance_id, c.shop_id, c.agent_type)
     cols = ["hour", "agent_instance_id", "shop_id", "agent_type", "created", "completed", "failed", "opted_out",
             "response_ms_sum", "prompt_tokens", "completion_tokens", "cost_usd"]
-    n = session.execute(insert(AgentMetric).from_select(cols, metrics)).rowcount
-    current = floor_hour(utcnow())
-    n += insert_compact_buckets(session, since=since_hour, before=current)
-    n += insert_fine_buckets(session, since=max(since_hour, current) if since_hour else current)
-    span = None if since is None else (utcnow() - since).days + 2
-    return n + refresh_daily(session, days=span)
+    return session.execute(insert(AgentMetric).from_select(cols, metrics)).rowcount
 
 
 def _hour_sql(session: Session | Connection, column: Any) -> Any:

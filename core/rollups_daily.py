@@ -13,10 +13,12 @@ from sqlalchemy import Connection, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from core.models import (
-    AgentMetric, AgentMetricDaily, AgentResponseDailyByShop, AgentResponseDailyByType, AgentResponseHourlyByShop,
-    AgentResponseHourlyByType, utcnow,
+    AgentMetricDaily, AgentMetricHourlyByShopType, AgentResponseDailyByShop, AgentResponseDailyByType,
+    AgentResponseHourlyByShop, AgentResponseHourlyByType, utcnow,
 )
+from core.rollups import floor_hour
 from core.rollups_compact import dialect_name, fold_closed_hours, object_agg, time_param
+from core.rollups_sums import fold_closed_sums
 
 RECENT_DAYS = 3
 
@@ -34,26 +36,29 @@ def day_of(executor: Session | Connection, column: Any) -> Any:
     return func.strftime("%Y-%m-%d 00:00:00.000000", column)
 
 
-def refresh_daily(session: Session | Connection, *, days: int | None = RECENT_DAYS, now: datetime | None = None) -> int:
+def refresh_daily(session: Session | Connection, *, days: int | None = RECENT_DAYS, now: datetime | None = None,
+                  sums: bool = True) -> int:
     """Fold closed hours, then recompute the last DAYS whole days (all, when None) from the hourly rollups; returns
-    rows written."""
+    rows written. SUMS=False leaves the sums alone (migration 0010 runs before their compact tables exist)."""
     now = now or utcnow()
     fold_closed_hours(session, before=now)
+    if sums:
+        fold_closed_sums(session, before=floor_hour(now))
     today = floor_day(now)
     start = today - timedelta(days=days) if days else None
-    m = AgentMetric
+    m = AgentMetricHourlyByShopType  # the fold above left no agent_metrics rows before the current hour
     written = 0
-    for model in (AgentMetricDaily, AgentResponseDailyByType, AgentResponseDailyByShop):
+    for model in ((AgentMetricDaily,) if sums else ()) + (AgentResponseDailyByType, AgentResponseDailyByShop):
         where = [model.day < today] + ([model.day >= start] if start else [])
         session.execute(delete(model).where(*where))
     window = [m.hour < today] + ([m.hour >= start] if start else [])
     d = day_of(session, m.hour)
-    sums = [func.sum(getattr(m, c)) for c in ("created", "completed", "failed", "opted_out", "prompt_tokens",
+    totals = [func.sum(getattr(m, c)) for c in ("created", "completed", "failed", "opted_out", "prompt_tokens",
                                               "completion_tokens", "cost_usd")]
-    written += session.execute(insert(AgentMetricDaily).from_select(
+    written += 0 if not sums else session.execute(insert(AgentMetricDaily).from_select(
         ["day", "shop_id", "agent_type", "created", "completed", "failed", "opted_out", "prompt_tokens",
          "completion_tokens", "cost_usd"],
-        select(d, m.shop_id, m.agent_type, *sums).where(*window).group_by(d, m.shop_id, m.agent_type))).rowcount
+        select(d, m.shop_id, m.agent_type, *totals).where(*window).group_by(d, m.shop_id, m.agent_type))).rowcount
     for daily, hourly, key in ((AgentResponseDailyByType, AgentResponseHourlyByType, "agent_type"),
                                (AgentResponseDailyByShop, AgentResponseHourlyByShop, "shop_id")):
         written += _daily_histograms(session, daily, hourly, key, start, today)

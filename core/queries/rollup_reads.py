@@ -20,6 +20,7 @@ from core.queries.scope import shop_filter
 from core.rollups import BUCKET_RATIO, TERMINAL_COLUMNS, floor_hour
 from core.rollups_compact import decode
 from core.rollups_daily import day_of, floor_day
+from core.rollups_sums import compact_sums_model
 
 SUM_COLUMNS = ("created", "completed", "failed", "opted_out", "prompt_tokens", "completion_tokens", "cost_usd")
 # Up to this many hours a window reads hourly rows only; longer windows read whole days from the daily rollups.
@@ -74,10 +75,14 @@ def _in_ranges(column: Any, ranges: list[Range]) -> Any:
 
 
 def metric_sums(session: Session, *, actor: Actor, plan: Plan, by: str | None = None) -> dict[Any, dict[str, float]]:
-    """SUM_COLUMNS per key (None, 'agent_type', 'shop_id', 'hour', 'day' or '5min') over the plan."""
+    """SUM_COLUMNS per key (None, 'agent_type', 'shop_id', 'hour', 'day' or '5min') over the plan: whole hours from
+    the compact sums plus the agent_metrics rows not folded yet, whole days from the daily sums, the rest raw."""
     out: dict[Any, dict[str, float]] = defaultdict(lambda: dict.fromkeys(SUM_COLUMNS, 0))
     m, d = AgentMetric, AgentMetricDaily
-    queries = [_rollup_sums(session, actor, m, m.hour, _in_ranges(m.hour, plan.hourly), by)] if plan.hourly else []
+    queries = []
+    if plan.hourly:  # the fine rows not folded yet, and the compact rows of closed hours
+        compact = compact_sums_model(by=by, scoped=actor.shop_ids is not None)
+        queries += [_rollup_sums(session, actor, t, t.hour, _in_ranges(t.hour, plan.hourly), by) for t in (m, compact)]
     if plan.days:
         queries.append(_rollup_sums(session, actor, d, d.day, d.day.in_(plan.days), by))
     if plan.raw:
@@ -92,7 +97,8 @@ def metric_sums(session: Session, *, actor: Actor, plan: Plan, by: str | None = 
 
 def _rollup_sums(session: Session, actor: Actor, model: Any, time_col: Any, where: Any, by: str | None) -> Any:
     cols = [func.coalesce(func.sum(getattr(model, c)), 0) for c in SUM_COLUMNS]
-    return select(_key(session, model, time_col, by), *cols).where(where, *shop_filter(actor, model.shop_id))
+    shops = shop_filter(actor, model.shop_id) if hasattr(model, "shop_id") else []  # by type: unscoped users only
+    return select(_key(session, model, time_col, by), *cols).where(where, *shops)
 
 
 def _raw_sums(session: Session, actor: Actor, ranges: list[Range], by: str | None) -> Any:

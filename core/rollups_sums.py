@@ -1,0 +1,72 @@
+"""Closed hours of agent_metrics folded into sums without the instance dimension: per hour and type, per hour and
+shop, per hour, shop and type.
+
+agent_metrics is keyed by hour × instance (the worker adds to one row per completion, never contending with
+other instances); a day of it is 24 × instances rows, so a 24-hour read grew with how many instances were busy.
+Like the histograms (core.rollups_compact), a fold moves the rows of closed hours, in the same transaction, into
+the compact tables; readers add the compact rows to the fine rows that remain (the current hour, and completions
+that arrived after their hour was folded), so a fold never changes a figure.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select, text
+from sqlalchemy.orm import Session
+
+from core.models import AgentMetricHourlyByShop, AgentMetricHourlyByShopType, AgentMetricHourlyByType
+from core.rollups_compact import dialect_name, time_param
+
+SUMS = ("created", "completed", "failed", "opted_out", "response_ms_sum", "prompt_tokens", "completion_tokens",
+        "cost_usd")
+# Each compact sums table and the columns (besides the hour) it keeps.
+SUM_FOLDS: tuple[tuple[Any, tuple[str, ...]], ...] = (
+    (AgentMetricHourlyByType, ("agent_type",)),
+    (AgentMetricHourlyByShop, ("shop_id",)),
+    (AgentMetricHourlyByShopType, ("shop_id", "agent_type")),
+)
+
+
+def _sums_insert(model: Any, keys: tuple[str, ...], source: str) -> str:
+    """INSERT INTO the compact table one row per hour × KEYS of SOURCE, adding to rows already there."""
+    table, cols = model.__tablename__, ", ".join(keys)
+    sums = ", ".join(f"sum({c})" for c in SUMS)
+    adds = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in SUMS)
+    return (f"INSERT INTO {table} (hour, {cols}, {', '.join(SUMS)}) SELECT hour, {cols}, {sums} FROM {source} "
+            f"WHERE true GROUP BY hour, {cols} ON CONFLICT (hour, {cols}) DO UPDATE SET {adds}")
+
+
+def fold_closed_sums(executor: Session | Connection, *, before: datetime) -> int:
+    """Move the agent_metrics rows of hours before BEFORE into the compact sums, in one set-based pass; returns how
+    many rows were folded. Call inside the caller's transaction, under the fold lock (core.rollups_compact)."""
+    columns = f"hour, shop_id, agent_type, {', '.join(SUMS)}"
+    if dialect_name(executor) == "postgresql":
+        # DELETE … RETURNING feeds the inserts: a completion the worker adds meanwhile is either in `moved`
+        # or stays behind as a fine row, never lost between a read and a delete.
+        inserts = ", ".join(f"i{i} AS ({_sums_insert(m, k, 'moved')} RETURNING 1)" for i, (m, k) in enumerate(SUM_FOLDS))
+        stmt = text(f"WITH moved AS (DELETE FROM agent_metrics WHERE hour < :before RETURNING {columns}), {inserts} "
+                    "SELECT count(*) FROM moved")
+        return int(executor.execute(stmt.bindparams(time_param("before", before))).scalar_one())
+    # SQLite: one writer at a time, so the rows read here are the rows deleted below.
+    source = f"(SELECT {columns} FROM agent_metrics WHERE hour < :before)"
+    for model, keys in SUM_FOLDS:
+        executor.execute(text(_sums_insert(model, keys, source)).bindparams(time_param("before", before)))
+    return executor.execute(text("DELETE FROM agent_metrics WHERE hour < :before").bindparams(
+        time_param("before", before))).rowcount
+
+
+def compact_sums_model(*, by: str | None, scoped: bool) -> Any:
+    """The smallest compact sums table that answers BY: per type for everyone, per shop for a shop breakdown or a
+    user who sees some shops only, per shop and type for such a user's breakdown by type."""
+    if by == "shop_id" or (scoped and by != "agent_type"):
+        return AgentMetricHourlyByShop
+    return AgentMetricHourlyByShopType if scoped else AgentMetricHourlyByType
+
+
+def hourly_sums_selects(columns: Any, where: Any) -> list[Any]:
+    """Helper for readers that sum whole hours everywhere: COLUMNS(model) over the fine rows and the per-type
+    compact rows, each filtered by WHERE(model); add the results."""
+    from core.models import AgentMetric
+
+    return [select(*columns(m)).where(*where(m)) for m in (AgentMetric, AgentMetricHourlyByType)]
