@@ -1,5 +1,6 @@
 """Sums and histograms over a window to the minute: whole hours from the hourly rollups (whole days from the daily
-ones), the partial hours at each end from the raw conversations (indexed ranges of created_at)."""
+ones), the current hour from its hourly rows too (nothing is created after now), and only the partial hour at the
+start from the raw conversations (an indexed range of created_at)."""
 from __future__ import annotations
 
 import math
@@ -33,16 +34,29 @@ class Plan:
     since: datetime
     hourly: list[Range] = field(default_factory=list)  # whole hours read from the hourly rollups
     days: list[datetime] = field(default_factory=list)  # whole days read from the daily tables
-    raw: list[Range] = field(default_factory=list)  # partial hours read from the conversations themselves
+    raw: list[Range] = field(default_factory=list)  # the partial hour at the start, read from the conversations
 
 
 def plan_window(session: Session, *, actor: Actor, since: datetime, now: datetime | None = None) -> Plan:
-    """Raw rows for the partial hours at each end, daily rows for whole days that have them, hourly rows between."""
+    """Raw rows for the partial hour at the start, daily rows for whole days that have them, hourly rows from there
+    on, the current hour included: nothing is created after now, so its hourly rows hold all of it so far."""
     current = floor_hour(now or utcnow())
-    first_whole = since if since == floor_hour(since) else floor_hour(since) + timedelta(hours=1)
-    if first_whole >= current:
+    if since > current:  # a window inside the current hour: its minutes from the raw rows
         return Plan(since, raw=[(since, None)])
-    plan = Plan(since, raw=([(since, first_whole)] if since < first_whole else []) + [(current, None)])
+    plan = _whole_hours(session, actor=actor, since=since, current=current)
+    if plan.hourly and plan.hourly[-1][1] == current:
+        plan.hourly[-1] = (plan.hourly[-1][0], None)
+    else:
+        plan.hourly.append((current, None))
+    return plan
+
+
+def _whole_hours(session: Session, *, actor: Actor, since: datetime, current: datetime) -> Plan:
+    """The plan up to the current hour: the partial hour at the start raw, whole days daily, whole hours hourly."""
+    first_whole = since if since == floor_hour(since) else floor_hour(since) + timedelta(hours=1)
+    plan = Plan(since, raw=[(since, first_whole)] if since < first_whole else [])
+    if first_whole >= current:
+        return plan
     if actor.shop_ids is not None or current - first_whole <= timedelta(hours=HOURLY_ONLY_HOURS):
         plan.hourly.append((first_whole, current))
         return plan

@@ -94,18 +94,19 @@ def test_scoped_users_read_only_their_shops(engine: Engine) -> None:
     assert figures(engine, 720, ROLE_ACTORS["shop_owner"])[0]["conversations"] < everyone
 
 
-def test_the_plan_reads_raw_rows_only_at_the_partial_ends(engine: Engine) -> None:
+def test_the_plan_reads_raw_rows_only_for_the_partial_hour_at_the_start(engine: Engine) -> None:
     now = datetime(2026, 11, 25, 11, 8, 30, tzinfo=timezone.utc)
     hour = timedelta(hours=1)
     with read_session(engine) as s:
         last_hour = plan_window(s, actor=ACTOR, since=metrics.window_bounds(1, now)[0], now=now)
         last_day = plan_window(s, actor=ACTOR, since=metrics.window_bounds(24, now)[0], now=now)
     ten_past = datetime(2026, 11, 25, 10, 8, tzinfo=timezone.utc)
-    assert (last_hour.raw, last_hour.hourly) == ([(ten_past, None)], [])
     eight_past_eleven, eleven = ten_past + hour, ten_past.replace(minute=0) + hour
+    # The current hour is read from its hourly rows (it holds everything created so far), not from raw rows.
+    assert (last_hour.raw, last_hour.hourly) == ([(ten_past, eleven)], [(eleven, None)])
     yesterday = eight_past_eleven - 24 * hour
-    assert last_day.raw == [(yesterday, eleven - 23 * hour), (eleven, None)]
-    assert last_day.hourly == [(eleven - 23 * hour, eleven)]
+    assert last_day.raw == [(yesterday, eleven - 23 * hour)]
+    assert last_day.hourly == [(eleven - 23 * hour, None)]
     assert metrics.describe_window(*metrics.window_bounds(1, now)) == "10:08–11:08 UTC"
 
 
