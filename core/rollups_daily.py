@@ -13,7 +13,8 @@ from sqlalchemy import Connection, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from core.models import (
-    AgentMetricDaily, AgentMetricHourlyByShopType, AgentResponseDailyByShop, AgentResponseDailyByType,
+    AgentMetricDaily, AgentMetricDailyByShop, AgentMetricDailyByType, AgentMetricHourlyByShop,
+    AgentMetricHourlyByShopType, AgentMetricHourlyByType, AgentResponseDailyByShop, AgentResponseDailyByType,
     AgentResponseHourlyByShop, AgentResponseHourlyByType, utcnow,
 )
 from core.rollups import floor_hour
@@ -46,23 +47,32 @@ def refresh_daily(session: Session | Connection, *, days: int | None = RECENT_DA
         fold_closed_sums(session, before=floor_hour(now))
     today = floor_day(now)
     start = today - timedelta(days=days) if days else None
-    m = AgentMetricHourlyByShopType  # the fold above left no agent_metrics rows before the current hour
     written = 0
-    for model in ((AgentMetricDaily,) if sums else ()) + (AgentResponseDailyByType, AgentResponseDailyByShop):
+    sum_tables = (AgentMetricDaily, AgentMetricDailyByType, AgentMetricDailyByShop) if sums else ()
+    for model in sum_tables + (AgentResponseDailyByType, AgentResponseDailyByShop):
         where = [model.day < today] + ([model.day >= start] if start else [])
         session.execute(delete(model).where(*where))
-    window = [m.hour < today] + ([m.hour >= start] if start else [])
-    d = day_of(session, m.hour)
-    totals = [func.sum(getattr(m, c)) for c in ("created", "completed", "failed", "opted_out", "prompt_tokens",
-                                              "completion_tokens", "cost_usd")]
-    written += 0 if not sums else session.execute(insert(AgentMetricDaily).from_select(
-        ["day", "shop_id", "agent_type", "created", "completed", "failed", "opted_out", "prompt_tokens",
-         "completion_tokens", "cost_usd"],
-        select(d, m.shop_id, m.agent_type, *totals).where(*window).group_by(d, m.shop_id, m.agent_type))).rowcount
+    if sums:
+        for daily, hourly, keys in ((AgentMetricDaily, AgentMetricHourlyByShopType, ("shop_id", "agent_type")),
+                                    (AgentMetricDailyByType, AgentMetricHourlyByType, ("agent_type",)),
+                                    (AgentMetricDailyByShop, AgentMetricHourlyByShop, ("shop_id",))):
+            written += _daily_sums(session, daily, hourly, keys, start, today)
     for daily, hourly, key in ((AgentResponseDailyByType, AgentResponseHourlyByType, "agent_type"),
                                (AgentResponseDailyByShop, AgentResponseHourlyByShop, "shop_id")):
         written += _daily_histograms(session, daily, hourly, key, start, today)
     return written
+
+
+def _daily_sums(session: Session | Connection, daily: Any, hourly: Any, keys: tuple[str, ...], start: datetime | None,
+                today: datetime) -> int:
+    """Whole days of the compact hourly sums (the fold above left no agent_metrics rows before the current hour)."""
+    window = [hourly.hour < today] + ([hourly.hour >= start] if start else [])
+    d = day_of(session, hourly.hour)
+    cols = ("created", "completed", "failed", "opted_out", "prompt_tokens", "completion_tokens", "cost_usd")
+    group = [d, *(getattr(hourly, k) for k in keys)]
+    return session.execute(insert(daily).from_select(
+        ["day", *keys, *cols], select(*group, *(func.sum(getattr(hourly, c)) for c in cols)).where(*window)
+        .group_by(*group))).rowcount
 
 
 def _daily_histograms(session: Session | Connection, daily: Any, hourly: Any, key: str, start: datetime | None,

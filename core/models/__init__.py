@@ -9,7 +9,8 @@ from core.models.checklist import RESULT_KINDS, ChecklistResult, ChecklistRun
 from core.models.conversations import CHANNELS, Conversation, Message
 from core.models.host import Appointment, Barber, Client, Enterprise, Shop
 from core.models.metrics import (
-    AgentDbTiming, AgentMetric, AgentMetricDaily, AgentMetricHourlyByShop, AgentMetricHourlyByShopType,
+    AgentDbTiming, AgentMetric, AgentMetricDaily, AgentMetricDailyByShop, AgentMetricDailyByType,
+    AgentMetricHourlyByShop, AgentMetricHourlyByShopType,
     AgentMetricHourlyByType, AgentResponseBucket, AgentResponseDailyByShop, AgentResponseDailyByType,
     AgentResponseHourlyByShop, AgentResponseHourlyByShopType, AgentResponseHourlyByType,
 )

@@ -144,6 +144,33 @@ class AgentMetricDaily(Base):
     cost_usd: Mapped[float] = mapped_column(Numeric(14, 6), default=0)
 
 
+class _DailySums:
+    """Whole days of the sums, for windows longer than two days read by everyone (all shops)."""
+
+    day: Mapped[datetime] = mapped_column(primary_key=True)
+    created: Mapped[int] = mapped_column(default=0)
+    completed: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    opted_out: Mapped[int] = mapped_column(default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_usd: Mapped[float] = mapped_column(Numeric(14, 6), default=0)
+
+
+class AgentMetricDailyByType(_DailySums, Base):
+    """Whole days of the sums per agent type (all shops): a month is 30 rows per type."""
+
+    __tablename__ = "agent_metrics_daily_by_type"
+    agent_type: Mapped[str] = mapped_column(String(40), primary_key=True)
+
+
+class AgentMetricDailyByShop(_DailySums, Base):
+    """Whole days of the sums per shop (all agent types)."""
+
+    __tablename__ = "agent_metrics_daily_by_shop"
+    shop_id: Mapped[int] = mapped_column(primary_key=True)
+
+
 class AgentResponseDailyByType(Base):
     """Whole days of the response-time histogram per agent type (all shops), one compact row each (bucket → count)."""
 

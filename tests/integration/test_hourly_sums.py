@@ -13,9 +13,10 @@ from sqlalchemy import Engine, select
 from core.auth import system_actor
 from core.db import read_session
 from core.migrate import alembic_config, alembic_config_for_scripts, current_revision, head_revision, upgrade_to_head
-from core.models import AgentMetric, Conversation, utcnow
+from core.models import AgentMetric, AgentMetricDailyByShop, AgentMetricDailyByType, Conversation, utcnow
 from core.queries import metrics
 from core.rollups import TERMINAL_COLUMNS, floor_hour, insert_metrics
+from core.rollups_daily import floor_day
 from core.rollups_sums import SUM_FOLDS, SUMS, fold_closed_sums
 from core.uow import UnitOfWork
 from tests.support.data import ROLE_ACTORS, seed_minimal
@@ -70,6 +71,15 @@ def test_compact_sums_equal_the_raw_rows(engine: Engine) -> None:
     seed_minimal(engine, conversations=1500, days=3)
     assert all(h >= floor_hour(started) for h in fine_hours(engine)), "only the current hour stays in agent_metrics"
     assert_compact_equals_raw(engine, before=floor_hour(started))
+    today = floor_day(utcnow())
+    for model, key in ((AgentMetricDailyByType, "agent_type"), (AgentMetricDailyByShop, "shop_id")):
+        truth: dict = defaultdict(Counter)
+        for (hour, k), sums in raw_sums(engine, (key,), before=today).items():
+            truth[(floor_day(hour), k)].update({c: v for c, v in sums.items() if c != "response_ms_sum"})
+        with read_session(engine) as s:
+            stored = {(r.day, getattr(r, key)): {c: Decimal(str(getattr(r, c))) for c in SUMS if c != "response_ms_sum"}
+                      for r in s.scalars(select(model))}
+        assert len(stored) >= 3 and stored == {k: dict(v) for k, v in truth.items()}, model.__tablename__
 
 
 def test_a_fold_changes_no_figure_and_adds_to_rows_already_there(engine: Engine) -> None:

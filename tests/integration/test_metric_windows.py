@@ -10,7 +10,10 @@ from sqlalchemy import Engine, delete, func, select
 
 from core.auth import system_actor
 from core.db import read_session
-from core.models import AgentMetricDaily, AgentResponseDailyByShop, AgentResponseDailyByType, Conversation, utcnow
+from core.models import (
+    AgentMetricDaily, AgentMetricDailyByShop, AgentMetricDailyByType, AgentResponseDailyByShop, AgentResponseDailyByType,
+    Conversation, utcnow,
+)
 from core.queries import metrics
 from core.queries.rollup_reads import plan_window
 from core.rollups import BUCKET_RATIO
@@ -78,7 +81,8 @@ def test_long_windows_agree_with_raw_rows_with_and_without_daily_rollups(engine:
         assert_true_to_raw_rows(engine, hours)
     with_daily = figures(engine, 720)
     with UnitOfWork(engine) as uow:
-        for model in (AgentMetricDaily, AgentResponseDailyByType, AgentResponseDailyByShop):
+        for model in (AgentMetricDaily, AgentMetricDailyByType, AgentMetricDailyByShop, AgentResponseDailyByType,
+                      AgentResponseDailyByShop):
             uow.session.execute(delete(model))
         uow.commit()
     assert figures(engine, 720)[1:] == with_daily[1:]
