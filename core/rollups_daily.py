@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from core.models import (
     AgentMetricDaily, AgentMetricDailyByShop, AgentMetricDailyByType, AgentMetricHourlyByShop,
     AgentMetricHourlyByShopType, AgentMetricHourlyByType, AgentResponseDailyByShop, AgentResponseDailyByType,
-    AgentResponseHourlyByShop, AgentResponseHourlyByType, utcnow,
+    AgentResponseDailyByShopType, AgentResponseHourlyByShop, AgentResponseHourlyByShopType, AgentResponseHourlyByType,
+    utcnow,
 )
 from core.rollups import floor_hour
 from core.rollups_compact import dialect_name, fold_closed_hours, object_agg, time_param
@@ -38,28 +39,31 @@ def day_of(executor: Session | Connection, column: Any) -> Any:
 
 
 def refresh_daily(session: Session | Connection, *, days: int | None = RECENT_DAYS, now: datetime | None = None,
-                  sums: bool = True) -> int:
+                  schema_0012: bool = True) -> int:
     """Fold closed hours, then recompute the last DAYS whole days (all, when None) from the hourly rollups; returns
-    rows written. SUMS=False leaves the sums alone (migration 0010 runs before their compact tables exist)."""
+    rows written. SCHEMA_0012=False leaves the sums and the per shop and type days alone (migration 0010 runs before
+    their tables exist)."""
     now = now or utcnow()
     fold_closed_hours(session, before=now)
-    if sums:
+    if schema_0012:
         fold_closed_sums(session, before=floor_hour(now))
     today = floor_day(now)
     start = today - timedelta(days=days) if days else None
     written = 0
-    sum_tables = (AgentMetricDaily, AgentMetricDailyByType, AgentMetricDailyByShop) if sums else ()
-    for model in sum_tables + (AgentResponseDailyByType, AgentResponseDailyByShop):
+    histograms = [(AgentResponseDailyByType, AgentResponseHourlyByType, ("agent_type",)),
+                  (AgentResponseDailyByShop, AgentResponseHourlyByShop, ("shop_id",))]
+    sums = [(AgentMetricDaily, AgentMetricHourlyByShopType, ("shop_id", "agent_type")),
+            (AgentMetricDailyByType, AgentMetricHourlyByType, ("agent_type",)),
+            (AgentMetricDailyByShop, AgentMetricHourlyByShop, ("shop_id",))] if schema_0012 else []
+    if schema_0012:
+        histograms.append((AgentResponseDailyByShopType, AgentResponseHourlyByShopType, ("shop_id", "agent_type")))
+    for model, _, _ in sums + histograms:
         where = [model.day < today] + ([model.day >= start] if start else [])
         session.execute(delete(model).where(*where))
-    if sums:
-        for daily, hourly, keys in ((AgentMetricDaily, AgentMetricHourlyByShopType, ("shop_id", "agent_type")),
-                                    (AgentMetricDailyByType, AgentMetricHourlyByType, ("agent_type",)),
-                                    (AgentMetricDailyByShop, AgentMetricHourlyByShop, ("shop_id",))):
-            written += _daily_sums(session, daily, hourly, keys, start, today)
-    for daily, hourly, key in ((AgentResponseDailyByType, AgentResponseHourlyByType, "agent_type"),
-                               (AgentResponseDailyByShop, AgentResponseHourlyByShop, "shop_id")):
-        written += _daily_histograms(session, daily, hourly, key, start, today)
+    for daily, hourly, keys in sums:
+        written += _daily_sums(session, daily, hourly, keys, start, today)
+    for daily, hourly, keys in histograms:
+        written += _daily_histograms(session, daily, hourly, keys, start, today)
     return written
 
 
@@ -75,8 +79,8 @@ def _daily_sums(session: Session | Connection, daily: Any, hourly: Any, keys: tu
         .group_by(*group))).rowcount
 
 
-def _daily_histograms(session: Session | Connection, daily: Any, hourly: Any, key: str, start: datetime | None,
-                      today: datetime) -> int:
+def _daily_histograms(session: Session | Connection, daily: Any, hourly: Any, keys: tuple[str, ...],
+                      start: datetime | None, today: datetime) -> int:
     """Whole days of the compact hourly histograms (the fold above left no fine rows before today), summed bucket
     by bucket in SQL."""
     dialect = dialect_name(session)
@@ -84,11 +88,12 @@ def _daily_histograms(session: Session | Connection, daily: Any, hourly: Any, ke
         day, each, value = "date_trunc('day', hour, 'UTC')", "jsonb_each_text(counts)", "e.value::bigint"
     else:
         day, each, value = "strftime('%Y-%m-%d 00:00:00.000000', hour)", "json_each(counts)", "e.value"
+    cols = ", ".join(keys)
     params = [time_param("today", today)] + ([time_param("start", start)] if start else [])
     stmt = text(
-        f"INSERT INTO {daily.__tablename__} (day, {key}, counts) "
-        f"SELECT day, {key}, {object_agg(dialect, 'bucket', 'n')} FROM ("
-        f"SELECT {day} AS day, {key}, e.key AS bucket, sum({value}) AS n FROM {hourly.__tablename__} "
+        f"INSERT INTO {daily.__tablename__} (day, {cols}, counts) "
+        f"SELECT day, {cols}, {object_agg(dialect, 'bucket', 'n')} FROM ("
+        f"SELECT {day} AS day, {cols}, e.key AS bucket, sum({value}) AS n FROM {hourly.__tablename__} "
         f"CROSS JOIN {each} AS e WHERE hour < :today {'AND hour >= :start' if start else ''} "
-        f"GROUP BY 1, 2, 3) x GROUP BY day, {key}").bindparams(*params)
+        f"GROUP BY day, {cols}, e.key) x GROUP BY day, {cols}").bindparams(*params)
     return session.execute(stmt).rowcount

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 from core.models import AgentMetricHourlyByShop, AgentMetricHourlyByShopType, AgentMetricHourlyByType
@@ -54,19 +54,3 @@ def fold_closed_sums(executor: Session | Connection, *, before: datetime) -> int
         executor.execute(text(_sums_insert(model, keys, source)).bindparams(time_param("before", before)))
     return executor.execute(text("DELETE FROM agent_metrics WHERE hour < :before").bindparams(
         time_param("before", before))).rowcount
-
-
-def compact_sums_model(*, by: str | None, scoped: bool) -> Any:
-    """The smallest compact sums table that answers BY: per type for everyone, per shop for a shop breakdown or a
-    user who sees some shops only, per shop and type for such a user's breakdown by type."""
-    if by == "shop_id" or (scoped and by != "agent_type"):
-        return AgentMetricHourlyByShop
-    return AgentMetricHourlyByShopType if scoped else AgentMetricHourlyByType
-
-
-def hourly_sums_selects(columns: Any, where: Any) -> list[Any]:
-    """Helper for readers that sum whole hours everywhere: COLUMNS(model) over the fine rows and the per-type
-    compact rows, each filtered by WHERE(model); add the results."""
-    from core.models import AgentMetric
-
-    return [select(*columns(m)).where(*where(m)) for m in (AgentMetric, AgentMetricHourlyByType)]

@@ -11,7 +11,8 @@ from core.models.host import Appointment, Barber, Client, Enterprise, Shop
 from core.models.metrics import (
     AgentDbTiming, AgentMetric, AgentMetricDaily, AgentMetricDailyByShop, AgentMetricDailyByType,
     AgentMetricHourlyByShop, AgentMetricHourlyByShopType,
-    AgentMetricHourlyByType, AgentResponseBucket, AgentResponseDailyByShop, AgentResponseDailyByType,
+    AgentMetricHourlyByType, AgentResponseBucket, AgentResponseDailyByShop, AgentResponseDailyByShopType,
+    AgentResponseDailyByType,
     AgentResponseHourlyByShop, AgentResponseHourlyByShopType, AgentResponseHourlyByType,
 )
 from core.models.ops import (

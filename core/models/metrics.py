@@ -132,6 +132,7 @@ class AgentMetricDaily(Base):
     """Whole days of agent_metrics per shop and agent type, for windows longer than two days."""
 
     __tablename__ = "agent_metrics_daily"
+    __table_args__ = (Index("ix_agent_metrics_daily_shop_day", "shop_id", "day"),)
     day: Mapped[datetime] = mapped_column(primary_key=True)
     shop_id: Mapped[int] = mapped_column(primary_key=True)
     agent_type: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -168,6 +169,7 @@ class AgentMetricDailyByShop(_DailySums, Base):
     """Whole days of the sums per shop (all agent types)."""
 
     __tablename__ = "agent_metrics_daily_by_shop"
+    __table_args__ = (Index("ix_agent_metrics_daily_by_shop_shop_day", "shop_id", "day"),)
     shop_id: Mapped[int] = mapped_column(primary_key=True)
 
 
@@ -184,6 +186,18 @@ class AgentResponseDailyByShop(Base):
     """Whole days of the response-time histogram per shop (all agent types), one compact row each."""
 
     __tablename__ = "agent_response_daily_by_shop"
+    __table_args__ = (Index("ix_agent_response_daily_by_shop_shop_day", "shop_id", "day"),)
     day: Mapped[datetime] = mapped_column(primary_key=True)
     shop_id: Mapped[int] = mapped_column(primary_key=True)
+    counts: Mapped[dict[str, Any]]
+
+
+class AgentResponseDailyByShopType(Base):
+    """Whole days of the response-time histogram per shop and agent type, for users who see some shops only."""
+
+    __tablename__ = "agent_response_daily_by_shop_type"
+    __table_args__ = (Index("ix_agent_response_daily_by_shop_type_shop_day", "shop_id", "day"),)
+    day: Mapped[datetime] = mapped_column(primary_key=True)
+    shop_id: Mapped[int] = mapped_column(primary_key=True)
+    agent_type: Mapped[str] = mapped_column(String(40), primary_key=True)
     counts: Mapped[dict[str, Any]]

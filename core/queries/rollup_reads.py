@@ -4,7 +4,7 @@ start from the raw conversations (an indexed range of created_at)."""
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -14,14 +14,15 @@ from sqlalchemy.orm import Session
 
 from core.auth import Actor
 from core.models import (
-    AgentMetric, AgentMetricDailyByShop, AgentMetricDailyByType, AgentResponseBucket, AgentResponseDailyByShop, AgentResponseDailyByType,
-    AgentResponseHourlyByShop, AgentResponseHourlyByShopType, AgentResponseHourlyByType, Conversation, utcnow,
+    AgentMetric, AgentMetricDaily, AgentMetricDailyByShop, AgentMetricDailyByType, AgentMetricHourlyByShop,
+    AgentMetricHourlyByShopType, AgentMetricHourlyByType, AgentResponseBucket, AgentResponseDailyByShop,
+    AgentResponseDailyByShopType, AgentResponseDailyByType, AgentResponseHourlyByShop, AgentResponseHourlyByShopType,
+    AgentResponseHourlyByType, Conversation, utcnow,
 )
 from core.queries.scope import shop_filter
 from core.rollups import BUCKET_RATIO, TERMINAL_COLUMNS, floor_hour
 from core.rollups_compact import decode
 from core.rollups_daily import day_of, floor_day
-from core.rollups_sums import compact_sums_model
 
 SUM_COLUMNS = ("created", "completed", "failed", "opted_out", "prompt_tokens", "completion_tokens", "cost_usd")
 # Up to this many hours a window reads hourly rows only; longer windows read whole days from the daily rollups.
@@ -57,7 +58,7 @@ def _whole_hours(session: Session, *, actor: Actor, since: datetime, current: da
     plan = Plan(since, raw=[(since, first_whole)] if since < first_whole else [])
     if first_whole >= current:
         return plan
-    if actor.shop_ids is not None or current - first_whole <= timedelta(hours=HOURLY_ONLY_HOURS):
+    if current - first_whole <= timedelta(hours=HOURLY_ONLY_HOURS):
         plan.hourly.append((first_whole, current))
         return plan
     first_day = floor_day(first_whole) + (timedelta(days=1) if first_whole != floor_day(first_whole) else timedelta(0))
@@ -95,10 +96,10 @@ def metric_sums(session: Session, *, actor: Actor, plan: Plan, by: str | None = 
     m = AgentMetric
     queries = []
     if plan.hourly:  # the fine rows not folded yet, and the compact rows of closed hours
-        compact = compact_sums_model(by=by, scoped=actor.shop_ids is not None)
+        compact = _by_table(by, actor, AgentMetricHourlyByType, AgentMetricHourlyByShop, AgentMetricHourlyByShopType)
         queries += [_rollup_sums(session, actor, t, t.hour, _in_ranges(t.hour, plan.hourly), by) for t in (m, compact)]
-    if plan.days:  # whole days are planned for users who see every shop only
-        d = AgentMetricDailyByShop if by == "shop_id" else AgentMetricDailyByType
+    if plan.days:
+        d = _by_table(by, actor, AgentMetricDailyByType, AgentMetricDailyByShop, AgentMetricDaily)
         queries.append(_rollup_sums(session, actor, d, d.day, d.day.in_(plan.days), by))
     if plan.raw:
         queries.append(_raw_sums(session, actor, plan.raw, by))
@@ -138,34 +139,44 @@ def histograms(session: Session, *, actor: Actor, plan: Plan, by: str | None = N
         queries.append(select(_key(session, b, b.hour, by), b.bucket, func.sum(b.count))
                        .where(_in_ranges(b.hour, plan.hourly), *shop_filter(actor, b.shop_id)).group_by(b.bucket))
     if plan.days:
-        daily = AgentResponseDailyByShop if by == "shop_id" else AgentResponseDailyByType
-        compact.append(select(_key(session, daily, daily.day, by), daily.counts).where(daily.day.in_(plan.days)))
+        daily = _by_table(by, actor, AgentResponseDailyByType, AgentResponseDailyByShop, AgentResponseDailyByShopType)
+        shops = shop_filter(actor, daily.shop_id) if actor.shop_ids is not None else []
+        compact.append(select(_key(session, daily, daily.day, by), daily.counts).where(daily.day.in_(plan.days),
+                                                                                       *shops))
     if plan.raw:
         bucket = _bucket_sql(session, c.response_time_ms).label("bucket")
         queries.append(select(_key(session, c, c.created_at, by), bucket, func.count())
                        .where(_in_ranges(c.created_at, plan.raw), c.status == "completed",
                               c.response_time_ms.is_not(None), *shop_filter(actor, c.shop_id))
                        .group_by(literal_column("bucket")))
-    for query in compact:
+    stored: dict[Any, Counter[str]] = defaultdict(Counter)
+    for query in compact:  # thousands of stored histograms on a month by shop: merged as stored, decoded once
         for k, counts in session.execute(query):
-            target = out[_norm(k, by)]
-            for bucket, n in decode(counts).items():
-                target[bucket] += n
+            stored[_norm(k, by)].update(counts or {})
+    for k, counts in stored.items():
+        target = out[k]
+        for bucket, n in decode(counts).items():
+            target[bucket] += n
     for query in queries:
         for k, bucket, n in session.execute(query.group_by(literal_column("k"))):
             out[_norm(k, by)][int(bucket)] += int(n)
     return {k: dict(v) for k, v in out.items()}
 
 
+def _by_table(by: str | None, actor: Actor, by_type: Any, by_shop: Any, by_shop_type: Any) -> Any:
+    """The smallest table that answers BY for ACTOR: per type for everyone, per shop for a shop breakdown or a user
+    who sees some shops only, per shop and type for such a user's breakdown by type."""
+    scoped = actor.shop_ids is not None
+    if by == "shop_id" or (scoped and by != "agent_type"):
+        return by_shop
+    return by_shop_type if scoped else by_type
+
+
 def _compact_query(session: Session, actor: Actor, ranges: list[Range], by: str | None) -> Any:
     """The smallest compact table that answers BY for ACTOR: per type for everyone, per shop for a shop breakdown
     or a user who sees some shops only, per shop and type for such a user's breakdown by type."""
-    scoped = actor.shop_ids is not None
-    if by == "shop_id" or (scoped and by != "agent_type"):
-        model: Any = AgentResponseHourlyByShop
-    else:
-        model = AgentResponseHourlyByShopType if scoped else AgentResponseHourlyByType
-    shops = shop_filter(actor, model.shop_id) if scoped else []
+    model = _by_table(by, actor, AgentResponseHourlyByType, AgentResponseHourlyByShop, AgentResponseHourlyByShopType)
+    shops = shop_filter(actor, model.shop_id) if actor.shop_ids is not None else []
     return select(_key(session, model, model.hour, by), model.counts).where(_in_ranges(model.hour, ranges), *shops)
 
 

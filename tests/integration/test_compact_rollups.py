@@ -15,7 +15,8 @@ from core.migrate import (
     alembic_config, alembic_config_for_scripts, current_revision, head_revision, upgrade_to_head,
 )
 from core.models import (
-    AgentResponseBucket, AgentResponseDailyByShop, AgentResponseDailyByType, Conversation, utcnow,
+    AgentResponseBucket, AgentResponseDailyByShop, AgentResponseDailyByShopType, AgentResponseDailyByType, Conversation,
+    utcnow,
 )
 from core.queries import metrics
 from core.rollups import bucket_of, floor_hour, insert_fine_buckets
@@ -67,12 +68,13 @@ def test_compact_tables_equal_the_raw_rows(engine: Engine) -> None:
         assert len(truth) > 20
         assert stored_histograms(engine, model, keys) == truth, model.__tablename__
     today = floor_day(utcnow())
-    for model, key in ((AgentResponseDailyByType, "agent_type"), (AgentResponseDailyByShop, "shop_id")):
+    for model, keys in ((AgentResponseDailyByType, ("agent_type",)), (AgentResponseDailyByShop, ("shop_id",)),
+                        (AgentResponseDailyByShopType, ("shop_id", "agent_type"))):
         truth = defaultdict(Counter)
-        for (hour, k), hist in raw_histograms(engine, (key,), before=today).items():
-            truth[(floor_day(hour), k)].update(hist)
+        for (hour, *k), hist in raw_histograms(engine, keys, before=today).items():
+            truth[(floor_day(hour), *k)].update(hist)
         with read_session(engine) as s:
-            stored = {(r.day, getattr(r, key)): decode(r.counts) for r in s.scalars(select(model))}
+            stored = {(r.day, *(getattr(r, k) for k in keys)): decode(r.counts) for r in s.scalars(select(model))}
         assert len(stored) >= 3 and stored == {k: dict(v) for k, v in truth.items()}, model.__tablename__
 
 

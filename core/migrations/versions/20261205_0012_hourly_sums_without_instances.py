@@ -5,7 +5,9 @@ agent_metrics is keyed by hour × instance: a 24-hour health query read ~8,100 o
 every hour. Closed hours now live in three tables of one row per hour and agent type, per hour and shop, per hour,
 shop and type (core.rollups_sums); agent_metrics keeps what is not folded yet. Whole days get the same split
 (per day and type, per day and shop: a month read ~10,800 rows per shop and type at 1M, now 270), derived from the
-hourly rows like the per-shop-and-type daily sums the alerts' baseline reads. A (shop_id, hour) index lets users who see some shops read only their shops' hourly
+hourly rows like the per-shop-and-type daily sums the alerts' baseline reads; users who see some shops now read
+whole days too (a month by type read ~12,700 hourly rows of one shop at 1M), with a daily histogram per shop and
+type and (shop_id, day) indexes. A (shop_id, hour) index lets users who see some shops read only their shops' hourly
 histograms. This migration folds a populated database (PostgreSQL and SQLite) in one set-based pass.
 
 Revision ID: 0012
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
+from sqlalchemy.dialects import postgresql
 
 import core.models.base
 
@@ -34,6 +38,9 @@ DAILY = {
     "agent_metrics_daily_by_type": lambda: sa.Column("agent_type", sa.String(length=40), nullable=False),
     "agent_metrics_daily_by_shop": lambda: sa.Column("shop_id", sa.Integer(), nullable=False),
 }
+# Users who see some shops read whole days too, and only their shops' rows.
+SHOP_INDEXES = (("agent_metrics_daily", "day"), ("agent_metrics_daily_by_shop", "day"),
+                ("agent_response_daily_by_shop", "day"), ("agent_response_daily_by_shop_type", "day"))
 SUMS = ("created", "completed", "failed", "opted_out", "response_ms_sum", "prompt_tokens", "completion_tokens",
         "cost_usd")
 
@@ -54,6 +61,14 @@ def upgrade() -> None:
         op.create_table(name, sa.Column("day", core.models.base.UTCDateTime(timezone=True), nullable=False), key(),
                         *_sum_columns(response_ms=False), sa.PrimaryKeyConstraint("day", key().name,
                                                                                   name=op.f(f"pk_{name}")))
+    op.create_table(
+        "agent_response_daily_by_shop_type",
+        sa.Column("day", core.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("shop_id", sa.Integer(), nullable=False), sa.Column("agent_type", sa.String(length=40), nullable=False),
+        sa.Column("counts", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
+        sa.PrimaryKeyConstraint("day", "shop_id", "agent_type", name=op.f("pk_agent_response_daily_by_shop_type")))
+    for table, column in SHOP_INDEXES:
+        op.create_index(f"ix_{table}_shop_{column}", table, ["shop_id", column])
     op.create_index("ix_agent_metrics_hourly_by_shop_shop_hour", "agent_metrics_hourly_by_shop", ["shop_id", "hour"])
     op.create_index("ix_agent_metrics_hourly_by_shop_type_shop_hour", "agent_metrics_hourly_by_shop_type",
                     ["shop_id", "hour"])
@@ -85,5 +100,7 @@ def downgrade() -> None:
     op.drop_index("ix_agent_response_hourly_by_shop_shop_hour", table_name="agent_response_hourly_by_shop")
     op.drop_index("ix_agent_metrics_hourly_by_shop_type_shop_hour", table_name="agent_metrics_hourly_by_shop_type")
     op.drop_index("ix_agent_metrics_hourly_by_shop_shop_hour", table_name="agent_metrics_hourly_by_shop")
-    for name in reversed([*TABLES, *DAILY]):
+    for table, column in SHOP_INDEXES:
+        op.drop_index(f"ix_{table}_shop_{column}", table_name=table)
+    for name in reversed([*TABLES, *DAILY, "agent_response_daily_by_shop_type"]):
         op.drop_table(name)
