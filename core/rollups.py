@@ -174,7 +174,8 @@ def insert_compact_buckets(session: Session | Connection, *, since: datetime | N
     source = (f"SELECT {hour} AS hour, shop_id, agent_type, {bucket} AS bucket, count(*) AS n "
               "FROM agent_conversations WHERE status = 'completed' AND response_time_ms IS NOT NULL "
               f"AND created_at < :before {'AND created_at >= :since' if since else ''} GROUP BY 1, 2, 3, 4")
-    return add_to_compact(session, source, {"ratio": _LOG_RATIO, "before": before, **({"since": since} if since else {})})
+    params = {"ratio": _LOG_RATIO, "before": before, **({"since": since} if since else {})}
+    return add_to_compact(session, source, params)
 
 
 def insert_fine_buckets(session: Session | Connection, *, since: datetime | None = None) -> int:

@@ -83,7 +83,8 @@ def _compact_insert(dialect: str, model: Any, keys: tuple[str, ...], source: str
             f"SELECT hour, {cols}, {object_agg(dialect, 'bucket', 'n')} FROM ("
             f"SELECT hour, {cols}, bucket, sum(n) AS n FROM {source} GROUP BY hour, {cols}, bucket) x "
             f"WHERE true GROUP BY hour, {cols} "
-            f"ON CONFLICT (hour, {cols}) DO UPDATE SET counts = {merge_json(dialect, table + '.counts', 'excluded.counts')}")
+            f"ON CONFLICT (hour, {cols}) DO UPDATE SET "
+            f"counts = {merge_json(dialect, table + '.counts', 'excluded.counts')}")
 
 
 def add_to_compact(executor: Session | Connection, source: str, params: Mapping[str, Any] | None = None) -> int:

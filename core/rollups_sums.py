@@ -44,7 +44,8 @@ def fold_closed_sums(executor: Session | Connection, *, before: datetime) -> int
     if dialect_name(executor) == "postgresql":
         # DELETE … RETURNING feeds the inserts: a completion the worker adds meanwhile is either in `moved`
         # or stays behind as a fine row, never lost between a read and a delete.
-        inserts = ", ".join(f"i{i} AS ({_sums_insert(m, k, 'moved')} RETURNING 1)" for i, (m, k) in enumerate(SUM_FOLDS))
+        inserts = ", ".join(f"i{i} AS ({_sums_insert(m, k, 'moved')} RETURNING 1)"
+                            for i, (m, k) in enumerate(SUM_FOLDS))
         stmt = text(f"WITH moved AS (DELETE FROM agent_metrics WHERE hour < :before RETURNING {columns}), {inserts} "
                     "SELECT count(*) FROM moved")
         return int(executor.execute(stmt.bindparams(time_param("before", before))).scalar_one())

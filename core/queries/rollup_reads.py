@@ -64,7 +64,8 @@ def _whole_hours(session: Session, *, actor: Actor, since: datetime, current: da
     first_day = floor_day(first_whole) + (timedelta(days=1) if first_whole != floor_day(first_whole) else timedelta(0))
     today = floor_day(current)
     d = AgentMetricDailyByType  # the smallest daily table: ~10 rows a day
-    covered = {as_utc(day) for day in session.scalars(select(d.day).distinct().where(d.day >= first_day, d.day < today))}
+    covered = {as_utc(day) for day in session.scalars(
+        select(d.day).distinct().where(d.day >= first_day, d.day < today))}
     cursor, day = first_whole, first_day
     while day < today:
         if day in covered:

@@ -11,8 +11,8 @@ from sqlalchemy import Engine, delete, func, select
 from core.auth import system_actor
 from core.db import read_session
 from core.models import (
-    AgentMetricDaily, AgentMetricDailyByShop, AgentMetricDailyByType, AgentResponseDailyByShop, AgentResponseDailyByType,
-    Conversation, utcnow,
+    AgentMetricDaily, AgentMetricDailyByShop, AgentMetricDailyByType, AgentResponseDailyByShop,
+    AgentResponseDailyByType, Conversation, utcnow,
 )
 from core.queries import metrics
 from core.queries.rollup_reads import plan_window

@@ -64,7 +64,8 @@ def upgrade() -> None:
     op.create_table(
         "agent_response_daily_by_shop_type",
         sa.Column("day", core.models.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("shop_id", sa.Integer(), nullable=False), sa.Column("agent_type", sa.String(length=40), nullable=False),
+        sa.Column("shop_id", sa.Integer(), nullable=False),
+        sa.Column("agent_type", sa.String(length=40), nullable=False),
         sa.Column("counts", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
         sa.PrimaryKeyConstraint("day", "shop_id", "agent_type", name=op.f("pk_agent_response_daily_by_shop_type")))
     for table, column in SHOP_INDEXES:
