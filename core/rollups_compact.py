@@ -14,7 +14,7 @@ compiling them into multi-VALUES inserts took minutes.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
@@ -106,9 +106,11 @@ def _bind(stmt: Any, params: Mapping[str, Any] | None) -> Any:
                              for k, v in (params or {}).items()])
 
 
-def fold_closed_hours(executor: Session | Connection, *, before: datetime | None = None) -> int:
+def fold_closed_hours(executor: Session | Connection, *, before: datetime | None = None,
+                      touched: set[datetime] | None = None) -> int:
     """Move the fine histogram rows of hours before BEFORE (default: the current hour) into the compact rows, in
-    one set-based pass; returns how many fine rows were folded. Call inside the caller's transaction."""
+    one set-based pass; returns how many fine rows were folded and adds their hours to TOUCHED. Call inside the
+    caller's transaction."""
     before = floor_hour(before or utcnow())
     dialect = dialect_name(executor)
     fine = "agent_response_buckets"
@@ -119,13 +121,27 @@ def fold_closed_hours(executor: Session | Connection, *, before: datetime | None
         inserts = ", ".join(f"i{i} AS ({_compact_insert(dialect, m, k, 'moved')} RETURNING 1)"
                             for i, (m, k) in enumerate(FOLDS))
         stmt = text(f"WITH moved AS (DELETE FROM {fine} WHERE hour < :before "
-                    f"RETURNING hour, shop_id, agent_type, bucket, count AS n), {inserts} SELECT count(*) FROM moved")
-        return int(executor.execute(stmt.bindparams(time_param("before", before))).scalar_one())
+                    f"RETURNING hour, shop_id, agent_type, bucket, count AS n), {inserts} "
+                    "SELECT count(*), array_agg(DISTINCT hour) FROM moved")
+        n, hours = executor.execute(stmt.bindparams(time_param("before", before))).one()
+        (touched if touched is not None else set()).update(hours or [])
+        return int(n)
     # SQLite: one writer at a time, so the rows read here are the rows deleted below.
     source = f"SELECT hour, shop_id, agent_type, bucket, count AS n FROM {fine} WHERE hour < :before"
+    note_hours(executor, fine, before, touched)
     add_to_compact(executor, source, {"before": before})
     return executor.execute(text(f"DELETE FROM {fine} WHERE hour < :before").bindparams(
         time_param("before", before))).rowcount
+
+
+def note_hours(executor: Session | Connection, table: str, before: datetime, touched: set[datetime] | None) -> None:
+    """Add to TOUCHED the hours before BEFORE that TABLE holds rows of (SQLite's fold, before it deletes them)."""
+    if touched is None:
+        return
+    for (hour,) in executor.execute(text(f"SELECT DISTINCT hour FROM {table} WHERE hour < :before").bindparams(
+            time_param("before", before))):
+        hour = datetime.fromisoformat(hour) if isinstance(hour, str) else hour
+        touched.add(hour if hour.tzinfo else hour.replace(tzinfo=timezone.utc))
 
 
 def merge_into(target: dict[int, int], counts: Iterable[tuple[int, int]]) -> None:

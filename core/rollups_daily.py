@@ -6,7 +6,7 @@ read from the hourly rows, so a missing refresh makes a page slower, never wrong
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, text
@@ -39,17 +39,45 @@ def day_of(executor: Session | Connection, column: Any) -> Any:
 
 
 def refresh_daily(session: Session | Connection, *, days: int | None = RECENT_DAYS, now: datetime | None = None,
-                  schema_0012: bool = True) -> int:
+                  stale_only: bool = False, schema_0012: bool = True) -> int:
     """Fold closed hours, then recompute the last DAYS whole days (all, when None) from the hourly rollups; returns
-    rows written. SCHEMA_0012=False leaves the sums and the per shop and type days alone (migration 0010 runs before
-    their tables exist)."""
-    now = now or utcnow()
-    fold_closed_hours(session, before=now)
+    rows written. STALE_ONLY (the probe, every cycle): only those of the DAYS whose hours this fold changed or that
+    have no daily rows yet. SCHEMA_0012=False leaves the sums and the per shop and type days alone (migration 0010
+    runs before their tables exist)."""
+    now, touched = now or utcnow(), set()
+    fold_closed_hours(session, before=now, touched=touched)
     if schema_0012:
-        fold_closed_sums(session, before=floor_hour(now))
+        fold_closed_sums(session, before=floor_hour(now), touched=touched)
     today = floor_day(now)
     start = today - timedelta(days=days) if days else None
+    spans: list[tuple[datetime | None, datetime]] = [(start, today)]
+    if stale_only and start is not None and schema_0012:
+        spans = [(d, d + timedelta(days=1)) for d in _stale_days(session, start, today, touched)]
     written = 0
+    for span in spans:
+        written += _recompute(session, *span, schema_0012=schema_0012)
+    return written
+
+
+def _stale_days(session: Session | Connection, start: datetime, today: datetime, touched: set[datetime]) -> list:
+    """The whole days in [START, TODAY) whose hours were just folded or that have no daily rows (all the daily
+    tables are written together: the per-type sums stand for them)."""
+    d = AgentMetricDailyByType
+    have = {_as_utc(day) for day in session.execute(select(d.day).distinct().where(d.day >= start, d.day < today))
+            .scalars()}
+    changed = {floor_day(hour) for hour in touched}
+    days = [start + timedelta(days=i) for i in range((today - start).days)]
+    return [day for day in days if day in changed or day not in have]
+
+
+def _as_utc(value: Any) -> datetime:
+    value = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _recompute(session: Session | Connection, start: datetime | None, end: datetime, *, schema_0012: bool) -> int:
+    """Delete and write again the daily rows of [START, END) (from the beginning, when START is None)."""
+    today, written = end, 0
     histograms = [(AgentResponseDailyByType, AgentResponseHourlyByType, ("agent_type",)),
                   (AgentResponseDailyByShop, AgentResponseHourlyByShop, ("shop_id",))]
     sums = [(AgentMetricDaily, AgentMetricHourlyByShopType, ("shop_id", "agent_type")),

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 from core.models import AgentMetricHourlyByShop, AgentMetricHourlyByShopType, AgentMetricHourlyByType
-from core.rollups_compact import dialect_name, time_param
+from core.rollups_compact import dialect_name, note_hours, time_param
 
 SUMS = ("created", "completed", "failed", "opted_out", "response_ms_sum", "prompt_tokens", "completion_tokens",
         "cost_usd")
@@ -37,9 +37,9 @@ def _sums_insert(model: Any, keys: tuple[str, ...], source: str) -> str:
             f"WHERE true GROUP BY hour, {cols} ON CONFLICT (hour, {cols}) DO UPDATE SET {adds}")
 
 
-def fold_closed_sums(executor: Session | Connection, *, before: datetime) -> int:
+def fold_closed_sums(executor: Session | Connection, *, before: datetime, touched: set[datetime] | None = None) -> int:
     """Move the agent_metrics rows of hours before BEFORE into the compact sums, in one set-based pass; returns how
-    many rows were folded. Call inside the caller's transaction, under the fold lock (core.rollups_compact)."""
+    many rows were folded and adds their hours to TOUCHED. Call inside the caller's transaction."""
     columns = f"hour, shop_id, agent_type, {', '.join(SUMS)}"
     if dialect_name(executor) == "postgresql":
         # DELETE … RETURNING feeds the inserts: a completion the worker adds meanwhile is either in `moved`
@@ -47,10 +47,13 @@ def fold_closed_sums(executor: Session | Connection, *, before: datetime) -> int
         inserts = ", ".join(f"i{i} AS ({_sums_insert(m, k, 'moved')} RETURNING 1)"
                             for i, (m, k) in enumerate(SUM_FOLDS))
         stmt = text(f"WITH moved AS (DELETE FROM agent_metrics WHERE hour < :before RETURNING {columns}), {inserts} "
-                    "SELECT count(*) FROM moved")
-        return int(executor.execute(stmt.bindparams(time_param("before", before))).scalar_one())
+                    "SELECT count(*), array_agg(DISTINCT hour) FROM moved")
+        n, hours = executor.execute(stmt.bindparams(time_param("before", before))).one()
+        (touched if touched is not None else set()).update(hours or [])
+        return int(n)
     # SQLite: one writer at a time, so the rows read here are the rows deleted below.
     source = f"(SELECT {columns} FROM agent_metrics WHERE hour < :before)"
+    note_hours(executor, "agent_metrics", before, touched)
     for model, keys in SUM_FOLDS:
         executor.execute(text(_sums_insert(model, keys, source)).bindparams(time_param("before", before)))
     return executor.execute(text("DELETE FROM agent_metrics WHERE hour < :before").bindparams(

@@ -139,3 +139,32 @@ def test_migration_0012_folds_a_database_with_history(engine: Engine) -> None:
     assert current_revision(engine) == head_revision()
     assert all(h >= current for h in fine_hours(engine))
     assert_compact_equals_raw(engine, before=min(fine_hours(engine), default=current + timedelta(hours=1)))
+
+
+def test_the_probe_refreshes_only_the_days_a_late_completion_changed(engine: Engine) -> None:
+    from core.rollups import record_finished
+    from core.rollups_daily import refresh_daily
+
+    started = utcnow()  # the refreshes below fold and refresh as of then, whatever hour the clock turns meanwhile
+    seed_minimal(engine, conversations=1500, days=3)
+    today = floor_day(started)
+    with UnitOfWork(engine) as uow:
+        assert refresh_daily(uow.session, stale_only=True, now=started) == 0, "nothing changed: no day is rewritten"
+        conv = uow.session.scalars(select(Conversation).where(
+            Conversation.status == "waiting_response", Conversation.created_at < today,
+            Conversation.created_at >= today - timedelta(days=2)).limit(1)).one()
+        # What the worker does when a conversation of an earlier day completes: its rollup rows are fine rows
+        # of an hour already folded.
+        conv.status, conv.response_time_ms, conv.prompt_tokens, conv.completion_tokens = "completed", 4321, 70, 30
+        record_finished(uow.session, conv)
+        assert refresh_daily(uow.session, stale_only=True, now=started) > 0
+        uow.commit()
+    with read_session(engine) as s:
+        day = floor_day(conv.created_at)
+        row = s.scalars(select(AgentMetricDailyByType).where(AgentMetricDailyByType.day == day,
+                                                             AgentMetricDailyByType.agent_type == conv.agent_type)).one()
+    truth = {k: v for k, v in raw_sums(engine, ("agent_type",), before=today).items()
+             if floor_day(k[0]) == day and k[1] == conv.agent_type}
+    assert row.completed == sum(v["completed"] for v in truth.values())
+    assert row.prompt_tokens == sum(v["prompt_tokens"] for v in truth.values())
+    assert_compact_equals_raw(engine, before=floor_hour(utcnow()))
