@@ -111,14 +111,15 @@ def rebuild(session: Session, *, since: datetime | None = None) -> int:
     """Recompute the rollups from raw conversations created at or after SINCE; returns rows written."""
     from core.rollups_compact import FOLDS
     from core.rollups_daily import refresh_daily
-    from core.rollups_sums import SUM_FOLDS
+    from core.rollups_sums import SUM_FOLDS, insert_compact_sums
 
     since_hour = floor_hour(since) if since else None
     for model in (AgentMetric, AgentResponseBucket, *(fold[0] for fold in FOLDS + SUM_FOLDS)):
         stmt = delete(model)
         session.execute(stmt.where(model.hour >= since_hour) if since_hour else stmt)
-    n = insert_metrics(session, since=since_hour)
-    current = floor_hour(utcnow())
+    current = floor_hour(utcnow())  # closed hours straight into the compact rows, the current one into fine rows
+    n = insert_compact_sums(session, since=since_hour, before=current)
+    n += insert_metrics(session, since=max(since_hour, current) if since_hour else current)
     n += insert_compact_buckets(session, since=since_hour, before=current)
     n += insert_fine_buckets(session, since=max(since_hour, current) if since_hour else current)
     span = None if since is None else (utcnow() - since).days + 2

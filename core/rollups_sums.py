@@ -58,3 +58,29 @@ def fold_closed_sums(executor: Session | Connection, *, before: datetime, touche
         executor.execute(text(_sums_insert(model, keys, source)).bindparams(time_param("before", before)))
     return executor.execute(text("DELETE FROM agent_metrics WHERE hour < :before").bindparams(
         time_param("before", before))).rowcount
+
+
+def insert_compact_sums(executor: Session | Connection, *, since: datetime | None, before: datetime) -> int:
+    """Add the sums of conversations created in [SINCE, BEFORE) straight to the compact tables (`rollups rebuild`:
+    closed hours need no agent_metrics rows first); returns compact rows written."""
+    dialect = dialect_name(executor)
+    hour = ("date_trunc('hour', created_at, 'UTC')" if dialect == "postgresql"
+            else "strftime('%Y-%m-%d %H:00:00.000000', created_at)")
+    done = "status IN ('completed', 'failed', 'opted_out')"
+
+    def total(cond: str, col: str) -> str:
+        return f"coalesce(sum(CASE WHEN {cond} THEN {col} END), 0)"
+    figures = [total("status = 'completed'", "1"), total("status = 'failed'", "1"), total("status = 'opted_out'", "1"),
+               total("status = 'completed'", "response_time_ms"), total(done, "prompt_tokens"),
+               total(done, "completion_tokens"), total(done, "cost_usd")]
+    source = (f"SELECT {hour} AS hour, shop_id, agent_type, count(*) AS created, "
+              f"{', '.join(f'{f} AS {c}' for f, c in zip(figures, SUMS[1:]))} FROM agent_conversations "
+              f"WHERE created_at < :before {'AND created_at >= :since' if since else ''} GROUP BY 1, 2, 3")
+    params = [time_param("before", before)] + ([time_param("since", since)] if since else [])
+    if dialect == "postgresql":  # the source is computed once for the three tables
+        inserts = ", ".join(f"i{i} AS ({_sums_insert(m, k, 'src')} RETURNING 1)" for i, (m, k) in enumerate(SUM_FOLDS))
+        written = " + ".join(f"(SELECT count(*) FROM i{i})" for i in range(len(SUM_FOLDS)))
+        return int(executor.execute(text(f"WITH src AS ({source}), {inserts} SELECT {written}").bindparams(*params))
+                   .scalar_one())
+    return sum(executor.execute(text(f"WITH src AS ({source}) {_sums_insert(m, k, 'src')}").bindparams(*params))
+               .rowcount for m, k in SUM_FOLDS)
