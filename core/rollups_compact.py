@@ -13,7 +13,7 @@ compiling them into multi-VALUES inserts took minutes.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -142,9 +142,3 @@ def note_hours(executor: Session | Connection, table: str, before: datetime, tou
             time_param("before", before))):
         hour = datetime.fromisoformat(hour) if isinstance(hour, str) else hour
         touched.add(hour if hour.tzinfo else hour.replace(tzinfo=timezone.utc))
-
-
-def merge_into(target: dict[int, int], counts: Iterable[tuple[int, int]]) -> None:
-    """Add (bucket, count) pairs to TARGET."""
-    for b, n in counts:
-        target[b] = target.get(b, 0) + n
