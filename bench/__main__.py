@@ -5,8 +5,8 @@ import importlib
 import sys
 from pathlib import Path
 
-ALL = ["seed_load", "worker_throughput", "health_queries", "api_status", "kill_switch", "worker_bound",
-       "read_replica", "cli_startup", "console_browser", "checklist", "alerts", "review"]
+ALL = ["seed_load", "worker_throughput", "health_queries", "rollups_rebuild", "api_status", "kill_switch",
+       "worker_bound", "read_replica", "cli_startup", "console_browser", "checklist", "alerts", "review"]
 
 
 def main() -> int:

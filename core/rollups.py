@@ -111,15 +111,28 @@ def rebuild(session: Session, *, since: datetime | None = None) -> int:
     """Recompute the rollups from raw conversations created at or after SINCE; returns rows written."""
     from core.rollups_compact import FOLDS
     from core.rollups_daily import refresh_daily
+    from core.rollups_sums import SUM_FOLDS, insert_compact_sums
 
     since_hour = floor_hour(since) if since else None
-    for model in (AgentMetric, AgentResponseBucket, *(fold[0] for fold in FOLDS)):
+    for model in (AgentMetric, AgentResponseBucket, *(fold[0] for fold in FOLDS + SUM_FOLDS)):
         stmt = delete(model)
         session.execute(stmt.where(model.hour >= since_hour) if since_hour else stmt)
+    current = floor_hour(utcnow())  # closed hours straight into the compact rows, the current one into fine rows
+    n = insert_compact_sums(session, since=since_hour, before=current)
+    n += insert_metrics(session, since=max(since_hour, current) if since_hour else current)
+    n += insert_compact_buckets(session, since=since_hour, before=current)
+    n += insert_fine_buckets(session, since=max(since_hour, current) if since_hour else current)
+    span = None if since is None else (utcnow() - since).days + 2
+    return n + refresh_daily(session, days=span)
+
+
+def insert_metrics(session: Session | Connection, *, since: datetime | None = None) -> int:
+    """Add the sums of conversations created since SINCE (all, when None) to agent_metrics, per hour × instance,
+    as the worker does one by one; returns rows written."""
     c = Conversation
-    is_pg = session.get_bind().dialect.name == "postgresql"
+    is_pg = _dialect_name(session) == "postgresql"
     hour = _hour_sql(session, c.created_at)
-    where = [c.created_at >= since_hour] if since_hour else []
+    where = [c.created_at >= since] if since else []
 
     def count_if(status: str) -> Any:
         return func.sum(func.cast(c.status == status, postgresql.INTEGER if is_pg else sqlite.INTEGER))
@@ -134,10 +147,7 @@ def rebuild(session: Session, *, since: datetime | None = None) -> int:
     ).where(*where).group_by(hour, c.agent_instance_id, c.shop_id, c.agent_type)
     cols = ["hour", "agent_instance_id", "shop_id", "agent_type", "created", "completed", "failed", "opted_out",
             "response_ms_sum", "prompt_tokens", "completion_tokens", "cost_usd"]
-    n = session.execute(insert(AgentMetric).from_select(cols, metrics)).rowcount
-    n += insert_fine_buckets(session, since=since_hour)
-    span = None if since is None else (utcnow() - since).days + 2
-    return n + refresh_daily(session, days=span)
+    return session.execute(insert(AgentMetric).from_select(cols, metrics)).rowcount
 
 
 def _hour_sql(session: Session | Connection, column: Any) -> Any:
@@ -146,14 +156,35 @@ def _hour_sql(session: Session | Connection, column: Any) -> Any:
     return func.strftime("%Y-%m-%d %H:00:00.000000", column)
 
 
+def bucket_sql(executor: Session | Connection, ms: Any) -> Any:
+    """core.rollups.bucket_of in SQL, on PostgreSQL and SQLite."""
+    at_least_1 = func.greatest(ms, 1) if _dialect_name(executor) == "postgresql" else func.max(ms, 1)
+    return func.floor(func.ln(at_least_1) / _LOG_RATIO)
+
+
+def insert_compact_buckets(session: Session | Connection, *, since: datetime | None, before: datetime) -> int:
+    """Add the response-time histogram of conversations created in [SINCE, BEFORE) straight to the compact hourly
+    tables (closed hours need no fine rows first); returns compact rows written."""
+    from core.rollups_compact import add_to_compact
+
+    if _dialect_name(session) == "postgresql":
+        hour, bucket = "date_trunc('hour', created_at, 'UTC')", "floor(ln(greatest(response_time_ms, 1)) / :ratio)::int"
+    else:
+        hour = "strftime('%Y-%m-%d %H:00:00.000000', created_at)"
+        bucket = "CAST(floor(ln(max(response_time_ms, 1)) / :ratio) AS INTEGER)"
+    source = (f"SELECT {hour} AS hour, shop_id, agent_type, {bucket} AS bucket, count(*) AS n "
+              "FROM agent_conversations WHERE status = 'completed' AND response_time_ms IS NOT NULL "
+              f"AND created_at < :before {'AND created_at >= :since' if since else ''} GROUP BY 1, 2, 3, 4")
+    params = {"ratio": _LOG_RATIO, "before": before, **({"since": since} if since else {})}
+    return add_to_compact(session, source, params)
+
+
 def insert_fine_buckets(session: Session | Connection, *, since: datetime | None = None) -> int:
     """Add the response-time histogram of conversations created since SINCE (all, when None) to the fine table,
     per hour × instance × bucket, as the worker does one by one; returns rows written."""
     c = Conversation
     hour = _hour_sql(session, c.created_at)
-    at_least_1 = func.greatest(c.response_time_ms, 1) if _dialect_name(session) == "postgresql" \
-        else func.max(c.response_time_ms, 1)
-    bucket = func.floor(func.ln(at_least_1) / _LOG_RATIO)
+    bucket = bucket_sql(session, c.response_time_ms)
     buckets = select(hour, c.agent_instance_id, bucket, c.shop_id, c.agent_type, func.count()).where(
         c.status == "completed", c.response_time_ms.is_not(None), *([c.created_at >= since] if since else [])
     ).group_by(hour, c.agent_instance_id, bucket, c.shop_id, c.agent_type)

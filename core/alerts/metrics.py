@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.models import (
-    AgentDbTiming, AgentMetric, AgentMetricDaily, AgentResponseBucket, AgentResponseHourlyByShopType,
+    AgentDbTiming, AgentMetric, AgentMetricDaily, AgentMetricHourlyByShopType, AgentMetricHourlyByType,
+    AgentResponseBucket, AgentResponseHourlyByShopType,
     AgentResponseHourlyByType, AuditRecord, HealthProbe, WorkerHeartbeat,
 )
 from core.queries.controls import DATA_ACCESS_ACTIONS
@@ -88,12 +89,21 @@ def _add(rows: Any) -> dict[str, int]:
 
 
 def _sums(session: Session, scope: Scope, now: datetime) -> dict[str, int]:
-    """Created/completed/failed/opted-out in the window; rules without a shop share one read grouped by type."""
-    m, since = AgentMetric, _since(scope, now)
+    """Created/completed/failed/opted-out in the window: the agent_metrics rows not folded yet plus the compact sums
+    of closed hours; rules without a shop share one read grouped by type."""
+    since = _since(scope, now)
     if scope.shop_id is not None:
-        return _add([session.execute(select(*_sum_columns(m)).where(m.hour >= since, *_scoped(m, scope))).one()])
-    by_type = _cached(session, ("sums", since), lambda: {t: rest for t, *rest in session.execute(
-        select(m.agent_type, *_sum_columns(m)).where(m.hour >= since).group_by(m.agent_type))})
+        return _add([session.execute(select(*_sum_columns(m)).where(m.hour >= since, *_scoped(m, scope))).one()
+                     for m in (AgentMetric, AgentMetricHourlyByShopType)])
+
+    def load() -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for m in (AgentMetric, AgentMetricHourlyByType):
+            for t, *rest in session.execute(select(m.agent_type, *_sum_columns(m)).where(m.hour >= since)
+                                            .group_by(m.agent_type)):
+                out[t] = [a + int(b) for a, b in zip(out.get(t, [0] * len(SUMS)), rest)]
+        return out
+    by_type = _cached(session, ("sums", since), load)
     return _add([v for t, v in by_type.items() if scope.agent_type in (None, t)])
 
 

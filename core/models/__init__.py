@@ -9,7 +9,10 @@ from core.models.checklist import RESULT_KINDS, ChecklistResult, ChecklistRun
 from core.models.conversations import CHANNELS, Conversation, Message
 from core.models.host import Appointment, Barber, Client, Enterprise, Shop
 from core.models.metrics import (
-    AgentDbTiming, AgentMetric, AgentMetricDaily, AgentResponseBucket, AgentResponseDailyByShop, AgentResponseDailyByType,
+    AgentDbTiming, AgentMetric, AgentMetricDaily, AgentMetricDailyByShop, AgentMetricDailyByType,
+    AgentMetricHourlyByShop, AgentMetricHourlyByShopType,
+    AgentMetricHourlyByType, AgentResponseBucket, AgentResponseDailyByShop, AgentResponseDailyByShopType,
+    AgentResponseDailyByType,
     AgentResponseHourlyByShop, AgentResponseHourlyByShopType, AgentResponseHourlyByType,
 )
 from core.models.ops import (

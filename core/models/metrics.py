@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Numeric, String
+from sqlalchemy import BigInteger, ForeignKey, Index, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.models.base import Base
@@ -28,6 +28,45 @@ class AgentMetric(Base):
     prompt_tokens: Mapped[int] = mapped_column(default=0)
     completion_tokens: Mapped[int] = mapped_column(default=0)
     cost_usd: Mapped[float] = mapped_column(Numeric(14, 6), default=0)
+
+
+class _HourlySums:
+    """The sums of agent_metrics, for a closed hour folded without the instance dimension."""
+
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    created: Mapped[int] = mapped_column(default=0)
+    completed: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    opted_out: Mapped[int] = mapped_column(default=0)
+    response_ms_sum: Mapped[int] = mapped_column(BigInteger, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_usd: Mapped[float] = mapped_column(Numeric(14, 6), default=0)
+
+
+class AgentMetricHourlyByType(_HourlySums, Base):
+    """A closed hour's sums per agent type (all shops): agent_metrics rows of closed hours are folded here
+    (core.rollups_sums), so a day is 24 rows per type however many instances ran."""
+
+    __tablename__ = "agent_metrics_hourly_by_type"
+    agent_type: Mapped[str] = mapped_column(String(40), primary_key=True)
+
+
+class AgentMetricHourlyByShop(_HourlySums, Base):
+    """A closed hour's sums per shop (all agent types)."""
+
+    __tablename__ = "agent_metrics_hourly_by_shop"
+    __table_args__ = (Index("ix_agent_metrics_hourly_by_shop_shop_hour", "shop_id", "hour"),)
+    shop_id: Mapped[int] = mapped_column(primary_key=True)
+
+
+class AgentMetricHourlyByShopType(_HourlySums, Base):
+    """A closed hour's sums per shop and agent type: the daily rollups and users who see some shops only."""
+
+    __tablename__ = "agent_metrics_hourly_by_shop_type"
+    __table_args__ = (Index("ix_agent_metrics_hourly_by_shop_type_shop_hour", "shop_id", "hour"),)
+    shop_id: Mapped[int] = mapped_column(primary_key=True)
+    agent_type: Mapped[str] = mapped_column(String(40), primary_key=True)
 
 
 class AgentResponseBucket(Base):
@@ -61,6 +100,8 @@ class AgentResponseHourlyByShop(Base):
     """A closed hour's response-time histogram per shop (all agent types), as one compact row."""
 
     __tablename__ = "agent_response_hourly_by_shop"
+    # Users who see some shops read their shops' hours: without it a month read every shop's rows.
+    __table_args__ = (Index("ix_agent_response_hourly_by_shop_shop_hour", "shop_id", "hour"),)
     hour: Mapped[datetime] = mapped_column(primary_key=True)
     shop_id: Mapped[int] = mapped_column(primary_key=True)
     counts: Mapped[dict[str, Any]]
@@ -91,6 +132,7 @@ class AgentMetricDaily(Base):
     """Whole days of agent_metrics per shop and agent type, for windows longer than two days."""
 
     __tablename__ = "agent_metrics_daily"
+    __table_args__ = (Index("ix_agent_metrics_daily_shop_day", "shop_id", "day"),)
     day: Mapped[datetime] = mapped_column(primary_key=True)
     shop_id: Mapped[int] = mapped_column(primary_key=True)
     agent_type: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -101,6 +143,34 @@ class AgentMetricDaily(Base):
     prompt_tokens: Mapped[int] = mapped_column(default=0)
     completion_tokens: Mapped[int] = mapped_column(default=0)
     cost_usd: Mapped[float] = mapped_column(Numeric(14, 6), default=0)
+
+
+class _DailySums:
+    """Whole days of the sums, for windows longer than two days read by everyone (all shops)."""
+
+    day: Mapped[datetime] = mapped_column(primary_key=True)
+    created: Mapped[int] = mapped_column(default=0)
+    completed: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    opted_out: Mapped[int] = mapped_column(default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_usd: Mapped[float] = mapped_column(Numeric(14, 6), default=0)
+
+
+class AgentMetricDailyByType(_DailySums, Base):
+    """Whole days of the sums per agent type (all shops): a month is 30 rows per type."""
+
+    __tablename__ = "agent_metrics_daily_by_type"
+    agent_type: Mapped[str] = mapped_column(String(40), primary_key=True)
+
+
+class AgentMetricDailyByShop(_DailySums, Base):
+    """Whole days of the sums per shop (all agent types)."""
+
+    __tablename__ = "agent_metrics_daily_by_shop"
+    __table_args__ = (Index("ix_agent_metrics_daily_by_shop_shop_day", "shop_id", "day"),)
+    shop_id: Mapped[int] = mapped_column(primary_key=True)
 
 
 class AgentResponseDailyByType(Base):
@@ -116,6 +186,18 @@ class AgentResponseDailyByShop(Base):
     """Whole days of the response-time histogram per shop (all agent types), one compact row each."""
 
     __tablename__ = "agent_response_daily_by_shop"
+    __table_args__ = (Index("ix_agent_response_daily_by_shop_shop_day", "shop_id", "day"),)
     day: Mapped[datetime] = mapped_column(primary_key=True)
     shop_id: Mapped[int] = mapped_column(primary_key=True)
+    counts: Mapped[dict[str, Any]]
+
+
+class AgentResponseDailyByShopType(Base):
+    """Whole days of the response-time histogram per shop and agent type, for users who see some shops only."""
+
+    __tablename__ = "agent_response_daily_by_shop_type"
+    __table_args__ = (Index("ix_agent_response_daily_by_shop_type_shop_day", "shop_id", "day"),)
+    day: Mapped[datetime] = mapped_column(primary_key=True)
+    shop_id: Mapped[int] = mapped_column(primary_key=True)
+    agent_type: Mapped[str] = mapped_column(String(40), primary_key=True)
     counts: Mapped[dict[str, Any]]

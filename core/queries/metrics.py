@@ -138,7 +138,7 @@ def get_breakdown(session: Session, *, actor: Actor, window_hours: int, by: str,
     key = "agent_type" if by == "agent_type" else "shop_id"
     sums = metric_sums(session, actor=actor, plan=plan, by=key)
     hists = histograms(session, actor=actor, plan=plan, by=key)
-    ranked = sorted(sums, key=lambda k: -sums[k]["created"])
+    ranked = sorted(sums, key=lambda k: (-sums[k]["created"], k))  # ties by name: the same order whatever was read
     names = _shop_names(session, ranked) if key == "shop_id" else {}
     shown = ranked if len(ranked) <= top + 1 else ranked[:top]
     out = [{"name": names.get(k, str(k)), **_row_figures(sums[k], hists.get(k, {}))} for k in shown]

@@ -1,9 +1,10 @@
 """Sums and histograms over a window to the minute: whole hours from the hourly rollups (whole days from the daily
-ones), the partial hours at each end from the raw conversations (indexed ranges of created_at)."""
+ones), the current hour from its hourly rows too (nothing is created after now), and only the partial hour at the
+start from the raw conversations (an indexed range of created_at)."""
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -13,8 +14,10 @@ from sqlalchemy.orm import Session
 
 from core.auth import Actor
 from core.models import (
-    AgentMetric, AgentMetricDaily, AgentResponseBucket, AgentResponseDailyByShop, AgentResponseDailyByType,
-    AgentResponseHourlyByShop, AgentResponseHourlyByShopType, AgentResponseHourlyByType, Conversation, utcnow,
+    AgentMetric, AgentMetricDaily, AgentMetricDailyByShop, AgentMetricDailyByType, AgentMetricHourlyByShop,
+    AgentMetricHourlyByShopType, AgentMetricHourlyByType, AgentResponseBucket, AgentResponseDailyByShop,
+    AgentResponseDailyByShopType, AgentResponseDailyByType, AgentResponseHourlyByShop, AgentResponseHourlyByShopType,
+    AgentResponseHourlyByType, Conversation, utcnow,
 )
 from core.queries.scope import shop_filter
 from core.rollups import BUCKET_RATIO, TERMINAL_COLUMNS, floor_hour
@@ -32,23 +35,37 @@ class Plan:
     since: datetime
     hourly: list[Range] = field(default_factory=list)  # whole hours read from the hourly rollups
     days: list[datetime] = field(default_factory=list)  # whole days read from the daily tables
-    raw: list[Range] = field(default_factory=list)  # partial hours read from the conversations themselves
+    raw: list[Range] = field(default_factory=list)  # the partial hour at the start, read from the conversations
 
 
 def plan_window(session: Session, *, actor: Actor, since: datetime, now: datetime | None = None) -> Plan:
-    """Raw rows for the partial hours at each end, daily rows for whole days that have them, hourly rows between."""
+    """Raw rows for the partial hour at the start, daily rows for whole days that have them, hourly rows from there
+    on, the current hour included: nothing is created after now, so its hourly rows hold all of it so far."""
     current = floor_hour(now or utcnow())
-    first_whole = since if since == floor_hour(since) else floor_hour(since) + timedelta(hours=1)
-    if first_whole >= current:
+    if since > current:  # a window inside the current hour: its minutes from the raw rows
         return Plan(since, raw=[(since, None)])
-    plan = Plan(since, raw=([(since, first_whole)] if since < first_whole else []) + [(current, None)])
-    if actor.shop_ids is not None or current - first_whole <= timedelta(hours=HOURLY_ONLY_HOURS):
+    plan = _whole_hours(session, actor=actor, since=since, current=current)
+    if plan.hourly and plan.hourly[-1][1] == current:
+        plan.hourly[-1] = (plan.hourly[-1][0], None)
+    else:
+        plan.hourly.append((current, None))
+    return plan
+
+
+def _whole_hours(session: Session, *, actor: Actor, since: datetime, current: datetime) -> Plan:
+    """The plan up to the current hour: the partial hour at the start raw, whole days daily, whole hours hourly."""
+    first_whole = since if since == floor_hour(since) else floor_hour(since) + timedelta(hours=1)
+    plan = Plan(since, raw=[(since, first_whole)] if since < first_whole else [])
+    if first_whole >= current:
+        return plan
+    if current - first_whole <= timedelta(hours=HOURLY_ONLY_HOURS):
         plan.hourly.append((first_whole, current))
         return plan
     first_day = floor_day(first_whole) + (timedelta(days=1) if first_whole != floor_day(first_whole) else timedelta(0))
     today = floor_day(current)
-    covered = {as_utc(d) for d in session.scalars(select(AgentMetricDaily.day).distinct().where(
-        AgentMetricDaily.day >= first_day, AgentMetricDaily.day < today))}
+    d = AgentMetricDailyByType  # the smallest daily table: ~10 rows a day
+    covered = {as_utc(day) for day in session.scalars(
+        select(d.day).distinct().where(d.day >= first_day, d.day < today))}
     cursor, day = first_whole, first_day
     while day < today:
         if day in covered:
@@ -74,11 +91,16 @@ def _in_ranges(column: Any, ranges: list[Range]) -> Any:
 
 
 def metric_sums(session: Session, *, actor: Actor, plan: Plan, by: str | None = None) -> dict[Any, dict[str, float]]:
-    """SUM_COLUMNS per key (None, 'agent_type', 'shop_id', 'hour', 'day' or '5min') over the plan."""
+    """SUM_COLUMNS per key (None, 'agent_type', 'shop_id', 'hour', 'day' or '5min') over the plan: whole hours from
+    the compact sums plus the agent_metrics rows not folded yet, whole days from the daily sums, the rest raw."""
     out: dict[Any, dict[str, float]] = defaultdict(lambda: dict.fromkeys(SUM_COLUMNS, 0))
-    m, d = AgentMetric, AgentMetricDaily
-    queries = [_rollup_sums(session, actor, m, m.hour, _in_ranges(m.hour, plan.hourly), by)] if plan.hourly else []
+    m = AgentMetric
+    queries = []
+    if plan.hourly:  # the fine rows not folded yet, and the compact rows of closed hours
+        compact = _by_table(by, actor, AgentMetricHourlyByType, AgentMetricHourlyByShop, AgentMetricHourlyByShopType)
+        queries += [_rollup_sums(session, actor, t, t.hour, _in_ranges(t.hour, plan.hourly), by) for t in (m, compact)]
     if plan.days:
+        d = _by_table(by, actor, AgentMetricDailyByType, AgentMetricDailyByShop, AgentMetricDaily)
         queries.append(_rollup_sums(session, actor, d, d.day, d.day.in_(plan.days), by))
     if plan.raw:
         queries.append(_raw_sums(session, actor, plan.raw, by))
@@ -92,7 +114,8 @@ def metric_sums(session: Session, *, actor: Actor, plan: Plan, by: str | None = 
 
 def _rollup_sums(session: Session, actor: Actor, model: Any, time_col: Any, where: Any, by: str | None) -> Any:
     cols = [func.coalesce(func.sum(getattr(model, c)), 0) for c in SUM_COLUMNS]
-    return select(_key(session, model, time_col, by), *cols).where(where, *shop_filter(actor, model.shop_id))
+    shops = shop_filter(actor, model.shop_id) if hasattr(model, "shop_id") else []  # by type: unscoped users only
+    return select(_key(session, model, time_col, by), *cols).where(where, *shops)
 
 
 def _raw_sums(session: Session, actor: Actor, ranges: list[Range], by: str | None) -> Any:
@@ -117,34 +140,44 @@ def histograms(session: Session, *, actor: Actor, plan: Plan, by: str | None = N
         queries.append(select(_key(session, b, b.hour, by), b.bucket, func.sum(b.count))
                        .where(_in_ranges(b.hour, plan.hourly), *shop_filter(actor, b.shop_id)).group_by(b.bucket))
     if plan.days:
-        daily = AgentResponseDailyByShop if by == "shop_id" else AgentResponseDailyByType
-        compact.append(select(_key(session, daily, daily.day, by), daily.counts).where(daily.day.in_(plan.days)))
+        daily = _by_table(by, actor, AgentResponseDailyByType, AgentResponseDailyByShop, AgentResponseDailyByShopType)
+        shops = shop_filter(actor, daily.shop_id) if actor.shop_ids is not None else []
+        compact.append(select(_key(session, daily, daily.day, by), daily.counts).where(daily.day.in_(plan.days),
+                                                                                       *shops))
     if plan.raw:
         bucket = _bucket_sql(session, c.response_time_ms).label("bucket")
         queries.append(select(_key(session, c, c.created_at, by), bucket, func.count())
                        .where(_in_ranges(c.created_at, plan.raw), c.status == "completed",
                               c.response_time_ms.is_not(None), *shop_filter(actor, c.shop_id))
                        .group_by(literal_column("bucket")))
-    for query in compact:
+    stored: dict[Any, Counter[str]] = defaultdict(Counter)
+    for query in compact:  # thousands of stored histograms on a month by shop: merged as stored, decoded once
         for k, counts in session.execute(query):
-            target = out[_norm(k, by)]
-            for bucket, n in decode(counts).items():
-                target[bucket] += n
+            stored[_norm(k, by)].update(counts or {})
+    for k, counts in stored.items():
+        target = out[k]
+        for bucket, n in decode(counts).items():
+            target[bucket] += n
     for query in queries:
         for k, bucket, n in session.execute(query.group_by(literal_column("k"))):
             out[_norm(k, by)][int(bucket)] += int(n)
     return {k: dict(v) for k, v in out.items()}
 
 
+def _by_table(by: str | None, actor: Actor, by_type: Any, by_shop: Any, by_shop_type: Any) -> Any:
+    """The smallest table that answers BY for ACTOR: per type for everyone, per shop for a shop breakdown or a user
+    who sees some shops only, per shop and type for such a user's breakdown by type."""
+    scoped = actor.shop_ids is not None
+    if by == "shop_id" or (scoped and by != "agent_type"):
+        return by_shop
+    return by_shop_type if scoped else by_type
+
+
 def _compact_query(session: Session, actor: Actor, ranges: list[Range], by: str | None) -> Any:
     """The smallest compact table that answers BY for ACTOR: per type for everyone, per shop for a shop breakdown
     or a user who sees some shops only, per shop and type for such a user's breakdown by type."""
-    scoped = actor.shop_ids is not None
-    if by == "shop_id" or (scoped and by != "agent_type"):
-        model: Any = AgentResponseHourlyByShop
-    else:
-        model = AgentResponseHourlyByShopType if scoped else AgentResponseHourlyByType
-    shops = shop_filter(actor, model.shop_id) if scoped else []
+    model = _by_table(by, actor, AgentResponseHourlyByType, AgentResponseHourlyByShop, AgentResponseHourlyByShopType)
+    shops = shop_filter(actor, model.shop_id) if actor.shop_ids is not None else []
     return select(_key(session, model, model.hour, by), model.counts).where(_in_ranges(model.hour, ranges), *shops)
 
 

@@ -15,7 +15,8 @@ from core.migrate import (
     alembic_config, alembic_config_for_scripts, current_revision, head_revision, upgrade_to_head,
 )
 from core.models import (
-    AgentResponseBucket, AgentResponseDailyByShop, AgentResponseDailyByType, Conversation, utcnow,
+    AgentResponseBucket, AgentResponseDailyByShop, AgentResponseDailyByShopType, AgentResponseDailyByType, Conversation,
+    utcnow,
 )
 from core.queries import metrics
 from core.rollups import bucket_of, floor_hour, insert_fine_buckets
@@ -67,12 +68,13 @@ def test_compact_tables_equal_the_raw_rows(engine: Engine) -> None:
         assert len(truth) > 20
         assert stored_histograms(engine, model, keys) == truth, model.__tablename__
     today = floor_day(utcnow())
-    for model, key in ((AgentResponseDailyByType, "agent_type"), (AgentResponseDailyByShop, "shop_id")):
+    for model, keys in ((AgentResponseDailyByType, ("agent_type",)), (AgentResponseDailyByShop, ("shop_id",)),
+                        (AgentResponseDailyByShopType, ("shop_id", "agent_type"))):
         truth = defaultdict(Counter)
-        for (hour, k), hist in raw_histograms(engine, (key,), before=today).items():
-            truth[(floor_day(hour), k)].update(hist)
+        for (hour, *k), hist in raw_histograms(engine, keys, before=today).items():
+            truth[(floor_day(hour), *k)].update(hist)
         with read_session(engine) as s:
-            stored = {(r.day, getattr(r, key)): decode(r.counts) for r in s.scalars(select(model))}
+            stored = {(r.day, *(getattr(r, k) for k in keys)): decode(r.counts) for r in s.scalars(select(model))}
         assert len(stored) >= 3 and stored == {k: dict(v) for k, v in truth.items()}, model.__tablename__
 
 
@@ -122,3 +124,29 @@ def test_migration_0010_folds_a_database_with_history(engine: Engine) -> None:
     until = folded_until(engine, current)
     for model, keys in FOLDS:
         assert stored_histograms(engine, model, keys) == raw_histograms(engine, keys, before=until), model.__tablename__
+
+
+def test_a_second_fold_adds_to_the_compact_rows_already_there(engine: Engine) -> None:
+    """Late completions folded into hours already folded: the database merges the two histograms bucket by bucket."""
+    seed_minimal(engine, conversations=1500, days=2)
+    later = utcnow() + timedelta(hours=2)
+    with UnitOfWork(engine) as uow:
+        for model in (AgentResponseBucket, *(fold[0] for fold in FOLDS)):
+            uow.session.execute(model.__table__.delete())
+        insert_fine_buckets(uow.session)
+        fine = [dict(r._mapping) for r in uow.session.execute(select(AgentResponseBucket.__table__))]
+        uow.session.execute(AgentResponseBucket.__table__.delete())
+        uow.commit()
+    assert sum(r["count"] >= 2 for r in fine) > 5, "some rows split in two, so the second fold meets the first"
+    halves = ([{**r, "count": r["count"] // 2} for r in fine if r["count"] // 2],
+              [{**r, "count": r["count"] - r["count"] // 2} for r in fine])
+    folded = []
+    for half in halves:
+        with UnitOfWork(engine) as uow:
+            uow.session.execute(AgentResponseBucket.__table__.insert(), half)
+            folded.append(fold_closed_hours(uow.session, before=later))
+            uow.commit()
+    assert folded == [len(halves[0]), len(halves[1])]
+    assert fine_hours(engine) == set()
+    for model, keys in FOLDS:
+        assert stored_histograms(engine, model, keys) == raw_histograms(engine, keys, before=later), model.__tablename__

@@ -10,7 +10,10 @@ from sqlalchemy import Engine, delete, func, select
 
 from core.auth import system_actor
 from core.db import read_session
-from core.models import AgentMetricDaily, AgentResponseDailyByShop, AgentResponseDailyByType, Conversation, utcnow
+from core.models import (
+    AgentMetricDaily, AgentMetricDailyByShop, AgentMetricDailyByType, AgentResponseDailyByShop,
+    AgentResponseDailyByType, Conversation, utcnow,
+)
 from core.queries import metrics
 from core.queries.rollup_reads import plan_window
 from core.rollups import BUCKET_RATIO
@@ -78,7 +81,8 @@ def test_long_windows_agree_with_raw_rows_with_and_without_daily_rollups(engine:
         assert_true_to_raw_rows(engine, hours)
     with_daily = figures(engine, 720)
     with UnitOfWork(engine) as uow:
-        for model in (AgentMetricDaily, AgentResponseDailyByType, AgentResponseDailyByShop):
+        for model in (AgentMetricDaily, AgentMetricDailyByType, AgentMetricDailyByShop, AgentResponseDailyByType,
+                      AgentResponseDailyByShop):
             uow.session.execute(delete(model))
         uow.commit()
     assert figures(engine, 720)[1:] == with_daily[1:]
@@ -94,18 +98,19 @@ def test_scoped_users_read_only_their_shops(engine: Engine) -> None:
     assert figures(engine, 720, ROLE_ACTORS["shop_owner"])[0]["conversations"] < everyone
 
 
-def test_the_plan_reads_raw_rows_only_at_the_partial_ends(engine: Engine) -> None:
+def test_the_plan_reads_raw_rows_only_for_the_partial_hour_at_the_start(engine: Engine) -> None:
     now = datetime(2026, 11, 25, 11, 8, 30, tzinfo=timezone.utc)
     hour = timedelta(hours=1)
     with read_session(engine) as s:
         last_hour = plan_window(s, actor=ACTOR, since=metrics.window_bounds(1, now)[0], now=now)
         last_day = plan_window(s, actor=ACTOR, since=metrics.window_bounds(24, now)[0], now=now)
     ten_past = datetime(2026, 11, 25, 10, 8, tzinfo=timezone.utc)
-    assert (last_hour.raw, last_hour.hourly) == ([(ten_past, None)], [])
     eight_past_eleven, eleven = ten_past + hour, ten_past.replace(minute=0) + hour
+    # The current hour is read from its hourly rows (it holds everything created so far), not from raw rows.
+    assert (last_hour.raw, last_hour.hourly) == ([(ten_past, eleven)], [(eleven, None)])
     yesterday = eight_past_eleven - 24 * hour
-    assert last_day.raw == [(yesterday, eleven - 23 * hour), (eleven, None)]
-    assert last_day.hourly == [(eleven - 23 * hour, eleven)]
+    assert last_day.raw == [(yesterday, eleven - 23 * hour)]
+    assert last_day.hourly == [(eleven - 23 * hour, None)]
     assert metrics.describe_window(*metrics.window_bounds(1, now)) == "10:08–11:08 UTC"
 
 

@@ -15,7 +15,7 @@ from core.config import mask_url
 from core.db import read_session
 from core.errors import UserInputError
 from core.alerts.delivery import list_contact_points
-from core.models import AgentMetric, AlertLease, AlertRule, utcnow
+from core.models import AgentMetric, AgentMetricHourlyByType, AlertLease, AlertRule, utcnow
 from core.rollups import floor_hour
 from core.services.alerts import send_test_notification
 from core.uow import UnitOfWork
@@ -99,8 +99,10 @@ def check_metrics_recorded(ctx: CheckContext) -> Outcome:
     """The rollups that feed the metrics have rows from the last 24 hours."""
     since = floor_hour(utcnow() - timedelta(hours=24))
     with read_session(ctx.engine) as s:
-        created, hours = s.execute(select(func.coalesce(func.sum(AgentMetric.created), 0),
-                                          func.count(func.distinct(AgentMetric.hour))).where(AgentMetric.hour >= since)).one()
+        rows = [s.execute(select(m.hour, func.sum(m.created)).where(m.hour >= since).group_by(m.hour)).all()
+                for m in (AgentMetric, AgentMetricHourlyByType)]  # not folded yet, and closed hours folded
+        created = sum(int(n or 0) for part in rows for _, n in part)
+        hours = len({hour for part in rows for hour, _ in part})
     value = {"conversations_24h": int(created), "hours_with_data": int(hours)}
     if not created:
         return warned("metrics recorded (24 h)", value, "no conversations recorded in the last 24 hours")

@@ -14,7 +14,9 @@ from sqlalchemy import func, select
 
 from core.checklist.outcome import CheckContext, Outcome, failed, passed, verdict, warned
 from core.db import read_session
-from core.models import AgentMetric, AgentResponseBucket, AgentResponseHourlyByType, WorkerHeartbeat, utcnow
+from core.models import (
+    AgentMetric, AgentMetricHourlyByType, AgentResponseBucket, AgentResponseHourlyByType, WorkerHeartbeat, utcnow,
+)
 from core.queries.health import db_query_p95, judge, live_worker_conditions
 from core.rollups import floor_hour, percentile
 from core.rollups_compact import decode
@@ -53,9 +55,12 @@ def figures_between(ctx: CheckContext, since: datetime, until: datetime) -> Figu
     """Rollup sums and p95s over the whole hours from SINCE's hour up to UNTIL."""
     start, m, b = floor_hour(since), AgentMetric, AgentResponseBucket
     with read_session(ctx.engine) as s:
-        created, completed, failed_n = s.execute(select(
-            func.coalesce(func.sum(m.created), 0), func.coalesce(func.sum(m.completed), 0),
-            func.coalesce(func.sum(m.failed), 0)).where(m.hour >= start, m.hour < until)).one()
+        created = completed = failed_n = 0
+        for t in (m, AgentMetricHourlyByType):  # rows not folded yet, and closed hours folded by type
+            c, d, f = s.execute(select(
+                func.coalesce(func.sum(t.created), 0), func.coalesce(func.sum(t.completed), 0),
+                func.coalesce(func.sum(t.failed), 0)).where(t.hour >= start, t.hour < until)).one()
+            created, completed, failed_n = created + c, completed + d, failed_n + f
         hist: Counter[int] = Counter()
         for bucket, n in s.execute(select(b.bucket, func.sum(b.count)).where(b.hour >= start, b.hour < until)
                                    .group_by(b.bucket)):

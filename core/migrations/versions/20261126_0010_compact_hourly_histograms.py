@@ -62,7 +62,7 @@ def upgrade() -> None:
     # the tables made above out).
     from core.rollups_daily import refresh_daily
 
-    refresh_daily(op.get_bind(), days=None)
+    refresh_daily(op.get_bind(), days=None, schema_0012=False)  # what 0012 adds does not exist yet
 
 
 def downgrade() -> None:

@@ -1,0 +1,170 @@
+"""The sums of closed hours, folded without the instance dimension (per hour × type, × shop, × shop and type), hold
+exactly what the raw conversations say; a fold never changes a figure; migration 0012 folds a populated database."""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from alembic import command
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, select
+
+from core.auth import system_actor
+from core.db import read_session
+from core.migrate import alembic_config, alembic_config_for_scripts, current_revision, head_revision, upgrade_to_head
+from core.models import AgentMetric, AgentMetricDailyByShop, AgentMetricDailyByType, Conversation, utcnow
+from core.queries import metrics
+from core.rollups import TERMINAL_COLUMNS, floor_hour, insert_metrics
+from core.rollups_daily import floor_day
+from core.rollups_sums import SUM_FOLDS, SUMS, fold_closed_sums
+from core.uow import UnitOfWork
+from tests.support.data import ROLE_ACTORS, seed_minimal
+
+ACTOR = system_actor("test")
+BEFORE_0012 = ScriptDirectory.from_config(alembic_config_for_scripts()).get_revision("0012").down_revision
+
+
+def _figures(c: Conversation) -> dict[str, object]:
+    """One conversation's contribution to the sums, counted in Python."""
+    done = c.status in TERMINAL_COLUMNS
+    return {"created": 1, "completed": int(c.status == "completed"), "failed": int(c.status == "failed"),
+            "opted_out": int(c.status == "opted_out"),
+            "response_ms_sum": (c.response_time_ms or 0) if c.status == "completed" else 0,
+            "prompt_tokens": (c.prompt_tokens or 0) if done else 0,
+            "completion_tokens": (c.completion_tokens or 0) if done else 0,
+            "cost_usd": Decimal(str(c.cost_usd or 0)) if done else Decimal(0)}
+
+
+def raw_sums(engine: Engine, keys: tuple[str, ...], before: datetime) -> dict:
+    """Per (hour, *keys): the sums of the conversations created before BEFORE, in Python."""
+    out: dict = defaultdict(Counter)
+    with read_session(engine) as s:
+        for c in s.scalars(select(Conversation).where(Conversation.created_at < before)):
+            out[(floor_hour(c.created_at), *(getattr(c, k) for k in keys))].update(_figures(c))
+    return {k: {c: v[c] for c in SUMS} for k, v in out.items()}
+
+
+def stored_sums(engine: Engine, model, keys: tuple[str, ...]) -> dict:
+    with read_session(engine) as s:
+        return {(r.hour, *(getattr(r, k) for k in keys)): {c: getattr(r, c) for c in SUMS}
+                for r in s.scalars(select(model))}
+
+
+def assert_compact_equals_raw(engine: Engine, before: datetime) -> None:
+    for model, keys in SUM_FOLDS:
+        truth = raw_sums(engine, keys, before)
+        assert len(truth) > 20
+        stored = stored_sums(engine, model, keys)
+        assert stored.keys() == truth.keys(), model.__tablename__
+        for key, sums in truth.items():
+            assert {c: Decimal(str(v)) for c, v in stored[key].items()} == sums, (model.__tablename__, key)
+
+
+def fine_hours(engine: Engine) -> set:
+    with read_session(engine) as s:
+        return set(s.scalars(select(AgentMetric.hour).distinct()))
+
+
+def test_compact_sums_equal_the_raw_rows(engine: Engine) -> None:
+    started = utcnow()
+    seed_minimal(engine, conversations=1500, days=3)
+    assert all(h >= floor_hour(started) for h in fine_hours(engine)), "only the current hour stays in agent_metrics"
+    assert_compact_equals_raw(engine, before=floor_hour(started))
+    today = floor_day(utcnow())
+    for model, key in ((AgentMetricDailyByType, "agent_type"), (AgentMetricDailyByShop, "shop_id")):
+        truth: dict = defaultdict(Counter)
+        for (hour, k), sums in raw_sums(engine, (key,), before=today).items():
+            truth[(floor_day(hour), k)].update({c: v for c, v in sums.items() if c != "response_ms_sum"})
+        with read_session(engine) as s:
+            stored = {(r.day, getattr(r, key)): {c: Decimal(str(getattr(r, c))) for c in SUMS if c != "response_ms_sum"}
+                      for r in s.scalars(select(model))}
+        assert len(stored) >= 3 and stored == {k: dict(v) for k, v in truth.items()}, model.__tablename__
+
+
+def test_a_fold_changes_no_figure_and_adds_to_rows_already_there(engine: Engine) -> None:
+    seed_minimal(engine, conversations=1500, days=2)
+    later = utcnow() + timedelta(hours=2)  # the seed's current hour is a whole hour then, read from rollup rows
+    with UnitOfWork(engine) as uow:  # every hour unfolded, as agent_metrics held them before 0012
+        for model in (AgentMetric, *(fold[0] for fold in SUM_FOLDS)):
+            uow.session.execute(model.__table__.delete())
+        insert_metrics(uow.session)
+        fine = [dict(r._mapping) for r in uow.session.execute(select(AgentMetric.__table__))]
+        uow.commit()
+
+    def everything(actor) -> tuple:
+        with read_session(engine) as s:
+            return tuple(f(s, actor=actor, window_hours=24, now=later) for f in (
+                lambda s, **kw: metrics.get_summary(s, **kw).as_dict(), metrics.get_timeseries,
+                lambda s, **kw: metrics.get_breakdown(s, by="agent_type", top=20, **kw),
+                lambda s, **kw: metrics.get_breakdown(s, by="shop", top=20, **kw)))
+
+    actors = (ACTOR, ROLE_ACTORS["support"])
+    before = [everything(a) for a in actors]
+    assert before[0][0]["conversations"] > 500 and before[1][0]["conversations"] > 100
+    # Half of each row folded, the other half left as fine rows of closed hours (late completions): readers add
+    # both; then the second half folds into the same compact rows.
+    with UnitOfWork(engine) as uow:
+        uow.session.execute(AgentMetric.__table__.delete())
+        uow.session.execute(AgentMetric.__table__.insert(), [{**r, **{c: r[c] // 2 for c in SUMS if c != "cost_usd"}}
+                                                               for r in fine])
+        assert fold_closed_sums(uow.session, before=later) == len(fine)
+        uow.session.execute(AgentMetric.__table__.insert(), [
+            {**r, **{c: r[c] - r[c] // 2 for c in SUMS if c != "cost_usd"}, "cost_usd": 0} for r in fine])
+        uow.commit()
+    assert [everything(a) for a in actors] == before
+    with UnitOfWork(engine) as uow:
+        assert fold_closed_sums(uow.session, before=later) == len(fine)
+        uow.commit()
+    assert fine_hours(engine) == set()
+    assert [everything(a) for a in actors] == before
+    assert_compact_equals_raw(engine, before=later)
+
+
+def test_migration_0012_folds_a_database_with_history(engine: Engine) -> None:
+    seed_minimal(engine, conversations=1500, days=3)
+    current = floor_hour(utcnow())
+    cfg = alembic_config(engine)
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, BEFORE_0012)
+        # The downgrade gave agent_metrics back every hour, per instance, from the raw rows.
+        with read_session(engine) as s:
+            per_instance = {(r.hour, r.agent_instance_id): r.created for r in s.scalars(select(AgentMetric))}
+            truth = Counter((floor_hour(c.created_at), c.agent_instance_id) for c in s.scalars(select(Conversation)))
+        assert per_instance == dict(truth) and len(truth) > 100
+    finally:
+        upgrade_to_head(engine)
+    assert current_revision(engine) == head_revision()
+    assert all(h >= current for h in fine_hours(engine))
+    assert_compact_equals_raw(engine, before=min(fine_hours(engine), default=current + timedelta(hours=1)))
+
+
+def test_the_probe_refreshes_only_the_days_a_late_completion_changed(engine: Engine) -> None:
+    from core.rollups import record_finished
+    from core.rollups_daily import refresh_daily
+
+    started = utcnow()  # the refreshes below fold and refresh as of then, whatever hour the clock turns meanwhile
+    seed_minimal(engine, conversations=1500, days=3)
+    today = floor_day(started)
+    with UnitOfWork(engine) as uow:
+        assert refresh_daily(uow.session, stale_only=True, now=started) == 0, "nothing changed: no day is rewritten"
+        conv = uow.session.scalars(select(Conversation).where(
+            Conversation.status == "waiting_response", Conversation.created_at < today,
+            Conversation.created_at >= today - timedelta(days=2)).limit(1)).one()
+        # What the worker does when a conversation of an earlier day completes: its rollup rows are fine rows
+        # of an hour already folded.
+        conv.status, conv.response_time_ms, conv.prompt_tokens, conv.completion_tokens = "completed", 4321, 70, 30
+        record_finished(uow.session, conv)
+        assert refresh_daily(uow.session, stale_only=True, now=started) > 0
+        uow.commit()
+    with read_session(engine) as s:
+        day = floor_day(conv.created_at)
+        row = s.scalars(select(AgentMetricDailyByType).where(AgentMetricDailyByType.day == day,
+                                                             AgentMetricDailyByType.agent_type == conv.agent_type)).one()
+    truth = {k: v for k, v in raw_sums(engine, ("agent_type",), before=today).items()
+             if floor_day(k[0]) == day and k[1] == conv.agent_type}
+    assert row.completed == sum(v["completed"] for v in truth.values())
+    assert row.prompt_tokens == sum(v["prompt_tokens"] for v in truth.values())
+    assert_compact_equals_raw(engine, before=floor_hour(utcnow()))
