@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import rollups
@@ -14,7 +15,7 @@ from core.auth import system_actor
 from core.cli import main
 from core.errors import Conflict, NotFound, PermissionDenied, UserInputError
 from core.models import (
-    AgentMetric, AgentMetricDaily, AgentResponseDailyByType, AgentResponseHourlyByType, AuditRecord, Conversation,
+    AgentInstance, AgentMetric, AgentMetricDaily, AgentResponseDailyByType, AgentResponseHourlyByType, AuditRecord, Conversation,
     Message, ReviewState, utcnow,
 )
 from core.models.conversations import OPEN_STATUSES
@@ -188,3 +189,36 @@ def test_retention_command(engine: Engine, capsys: pytest.CaptureFixture[str]) -
     assert f"dropped {plan['conversations']:,} conversations" in capsys.readouterr().out
     assert main(["retention", "--keep-months", "1", "--yes"]) == 1
     assert "Nothing to drop" in capsys.readouterr().err
+
+
+def test_the_worker_claims_and_completes_across_months(engine: Engine) -> None:
+    from core.llm import Reply
+    from core.queries.settings import Scope
+    from core.worker import store
+
+    now = utcnow()
+    seed_minimal(engine, conversations=150, days=95)
+    with UnitOfWork(engine) as uow:  # open work in an old month (a retry long due) and in the current one
+        old = uow.session.scalar(select(Conversation.id).join(
+            AgentInstance, AgentInstance.id == Conversation.agent_instance_id).where(
+            AgentInstance.status == "active", Conversation.created_at < add_months(month_start(now), -1),
+            Conversation.status == "completed").limit(1))
+        uow.session.execute(update(Conversation).where(Conversation.id == old).values(status="pending"))
+        uow.commit()
+    claimed = store.claim(engine, worker_id="w", limit=500, scope=Scope(), lease_seconds=60)
+    assert old in claimed and len(claimed) > 1
+    reply = Reply(text="see you", prompt_tokens=3, completion_tokens=4, provider="fake", model="gpt-4o-mini",
+                  latency_ms=5)
+    with UnitOfWork(engine) as uow:
+        uow.session.execute(Message.__table__.delete().where(Message.conversation_id == old))
+        uow.commit()
+    assert store.complete(engine, conversation_id=old, worker_id="w", reply=reply, response_ms=5).accepted
+    with engine.connect() as conn:
+        conv_created = conn.scalar(select(Conversation.created_at).where(Conversation.id == old))
+        stored = conn.execute(select(Message.conversation_created_at).where(Message.conversation_id == old)).scalars().all()
+    assert stored == [conv_created]
+    assert not store.complete(engine, conversation_id=old, worker_id="w", reply=reply, response_ms=5).accepted
+    with pytest.raises(IntegrityError), UnitOfWork(engine) as uow:  # the key refuses a second copy in its month
+        uow.session.add(Message(conversation_id=old, role="agent", content="again", created_at=utcnow(),
+                                idempotency_key=f"conv:{old}:step:0"))
+        uow.commit()
