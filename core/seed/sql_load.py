@@ -116,7 +116,10 @@ def _set_aside(conn: Connection) -> list[ExecutableDDLElement]:
         conn.execute(DropConstraint(c))
     for ix in indexes:
         conn.execute(DropIndex(ix))
-    return [*(CreateIndex(ix) for ix in indexes), *(AddConstraint(c) for c in [*uniques, *fks])]
+    # isolate_from_table=False: by default AddConstraint marks the model's constraint "never inline", and every
+    # later CREATE TABLE in this process (a restore's create_all, on any database) would leave it out.
+    return [*(CreateIndex(ix) for ix in indexes),
+            *(AddConstraint(c, isolate_from_table=False) for c in [*uniques, *fks])]
 
 
 # One row per conversation number g: an instance and one of its shop's clients at random, a creation time spread

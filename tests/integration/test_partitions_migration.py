@@ -11,6 +11,8 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.schema import CreateTable
 
 from core.db import dispose_engines, make_engine
 from core.migrate import alembic_config, current_revision, head_revision, upgrade_to_head
@@ -104,3 +106,9 @@ def test_down_and_up_again_keeps_every_row_and_figure(populated: Engine) -> None
             next_id = conn.execute(text("SELECT nextval('agent_conversations_id_seq')")).scalar()
             assert next_id > int(at_head["conversations"][0])
     assert mismatched == 0
+    # Building the keys did not mark the models' constraints "never inline": a later create_all (a restore) in
+    # this process still makes SQLite tables with their primary key and foreign key (it once left them out).
+    ddl = str(CreateTable(Base.metadata.tables["agent_messages"]).compile(dialect=sqlite.dialect()))
+    assert "PRIMARY KEY (id)" in ddl and "FOREIGN KEY(conversation_id) REFERENCES agent_conversations (id)" in ddl
+    ddl = str(CreateTable(Base.metadata.tables["agent_conversations"]).compile(dialect=sqlite.dialect()))
+    assert "PRIMARY KEY (id)" in ddl and "REFERENCES agent_instances" in ddl

@@ -125,20 +125,21 @@ def _move_sequences(bind: Connection, *, suffix: str) -> None:
 
 
 def _build(bind: Connection, *, keys: bool = True) -> None:
-    """Keys (with KEYS) and indexes of the two tables as the models declare them for PostgreSQL, built once."""
+    """Keys (with KEYS) and indexes of the two tables as the models declare them for PostgreSQL, built once.
+    isolate_from_table=False keeps the models' constraints inline for any later CREATE TABLE in this process."""
     from core.models import Base
     from core.models.partitioning import applies_to
 
     for name in TABLES:
         table = Base.metadata.tables[name]
         if keys:
-            bind.execute(AddConstraint(table.primary_key))
+            bind.execute(AddConstraint(table.primary_key, isolate_from_table=False))
         for constraint in table.constraints:
             wanted = isinstance(constraint, sa.UniqueConstraint) and keys or (
                 isinstance(constraint, sa.ForeignKeyConstraint)
                 and (keys or constraint.referred_table.name != "agent_conversations"))
             if wanted and applies_to(constraint, "postgresql"):
-                bind.execute(AddConstraint(constraint))
+                bind.execute(AddConstraint(constraint, isolate_from_table=False))
         for index in table.indexes:
             if applies_to(index, "postgresql"):
                 bind.execute(CreateIndex(index))
