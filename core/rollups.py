@@ -113,6 +113,11 @@ def rebuild(session: Session, *, since: datetime | None = None) -> int:
     from core.rollups_daily import refresh_daily
 
     since_hour = floor_hour(since) if since else None
+    # Retention drops the raw rows of old months once their rollups hold them: a rebuild never reaches back past
+    # the oldest raw row still held, or it would erase those months' figures for good.
+    oldest = session.scalar(select(func.min(Conversation.created_at)))
+    if oldest is not None:
+        since_hour = max(since_hour, floor_hour(oldest)) if since_hour else floor_hour(oldest)
     for model in (AgentMetric, AgentResponseBucket, *(fold[0] for fold in FOLDS)):
         stmt = delete(model)
         session.execute(stmt.where(model.hour >= since_hour) if since_hour else stmt)
@@ -136,7 +141,7 @@ def rebuild(session: Session, *, since: datetime | None = None) -> int:
             "response_ms_sum", "prompt_tokens", "completion_tokens", "cost_usd"]
     n = session.execute(insert(AgentMetric).from_select(cols, metrics)).rowcount
     n += insert_fine_buckets(session, since=since_hour)
-    span = None if since is None else (utcnow() - since).days + 2
+    span = None if since_hour is None else (utcnow() - since_hour).days + 2
     return n + refresh_daily(session, days=span)
 
 
