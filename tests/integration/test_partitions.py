@@ -15,8 +15,8 @@ from core.auth import system_actor
 from core.cli import main
 from core.errors import Conflict, NotFound, PermissionDenied, UserInputError
 from core.models import (
-    AgentInstance, AgentMetric, AgentMetricDaily, AgentResponseDailyByType, AgentResponseHourlyByType, AuditRecord, Conversation,
-    Message, ReviewState, utcnow,
+    AgentInstance, AgentMetric, AgentMetricDaily, AgentResponseDailyByType, AgentResponseHourlyByType, AuditRecord,
+    Conversation, Message, ReviewState, utcnow,
 )
 from core.models.conversations import OPEN_STATUSES
 from core.partitions import add_months, ensure_partitions, month_start, partitions_of, suffix
@@ -35,10 +35,11 @@ def _rows(engine: Engine, model, order) -> list[tuple]:  # noqa: ANN001 - a mode
 
 def _rollup_figures(engine: Engine) -> list[list[tuple]]:
     """Every rollup row retention must leave as it was."""
+    daily, hourly, by_type = AgentMetricDaily, AgentResponseHourlyByType, AgentResponseDailyByType
     return [_rows(engine, AgentMetric, [AgentMetric.hour, AgentMetric.agent_instance_id]),
-            _rows(engine, AgentMetricDaily, [AgentMetricDaily.day, AgentMetricDaily.shop_id, AgentMetricDaily.agent_type]),
-            _rows(engine, AgentResponseHourlyByType, [AgentResponseHourlyByType.hour, AgentResponseHourlyByType.agent_type]),
-            _rows(engine, AgentResponseDailyByType, [AgentResponseDailyByType.day, AgentResponseDailyByType.agent_type])]
+            _rows(engine, daily, [daily.day, daily.shop_id, daily.agent_type]),
+            _rows(engine, hourly, [hourly.hour, hourly.agent_type]),
+            _rows(engine, by_type, [by_type.day, by_type.agent_type])]
 
 
 def _close_old_open_work(engine: Engine, before: datetime) -> int:
@@ -219,7 +220,7 @@ def test_the_worker_claims_and_completes_across_months(engine: Engine) -> None:
     assert store.complete(engine, conversation_id=old, worker_id="w", reply=reply, response_ms=5).accepted
     with engine.connect() as conn:
         conv_created = conn.scalar(select(Conversation.created_at).where(Conversation.id == old))
-        stored = conn.execute(select(Message.conversation_created_at).where(Message.conversation_id == old)).scalars().all()
+        stored = conn.scalars(select(Message.conversation_created_at).where(Message.conversation_id == old)).all()
     assert stored == [conv_created]
     assert not store.complete(engine, conversation_id=old, worker_id="w", reply=reply, response_ms=5).accepted
     with pytest.raises(IntegrityError), UnitOfWork(engine) as uow:  # the key refuses a second copy in its month

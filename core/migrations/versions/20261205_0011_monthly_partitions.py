@@ -32,7 +32,8 @@ depends_on = None
 TABLES = ("agent_conversations", "agent_messages")
 REVIEW_TABLES = ("agent_review_states", "agent_review_records", "agent_review_queue_items", "agent_judge_scores",
                  "agent_pii_reveals")
-COPY_MESSAGES = "INSERT INTO agent_messages SELECT m.*, c.created_at FROM {old_m} m JOIN {old_c} c ON c.id = m.conversation_id"
+COPY_MESSAGES = ("INSERT INTO agent_messages SELECT m.*, c.created_at FROM {old_m} m "
+                 "JOIN {old_c} c ON c.id = m.conversation_id")
 
 
 def upgrade() -> None:
