@@ -227,3 +227,18 @@ def test_the_worker_claims_and_completes_across_months(engine: Engine) -> None:
         uow.session.add(Message(conversation_id=old, role="agent", content="again", created_at=utcnow(),
                                 idempotency_key=f"conv:{old}:step:0"))
         uow.commit()
+
+
+def test_each_probe_cycle_makes_the_months_ahead(pg_engine: Engine) -> None:
+    from core import probes
+
+    ahead = suffix(add_months(month_start(utcnow()), 2))
+    with pg_engine.begin() as conn:
+        ensure_partitions(conn, utcnow())
+        for table in ("agent_messages", "agent_conversations"):  # as if the month had never been made
+            conn.execute(text(f"ALTER TABLE {table} DETACH PARTITION {table}_{ahead}"))
+            conn.execute(text(f"DROP TABLE {table}_{ahead}"))
+    probes.run_once(pg_engine, [])
+    with pg_engine.connect() as conn:
+        for table in ("agent_messages", "agent_conversations"):
+            assert f"{table}_{ahead}" in partitions_of(conn, table)
