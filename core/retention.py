@@ -104,6 +104,10 @@ def check_month(conn: Connection, month: datetime) -> MonthReport:
 def _histogram_total(conn: Connection, model: Any, column: str, lo: datetime, hi: datetime) -> int:
     """How many response times the compact histograms of MODEL hold between LO and HI."""
     col = getattr(model, column)
+    if conn.dialect.name == "postgresql":  # added up where the rows are: a month is thousands of JSON objects
+        return int(conn.scalar(text(
+            f"SELECT coalesce(sum(n::bigint), 0) FROM {model.__tablename__}, jsonb_each_text(counts) AS e(b, n) "
+            f"WHERE {column} >= :lo AND {column} < :hi"), {"lo": lo, "hi": hi}))
     return sum(int(n) for counts in conn.scalars(select(model.counts).where(col >= lo, col < hi))
                for n in (counts or {}).values())
 

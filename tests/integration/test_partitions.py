@@ -168,6 +168,19 @@ def test_retention_refuses_months_the_rollups_do_not_cover(engine: Engine) -> No
         apply_retention(actor=SYSTEM, uow=UnitOfWork(engine), keep_months=1, now=now)
 
 
+def test_retention_refuses_months_whose_daily_histograms_fall_short(engine: Engine) -> None:
+    now = utcnow()
+    seed_minimal(engine, conversations=200, days=95)
+    keep_from = cutoff(now, 1)
+    _close_old_open_work(engine, keep_from)
+    with UnitOfWork(engine) as uow:  # one old day's histogram lost: the month's days no longer add up to its hours
+        day = uow.session.scalar(select(func.min(AgentResponseDailyByType.day)))
+        uow.session.execute(AgentResponseDailyByType.__table__.delete().where(AgentResponseDailyByType.day == day))
+        uow.commit()
+    with pytest.raises(Conflict, match="daily histograms hold"):
+        apply_retention(actor=SYSTEM, uow=UnitOfWork(engine), keep_months=1, now=now)
+
+
 def test_retention_input_and_permission(engine: Engine) -> None:
     with pytest.raises(UserInputError, match="1 or more"):
         apply_retention(actor=SYSTEM, uow=UnitOfWork(engine), keep_months=0)
