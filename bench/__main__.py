@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 ALL = ["seed_load", "worker_throughput", "health_queries", "rollups_rebuild", "api_status", "kill_switch",
-       "worker_bound", "read_replica", "cli_startup", "console_browser", "checklist", "alerts", "review"]
+       "worker_bound", "read_replica", "cli_startup", "console_browser", "checklist", "alerts", "review",
+       "partitions"]
 
 
 def main() -> int:

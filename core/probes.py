@@ -12,6 +12,7 @@ from sqlalchemy import Engine, insert
 
 from core import rollups
 from core.audit_anchor import anchor_head
+from core.partitions import ensure_partitions
 from core.rollups_daily import refresh_daily
 from core.auth import system_actor
 from core.db import read_session, write_bind
@@ -55,6 +56,7 @@ def run_once(engine: Engine, urls: Sequence[str]) -> list[dict]:
             conn.execute(insert(HealthProbe), [{**r, "checked_at": now} for r in results])
         rollups.record_db_time(conn, source="probe", samples_ms=samples, at=now)
         refresh_daily(conn, stale_only=True)  # only days a late completion changed, not the last three each cycle
+        ensure_partitions(conn, now)  # next months' partitions exist long before their first row (PostgreSQL)
     # Each cycle checkpoints the audit chain's head outside the database, so a rewind is caught against it.
     anchor_head(engine)
     return results

@@ -114,6 +114,11 @@ def rebuild(session: Session, *, since: datetime | None = None) -> int:
     from core.rollups_sums import SUM_FOLDS, insert_compact_sums
 
     since_hour = floor_hour(since) if since else None
+    # Retention drops the raw rows of old months once their rollups hold them: a rebuild never reaches back past
+    # the oldest raw row still held, or it would erase those months' figures for good.
+    oldest = session.scalar(select(func.min(Conversation.created_at)))
+    if oldest is not None:
+        since_hour = max(since_hour, floor_hour(oldest)) if since_hour else floor_hour(oldest)
     for model in (AgentMetric, AgentResponseBucket, *(fold[0] for fold in FOLDS + SUM_FOLDS)):
         stmt = delete(model)
         session.execute(stmt.where(model.hour >= since_hour) if since_hour else stmt)

@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tokens": ("core.cli.api_commands", "API tokens"),
     "rollback": ("core.cli.rollback_commands", "the checklist's rollbacks"),
     "alerts": ("core.cli.alert_commands", "alert rules, the evaluator, silences, acknowledgements, notifications"),
+    "retention": ("core.cli.retention_commands", "drop raw conversations of old months once their rollups are safe"),
     "check": ("core.cli.check_commands",
               "run the staging checklist's automated items; exit 0 go, 1 no-go, 2 bad input"),
 }

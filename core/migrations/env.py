@@ -5,6 +5,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from core.models import Base
+from core.models.partitioning import include_object_for
 from core.models.review import include_name
 
 config = context.config
@@ -18,6 +19,7 @@ def _run(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         include_name=include_name,  # SQLite's FTS5 tables are made by migration 0006, not by a model
+        include_object=include_object_for(connection.dialect.name),  # keys declared for one database only
     )
     with context.begin_transaction():
         context.run_migrations()

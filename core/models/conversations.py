@@ -3,10 +3,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, Numeric, String, Text, text
+from sqlalchemy import (
+    BigInteger, ForeignKey, ForeignKeyConstraint, Index, Integer, Numeric, String, Text, UniqueConstraint, select, text,
+)
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.models.base import Base, utcnow
+from core.models.partitioning import add_default_partition, partition_by
 
 CHANNELS = ("sms", "email")
 # Open work is what a worker may claim: pending, or in progress under a lease that may run out.
@@ -42,10 +46,9 @@ class Conversation(Base):
               sqlite_where=text(OUTCOMES)),
         Index("ix_agent_conversations_error_created", "created_at", postgresql_where=text(HAS_ERROR),
               sqlite_where=text(HAS_ERROR)),
-        # Room on each page for the new versions of rows the worker updates, and vacuum that follows the rows
-        # that change, not the size of the history (migration 0005; README "Database maintenance").
-        {"postgresql_with": {"fillfactor": 80, "autovacuum_vacuum_scale_factor": 0.01,
-                             "autovacuum_vacuum_insert_scale_factor": 0.01, "autovacuum_analyze_scale_factor": 0.01}},
+        # PostgreSQL: one partition per month of created_at (core.models.partitioning). The fillfactor and vacuum
+        # settings of migration 0005 now go on each month's partition (core.partitions), as a parent takes none.
+        partition_by("agent_conversations"),
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     agent_instance_id: Mapped[int] = mapped_column(ForeignKey("agent_instances.id", ondelete="CASCADE"))
@@ -76,15 +79,40 @@ class Message(Base):
     __table_args__ = (
         Index("ix_agent_messages_conversation", "conversation_id", "created_at"),
         Index("ix_agent_messages_fts", text(FTS_EXPRESSION), postgresql_using="gin").ddl_if(dialect="postgresql"),
+        # SQLite as before; PostgreSQL: the month of the conversation is part of every key, so a message is in the
+        # partition of its conversation's month and the pair drops together.
+        ForeignKeyConstraint(["conversation_id"], ["agent_conversations.id"], ondelete="CASCADE").ddl_if(
+            dialect="sqlite"),
+        ForeignKeyConstraint(["conversation_id", "conversation_created_at"],
+                             ["agent_conversations.id", "agent_conversations.created_at"],
+                             ondelete="CASCADE").ddl_if(dialect="postgresql"),
+        # One outgoing message per key: a second worker finishing the same step cannot send it again. The key names
+        # its conversation, so adding the conversation's month (PostgreSQL) changes nothing it refuses.
+        UniqueConstraint("idempotency_key", name="uq_agent_messages_idempotency_key").ddl_if(dialect="sqlite"),
+        UniqueConstraint("idempotency_key", "conversation_created_at",
+                         name="uq_agent_messages_idempotency_key_month").ddl_if(dialect="postgresql"),
+        partition_by("agent_messages"),
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    conversation_id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("agent_conversations.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     role: Mapped[str] = mapped_column(String(16))  # system | agent | client
     content: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     prompt_tokens: Mapped[int] = mapped_column(default=0)
     completion_tokens: Mapped[int] = mapped_column(default=0)
     latency_ms: Mapped[int | None]
-    # One outgoing message per key: a second worker finishing the same step cannot send it again.
-    idempotency_key: Mapped[str | None] = mapped_column(String(100), unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(100))
+    # The conversation's created_at, copied: the partition key (PostgreSQL). Writers that know it pass it; any
+    # other insert reads it from the conversation.
+    conversation_created_at: Mapped[datetime] = mapped_column(default=lambda ctx: conversation_created(ctx))
+
+
+def conversation_created(context: DefaultExecutionContext) -> datetime:
+    """The created_at of the conversation a message being inserted belongs to (the column's default)."""
+    conversation_id = context.get_current_parameters()["conversation_id"]
+    return context.connection.execute(
+        select(Conversation.created_at).where(Conversation.id == conversation_id)).scalar_one()
+
+
+add_default_partition(Conversation.__table__)
+add_default_partition(Message.__table__)

@@ -5,14 +5,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DDL, BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event, text
+from sqlalchemy import (
+    DDL, BigInteger, Float, ForeignKey, ForeignKeyConstraint, Index, Integer, String, Text, UniqueConstraint, event, text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.models.base import Base, utcnow
 from core.models.conversations import Message
+from core.models.partitioning import is_partition
 
 REVIEW_STATES = ("unreviewed", "reviewed", "escalated", "resolved")
 BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+def conversation_fk() -> ForeignKeyConstraint:
+    """conversation_id → agent_conversations.id, on SQLite only: a partitioned table (PostgreSQL) has no key on id
+    alone to refer to. There, retention deletes these rows with their month (core.retention); nothing else deletes
+    conversations but the checklist's cleanup of the one it made."""
+    return ForeignKeyConstraint(["conversation_id"], ["agent_conversations.id"], ondelete="CASCADE").ddl_if(
+        dialect="sqlite")
 # Open queue items, in the order "next item" hands them out: the claim reads only this.
 OPEN_ITEM = "done_at IS NULL"
 HELD_ITEM = "done_at IS NULL AND lease_owner IS NOT NULL"  # what a reviewer holds: found without a scan
@@ -23,9 +34,9 @@ class ReviewState(Base):
 
     __tablename__ = "agent_review_states"
     __table_args__ = (Index("ix_agent_review_states_type_state", "agent_type", "state"),
-                      Index("ix_agent_review_states_shop", "shop_id"))
+                      Index("ix_agent_review_states_shop", "shop_id"), conversation_fk())
     conversation_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("agent_conversations.id", ondelete="CASCADE"), primary_key=True)
+        BigId, primary_key=True)
     shop_id: Mapped[int] = mapped_column(Integer)  # copied from the conversation: scope without a join
     agent_type: Mapped[str] = mapped_column(String(40))
     state: Mapped[str] = mapped_column(String(16), default="unreviewed")
@@ -47,9 +58,9 @@ class ReviewRecord(Base):
 
     __tablename__ = "agent_review_records"
     __table_args__ = (Index("ix_agent_review_records_conversation", "conversation_id", "created_at"),
-                      Index("ix_agent_review_records_reviewer", "reviewer", "created_at"))
+                      Index("ix_agent_review_records_reviewer", "reviewer", "created_at"), conversation_fk())
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    conversation_id: Mapped[int] = mapped_column(BigId, ForeignKey("agent_conversations.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(BigId)
     queue_id: Mapped[int | None] = mapped_column(ForeignKey("agent_review_queues.id", ondelete="SET NULL"))
     reviewer: Mapped[str] = mapped_column(String(100))
     rating: Mapped[int]
@@ -84,10 +95,11 @@ class ReviewQueueItem(Base):
         Index("ix_agent_review_queue_items_conversation", "conversation_id"),
         Index("ix_agent_review_queue_items_holder", "lease_owner", "queue_id", postgresql_where=text(HELD_ITEM),
               sqlite_where=text(HELD_ITEM)),
+        conversation_fk(),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     queue_id: Mapped[int] = mapped_column(ForeignKey("agent_review_queues.id", ondelete="CASCADE"))
-    conversation_id: Mapped[int] = mapped_column(BigId, ForeignKey("agent_conversations.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(BigId)
     shop_id: Mapped[int] = mapped_column(Integer)
     agent_type: Mapped[str] = mapped_column(String(40))
     priority: Mapped[float] = mapped_column(Float, default=0.0)  # lower first: newest or worst judged, by the queue's order
@@ -102,9 +114,10 @@ class JudgeScore(Base):
     """The model's (or the offline heuristic's) pre-score of a conversation on the review schema."""
 
     __tablename__ = "agent_judge_scores"
+    __table_args__ = (conversation_fk(),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     conversation_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("agent_conversations.id", ondelete="CASCADE"), unique=True)
+        BigId, unique=True)
     rating: Mapped[float] = mapped_column(Float)
     flags: Mapped[list[Any]] = mapped_column(default=list)
     rationale: Mapped[str] = mapped_column(Text, default="")
@@ -117,10 +130,10 @@ class RevealGrant(Base):
     """A break-glass reveal of client data: who, for which conversation, why, until when."""
 
     __tablename__ = "agent_pii_reveals"
-    __table_args__ = (Index("ix_agent_pii_reveals_user", "username", "expires_at"),)
+    __table_args__ = (Index("ix_agent_pii_reveals_user", "username", "expires_at"), conversation_fk())
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(100))
-    conversation_id: Mapped[int] = mapped_column(BigId, ForeignKey("agent_conversations.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(BigId)
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
@@ -153,5 +166,5 @@ def is_fts_shadow(name: str | None) -> bool:
 
 
 def include_name(name: str | None, type_: str, _parent_names: dict) -> bool:
-    """Alembic's filter: compare everything but the FTS5 tables."""
-    return not (type_ == "table" and is_fts_shadow(name))
+    """Alembic's filter: compare everything but the FTS5 tables and PostgreSQL's month partitions."""
+    return not (type_ == "table" and (is_fts_shadow(name) or is_partition(name)))

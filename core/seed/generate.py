@@ -16,7 +16,7 @@ CONV_COLUMNS = ["id", "agent_instance_id", "shop_id", "client_id", "appointment_
                 "status", "created_at", "started_at", "completed_at", "response_time_ms", "prompt_tokens",
                 "completion_tokens", "cost_usd", "attempts", "error", "provider"]
 MSG_COLUMNS = ["id", "conversation_id", "role", "content", "created_at", "prompt_tokens", "completion_tokens",
-               "latency_ms", "idempotency_key"]
+               "latency_ms", "idempotency_key", "conversation_created_at"]
 # Cost of gpt-4o-mini per token, the default model (USD).
 
 
@@ -120,13 +120,14 @@ def _one(rng: random.Random, conv_id: int, inst: dict[str, Any], client: dict[st
     context = {**SAMPLE_CONTEXT, "client_first_name": client["first_name"]}
     msgs = [{"conversation_id": conv_id, "role": "agent", "content": spec.initial_message.format_map(context),
              "created_at": sent, "prompt_tokens": pt, "completion_tokens": ct, "latency_ms": rt,
-             "idempotency_key": f"conv:{conv_id}:step:0"}]
+             "idempotency_key": f"conv:{conv_id}:step:0", "conversation_created_at": created}]
     if status == "opted_out":
-        msgs.append(_client_msg(conv_id, "STOP", sent + timedelta(minutes=rng.randrange(*shape.STOP_AFTER_MIN))))
+        msgs.append(_client_msg(conv_id, "STOP", sent + timedelta(minutes=rng.randrange(*shape.STOP_AFTER_MIN)),
+                                created))
         conv["completed_at"] = msgs[-1]["created_at"]
     elif status == "completed" and rng.random() < shape.CLIENT_REPLY_SHARE:
         msgs.append(_client_msg(conv_id, rng.choice(content.CLIENT_REPLIES),
-                                sent + timedelta(minutes=rng.randrange(*shape.REPLY_AFTER_MIN))))
+                                sent + timedelta(minutes=rng.randrange(*shape.REPLY_AFTER_MIN)), created))
     return conv, msgs
 
 
@@ -160,9 +161,10 @@ class Story:
             msgs.clear()
 
 
-def _client_msg(conv_id: int, text: str, at: datetime) -> dict[str, Any]:
+def _client_msg(conv_id: int, text: str, at: datetime, conversation_created: datetime) -> dict[str, Any]:
     return {"conversation_id": conv_id, "role": "client", "content": text, "created_at": at, "prompt_tokens": 0,
-            "completion_tokens": 0, "latency_ms": None, "idempotency_key": None}
+            "completion_tokens": 0, "latency_ms": None, "idempotency_key": None,
+            "conversation_created_at": conversation_created}
 
 
 def instance_rows(shop_ids: list[int], agent_ids: dict[str, int], first_id: int, rng: random.Random,

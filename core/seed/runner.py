@@ -14,6 +14,7 @@ from core.auth import Actor, Permission
 from core.config import get_settings
 from core.errors import UserInputError
 from core.models import Enterprise, utcnow
+from core.partitions import ensure_partitions
 from core.seed import bulk, generate, sql_load, story
 from core.seed.catalog import ensure_catalog
 from core.services.guard import require
@@ -96,6 +97,8 @@ def _write_host(engine: Engine, plan: generate.Plan, rng: random.Random, now) ->
 
 def _write_conversations(engine: Engine, plan: generate.Plan, rng: random.Random, now, instances: list[dict],
                          clients_by_shop: dict[int, list], progress: Callable[[str], None]) -> tuple[int, int]:
+    with engine.begin() as conn:  # each month's rows go to their own partition (PostgreSQL), not the DEFAULT one
+        ensure_partitions(conn, now, since=now - timedelta(days=plan.days + 1))
     with engine.connect() as probe:
         first_conv, first_msg = bulk.next_id(probe, "agent_conversations"), bulk.next_id(probe, "agent_messages")
     if engine.dialect.name == "postgresql" and not plan.story and plan.conversations >= sql_load.IN_DATABASE_FROM:

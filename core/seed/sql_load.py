@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, UniqueConstraint, text
@@ -20,6 +20,8 @@ from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIn
 
 from core.llm import DEFAULT_MODEL, PRICES
 from core.models import Base
+from core.models.partitioning import applies_to
+from core.partitions import ensure_partitions
 from core.seed import content, shape
 from core.templates import SAMPLE_CONTEXT, load_templates
 
@@ -40,6 +42,7 @@ def write(engine: Engine, *, count: int, days: int, now: datetime, instances: li
     with engine.begin() as conn:
         conn.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
         _lookup_tables(conn, instances, clients_by_shop)
+        ensure_partitions(conn, now, since=now - timedelta(days=days))  # the rows go to their months, not DEFAULT
         rebuilt = _set_aside(conn) if rebuild else []
         n_msg, started = 0, time.perf_counter()
         for lo in range(0, count, chunk):
@@ -105,14 +108,18 @@ def _set_aside(conn: Connection) -> list[ExecutableDDLElement]:
     kept row by row they cost far more than the rows (an FK check locks the referenced row for every insert).
     Returns the statements that build them again, from the models, indexes first."""
     tables = [Base.metadata.tables[name] for name in TABLES]
-    indexes = [ix for t in tables for ix in t.indexes]
-    uniques = [c for t in tables for c in t.constraints if isinstance(c, UniqueConstraint)]
-    fks = [fk for t in tables for fk in t.foreign_key_constraints]
+    pg = "postgresql"  # only the keys this database has (core.models.partitioning)
+    indexes = [ix for t in tables for ix in t.indexes if applies_to(ix, pg)]
+    uniques = [c for t in tables for c in t.constraints if isinstance(c, UniqueConstraint) and applies_to(c, pg)]
+    fks = [fk for t in tables for fk in t.foreign_key_constraints if applies_to(fk, pg)]
     for c in [*fks, *uniques]:
         conn.execute(DropConstraint(c))
     for ix in indexes:
         conn.execute(DropIndex(ix))
-    return [*(CreateIndex(ix) for ix in indexes), *(AddConstraint(c) for c in [*uniques, *fks])]
+    # isolate_from_table=False: by default AddConstraint marks the model's constraint "never inline", and every
+    # later CREATE TABLE in this process (a restore's create_all, on any database) would leave it out.
+    return [*(CreateIndex(ix) for ix in indexes),
+            *(AddConstraint(c, isolate_from_table=False) for c in [*uniques, *fks])]
 
 
 # One row per conversation number g: an instance and one of its shop's clients at random, a creation time spread
@@ -161,20 +168,21 @@ CROSS JOIN LATERAL (SELECT CASE
 # conversation ended), and a client answer to about half of the completed ones.
 _MESSAGES = """
 INSERT INTO agent_messages (conversation_id, role, content, created_at, prompt_tokens, completion_tokens,
-    latency_ms, idempotency_key)
+    latency_ms, idempotency_key, conversation_created_at)
 SELECT v.id, 'agent', x.content, v.started_at + make_interval(secs => v.response_time_ms / 1000.0),
-    v.prompt_tokens, v.completion_tokens, v.response_time_ms, 'conv:' || v.id || ':step:0'
+    v.prompt_tokens, v.completion_tokens, v.response_time_ms, 'conv:' || v.id || ':step:0', v.created_at
 FROM agent_conversations AS v
 JOIN clients AS cl ON cl.id = v.client_id
 JOIN seed_text AS x ON x.agent_type = v.agent_type AND x.first_name = cl.first_name
 WHERE v.id BETWEEN :first + :lo AND :first + :hi AND v.status IN ('completed', 'opted_out', 'waiting_response')
 UNION ALL
-SELECT v.id, 'client', 'STOP', v.completed_at, 0, 0, NULL, NULL
+SELECT v.id, 'client', 'STOP', v.completed_at, 0, 0, NULL, NULL, v.created_at
 FROM agent_conversations AS v
 WHERE v.id BETWEEN :first + :lo AND :first + :hi AND v.status = 'opted_out'
 UNION ALL
 SELECT v.id, 'client', (CAST(:replies AS text[]))[1 + floor(q.pick * cardinality(CAST(:replies AS text[])))::int],
-    v.started_at + make_interval(secs => v.response_time_ms / 1000.0) + make_interval(mins => q.after), 0, 0, NULL, NULL
+    v.started_at + make_interval(secs => v.response_time_ms / 1000.0) + make_interval(mins => q.after), 0, 0, NULL, NULL,
+    v.created_at
 FROM agent_conversations AS v
 CROSS JOIN LATERAL (SELECT v.id AS n, random() AS answered, random() AS pick,
     :reply_lo + floor(random() * :reply_n)::int AS after) AS q

@@ -173,6 +173,7 @@ def restore_agent_tables(*, actor: Actor, uow: UnitOfWork, path: Path) -> Restor
         if busy:
             raise Conflict(f"Tables {', '.join(busy)} already hold rows; run the cleanup first or restore elsewhere.")
         settings, mode_in_backup = _settings_after_restore(backup, current, actor, path)
+        _with_conversation_months(backup, uow)
         _insert_rows(uow, backup, settings, path)
         counts = {t: len(r) for t, r in backup.rows.items()}
         audit.append(uow.session, actor=actor, action="db.restore", target=str(path), after={
@@ -204,6 +205,19 @@ def _settings_after_restore(backup: Backup, current: dict[str, Any] | None, acto
         "reason": f"restored from {path.name}; the agent system stays off until it is activated",
     }
     return row, stored.get("mode")
+
+
+def _with_conversation_months(backup: Backup, uow: UnitOfWork) -> None:
+    """Messages of a backup made before revision 0011 get their conversation's created_at; on PostgreSQL the
+    months of the backup get their partitions first (rows would otherwise all land in the DEFAULT one)."""
+    from core.partitions import ensure_partitions
+
+    created = {r["id"]: r.get("created_at") for r in backup.rows.get("agent_conversations", [])}
+    for message in backup.rows.get("agent_messages", []):
+        if message.get("conversation_created_at") is None:
+            message["conversation_created_at"] = created.get(message.get("conversation_id"))
+    oldest = min((c for c in created.values() if c is not None), default=None)
+    ensure_partitions(uow.session.connection(), utcnow(), since=oldest)
 
 
 def _insert_rows(uow: UnitOfWork, backup: Backup, settings: dict[str, Any], path: Path) -> None:

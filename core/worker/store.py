@@ -161,7 +161,8 @@ def complete(engine: Engine, *, conversation_id: int, worker_id: str, reply: Rep
             conn.execute(insert(Message).values(
                 conversation_id=conversation_id, role="agent", content=reply.text, created_at=now,
                 prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
-                latency_ms=int(reply.latency_ms), idempotency_key=f"conv:{conversation_id}:step:0"))
+                latency_ms=int(reply.latency_ms), idempotency_key=f"conv:{conversation_id}:step:0",
+                conversation_created_at=row.created_at))
         except IntegrityError:
             tx.rollback()
             return Outcome(False, "already sent: this message's idempotency key exists")
@@ -239,11 +240,11 @@ WITH upd AS (
         prompt_tokens = :pt, completion_tokens = :ct, cost_usd = :cost, provider = :provider, error = NULL,
         lease_owner = NULL, lease_expires_at = NULL
     WHERE id = :id AND lease_owner = :worker AND status = 'in_progress'
-    RETURNING id, date_trunc('hour', created_at, 'UTC') AS hour, agent_instance_id, shop_id, agent_type
+    RETURNING id, created_at, date_trunc('hour', created_at, 'UTC') AS hour, agent_instance_id, shop_id, agent_type
 ), msg AS (
     INSERT INTO agent_messages (conversation_id, role, content, created_at, prompt_tokens, completion_tokens,
-                                latency_ms, idempotency_key)
-    SELECT id, 'agent', :content, :now, :pt, :ct, :latency, :key FROM upd RETURNING conversation_id
+                                latency_ms, idempotency_key, conversation_created_at)
+    SELECT id, 'agent', :content, :now, :pt, :ct, :latency, :key, created_at FROM upd RETURNING conversation_id
 ), met AS (
     INSERT INTO agent_metrics (hour, agent_instance_id, shop_id, agent_type, created, completed, failed, opted_out,
                                response_ms_sum, prompt_tokens, completion_tokens, cost_usd)
@@ -302,12 +303,12 @@ WITH v AS (
         prompt_tokens = v.pt, completion_tokens = v.ct, cost_usd = v.cost, provider = v.provider, error = NULL,
         lease_owner = NULL, lease_expires_at = NULL
     FROM v WHERE c.id = v.id AND c.lease_owner = :worker AND c.status = 'in_progress'
-    RETURNING c.id, date_trunc('hour', c.created_at, 'UTC') AS hour, c.agent_instance_id, c.shop_id, c.agent_type,
-        v.rt, v.pt, v.ct, v.cost, v.content, v.latency, v.key, v.bucket
+    RETURNING c.id, c.created_at, date_trunc('hour', c.created_at, 'UTC') AS hour, c.agent_instance_id, c.shop_id,
+        c.agent_type, v.rt, v.pt, v.ct, v.cost, v.content, v.latency, v.key, v.bucket
 ), msg AS (
     INSERT INTO agent_messages (conversation_id, role, content, created_at, prompt_tokens, completion_tokens,
-                                latency_ms, idempotency_key)
-    SELECT id, 'agent', content, :now, pt, ct, latency, key FROM upd ORDER BY id RETURNING conversation_id
+                                latency_ms, idempotency_key, conversation_created_at)
+    SELECT id, 'agent', content, :now, pt, ct, latency, key, created_at FROM upd ORDER BY id RETURNING conversation_id
 ), met AS (
     INSERT INTO agent_metrics (hour, agent_instance_id, shop_id, agent_type, created, completed, failed, opted_out,
                                response_ms_sum, prompt_tokens, completion_tokens, cost_usd)

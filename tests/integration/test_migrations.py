@@ -7,6 +7,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
 from core.migrate import current_revision, head_revision, upgrade_to_head
+from core.models.partitioning import include_object_for
 from core.models.review import include_name
 from core.models import Base, agent_tables
 
@@ -14,7 +15,8 @@ from core.models import Base, agent_tables
 def test_head_is_reached_and_models_match(engine: Engine) -> None:
     assert current_revision(engine) == head_revision()
     with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": include_name})
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": include_name,
+                                                     "include_object": include_object_for(conn.dialect.name)})
         diffs = compare_metadata(ctx, Base.metadata)
     assert diffs == []
 

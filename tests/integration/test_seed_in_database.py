@@ -40,7 +40,9 @@ def _schema(engine: Engine) -> set[tuple[str, str]]:
         rows = conn.execute(text(
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename IN ('agent_conversations', 'agent_messages')"
             " UNION ALL SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
-            " WHERE conrelid IN ('agent_conversations'::regclass, 'agent_messages'::regclass)"))
+            " WHERE conrelid IN ('agent_conversations'::regclass, 'agent_messages'::regclass)"
+            # Not the copies PostgreSQL keeps of a foreign key for each partition it refers to: named by number.
+            " AND conparentid = 0"))
         return {(name, definition) for name, definition in rows}
 
 

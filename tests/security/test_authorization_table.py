@@ -33,7 +33,7 @@ from core.queries.users import actor_for_user
 from core.seed.runner import seed_demo_users
 from core.services import alerts, checklist, controls, conversations, rollbacks, rollups, schema, tokens, users
 from core.services import (
-    controls, conversations, review, review_judge, review_queues, rollbacks, rollups, schema, tokens, users,
+    controls, conversations, retention, review, review_judge, review_queues, rollbacks, rollups, schema, tokens, users,
 )
 from core.uow import UnitOfWork
 from dashboard.navigation import PAGES
@@ -132,6 +132,9 @@ ACTIONS: dict[str, Action] = {
         actor=a, uow=UnitOfWork(w.engine))), cli=("rollback", "list")),
     "rollups rebuild": Action(CONTROL, svc("rollups.rebuild_rollups", lambda w, a: rollups.rebuild_rollups(
         actor=a, uow=UnitOfWork(w.engine))), cli=("rollups", "rebuild")),
+    "retention": Action(CONTROL, svc("retention.apply_retention", lambda w, a: retention.apply_retention(
+        actor=a, uow=UnitOfWork(w.engine), keep_months=1, dry_run=True)),
+        cli=("retention", "--keep-months", "1", "--dry-run")),  # a dry run: the table's world keeps its rows
     "db setup": Action(CONTROL, svc("schema.setup_database", lambda w, a: schema.setup_database(
         actor=a, engine=w.engine)), cli=("db", "setup")),
     "db verify": Action(EVERYONE, cli=("db", "verify")),

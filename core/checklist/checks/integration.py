@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 
 from core import audit
 from core.checklist.outcome import CheckContext, Outcome, failed, verdict, warned
 from core.db import read_session
 from core.models import AgentInstance, Conversation, Message, Shop
 from core.queries.settings import get_activation_state
+from core.retention import REVIEW_TABLES
 from core.uow import UnitOfWork
 
 TERMINAL = ("completed", "failed", "opted_out")
@@ -76,7 +77,9 @@ def _remove(ctx: CheckContext, conv_id: int) -> bool:
     with UnitOfWork(ctx.engine) as uow:
         status = uow.session.scalar(select(Conversation.status).where(Conversation.id == conv_id))
         held = status == "in_progress"
-        if not held:
+        if not held:  # no foreign key cascades to the review rows on PostgreSQL (partitioned): delete them here
+            for table in REVIEW_TABLES:
+                uow.session.execute(text(f"DELETE FROM {table} WHERE conversation_id = :id"), {"id": conv_id})
             uow.session.execute(delete(Message).where(Message.conversation_id == conv_id))
             uow.session.execute(delete(Conversation).where(Conversation.id == conv_id))
         audit.append(uow.session, actor=ctx.actor, action="checklist.synthetic_cleanup", target=f"conversation {conv_id}",

@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql
 import core.models.base
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
