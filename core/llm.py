@@ -44,24 +44,51 @@ class Provider(Protocol):
 
     def reply(self, *, system: str, user: str, fallback: str) -> Reply: ...
 
+    async def areply(self, *, system: str, user: str, fallback: str) -> Reply: ...
+
+    async def aclose(self) -> None: ...
+
 
 class OpenAIProvider:
-    """Chat completions through the official client; its own retries are off (one retry layer: ours)."""
+    """Chat completions through the official client; its own retries are off (one retry layer: ours).
+
+    `reply` uses the threaded client; `areply` the asyncio one (the worker's event loop), made at its first call
+    so that its connections belong to the loop that uses them.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.model = settings.openai_model
         self.name = "openai"
-        self._client = openai.OpenAI(
-            api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
-            base_url=settings.openai_base_url, max_retries=0,
-            timeout=httpx2.Timeout(settings.agent_timeout_seconds, connect=min(5.0, settings.agent_timeout_seconds)),
-        )
+        self._options = {
+            "api_key": settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
+            "base_url": settings.openai_base_url, "max_retries": 0,
+            "timeout": httpx2.Timeout(settings.agent_timeout_seconds, connect=min(5.0, settings.agent_timeout_seconds)),
+        }
+        self._client = openai.OpenAI(**self._options)
+        self._aclient: openai.AsyncOpenAI | None = None
+
+    def _request(self, system: str, user: str) -> dict:
+        return {"model": self.model, "messages": [{"role": "system", "content": system},
+                                                  {"role": "user", "content": user}],
+                "max_tokens": 300, "temperature": 0.4}
 
     def reply(self, *, system: str, user: str, fallback: str) -> Reply:
         started = time.perf_counter()
-        resp = self._client.chat.completions.create(
-            model=self.model, messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
-            max_tokens=300, temperature=0.4)
+        return self._to_reply(self._client.chat.completions.create(**self._request(system, user)), started)
+
+    async def areply(self, *, system: str, user: str, fallback: str) -> Reply:
+        if self._aclient is None:
+            self._aclient = openai.AsyncOpenAI(**self._options)
+        started = time.perf_counter()
+        return self._to_reply(await self._aclient.chat.completions.create(**self._request(system, user)), started)
+
+    async def aclose(self) -> None:
+        """Close the asyncio client's connections (before its loop ends)."""
+        if self._aclient is not None:
+            client, self._aclient = self._aclient, None
+            await client.close()
+
+    def _to_reply(self, resp: object, started: float) -> Reply:
         text = (resp.choices[0].message.content or "").strip() if resp.choices else ""
         if not text:
             raise openai.APIResponseValidationError(response=httpx2.Response(200, request=httpx2.Request("POST", "/")),
@@ -82,6 +109,12 @@ class OfflineProvider:
         started = time.perf_counter()
         return Reply(text=fallback, prompt_tokens=0, completion_tokens=0, provider=self.name, model=self.model,
                      latency_ms=(time.perf_counter() - started) * 1000)
+
+    async def areply(self, *, system: str, user: str, fallback: str) -> Reply:
+        return self.reply(system=system, user=user, fallback=fallback)
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
 
 
 def make_provider(settings: Settings) -> Provider:

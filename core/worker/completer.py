@@ -1,9 +1,9 @@
 """Completions gathered into batches: whatever replies are ready go to the database in one statement.
 
 Nothing waits to fill a batch: while one batch commits, the replies that arrive meanwhile queue up and form the
-next. Each conversation's thread waits for its own outcome, so its retries, lease checks and accounting stay
-exactly as with one completion at a time; a batch that fails fails each of its conversations' attempts, and each
-retries on its own.
+next. Each conversation waits for its own outcome (a future the worker's event loop awaits), so its retries,
+lease checks and accounting stay exactly as with one completion at a time; a batch that fails fails each of its
+conversations' attempts, and each retries on its own.
 """
 from __future__ import annotations
 
@@ -38,9 +38,13 @@ class Completer:
 
     def complete(self, item: store.Completion) -> store.Outcome:
         """Store ITEM with whatever else is ready; raises what the batch's statement raised."""
+        return self.submit(item).result()
+
+    def submit(self, item: store.Completion) -> Future:
+        """Queue ITEM; the future gives its Outcome (the worker's event loop awaits it without a thread)."""
         done: Future = Future()
         self._queue.put((item, done))
-        return done.result()
+        return done
 
     def _run(self) -> None:
         while True:
