@@ -8,6 +8,7 @@ settings listener and the review loop keep their own threads.
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import logging
 import os
@@ -70,6 +71,11 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._awake: asyncio.Event | None = None  # set (from any thread) when a slot frees or the settings change
         self._tasks: set[asyncio.Task] = set()
+        # Claimed ahead, not started yet (in _in_flight too: their leases are renewed), and the settings version
+        # they were claimed under; at most _ahead of them.
+        self._ready: collections.deque[tuple[int, Loaded | None]] = collections.deque()
+        self._ready_version: int | None = None
+        self._ahead = settings.agent_max_concurrent // 2
         self._beat_now = threading.Event()
         self._lock = threading.Lock()  # the heartbeat thread reads what the loop changes
         self._in_flight: set[int] = set()
@@ -123,6 +129,7 @@ class Worker:
                     wait = self.settings.agent_poll_seconds
                     await self._nap(wait if deadline is None else min(wait, max(0.0, deadline - time.monotonic())))
             self.stopping.set()
+            await self._release_ready()
             while self._tasks:  # conversations in flight finish
                 await asyncio.gather(*list(self._tasks), return_exceptions=True)
         finally:
@@ -164,40 +171,69 @@ class Worker:
         return state if fresh else await self._in_thread(self.settings_cache.get)
 
     async def _fill(self) -> int:
-        """Claim work for the free slots and start it; returns how many started.
+        """Start claimed work in the free slots and claim ahead; returns how many started or were claimed.
 
-        Only the loop claims, one claim at a time: slots freed while a claim is out are taken by the next one,
-        so claims grow with the load instead of multiplying.
+        Only the loop claims, one claim at a time. It claims ahead of need (up to half the slots, once half of
+        that is left), so a freed slot starts its next conversation at once instead of waiting a claim's round
+        trip, and claims come in batches rather than one per conversation.
         """
         state = await self._settings()
         self._note_settings(state)
         if state is None or not state.running or self.stopping.is_set() or self.breaker.snapshot().state == "open":
+            await self._release_ready()
             return 0
-        with self._lock:
-            free = self.settings.agent_max_concurrent - (len(self._in_flight) - len(self._storing))
-        if free <= 0:
-            return 0
-        started, asked_at = time.perf_counter(), time.monotonic()
+        if self._ready_version != state.version:  # claimed under older settings: the scope may have changed
+            await self._release_ready()
+        started = self._start_ready()
+        if len(self._ready) > self._ahead // 2:
+            return started
+        want = self._free() + self._ahead - len(self._ready)
+        if want <= 0:
+            return started
+        t0, asked_at = time.perf_counter(), time.monotonic()
         try:
             claimed = await self._in_thread(
-                store.claim_and_load, self.engine, worker_id=self.id, limit=free, scope=self.settings_cache.scope(),
+                store.claim_and_load, self.engine, worker_id=self.id, limit=want, scope=self.settings_cache.scope(),
                 lease_seconds=self.settings.agent_lease_seconds, settings_version=state.version,
                 templates=self.templates)
         except Exception as exc:  # noqa: BLE001 - a database hiccup must not kill the loop
             log.warning("claim failed (%s); trying again shortly", type(exc).__name__)
             await self._nap(1.0)
-            return 0
-        share = (time.perf_counter() - started) * 1000 / max(1, len(claimed))
+            return started
+        share = (time.perf_counter() - t0) * 1000 / max(1, len(claimed))
         with self._lock:
             for conv_id, _ in claimed:
                 self._in_flight.add(conv_id)
                 self._lease_until[conv_id] = asked_at + self.settings.agent_lease_seconds
                 self._db_ms[conv_id] = share
-        for conv_id, loaded in claimed:
+        self._ready.extend(claimed)
+        self._ready_version = state.version
+        return started + len(claimed)
+
+    def _free(self) -> int:
+        """Slots with no model call of theirs in flight (held but not started, or storing, do not count)."""
+        with self._lock:
+            busy = len(self._in_flight) - len(self._storing) - len(self._ready)
+        return self.settings.agent_max_concurrent - busy
+
+    def _start_ready(self) -> int:
+        n = min(self._free(), len(self._ready))
+        for _ in range(n):
+            conv_id, loaded = self._ready.popleft()
             task = asyncio.create_task(self._hold(conv_id, loaded))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return len(claimed)
+        return n
+
+    async def _release_ready(self) -> None:
+        """Hand back what was claimed ahead and not started (kill switch, changed scope, breaker, stop)."""
+        while self._ready:
+            conv_id, _ = self._ready.popleft()
+            await self._safely(conv_id, lambda c=conv_id: store.release(self.engine, conversation_id=c,
+                                                                        worker_id=self.id, retry_at=None))
+            with self._lock:
+                self._db_ms.pop(conv_id, None)
+            self._forget(conv_id)
 
     # -- the settings, pushed or polled -----------------------------------------------------------------
     def _note_settings(self, state: ActivationState | None) -> None:
