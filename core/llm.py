@@ -1,6 +1,7 @@
 """Model providers: the official openai client for any OpenAI-compatible server, or an offline composer."""
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -77,10 +78,22 @@ class OpenAIProvider:
         return self._to_reply(self._client.chat.completions.create(**self._request(system, user)), started)
 
     async def areply(self, *, system: str, user: str, fallback: str) -> Reply:
+        """The same call through the asyncio client's own request path (auth, timeouts, HTTP errors as openai's
+        exceptions), sending the body as the plain JSON it already is and reading the three fields we keep from
+        the JSON answer: the typed-parameter transform and the response model cost more CPU than the call."""
         if self._aclient is None:
             self._aclient = openai.AsyncOpenAI(**self._options)
         started = time.perf_counter()
-        return self._to_reply(await self._aclient.chat.completions.create(**self._request(system, user)), started)
+        resp = await self._aclient.post("/chat/completions", body=self._request(system, user), cast_to=httpx2.Response)
+        data = json.loads(resp.content)  # a broken body raises JSONDecodeError, as the typed path does
+        choices = data.get("choices") or []
+        text = ((choices[0].get("message") or {}).get("content") or "").strip() if choices else ""
+        if not text:
+            raise openai.APIResponseValidationError(response=resp, body=data, message="the model returned an empty reply")
+        usage = data.get("usage") or {}
+        return Reply(text=text, prompt_tokens=usage.get("prompt_tokens") or 0,
+                     completion_tokens=usage.get("completion_tokens") or 0, provider=self.name,
+                     model=data.get("model") or self.model, latency_ms=(time.perf_counter() - started) * 1000)
 
     async def aclose(self) -> None:
         """Close the asyncio client's connections (before its loop ends)."""
