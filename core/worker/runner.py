@@ -73,9 +73,9 @@ class Worker:
         self._tasks: set[asyncio.Task] = set()
         # Claimed ahead, not started yet (in _in_flight too: their leases are renewed), and the settings version
         # they were claimed under; at most _ahead of them.
-        self._ready: collections.deque[tuple[int, Loaded | None]] = collections.deque()
-        self._ready_version: int | None = None
+        self._ready: collections.deque[tuple[int, Loaded | None, int]] = collections.deque()
         self._ahead = settings.agent_max_concurrent // 2
+        self._claiming: asyncio.Task | None = None  # the claim under way, if any (one at a time)
         self._beat_now = threading.Event()
         self._lock = threading.Lock()  # the heartbeat thread reads what the loop changes
         self._in_flight: set[int] = set()
@@ -129,6 +129,8 @@ class Worker:
                     wait = self.settings.agent_poll_seconds
                     await self._nap(wait if deadline is None else min(wait, max(0.0, deadline - time.monotonic())))
             self.stopping.set()
+            if self._claiming is not None:
+                await self._claiming
             await self._release_ready()
             while self._tasks:  # conversations in flight finish
                 await asyncio.gather(*list(self._tasks), return_exceptions=True)
@@ -171,44 +173,47 @@ class Worker:
         return state if fresh else await self._in_thread(self.settings_cache.get)
 
     async def _fill(self) -> int:
-        """Start claimed work in the free slots and claim ahead; returns how many started or were claimed.
+        """Start claimed work in the free slots, and claim ahead in the background; returns how many started.
 
-        Only the loop claims, one claim at a time. It claims ahead of need (up to half the slots, once half of
-        that is left), so a freed slot starts its next conversation at once instead of waiting a claim's round
-        trip, and claims come in batches rather than one per conversation.
+        It claims ahead of need (up to half the slots, again once half of that is used), one claim at a time
+        and beside the conversations rather than in their way: a freed slot starts its next conversation at
+        once instead of waiting a claim's round trip, and claims come in batches rather than one per slot.
         """
         state = await self._settings()
         self._note_settings(state)
         if state is None or not state.running or self.stopping.is_set() or self.breaker.snapshot().state == "open":
             await self._release_ready()
             return 0
-        if self._ready_version != state.version:  # claimed under older settings: the scope may have changed
-            await self._release_ready()
+        # Claimed under older settings: the scope may have changed since, so they go back.
+        await self._release_ready(keep_version=state.version)
         started = self._start_ready()
-        if len(self._ready) > self._ahead // 2:
-            return started
-        want = self._free() + self._ahead - len(self._ready)
-        if want <= 0:
-            return started
+        if self._claiming is None and len(self._ready) <= self._ahead // 2:
+            want = self._free() + self._ahead - len(self._ready)
+            if want > 0:
+                self._claiming = asyncio.create_task(self._claim(state.version, want))
+        return started
+
+    async def _claim(self, version: int, want: int) -> None:
+        """Claim up to WANT conversations under settings VERSION into the ready queue, then wake the loop."""
         t0, asked_at = time.perf_counter(), time.monotonic()
         try:
             claimed = await self._in_thread(
                 store.claim_and_load, self.engine, worker_id=self.id, limit=want, scope=self.settings_cache.scope(),
-                lease_seconds=self.settings.agent_lease_seconds, settings_version=state.version,
-                templates=self.templates)
+                lease_seconds=self.settings.agent_lease_seconds, settings_version=version, templates=self.templates)
         except Exception as exc:  # noqa: BLE001 - a database hiccup must not kill the loop
             log.warning("claim failed (%s); trying again shortly", type(exc).__name__)
-            await self._nap(1.0)
-            return started
+            await asyncio.sleep(1.0)
+            claimed = []
         share = (time.perf_counter() - t0) * 1000 / max(1, len(claimed))
         with self._lock:
             for conv_id, _ in claimed:
                 self._in_flight.add(conv_id)
                 self._lease_until[conv_id] = asked_at + self.settings.agent_lease_seconds
                 self._db_ms[conv_id] = share
-        self._ready.extend(claimed)
-        self._ready_version = state.version
-        return started + len(claimed)
+        self._ready.extend((conv_id, loaded, version) for conv_id, loaded in claimed)
+        self._claiming = None
+        if claimed:  # when nothing was due, the loop polls again in AGENT_POLL_SECONDS (or when woken)
+            self._awake.set()
 
     def _free(self) -> int:
         """Slots with no model call of theirs in flight (held but not started, or storing, do not count)."""
@@ -219,16 +224,20 @@ class Worker:
     def _start_ready(self) -> int:
         n = min(self._free(), len(self._ready))
         for _ in range(n):
-            conv_id, loaded = self._ready.popleft()
+            conv_id, loaded, _version = self._ready.popleft()
             task = asyncio.create_task(self._hold(conv_id, loaded))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return n
 
-    async def _release_ready(self) -> None:
-        """Hand back what was claimed ahead and not started (kill switch, changed scope, breaker, stop)."""
-        while self._ready:
-            conv_id, _ = self._ready.popleft()
+    async def _release_ready(self, keep_version: int | None = None) -> None:
+        """Hand back what was claimed ahead and not started (kill switch, changed scope, breaker, stop), but
+        what was claimed under KEEP_VERSION."""
+        if all(version == keep_version for _, _, version in self._ready):
+            return
+        stale = [conv_id for conv_id, _, version in self._ready if version != keep_version]
+        self._ready = collections.deque(entry for entry in self._ready if entry[2] == keep_version)
+        for conv_id in stale:
             await self._safely(conv_id, lambda c=conv_id: store.release(self.engine, conversation_id=c,
                                                                         worker_id=self.id, retry_at=None))
             with self._lock:
