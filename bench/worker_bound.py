@@ -92,8 +92,9 @@ def _serving(engine, worker: subprocess.Popen) -> list[psutil.Process]:  # noqa:
     return [proc, *(psutil.Process(p) for p in pids)]
 
 
-def _worker_run(engine, env: dict[str, str], count: int) -> tuple[float, float, float]:  # noqa: ANN001
-    """One worker through COUNT queued conversations: conversations/s, CPU s per conversation, cores busy.
+def _worker_run(engine, env: dict[str, str], count: int) -> tuple[float, float, float, float]:  # noqa: ANN001
+    """One worker through COUNT queued conversations: conversations/s, CPU s per conversation (worker and its
+    PostgreSQL backends), cores busy, and the worker process's own CPU s per conversation.
 
     CPU is counted from the worker's first heartbeat (imports done) to the end, over the conversations finished
     in that window."""
@@ -126,7 +127,9 @@ def _worker_run(engine, env: dict[str, str], count: int) -> tuple[float, float, 
     with engine.connect() as conn:
         first, last = conn.execute(select(func.min(c.started_at), func.max(c.completed_at)).where(c.id.in_(ids))).one()
     cpu = sum(t - before.get(pid, 0.0) for pid, t in after.items())
-    return count / (last - first).total_seconds(), cpu / max(1, done - done_before), cpu / wall
+    own = after.get(proc.pid, 0.0) - before.get(proc.pid, 0.0)
+    n = max(1, done - done_before)
+    return count / (last - first).total_seconds(), cpu / n, cpu / wall, own / n
 
 
 def _database(args: argparse.Namespace):  # noqa: ANN202
@@ -184,8 +187,8 @@ def _render(f: dict) -> str:
              f"client, {one[0] / aio[0]:.0%} of bare AsyncOpenAI)",
              "≥ 95 % of the bound and of the bare client" if n == 10 else "–", _peers(bare, aio)),
             (f"CPU per conversation, worker + PostgreSQL, {n} in flight",
-             f"{one[1] * 1000:.2f} ms ({one[1] / bare[1]:.1f}× the bare client, {one[1] / aio[1]:.1f}× bare "
-             "AsyncOpenAI)", "≤ 1.5× the bare client" if n == 10 else "–", _peers(bare, aio)),
+             f"{one[1] * 1000:.2f} ms (worker {one[3] * 1000:.2f} + PostgreSQL {(one[1] - one[3]) * 1000:.2f}; "
+             f"{one[1] / bare[1]:.1f}× the bare client, {one[1] / aio[1]:.1f}× bare AsyncOpenAI)", "≤ 1.5× the bare client" if n == 10 else "–", _peers(bare, aio)),
             (f"conversations per CPU-second (per core), worker + PostgreSQL, {n} in flight",
              f"{1 / one[1]:.0f} ({one[2]:.2f} cores busy)", "–",
              f"bare client {1 / bare[1]:.0f}, bare AsyncOpenAI {1 / aio[1]:.0f} calls per CPU-second"),

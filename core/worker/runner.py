@@ -41,6 +41,7 @@ from core.worker.settings_push import SettingsListener
 
 log = logging.getLogger("core.worker")
 T = TypeVar("T")
+DB_THREADS = 16  # at most, whatever AGENT_MAX_CONCURRENT is: the blocking database steps' threads
 
 
 class BreakerOpen(Exception):
@@ -84,9 +85,11 @@ class Worker:
         self._storing: set[int] = set()
         self._lease_until: dict[int, float] = {}  # time.monotonic() by which each held lease has surely run out
         self._db_ms: dict[int, float] = {}  # database time spent so far on each held conversation
-        # As many threads as slots: in an outage each conversation retries its own step, as it always did;
-        # in normal running one or two of them are busy (claims come one at a time, completions in batches).
-        self._db = ThreadPoolExecutor(max_workers=max(4, settings.agent_max_concurrent), thread_name_prefix="db")
+        # In normal running one or two are busy (claims come one at a time, completions in batches on their own
+        # thread); more help only in an outage, where each conversation retries its own step, up to the pools'
+        # connections anyway.
+        self._db = ThreadPoolExecutor(max_workers=min(DB_THREADS, max(4, settings.agent_max_concurrent)),
+                                      thread_name_prefix="db")
         self._db_samples: list[float] = []
         self.processed = 0
         self.started_at = utcnow()
