@@ -1,7 +1,9 @@
 """Completions gathered into batches: whatever replies are ready go to the database in one statement.
 
-Nothing waits to fill a batch: while one batch commits, the replies that arrive meanwhile queue up and form the
-next. Each conversation waits for its own outcome (a future the worker's event loop awaits), so its retries,
+While one batch commits, the replies that arrive meanwhile queue up and form the next; a batch also waits up to
+LINGER_SECONDS after its first reply for others (the worker's slots are refilled before the reply is stored, so
+the wait costs a conversation's completion a few milliseconds, not its slot, and spares a statement and a commit
+per reply it gathers). Each conversation waits for its own outcome (a future the worker's event loop awaits), so its retries,
 lease checks and accounting stay exactly as with one completion at a time; a batch that fails fails each of its
 conversations' attempts, and each retries on its own.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from concurrent.futures import Future
 
 from sqlalchemy import Engine
@@ -21,8 +24,8 @@ _STOP = object()
 class Completer:
     """One thread storing replies in batches of up to MAX_BATCH; `complete()` blocks until its own is stored."""
 
-    def __init__(self, engine: Engine, *, worker_id: str, max_batch: int) -> None:
-        self._engine, self._worker_id, self._max = engine, worker_id, max_batch
+    def __init__(self, engine: Engine, *, worker_id: str, max_batch: int, linger_seconds: float = 0.0) -> None:
+        self._engine, self._worker_id, self._max, self._linger = engine, worker_id, max_batch, linger_seconds
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="completer", daemon=True)
         self.batches = self.completions = 0  # for tests and benchmarks: how much batching happened
@@ -52,9 +55,10 @@ class Completer:
             if first is _STOP:
                 return
             batch = [first]
+            until = time.monotonic() + self._linger
             while len(batch) < self._max:
                 try:
-                    nxt = self._queue.get_nowait()
+                    nxt = self._queue.get(timeout=max(0.0, until - time.monotonic()))
                 except queue.Empty:
                     break
                 if nxt is _STOP:

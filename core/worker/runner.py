@@ -42,6 +42,7 @@ from core.worker.settings_push import SettingsListener
 log = logging.getLogger("core.worker")
 T = TypeVar("T")
 DB_THREADS = 16  # at most, whatever AGENT_MAX_CONCURRENT is: the blocking database steps' threads
+COMPLETION_LINGER_SECONDS = 0.02  # a batch of completions waits this long for more replies to share it
 
 
 class BreakerOpen(Exception):
@@ -62,7 +63,8 @@ class Worker:
                                             recheck_seconds=settings.agent_settings_recheck_seconds)
         self.templates = TemplateCache()
         # Replies stored in batches (one statement and one commit for whatever is ready; PostgreSQL).
-        self.completer = Completer(engine, worker_id=self.id, max_batch=max(1, settings.agent_max_concurrent))
+        self.completer = Completer(engine, worker_id=self.id, max_batch=max(1, settings.agent_max_concurrent),
+                                   linger_seconds=COMPLETION_LINGER_SECONDS)
         self.stopping = threading.Event()
         self.listener: SettingsListener | None = None
         if settings.agent_settings_push and engine.dialect.name == "postgresql":
