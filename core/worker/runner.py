@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import TypeVar
@@ -322,8 +322,7 @@ class Worker:
         self._awake.set()  # the slot is free for the next model call while this reply is stored
         # The reply is kept in hand and the completion retried until the lease runs out.
         item = store.Completion(conversation_id=conv_id, reply=reply, response_ms=response_ms)
-        outcome = await self._in_lease_async(conv_id, lambda: asyncio.wrap_future(self.completer.submit(item)),
-                                             what="completing")
+        outcome = await self._in_lease_async(conv_id, lambda: self._store_reply(conv_id, item), what="completing")
         if outcome.accepted:
             with self._lock:
                 self.processed += 1
@@ -347,13 +346,18 @@ class Worker:
         finally:
             self._count_db(conv_id, started)
 
-    async def _in_lease_async(self, conv_id: int, fn: Callable[[], asyncio.Future[T]], *, what: str) -> T:
-        """`_in_lease` for a step another thread carries out (the batched completion): awaited, retried alike."""
-        until, started = self._lease_end(conv_id), time.perf_counter()
+    async def _in_lease_async(self, conv_id: int, fn: Callable[[], Awaitable[T]], *, what: str) -> T:
+        """`_in_lease` for a step another thread carries out (the batched completion): awaited, retried alike;
+        FN counts its own database time."""
+        return await adb_retry(fn, what=what, until=self._lease_end(conv_id))
+
+    async def _store_reply(self, conv_id: int, item: store.Completion) -> store.Outcome:
+        done = self.completer.submit(item)
         try:
-            return await adb_retry(fn, what=what, until=until)
+            return await asyncio.wrap_future(done)
         finally:
-            self._count_db(conv_id, started)
+            with self._lock:
+                self._db_ms[conv_id] = self._db_ms.get(conv_id, 0.0) + getattr(done, "db_ms", 0.0)
 
     def _forget(self, conv_id: int) -> None:
         with self._lock:
