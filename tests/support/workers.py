@@ -57,6 +57,8 @@ def spawn_worker(db_url: str, fake_url: str, tmp_path: Path, name: str, **env: o
     full = {"PATH": os.environ["PATH"], "DATABASE_URL": db_url, "OPENAI_API_KEY": "sk-test-loopback",
             "OPENAI_BASE_URL": fake_url, "AGENT_POLL_SECONDS": "0.05", "AGENT_HEARTBEAT_SECONDS": "0.3",
             "AGENT_SETTINGS_TTL_SECONDS": "0.2", **{k: str(v) for k, v in env.items()}}
+    if "PYTHONPATH" in os.environ:  # a worktree's tests run its own `core`, not the one installed editable
+        full["PYTHONPATH"] = os.environ["PYTHONPATH"]
     log = open(tmp_path / f"{name}.log", "w")
     return subprocess.Popen([sys.executable, "-m", "core", "worker"], env=full, stdout=log, stderr=subprocess.STDOUT,
                             cwd=tmp_path)
