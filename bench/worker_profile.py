@@ -1,7 +1,11 @@
 """Where one worker's CPU goes per conversation (10 in flight, model answering in 100 ms), sampled with py-spy.
 
+py-spy counts a thread blocked inside C (a queue's get, a socket's poll) as busy under load: read the shares
+beside `bench/worker_bound.py`'s measured CPU, not instead of it.
+
 Not a benchmark with goals: a profile for whoever pushes the worker to the model's bound.
-Run: python -m bench.worker_profile [--seconds 30]   (needs `pip install py-spy` and ptrace rights, e.g. root)
+Run: python -m bench.worker_profile [--seconds 30]   (needs `pip install py-spy` and ptrace rights, e.g. root;
+     not `python -m bench worker_profile`, which runs every listed benchmark instead)
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from bench.worker_throughput import _enqueue, _env, _prepare
 DB_FRAMES = ("sqlalchemy/", "psycopg2")
 DB_PARTS = (("claim + load", "claim_and_load (core/worker/store.py"), ("claim", "claim (core/worker/store.py"), ("load", "read_conversation ("),
             ("complete", "complete (core/worker/store.py"), ("heartbeat", "_heartbeat_loop ("))
-OTHER_PARTS = (("model call (openai + httpx)", ("openai/", "httpx/", "httpcore/", "h11/")),
+OTHER_PARTS = (("model call (openai + httpx2 + httpcore2)", ("openai/", "httpx2/", "httpcore2/", "h11/", "anyio/")),
                ("heartbeat, outside the database", ("_heartbeat_loop (",)),
                ("prompt rendering", ("render_prompt (",)),
                ("Sentry scopes", ("sentry_sdk/",)))
@@ -39,7 +43,9 @@ def _part(stack: str) -> str:
     for name, marks in OTHER_PARTS:
         if any(m in stack for m in marks):
             return name
-    return "other (threads, pool, loop, logging)"
+    if "asyncio/" in stack:
+        return "the event loop itself (asyncio, task switches)"
+    return "other (threads, pool, logging)"
 
 
 def _split(raw: Path) -> tuple[collections.Counter, int]:

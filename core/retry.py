@@ -4,12 +4,12 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import openai
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from tenacity import Retrying, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, Retrying, retry_if_exception, stop_after_attempt
 
 from core.config import get_settings
 
@@ -43,10 +43,9 @@ def backoff_seconds(attempt: int, *, base_seconds: float, max_seconds: float, rn
     return rng.uniform(0, min(max_seconds, base_seconds * 2 ** (attempt - 1)))
 
 
-def call_model_with_retries(fn: Callable[[], T], *, attempts: int, base_seconds: float, max_seconds: float,
-                            on_failure: Callable[[BaseException], None] = lambda _e: None,
-                            sleep: Callable[[float], None] | None = None) -> T:
-    """Call FN up to ATTEMPTS times on retryable errors; ON_FAILURE sees each retryable failure."""
+def _model_policy(attempts: int, base_seconds: float, max_seconds: float,
+                  on_failure: Callable[[BaseException], None]) -> dict[str, Any]:
+    """The model-call retry rule as tenacity arguments (the same for the threaded and the asyncio caller)."""
 
     def wait(state) -> float:  # noqa: ANN001 - tenacity's RetryCallState
         exc = state.outcome.exception()
@@ -59,11 +58,27 @@ def call_model_with_retries(fn: Callable[[], T], *, attempts: int, base_seconds:
             on_failure(exc)
         return retryable
 
+    return {"stop": stop_after_attempt(attempts), "wait": wait, "retry": retry_if_exception(note), "reraise": True}
+
+
+def call_model_with_retries(fn: Callable[[], T], *, attempts: int, base_seconds: float, max_seconds: float,
+                            on_failure: Callable[[BaseException], None] = lambda _e: None,
+                            sleep: Callable[[float], None] | None = None) -> T:
+    """Call FN up to ATTEMPTS times on retryable errors; ON_FAILURE sees each retryable failure."""
     kwargs = {"sleep": sleep} if sleep else {}
-    for attempt in Retrying(stop=stop_after_attempt(attempts), wait=wait, retry=retry_if_exception(note),
-                            reraise=True, **kwargs):
+    for attempt in Retrying(**_model_policy(attempts, base_seconds, max_seconds, on_failure), **kwargs):
         with attempt:
             return fn()
+    raise AssertionError("unreachable")
+
+
+async def acall_model_with_retries(fn: Callable[[], Awaitable[T]], *, attempts: int, base_seconds: float,
+                                   max_seconds: float,
+                                   on_failure: Callable[[BaseException], None] = lambda _e: None) -> T:
+    """`call_model_with_retries` for a coroutine: the waits are asyncio sleeps, so other calls go on meanwhile."""
+    async for attempt in AsyncRetrying(**_model_policy(attempts, base_seconds, max_seconds, on_failure)):
+        with attempt:
+            return await fn()
     raise AssertionError("unreachable")
 
 
@@ -94,12 +109,8 @@ def is_transient_db_error(exc: BaseException) -> bool:
     return exc.statement is None and not any(s in text for s in MISCONFIGURED_TEXTS)
 
 
-def db_retry(fn: Callable[[], T], *, what: str = "database write", until: float | None = None) -> T:
-    """Run FN (a whole transaction) again on transient errors: 3 attempts, 1 s, ×2 (the checklist's numbers).
-
-    With UNTIL (a `time.monotonic()` deadline, e.g. when a lease runs out) it keeps trying until the deadline,
-    repeating the checklist's last wait; the last error is raised when the next attempt would come too late.
-    """
+def _db_policy(what: str, until: float | None) -> dict[str, Any]:
+    """The database retry rule as tenacity arguments (the same for the threaded and the asyncio caller)."""
     s = get_settings()
     longest = s.db_retry_delay_seconds * s.db_retry_backoff ** max(0, s.db_retry_attempts - 2)
 
@@ -114,8 +125,25 @@ def db_retry(fn: Callable[[], T], *, what: str = "database write", until: float 
     def log_retry(state) -> None:  # noqa: ANN001
         log.warning("%s failed (%s); retrying", what, state.outcome.exception().__class__.__name__)
 
-    for attempt in Retrying(stop=stop, wait=wait, retry=retry_if_exception(is_transient_db_error),
-                            before_sleep=log_retry, reraise=True):
+    return {"stop": stop, "wait": wait, "retry": retry_if_exception(is_transient_db_error),
+            "before_sleep": log_retry, "reraise": True}
+
+
+def db_retry(fn: Callable[[], T], *, what: str = "database write", until: float | None = None) -> T:
+    """Run FN (a whole transaction) again on transient errors: 3 attempts, 1 s, ×2 (the checklist's numbers).
+
+    With UNTIL (a `time.monotonic()` deadline, e.g. when a lease runs out) it keeps trying until the deadline,
+    repeating the checklist's last wait; the last error is raised when the next attempt would come too late.
+    """
+    for attempt in Retrying(**_db_policy(what, until)):
         with attempt:
             return fn()
+    raise AssertionError("unreachable")
+
+
+async def adb_retry(fn: Callable[[], Awaitable[T]], *, what: str = "database write", until: float | None = None) -> T:
+    """`db_retry` for a coroutine (e.g. waiting on a batch stored by another thread); asyncio sleeps between tries."""
+    async for attempt in AsyncRetrying(**_db_policy(what, until)):
+        with attempt:
+            return await fn()
     raise AssertionError("unreachable")

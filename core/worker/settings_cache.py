@@ -35,11 +35,19 @@ class SettingsCache:
     def get(self) -> ActivationState | None:
         """The state as of the last read, read again once it is older than the TTL (RECHECK while pushed)."""
         with self._lock:
-            # Pushed changes need no polling; an unreadable state is polled for anyway, to recover soon.
-            ttl = self._recheck if self._pushed and self._state is not None else self._ttl
-            if self._clock() - self._read_at < ttl:
+            if self._fresh():
                 return self._state
             return self._read()
+
+    def cached(self) -> tuple[bool, ActivationState | None]:
+        """(fresh, state) without reading: an event loop calls `get` on a thread only when FRESH is False."""
+        with self._lock:
+            return self._fresh(), self._state
+
+    def _fresh(self) -> bool:
+        # Pushed changes need no polling; an unreadable state is polled for anyway, to recover soon.
+        ttl = self._recheck if self._pushed and self._state is not None else self._ttl
+        return self._clock() - self._read_at < ttl
 
     def refresh(self, bind: Connection | None = None) -> ActivationState | None:
         """Read the settings now, on BIND if given (a change was announced, or the listener came back)."""

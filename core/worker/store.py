@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -78,13 +79,21 @@ def claim_and_load(engine: Engine, *, worker_id: str, limit: int, scope: Scope, 
     now = utcnow()
     params = {"c_worker": worker_id, "c_now": now, "c_until": now + timedelta(seconds=lease_seconds),
               "c_version": settings_version}
-    with relaxed_bind(engine).begin() as conn:
-        pg = conn.dialect.name == "postgresql"
-        stmt = _claim_once(scope, limit, settings_version is not None, load=pg)
-        if not pg:
-            return [(row.id, None) for row in conn.execute(stmt, params)]
-        rows = conn.execute(stmt, params).all()
+    if engine.dialect.name != "postgresql":
+        with relaxed_bind(engine).begin() as conn:
+            return [(row.id, None) for row in conn.execute(_claim_once(scope, limit, settings_version is not None,
+                                                                       load=False), params)]
+    with one_statement(relaxed_bind(engine)) as conn:
+        rows = conn.execute(_claim_once(scope, limit, settings_version is not None, load=True), params).all()
         return [(row.id, Loaded(row, templates.get(conn, row.agent_type))) for row in rows]
+
+
+@contextmanager
+def one_statement(bind: Engine) -> Iterator[Connection]:
+    """A PostgreSQL connection in autocommit, for a write that is one statement (so its own transaction): no
+    BEGIN and COMMIT round trips around it. The template read a claim may add is a plain read."""
+    with bind.connect() as conn:
+        yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
 @functools.lru_cache(maxsize=512)
@@ -272,7 +281,7 @@ def _complete_in_one_statement(engine: Engine, conversation_id: int, worker_id: 
               "content": reply.text, "latency": int(reply.latency_ms), "key": f"conv:{conversation_id}:step:0",
               "bucket": rollups.bucket_of(response_ms)}
     try:
-        with hot_bind(engine).begin() as conn:
+        with one_statement(hot_bind(engine)) as conn:
             finished = conn.execute(_COMPLETE_SQL, params).scalar_one()
     except IntegrityError:
         return Outcome(False, "already sent: this message's idempotency key exists")
@@ -349,7 +358,7 @@ def complete_many(engine: Engine, *, worker_id: str, batch: Sequence[Completion]
               "keys": [f"conv:{b.conversation_id}:step:0" for b in batch],
               "buckets": [rollups.bucket_of(b.response_ms) for b in batch]}
     try:
-        with hot_bind(engine).begin() as conn:
+        with one_statement(hot_bind(engine)) as conn:
             done = set(conn.execute(_COMPLETE_MANY_SQL, params).scalars())
     except IntegrityError:
         return {b.conversation_id: complete(engine, conversation_id=b.conversation_id, worker_id=worker_id,

@@ -7,6 +7,12 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class _Server(ThreadingHTTPServer):
+    # A hundred clients connecting at once (AGENT_MAX_CONCURRENT=100) overflow the default backlog of 5: the
+    # connections past it were reset or stalled a second, which is the test server's limit, not the client's.
+    request_queue_size = 1024
+
+
 class FakeOpenAI:
     """Answers POST /v1/chat/completions. Modes: ok, slow, 429, 500, 400, broken_json, hang."""
 
@@ -18,7 +24,7 @@ class FakeOpenAI:
         self._lock = threading.Lock()
         self._release = threading.Event()
         handler = self._handler()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server = _Server(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
