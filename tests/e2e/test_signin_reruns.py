@@ -36,3 +36,21 @@ def test_signing_in_asks_for_one_run_and_keeps_the_cookie(console: str, page: Pa
     assert any(c["name"] == "agentops_session" for c in page.context.cookies())
     open_page(page, console, "", "Agent health")  # a new session resumes from the cookie: no sign-in form
     assert page.get_by_role("button", name="Sign in").count() == 0
+
+
+LOADED_CHART_CODE = "() => performance.getEntriesByType('resource').some(e => /PlotlyChart\\.[^/]*\\.js$/.test(e.name))"
+
+
+def test_the_sign_in_page_loads_the_chart_code_off_screen(console: str, page: Page) -> None:
+    """The first page after sign-in waited ~0.8 s for plotly's code (4.7 MB); the form loads it while the user
+    types, and the user sees nothing of it: no chart, no table on screen."""
+    page.goto(console)
+    page.get_by_role("button", name="Sign in").wait_for()
+    page.wait_for_function(LOADED_CHART_CODE, timeout=30_000)
+    viewport = page.viewport_size
+    for testid in ("stPlotlyChart", "stDataFrame"):
+        element = page.get_by_test_id(testid)
+        element.wait_for(state="attached")
+        box = element.bounding_box()
+        assert box is None or box["x"] + box["width"] <= 0 or box["x"] >= viewport["width"], (testid, box)
+    no_error_box(page)
