@@ -1,7 +1,10 @@
 """Issue 11: Agent Health queries whose cost follows hours × types × shops. Each query's p95 at 1M conversations and
 its growth from 100k; the instance-keyed histogram read (the table before 0010) and pandas over raw rows beside it.
 
-    python -m bench health_queries [--reps 20] [--small-db NAME] [--no-page]
+    python -m bench health_queries [--reps 20] [--small-db NAME] [--no-page] [--huge-db NAME]
+
+--huge-db adds a third size, e.g. the 10M database `python -m bench seed_load --conversations 10000000 --keep-as
+agentops_bench_10m` leaves, with each query's growth from 1M to it.
 """
 from __future__ import annotations
 
@@ -120,6 +123,15 @@ def _instance_keyed(s, plan, by: str) -> dict:  # noqa: ANN001
     return out
 
 
+def _existing(name: str) -> str:
+    """The URL of database NAME, brought to the newest schema with fresh daily rollups."""
+    from bench import common
+
+    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    common._bring_up_to_date(url)
+    return url
+
+
 def small_database(name: str) -> str:
     """A PostgreSQL database of 100,000 conversations from `seed --test-data load`, kept between runs."""
     from sqlalchemy import create_engine, text
@@ -151,18 +163,23 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--small-db", default=SMALL_DB)
     ap.add_argument("--no-page", action="store_true")
+    ap.add_argument("--huge-db", help="an existing database seeded by `seed --test-data load` (e.g. 10M)")
     args, _ = ap.parse_known_args(argv)
     big_url = loaded_postgres()
     small = measure(small_database(args.small_db), args.reps)
     big = measure(big_url, args.reps)
+    huge = measure(_existing(args.huge_db), args.reps) if args.huge_db else {}
     rows = []
     for key, (ms, read) in big.items():
         who, name, window = key
         small_ms, small_read = small[key]
-        rows.append((f"{name} ({window}, {who}): p95; rows read",
-                     f"{ms:.1f} ms at 1M, {small_ms:.1f} ms at 100k ({ms / small_ms:.2f}×); "
-                     f"{read:,} rows at 1M, {small_read:,} at 100k ({read / max(small_read, 1):.2f}×)",
-                     "≤ 20 ms; ≤ 1.5×", "–"))
+        figure = (f"{ms:.1f} ms at 1M, {small_ms:.1f} ms at 100k ({ms / small_ms:.2f}×); "
+                  f"{read:,} rows at 1M, {small_read:,} at 100k ({read / max(small_read, 1):.2f}×)")
+        if key in huge:
+            huge_ms, huge_read = huge[key]
+            figure += (f"; at 10M {huge_ms:.1f} ms ({huge_ms / ms:.2f}× of 1M), "
+                       f"{huge_read:,} rows ({huge_read / max(read, 1):.2f}×)")
+        rows.append((f"{name} ({window}, {who}): p95; rows read", figure, "≤ 20 ms; ≤ 1.5×", "–"))
     rows += peer_histogram_reads(big_url, args.reps)
     engine = use_database(big_url)
     from core.auth import system_actor
@@ -176,7 +193,8 @@ def main(argv: list[str] | None = None) -> str:
     rows.append(("summary over 30 d, median", f"{pct(ours, 0.5):.1f} ms", "–",
                  f"pd.read_sql + groupby: {pct(naive, 0.5):,.0f} ms ({pct(naive, 0.5) / pct(ours, 0.5):,.0f}× slower)"))
     rows += page_rows
-    return table("Agent Health (PostgreSQL, 1,000,000 and 100,000 conversations)", rows)
+    sizes = "10,000,000, 1,000,000 and 100,000" if huge else "1,000,000 and 100,000"
+    return table(f"Agent Health (PostgreSQL, {sizes} conversations)", rows)
 
 
 def _naive_summary(engine) -> dict:  # noqa: ANN001

@@ -2,7 +2,7 @@
 (the path from 100,000 conversations), indexes and constraints rebuilt, rollups; beside it, in the same run, the
 client-side COPY path (what loads smaller counts) and the naive ORM insert, as rows/s.
 
-    python -m bench seed_load [--conversations 1000000] [--peer-conversations 100000]
+    python -m bench seed_load [--conversations 1000000] [--peer-conversations 100000] [--keep-as NAME]
 """
 from __future__ import annotations
 
@@ -43,12 +43,15 @@ def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser()
     ap.add_argument("--conversations", type=int, default=1_000_000)
     ap.add_argument("--peer-conversations", type=int, default=100_000)
+    ap.add_argument("--keep-as", help="keep the database seeded by our path under this name (e.g. for "
+                                      "`health_queries --big-db NAME` at 10M)")
     args, _ = ap.parse_known_args(argv)
     import os
 
     runs: dict[str, tuple[object, dict[str, float]]] = {}
     for name, fn, n in (("ours", _timed_seed, args.conversations), ("copy", _copy_path, args.peer_conversations)):
-        with scratch_postgres() as url:
+        keep = name == "ours" and bool(args.keep_as)
+        with scratch_postgres(args.keep_as if keep else None, keep=keep) as url:
             runs[name] = fn(url, n)
             if name == "copy":
                 naive = _naive_insert_rate(use_database(url), 5000)
