@@ -184,22 +184,32 @@ def _old_claim(engine) -> dict[str, float]:  # noqa: ANN001
     return old
 
 
+def _leaf_tables(conn, tables: tuple[str, ...] = WORKER_TABLES) -> list[str]:  # noqa: ANN001
+    """TABLES, each partitioned one replaced by its partitions: storage settings and statistics live on those."""
+    from core.partitions import partitions_of
+
+    return [leaf for name in tables for leaf in (partitions_of(conn, name) or [name])]
+
+
 def _without_autovacuum(engine, env, count: int) -> dict[str, float]:  # noqa: ANN001
     """One worker through COUNT conversations with autovacuum off, then one-at-a-time claims on the dead rows."""
-    for table_name in WORKER_TABLES:
+    with engine.connect() as conn:
+        leaves = _leaf_tables(conn)
+    for table_name in leaves:
         with engine.begin() as conn:
             conn.exec_driver_sql(f"ALTER TABLE {table_name} SET (autovacuum_enabled = false)")
     try:
         rate = _throughput(engine, env, 1, count)
         time.sleep(1.0)  # the statistics collector's flush, so n_dead_tup counts this run
         with engine.connect() as conn:
-            dead = conn.exec_driver_sql("SELECT n_dead_tup FROM pg_stat_user_tables "
-                                        "WHERE relname = 'agent_conversations'").scalar_one()
+            dead = conn.execute(text("SELECT coalesce(sum(n_dead_tup), 0) FROM pg_stat_user_tables "
+                                     "WHERE relname = ANY(:names)"),
+                                {"names": _leaf_tables(conn, ("agent_conversations",))}).scalar_one()
         claims = _one_at_a_time(engine, 200)["claim"]
         _enqueue(engine, 200)
         dead_rows_claim = _claim_in_postgres(engine)[0]
     finally:
-        for table_name in WORKER_TABLES:
+        for table_name in leaves:
             with engine.begin() as conn:
                 conn.exec_driver_sql(f"ALTER TABLE {table_name} RESET (autovacuum_enabled)")
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
