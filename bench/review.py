@@ -30,8 +30,11 @@ def _plant_complaints(engine, n: int = 300) -> None:
         ids = conn.execute(text("SELECT id FROM agent_conversations WHERE status = 'completed' "
                                 "ORDER BY id DESC LIMIT 200000")).scalars().all()
         rng = random.Random(12)
+        # A message carries its conversation's created_at (the month it is partitioned by since 0011).
         conn.execute(text("INSERT INTO agent_messages (conversation_id, role, content, created_at, prompt_tokens, "
-                          "completion_tokens) VALUES (:c, 'client', 'That was terrible, I want a refund', now(), 0, 0)"),
+                          "completion_tokens, conversation_created_at) SELECT id, 'client', "
+                          "'That was terrible, I want a refund', now(), 0, 0, created_at FROM agent_conversations "
+                          "WHERE id = :c"),
                      [{"c": c} for c in rng.sample(ids, n)])
         conn.execute(text("ANALYZE agent_messages"))
 
