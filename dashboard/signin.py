@@ -44,8 +44,10 @@ def render_sign_out(token: str) -> None:
         st.rerun()
 
 
-# Off screen, not hidden: the browser must mount the elements for it to load their code.
-_OFF_SCREEN = "<style>.st-key-preload{position:absolute;left:-10000px;width:1px;height:1px;overflow:hidden}</style>"
+# Off screen and invisible, but not display:none: the browser must mount the elements for it to load their code.
+# visibility:hidden also keeps them out of the tab order and away from screen readers.
+_OFF_SCREEN = ("<style>.st-key-preload{position:absolute;left:-10000px;width:1px;height:1px;overflow:hidden;"
+               "visibility:hidden}</style>")
 
 
 def _preload_chart_code() -> None:

@@ -53,4 +53,10 @@ def test_the_sign_in_page_loads_the_chart_code_off_screen(console: str, page: Pa
         element.wait_for(state="attached")
         box = element.bounding_box()
         assert box is None or box["x"] + box["width"] <= 0 or box["x"] >= viewport["width"], (testid, box)
+    # Nor can a keyboard reach them: Tab from the form never lands on something off screen.
+    page.get_by_label("User name").focus()
+    for _ in range(8):
+        page.keyboard.press("Tab")
+        x = page.evaluate("() => document.activeElement.getBoundingClientRect().x")
+        assert x >= 0, page.evaluate("() => document.activeElement.outerHTML.slice(0, 200)")
     no_error_box(page)
