@@ -16,6 +16,11 @@ from sqlalchemy import create_engine, text
 PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
 
+def database_url(name: str) -> str:
+    """The URL of database NAME on the benchmark's PostgreSQL server."""
+    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
+
 @contextmanager
 def scratch_postgres(name: str | None = None, keep: bool = False) -> Iterator[str]:
     """A fresh PostgreSQL database migrated to head; dropped afterwards unless KEEP."""
@@ -27,7 +32,7 @@ def scratch_postgres(name: str | None = None, keep: bool = False) -> Iterator[st
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    url = database_url(name)
     eng = make_engine(url)
     upgrade_to_head(eng)
     eng.dispose()
@@ -105,7 +110,7 @@ def loaded_postgres(conversations: int = 1_000_000) -> str:
     """A PostgreSQL database holding CONVERSATIONS from `seed --test-data load`, kept between runs."""
     from sqlalchemy import create_engine as _ce
 
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{LOADED_DB}"
+    url = database_url(LOADED_DB)
     try:
         probe = _ce(url)
         with probe.connect() as conn:

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import psutil
 
-from bench.common import PG_ADMIN, loaded_postgres, pct, table, time_ms, use_database
+from bench.common import loaded_postgres, pct, table, time_ms, use_database
 
 SMALL_DB = "agentops_bench_100k"
 # The histogram table as it was before migration 0010 (hour × instance × bucket), rebuilt from the raw rows
@@ -123,13 +123,19 @@ def _instance_keyed(s, plan, by: str) -> dict:  # noqa: ANN001
     return out
 
 
-def _existing(name: str) -> str:
-    """The URL of database NAME, brought to the newest schema with fresh daily rollups."""
+def _existing(name: str) -> tuple[str, str]:
+    """The URL of database NAME, brought to the newest schema with fresh daily rollups, and its size ('10M')."""
+    from sqlalchemy import create_engine, text
+
     from bench import common
 
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    url = common.database_url(name)
     common._bring_up_to_date(url)
-    return url
+    probe = create_engine(url)
+    with probe.connect() as conn:
+        n = conn.execute(text("SELECT count(*) FROM agent_conversations")).scalar_one()
+    probe.dispose()
+    return url, f"{round(n / 1e6):,}M" if n >= 1_000_000 else f"{round(n / 1e3):,}k"
 
 
 def small_database(name: str) -> str:
@@ -138,7 +144,7 @@ def small_database(name: str) -> str:
 
     from bench import common
 
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    url = common.database_url(name)
     try:
         probe = create_engine(url)
         with probe.connect() as conn:
@@ -168,7 +174,8 @@ def main(argv: list[str] | None = None) -> str:
     big_url = loaded_postgres()
     small = measure(small_database(args.small_db), args.reps)
     big = measure(big_url, args.reps)
-    huge = measure(_existing(args.huge_db), args.reps) if args.huge_db else {}
+    huge_url, huge_size = _existing(args.huge_db) if args.huge_db else ("", "")
+    huge = measure(huge_url, args.reps) if huge_url else {}
     rows = []
     for key, (ms, read) in big.items():
         who, name, window = key
@@ -177,7 +184,7 @@ def main(argv: list[str] | None = None) -> str:
                   f"{read:,} rows at 1M, {small_read:,} at 100k ({read / max(small_read, 1):.2f}×)")
         if key in huge:
             huge_ms, huge_read = huge[key]
-            figure += (f"; at 10M {huge_ms:.1f} ms ({huge_ms / ms:.2f}× of 1M), "
+            figure += (f"; at {huge_size} {huge_ms:.1f} ms ({huge_ms / ms:.2f}× of 1M), "
                        f"{huge_read:,} rows ({huge_read / max(read, 1):.2f}×)")
         rows.append((f"{name} ({window}, {who}): p95; rows read", figure, "≤ 20 ms; ≤ 1.5×", "–"))
     rows += peer_histogram_reads(big_url, args.reps)
@@ -193,7 +200,7 @@ def main(argv: list[str] | None = None) -> str:
     rows.append(("summary over 30 d, median", f"{pct(ours, 0.5):.1f} ms", "–",
                  f"pd.read_sql + groupby: {pct(naive, 0.5):,.0f} ms ({pct(naive, 0.5) / pct(ours, 0.5):,.0f}× slower)"))
     rows += page_rows
-    sizes = "10,000,000, 1,000,000 and 100,000" if huge else "1,000,000 and 100,000"
+    sizes = f"{huge_size}, 1M and 100k" if huge else "1,000,000 and 100,000"
     return table(f"Agent Health (PostgreSQL, {sizes} conversations)", rows)
 
 

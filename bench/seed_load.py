@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--conversations", type=int, default=1_000_000)
     ap.add_argument("--peer-conversations", type=int, default=100_000)
     ap.add_argument("--keep-as", help="keep the database seeded by our path under this name (e.g. for "
-                                      "`health_queries --big-db NAME` at 10M)")
+                                      "`health_queries --huge-db NAME` at 10M)")
     args, _ = ap.parse_known_args(argv)
     import os
 
