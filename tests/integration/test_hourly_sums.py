@@ -6,6 +6,7 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, select
@@ -141,13 +142,18 @@ def test_migration_0012_folds_a_database_with_history(engine: Engine) -> None:
     assert_compact_equals_raw(engine, before=min(fine_hours(engine), default=current + timedelta(hours=1)))
 
 
-def test_the_probe_refreshes_only_the_days_a_late_completion_changed(engine: Engine) -> None:
+def test_the_probe_refreshes_only_the_days_a_late_completion_changed(engine: Engine,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from core.rollups import record_finished
     from core.rollups_daily import refresh_daily
 
     started = utcnow()  # the refreshes below fold and refresh as of then, whatever hour the clock turns meanwhile
-    seed_minimal(engine, conversations=1500, days=3)
     today = floor_day(started)
+    # Conversations still await a reply for a day. Seeded as of now, those of an earlier day are the few created in
+    # the last (24 - hour) hours: none at all late in the UTC evening. Seeding as of just before midnight leaves a
+    # whole day of them, whatever the hour the suite runs.
+    monkeypatch.setattr("core.seed.runner.utcnow", lambda: today - timedelta(minutes=1))
+    seed_minimal(engine, conversations=1500, days=3)
     with UnitOfWork(engine) as uow:
         assert refresh_daily(uow.session, stale_only=True, now=started) == 0, "nothing changed: no day is rewritten"
         conv = uow.session.scalars(select(Conversation).where(
