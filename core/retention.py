@@ -24,6 +24,7 @@ from core.models import (
 from core.models.base import UTCDateTime
 from core.models.conversations import OPEN_STATUSES
 from core.partitions import add_months, is_partitioned, month_of_suffix, month_start, partitions_of, suffix
+from core.rollups_compact import joined_counts, sum_stored
 
 REVIEW_TABLES = ("agent_review_states", "agent_review_records", "agent_review_queue_items", "agent_judge_scores",
                  "agent_pii_reveals")
@@ -106,12 +107,7 @@ def check_month(conn: Connection, month: datetime) -> MonthReport:
 def _histogram_total(conn: Connection, model: Any, column: str, lo: datetime, hi: datetime) -> int:
     """How many response times the compact histograms of MODEL hold between LO and HI."""
     col = getattr(model, column)
-    if conn.dialect.name == "postgresql":  # added up where the rows are: a month is thousands of JSON objects
-        return int(conn.scalar(text(
-            f"SELECT coalesce(sum(n::bigint), 0) FROM {model.__tablename__}, jsonb_each_text(counts) AS e(b, n) "
-            f"WHERE {column} >= :lo AND {column} < :hi"), {"lo": lo, "hi": hi}))
-    return sum(int(n) for counts in conn.scalars(select(model.counts).where(col >= lo, col < hi))
-               for n in (counts or {}).values())
+    return sum(sum_stored(conn.scalar(select(joined_counts(conn, model.counts)).where(col >= lo, col < hi))).values())
 
 
 def drop_month(conn: Connection, month: datetime) -> None:

@@ -19,7 +19,7 @@ from core.models import (
     utcnow,
 )
 from core.rollups import floor_hour
-from core.rollups_compact import dialect_name, fold_closed_hours, object_agg, time_param
+from core.rollups_compact import dialect_name, each_bucket, fold_closed_hours, object_agg, time_param
 from core.rollups_sums import fold_closed_sums
 
 RECENT_DAYS = 3
@@ -113,9 +113,9 @@ def _daily_histograms(session: Session | Connection, daily: Any, hourly: Any, ke
     by bucket in SQL."""
     dialect = dialect_name(session)
     if dialect == "postgresql":
-        day, each, value = "date_trunc('day', hour, 'UTC')", "jsonb_each_text(counts)", "e.value::bigint"
+        day, each, value = "date_trunc('day', hour, 'UTC')", each_bucket(dialect, "counts"), "e.value::bigint"
     else:
-        day, each, value = "strftime('%Y-%m-%d 00:00:00.000000', hour)", "json_each(counts)", "e.value"
+        day, each, value = "strftime('%Y-%m-%d 00:00:00.000000', hour)", each_bucket(dialect, "counts"), "e.value"
     cols = ", ".join(keys)
     params = [time_param("today", today)] + ([time_param("start", start)] if start else [])
     stmt = text(

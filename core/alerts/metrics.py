@@ -22,7 +22,7 @@ from core.models import (
 from core.queries.controls import DATA_ACCESS_ACTIONS
 from core.queries.health import live_worker_conditions
 from core.rollups import floor_hour, percentile
-from core.rollups_compact import decode
+from core.rollups_compact import joined_counts, sum_stored
 from core.rollups_daily import floor_day
 
 
@@ -116,8 +116,8 @@ def response_p95(session: Session, scope: Scope, now: datetime) -> list[Series]:
         for bucket, n in session.execute(select(b.bucket, func.sum(b.count)).where(b.hour >= since, *_scoped(b, scope))
                                          .group_by(b.bucket)):
             hist[int(bucket)] += int(n)
-        for counts in session.scalars(select(c.counts).where(c.hour >= since, *_scoped(c, scope))):
-            hist.update(decode(counts))
+        hist.update(sum_stored(session.scalar(select(joined_counts(session, c.counts))
+                                              .where(c.hour >= since, *_scoped(c, scope)))))
         return [Series(percentile(hist, 0.95))]
     for agent_type, counts in _by_type_histograms(session, since):
         if scope.agent_type in (None, agent_type):
@@ -132,8 +132,9 @@ def _by_type_histograms(session: Session, since: datetime) -> list[tuple[str, Co
         for agent_type, bucket, n in session.execute(select(b.agent_type, b.bucket, func.sum(b.count))
                                                      .where(b.hour >= since).group_by(b.agent_type, b.bucket)):
             out.setdefault(agent_type, Counter())[int(bucket)] += int(n)
-        for agent_type, counts in session.execute(select(c.agent_type, c.counts).where(c.hour >= since)):
-            out.setdefault(agent_type, Counter()).update(decode(counts))
+        for agent_type, joined in session.execute(select(c.agent_type, joined_counts(session, c.counts))
+                                                  .where(c.hour >= since).group_by(c.agent_type)):
+            out.setdefault(agent_type, Counter()).update(sum_stored(joined))
         return list(out.items())
     return _cached(session, ("histograms", since), load)
 

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Index, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.models.base import Base
+from core.models.base import Base, HistogramJSON
 
 
 class AgentMetric(Base):
@@ -93,7 +93,7 @@ class AgentResponseHourlyByType(Base):
     __tablename__ = "agent_response_hourly_by_type"
     hour: Mapped[datetime] = mapped_column(primary_key=True)
     agent_type: Mapped[str] = mapped_column(String(40), primary_key=True)
-    counts: Mapped[dict[str, Any]]
+    counts: Mapped[dict[str, Any]] = mapped_column(HistogramJSON)
 
 
 class AgentResponseHourlyByShop(Base):
@@ -104,7 +104,7 @@ class AgentResponseHourlyByShop(Base):
     __table_args__ = (Index("ix_agent_response_hourly_by_shop_shop_hour", "shop_id", "hour"),)
     hour: Mapped[datetime] = mapped_column(primary_key=True)
     shop_id: Mapped[int] = mapped_column(primary_key=True)
-    counts: Mapped[dict[str, Any]]
+    counts: Mapped[dict[str, Any]] = mapped_column(HistogramJSON)
 
 
 class AgentResponseHourlyByShopType(Base):
@@ -115,7 +115,7 @@ class AgentResponseHourlyByShopType(Base):
     hour: Mapped[datetime] = mapped_column(primary_key=True)
     shop_id: Mapped[int] = mapped_column(primary_key=True)
     agent_type: Mapped[str] = mapped_column(String(40), primary_key=True)
-    counts: Mapped[dict[str, Any]]
+    counts: Mapped[dict[str, Any]] = mapped_column(HistogramJSON)
 
 
 class AgentDbTiming(Base):
@@ -179,7 +179,7 @@ class AgentResponseDailyByType(Base):
     __tablename__ = "agent_response_daily_by_type"
     day: Mapped[datetime] = mapped_column(primary_key=True)
     agent_type: Mapped[str] = mapped_column(String(40), primary_key=True)
-    counts: Mapped[dict[str, Any]]
+    counts: Mapped[dict[str, Any]] = mapped_column(HistogramJSON)
 
 
 class AgentResponseDailyByShop(Base):
@@ -189,7 +189,7 @@ class AgentResponseDailyByShop(Base):
     __table_args__ = (Index("ix_agent_response_daily_by_shop_shop_day", "shop_id", "day"),)
     day: Mapped[datetime] = mapped_column(primary_key=True)
     shop_id: Mapped[int] = mapped_column(primary_key=True)
-    counts: Mapped[dict[str, Any]]
+    counts: Mapped[dict[str, Any]] = mapped_column(HistogramJSON)
 
 
 class AgentResponseDailyByShopType(Base):
@@ -200,4 +200,4 @@ class AgentResponseDailyByShopType(Base):
     day: Mapped[datetime] = mapped_column(primary_key=True)
     shop_id: Mapped[int] = mapped_column(primary_key=True)
     agent_type: Mapped[str] = mapped_column(String(40), primary_key=True)
-    counts: Mapped[dict[str, Any]]
+    counts: Mapped[dict[str, Any]] = mapped_column(HistogramJSON)

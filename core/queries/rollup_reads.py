@@ -4,7 +4,7 @@ start from the raw conversations (an indexed range of created_at)."""
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -21,7 +21,7 @@ from core.models import (
 )
 from core.queries.scope import shop_filter
 from core.rollups import BUCKET_RATIO, TERMINAL_COLUMNS, floor_hour
-from core.rollups_compact import decode
+from core.rollups_compact import joined_counts, sum_stored
 from core.rollups_daily import day_of, floor_day
 
 SUM_COLUMNS = ("created", "completed", "failed", "opted_out", "prompt_tokens", "completion_tokens", "cost_usd")
@@ -86,7 +86,8 @@ def as_utc(value: Any) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def _in_ranges(column: Any, ranges: list[Range]) -> Any:
+def in_ranges(column: Any, ranges: list[Range]) -> Any:
+    """SQL: COLUMN within any of RANGES (half-open; an open end reaches now)."""
     return or_(*[and_(column >= a, column < b) if b else column >= a for a, b in ranges])
 
 
@@ -98,7 +99,7 @@ def metric_sums(session: Session, *, actor: Actor, plan: Plan, by: str | None = 
     queries = []
     if plan.hourly:  # the fine rows not folded yet, and the compact rows of closed hours
         compact = _by_table(by, actor, AgentMetricHourlyByType, AgentMetricHourlyByShop, AgentMetricHourlyByShopType)
-        queries += [_rollup_sums(session, actor, t, t.hour, _in_ranges(t.hour, plan.hourly), by) for t in (m, compact)]
+        queries += [_rollup_sums(session, actor, t, t.hour, in_ranges(t.hour, plan.hourly), by) for t in (m, compact)]
     if plan.days:
         d = _by_table(by, actor, AgentMetricDailyByType, AgentMetricDailyByShop, AgentMetricDaily)
         queries.append(_rollup_sums(session, actor, d, d.day, d.day.in_(plan.days), by))
@@ -125,7 +126,7 @@ def _raw_sums(session: Session, actor: Actor, ranges: list[Range], by: str | Non
     cols = [func.count(), *[func.count().filter(c.status == s) for s in ("completed", "failed", "opted_out")],
             *[func.coalesce(func.sum(col).filter(finished), 0) for col in (c.prompt_tokens, c.completion_tokens,
                                                                            c.cost_usd)]]
-    return select(_key(session, c, c.created_at, by), *cols).where(_in_ranges(c.created_at, ranges),
+    return select(_key(session, c, c.created_at, by), *cols).where(in_ranges(c.created_at, ranges),
                                                                   *shop_filter(actor, c.shop_id))
 
 
@@ -138,26 +139,23 @@ def histograms(session: Session, *, actor: Actor, plan: Plan, by: str | None = N
     if plan.hourly:
         compact.append(_compact_query(session, actor, plan.hourly, by))
         queries.append(select(_key(session, b, b.hour, by), b.bucket, func.sum(b.count))
-                       .where(_in_ranges(b.hour, plan.hourly), *shop_filter(actor, b.shop_id)).group_by(b.bucket))
+                       .where(in_ranges(b.hour, plan.hourly), *shop_filter(actor, b.shop_id)).group_by(b.bucket))
     if plan.days:
         daily = _by_table(by, actor, AgentResponseDailyByType, AgentResponseDailyByShop, AgentResponseDailyByShopType)
         shops = shop_filter(actor, daily.shop_id) if actor.shop_ids is not None else []
-        compact.append(select(_key(session, daily, daily.day, by), daily.counts).where(daily.day.in_(plan.days),
-                                                                                       *shops))
+        compact.append(select(_key(session, daily, daily.day, by), joined_counts(session, daily.counts))
+                       .where(daily.day.in_(plan.days), *shops))
     if plan.raw:
         bucket = _bucket_sql(session, c.response_time_ms).label("bucket")
         queries.append(select(_key(session, c, c.created_at, by), bucket, func.count())
-                       .where(_in_ranges(c.created_at, plan.raw), c.status == "completed",
+                       .where(in_ranges(c.created_at, plan.raw), c.status == "completed",
                               c.response_time_ms.is_not(None), *shop_filter(actor, c.shop_id))
                        .group_by(literal_column("bucket")))
-    stored: dict[Any, Counter[str]] = defaultdict(Counter)
-    for query in compact:  # thousands of stored histograms on a month by shop: merged as stored, decoded once
-        for k, counts in session.execute(query):
-            stored[_norm(k, by)].update(counts or {})
-    for k, counts in stored.items():
-        target = out[k]
-        for bucket, n in decode(counts).items():
-            target[bucket] += n
+    for query in compact:  # thousands of stored histograms on a month by shop: joined per key in SQL, summed once
+        for k, joined in session.execute(query.group_by(literal_column("k"))):
+            target = out[_norm(k, by)]
+            for bucket, n in sum_stored(joined).items():
+                target[bucket] += n
     for query in queries:
         for k, bucket, n in session.execute(query.group_by(literal_column("k"))):
             out[_norm(k, by)][int(bucket)] += int(n)
@@ -178,7 +176,8 @@ def _compact_query(session: Session, actor: Actor, ranges: list[Range], by: str 
     or a user who sees some shops only, per shop and type for such a user's breakdown by type."""
     model = _by_table(by, actor, AgentResponseHourlyByType, AgentResponseHourlyByShop, AgentResponseHourlyByShopType)
     shops = shop_filter(actor, model.shop_id) if actor.shop_ids is not None else []
-    return select(_key(session, model, model.hour, by), model.counts).where(_in_ranges(model.hour, ranges), *shops)
+    return select(_key(session, model, model.hour, by), joined_counts(session, model.counts)).where(
+        in_ranges(model.hour, ranges), *shops)
 
 
 def _bucket_sql(session: Session, ms: Any) -> Any:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from alembic import command
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, inspect, select
 
 from core.auth import system_actor
 from core.db import read_session
@@ -150,3 +150,37 @@ def test_a_second_fold_adds_to_the_compact_rows_already_there(engine: Engine) ->
     assert fine_hours(engine) == set()
     for model, keys in FOLDS:
         assert stored_histograms(engine, model, keys) == raw_histograms(engine, keys, before=later), model.__tablename__
+
+
+def _histogram_column_types(engine: Engine) -> set[str]:
+    tables = [m.__tablename__ for m, _ in FOLDS] + [AgentResponseDailyByType.__tablename__,
+                                                    AgentResponseDailyByShop.__tablename__,
+                                                    AgentResponseDailyByShopType.__tablename__]
+    found = inspect(engine)
+    return {type(c["type"]).__name__ for t in tables for c in found.get_columns(t) if c["name"] == "counts"}
+
+
+def test_migration_0013_keeps_every_histogram_and_its_figures(engine: Engine) -> None:
+    """jsonb → json on PostgreSQL (the text readers sum is kept as written); the same histograms and health
+    figures on either side of the migration, both ways."""
+    seed_minimal(engine, conversations=900, days=3)
+
+    def state() -> tuple:
+        with read_session(engine) as s:
+            figures = [metrics.get_breakdown(s, actor=a, window_hours=72, by=by, top=20)
+                       for a in (ACTOR, ROLE_ACTORS["support"]) for by in ("agent_type", "shop")]
+        return [stored_histograms(engine, m, k) for m, k in FOLDS], figures
+
+    at_head = state()
+    assert _histogram_column_types(engine) == {"JSON"}
+    cfg = alembic_config(engine)
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0012")
+        assert _histogram_column_types(engine) == {"JSONB" if engine.dialect.name == "postgresql" else "JSON"}
+        assert state() == at_head
+    finally:
+        upgrade_to_head(engine)
+    assert current_revision(engine) == head_revision() and _histogram_column_types(engine) == {"JSON"}
+    assert state() == at_head and sum(len(h) for h in at_head[0]) > 50

@@ -3,6 +3,7 @@ rollups, the partial hours at each end from raw rows. Every figure must equal wh
 from __future__ import annotations
 
 import math
+from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -15,8 +16,9 @@ from core.models import (
     AgentResponseDailyByType, Conversation, utcnow,
 )
 from core.queries import metrics
+from core.queries import rollup_reads
 from core.queries.rollup_reads import plan_window
-from core.rollups import BUCKET_RATIO
+from core.rollups import BUCKET_RATIO, bucket_of
 from core.uow import UnitOfWork
 from tests.support.data import ROLE_ACTORS, seed_minimal
 
@@ -121,3 +123,26 @@ def test_a_single_remaining_agent_type_is_named_not_other_1(engine: Engine) -> N
         types = s.scalar(select(func.count(func.distinct(Conversation.agent_type))))
     assert types == 9 and len(rows) == 9
     assert not [r for r in rows if r["name"].startswith("other")]
+
+
+@pytest.mark.parametrize("by", [None, "agent_type", "shop_id", "day"])
+def test_a_months_histograms_hold_every_response_time_of_the_window(engine: Engine, by: str | None) -> None:
+    """Whole days, whole hours and the partial hour added up: bucket for bucket what the raw rows say, for an
+    unscoped user and one who sees a single shop."""
+    seed_minimal(engine, conversations=900, days=12)
+    for actor, shops in ((ACTOR, None), (ROLE_ACTORS["support"], {1})):
+        with read_session(engine) as s:
+            since = metrics.window_bounds(720)[0]
+            plan = plan_window(s, actor=actor, since=since)
+            stored = rollup_reads.histograms(s, actor=actor, plan=plan, by=by)
+            rows = s.execute(select(Conversation).where(
+                Conversation.created_at >= since, Conversation.status == "completed",
+                Conversation.response_time_ms.is_not(None))).scalars().all()
+        truth: dict = defaultdict(Counter)
+        for c in rows:
+            if shops is None or c.shop_id in shops:
+                key = {None: None, "agent_type": c.agent_type, "shop_id": c.shop_id,
+                       "day": c.created_at.replace(hour=0, minute=0, second=0, microsecond=0)}[by]
+                truth[key][bucket_of(c.response_time_ms)] += 1
+        assert len(plan.days) >= 10 and sum(map(len, truth.values())) > 20
+        assert stored == {k: dict(v) for k, v in truth.items()}, actor.username

@@ -19,7 +19,7 @@ from core.models import (
 )
 from core.queries.health import db_query_p95, judge, live_worker_conditions
 from core.rollups import floor_hour, percentile
-from core.rollups_compact import decode
+from core.rollups_compact import joined_counts, sum_stored
 
 WINDOWS = {"immediate": (timedelta(0), timedelta(minutes=30)), "short_term": (timedelta(hours=1), timedelta(hours=4)),
            "extended": (timedelta(hours=24), timedelta(hours=48))}
@@ -67,8 +67,7 @@ def figures_between(ctx: CheckContext, since: datetime, until: datetime) -> Figu
             hist[int(bucket)] += int(n)
         # Closed hours live in the compact rows once folded (the prober folds every cycle): read both.
         c = AgentResponseHourlyByType
-        for counts in s.scalars(select(c.counts).where(c.hour >= start, c.hour < until)):
-            hist.update(decode(counts))
+        hist.update(sum_stored(s.scalar(select(joined_counts(s, c.counts)).where(c.hour >= start, c.hour < until))))
         db_p95 = db_query_p95(s, since=start)
     return Figures(start, until, int(created), int(completed), int(failed_n), percentile(hist, 0.95), db_p95)
 
