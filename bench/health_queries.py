@@ -1,5 +1,6 @@
 """Issue 11: Agent Health queries whose cost follows hours × types × shops. Each query's p95 at 1M conversations and
-its growth from 100k; the instance-keyed histogram read (the table before 0010) and pandas over raw rows beside it.
+its growth from 100k; the instance-keyed histogram read (the table before 0010), the stored histograms decoded row by
+row (the read before 0013) and pandas over raw rows beside it.
 
     python -m bench health_queries [--reps 20] [--small-db NAME] [--no-page] [--huge-db NAME]
 
@@ -106,7 +107,41 @@ def peer_histogram_reads(url: str, reps: int) -> list[tuple[str, str, str, str]]
                          f"{_rows_read(s, old_read):,} rows"))
     with write_bind(engine).begin() as conn:
         conn.execute(text(f"DROP TABLE IF EXISTS {PEER_TABLE}"))
-    return rows
+    return rows + [_decoded_per_row_read(engine, reps)]
+
+
+def _decoded_per_row_read(engine, reps: int) -> tuple[str, str, str, str]:  # noqa: ANN001
+    """A month of histograms by shop: joined as text and summed by numpy against each row decoded as JSON and
+    merged in Python (the read before 0013), over the same compact rows."""
+    from collections import Counter
+
+    from sqlalchemy import select
+
+    from core.auth import system_actor
+    from core.db import read_session
+    from core.models import AgentResponseDailyByShop, AgentResponseHourlyByShop, utcnow
+    from core.queries import rollup_reads
+
+    actor = system_actor("bench")
+    with read_session(engine) as s:
+        full = rollup_reads.plan_window(s, actor=actor, since=utcnow() - timedelta(hours=720))
+        plan = rollup_reads.Plan(full.since, hourly=full.hourly, days=full.days)  # the stored rows, no raw edge
+        day, hour = AgentResponseDailyByShop, AgentResponseHourlyByShop
+
+        def per_row() -> dict:
+            merged: dict = {}
+            for model, where in ((day, day.day.in_(plan.days)), (hour, rollup_reads.in_ranges(hour.hour, plan.hourly))):
+                for shop, counts in s.execute(select(model.shop_id, model.counts).where(where)):
+                    merged.setdefault(shop, Counter()).update({int(b): int(n) for b, n in counts.items()})
+            return merged
+
+        ours_fn = lambda: rollup_reads.histograms(s, actor=actor, plan=plan, by="shop_id")  # noqa: E731
+        assert {k: dict(v) for k, v in ours_fn().items()} == {k: dict(v) for k, v in per_row().items()}
+        ours, theirs = pct(time_ms(ours_fn, reps), 0.95), pct(time_ms(per_row, reps), 0.95)
+        return ("histograms by shop_id, 30 days of stored rows: p95; rows read",
+                f"{ours:.1f} ms (joined as text, summed by numpy); {_rows_read(s, ours_fn):,} rows", "–",
+                f"each row decoded as JSON, merged in Python (before 0013): {theirs:.1f} ms "
+                f"({theirs / ours:.1f}× slower); {_rows_read(s, per_row):,} rows")
 
 
 def _instance_keyed(s, plan, by: str) -> dict:  # noqa: ANN001

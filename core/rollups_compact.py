@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -65,22 +65,47 @@ _MAX_BUCKET = 10_000  # bucket_of gives under 500 for any response time; more me
 
 def sum_stored(joined: str | None) -> dict[int, int]:
     """Histograms joined by joined_counts, summed into one bucket → count."""
-    if not joined:
-        return {}
+    return sum_stored_by_key([(None, joined)])[None]
+
+
+def sum_stored_by_key(rows: Iterable[tuple[Any, str | None]]) -> dict[Any, dict[int, int]]:
+    """(key, histograms joined by joined_counts) rows, a key possibly repeated, summed per key; every key appears."""
+    index: dict[Any, int] = {}
+    owners, texts = [], []
+    for key, joined in rows:
+        i = index.setdefault(key, len(index))
+        if joined:
+            owners.append(i)
+            texts.append(joined)
+    pairs = [t.count(":") for t in texts]
+    if not sum(pairs):
+        return _sum_each_slowly(index, owners, texts)
     import numpy as np  # only readers of histograms pay for the import (the CLI starts without it)
 
-    try:  # numpy parses the numbers in C; text it stops early on (a warning) falls to the exact path below
-        numbers = np.fromstring(joined.translate(_PUNCTUATION), dtype=np.int64, sep=" ")
+    try:  # numpy parses every number in C at once; text it stops early on (a warning) falls to the exact path below
+        numbers = np.fromstring(" ".join(texts).translate(_PUNCTUATION), dtype=np.int64, sep=" ")
     except (ValueError, DeprecationWarning):
-        return _sum_slowly(joined)
-    if numbers.size == 0 or numbers.size != 2 * joined.count(":"):
-        return _sum_slowly(joined)
+        numbers = None
+    if numbers is None or numbers.size != 2 * sum(pairs) or not _plausible(numbers[0::2], numbers[1::2]):
+        return _sum_each_slowly(index, owners, texts)
     buckets, counts = numbers[0::2], numbers[1::2]
-    if buckets.min() < 0 or counts.min() < 0 or buckets.max() > _MAX_BUCKET:
-        return _sum_slowly(joined)
-    sums = np.bincount(buckets, weights=counts)  # float64: exact for counts below 2**53
-    nonzero = np.flatnonzero(sums)
-    return dict(zip(nonzero.tolist(), np.rint(sums[nonzero]).astype(np.int64).tolist()))
+    width = int(buckets.max()) + 1
+    cells = np.repeat(np.asarray(owners, dtype=np.int64), pairs) * width + buckets
+    # float64 weights: exact for counts below 2**53
+    sums = np.bincount(cells, weights=counts, minlength=len(index) * width).reshape(len(index), width)
+    out = {}
+    for key, i in index.items():
+        nonzero = np.flatnonzero(sums[i])
+        out[key] = dict(zip(nonzero.tolist(), np.rint(sums[i][nonzero]).astype(np.int64).tolist()))
+    return out
+
+
+def _sum_each_slowly(index: dict[Any, int], owners: list[int], texts: list[str]) -> dict[Any, dict[int, int]]:
+    return {key: _sum_slowly(" ".join(t for i, t in zip(owners, texts) if i == n)) for key, n in index.items()}
+
+
+def _plausible(buckets: Any, counts: Any) -> bool:
+    return bool(buckets.min() >= 0 and counts.min() >= 0 and buckets.max() <= _MAX_BUCKET)
 
 
 def _not_a_count(text: str) -> int:

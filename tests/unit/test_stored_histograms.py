@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from core.rollups_compact import decode, encode, sum_stored
+from core.rollups_compact import decode, encode, sum_stored, sum_stored_by_key
 
 
 def _forms(counts: dict[int, int]) -> list[str]:
@@ -59,3 +59,23 @@ def test_text_the_fast_path_does_not_expect_is_added_exactly(text: str, expected
 def test_a_histogram_that_is_not_bucket_to_count_raises(text: str) -> None:
     with pytest.raises(ValueError):
         sum_stored(text)
+
+
+def test_histograms_of_many_keys_sum_per_key_in_one_pass() -> None:
+    """A breakdown's rows: a shop's daily and hourly histograms come as two rows of the same key."""
+    rng = random.Random(5)
+    rows, texts_of = [], {}
+    for key in [f"shop {n}" for n in range(30)] * 2:
+        texts = [rng.choice(_forms({b: rng.randint(1, 50) for b in range(rng.randint(80, 100), 120)}))
+                 for _ in range(rng.randint(1, 20))]
+        rows.append((key, " ".join(texts)))
+        texts_of.setdefault(key, []).extend(texts)
+    rows += [("no completions", None), ("all corrected away", '{"7": 2} {"7": -2}')]
+    summed = sum_stored_by_key(rows)
+    assert summed == {**{k: _by_decoding(t) for k, t in texts_of.items()},
+                      "no completions": {}, "all corrected away": {}}
+
+
+def test_one_keys_unexpected_text_leaves_every_key_exact() -> None:
+    rows = [("a", '{"2": 5} {"2": 1}'), ("b", '{"-1": 3}'), ("a", '{"9": 1}')]
+    assert sum_stored_by_key(rows) == {"a": {2: 6, 9: 1}, "b": {-1: 3}}
