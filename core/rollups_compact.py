@@ -78,7 +78,8 @@ def sum_stored_by_key(rows: Iterable[tuple[Any, str | None]]) -> dict[Any, dict[
             owners.append(i)
             texts.append(joined)
     pairs = [t.count(":") for t in texts]
-    if not sum(pairs):
+    expected = 2 * sum(pairs)  # numbers in the text: a bucket and a count per pair
+    if not expected:
         return _sum_each_slowly(index, owners, texts)
     import numpy as np  # only readers of histograms pay for the import (the CLI starts without it)
 
@@ -86,7 +87,7 @@ def sum_stored_by_key(rows: Iterable[tuple[Any, str | None]]) -> dict[Any, dict[
         numbers = np.fromstring(" ".join(texts).translate(_PUNCTUATION), dtype=np.int64, sep=" ")
     except (ValueError, DeprecationWarning):
         numbers = None
-    if numbers is None or numbers.size != 2 * sum(pairs) or not _plausible(numbers[0::2], numbers[1::2]):
+    if numbers is None or numbers.size != expected or not _plausible(numbers[0::2], numbers[1::2]):
         return _sum_each_slowly(index, owners, texts)
     buckets, counts = numbers[0::2], numbers[1::2]
     width = int(buckets.max()) + 1

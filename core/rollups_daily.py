@@ -112,10 +112,11 @@ def _daily_histograms(session: Session | Connection, daily: Any, hourly: Any, ke
     """Whole days of the compact hourly histograms (the fold above left no fine rows before today), summed bucket
     by bucket in SQL."""
     dialect = dialect_name(session)
+    each = each_bucket(dialect, "counts")
     if dialect == "postgresql":
-        day, each, value = "date_trunc('day', hour, 'UTC')", each_bucket(dialect, "counts"), "e.value::bigint"
+        day, value = "date_trunc('day', hour, 'UTC')", "e.value::bigint"
     else:
-        day, each, value = "strftime('%Y-%m-%d 00:00:00.000000', hour)", each_bucket(dialect, "counts"), "e.value"
+        day, value = "strftime('%Y-%m-%d 00:00:00.000000', hour)", "e.value"
     cols = ", ".join(keys)
     params = [time_param("today", today)] + ([time_param("start", start)] if start else [])
     stmt = text(

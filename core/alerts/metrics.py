@@ -22,7 +22,7 @@ from core.models import (
 from core.queries.controls import DATA_ACCESS_ACTIONS
 from core.queries.health import live_worker_conditions
 from core.rollups import floor_hour, percentile
-from core.rollups_compact import joined_counts, sum_stored
+from core.rollups_compact import joined_counts, sum_stored, sum_stored_by_key
 from core.rollups_daily import floor_day
 
 
@@ -132,9 +132,10 @@ def _by_type_histograms(session: Session, since: datetime) -> list[tuple[str, Co
         for agent_type, bucket, n in session.execute(select(b.agent_type, b.bucket, func.sum(b.count))
                                                      .where(b.hour >= since).group_by(b.agent_type, b.bucket)):
             out.setdefault(agent_type, Counter())[int(bucket)] += int(n)
-        for agent_type, joined in session.execute(select(c.agent_type, joined_counts(session, c.counts))
-                                                  .where(c.hour >= since).group_by(c.agent_type)):
-            out.setdefault(agent_type, Counter()).update(sum_stored(joined))
+        stored = sum_stored_by_key(session.execute(select(c.agent_type, joined_counts(session, c.counts))
+                                                   .where(c.hour >= since).group_by(c.agent_type)))
+        for agent_type, counts in stored.items():
+            out.setdefault(agent_type, Counter()).update(counts)
         return list(out.items())
     return _cached(session, ("histograms", since), load)
 
