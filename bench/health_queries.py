@@ -115,24 +115,28 @@ def _decoded_per_row_read(engine, reps: int) -> tuple[str, str, str, str]:  # no
     merged in Python (the read before 0013), over the same compact rows."""
     from collections import Counter
 
-    from sqlalchemy import select
+    from sqlalchemy import func, select
 
     from core.auth import system_actor
     from core.db import read_session
-    from core.models import AgentResponseDailyByShop, AgentResponseHourlyByShop, utcnow
+    from core.models import AgentResponseBucket, AgentResponseDailyByShop, AgentResponseHourlyByShop, utcnow
     from core.queries import rollup_reads
 
     actor = system_actor("bench")
     with read_session(engine) as s:
         full = rollup_reads.plan_window(s, actor=actor, since=utcnow() - timedelta(hours=720))
         plan = rollup_reads.Plan(full.since, hourly=full.hourly, days=full.days)  # the stored rows, no raw edge
-        day, hour = AgentResponseDailyByShop, AgentResponseHourlyByShop
+        day, hour, fine = AgentResponseDailyByShop, AgentResponseHourlyByShop, AgentResponseBucket
 
         def per_row() -> dict:
             merged: dict = {}
             for model, where in ((day, day.day.in_(plan.days)), (hour, rollup_reads.in_ranges(hour.hour, plan.hourly))):
                 for shop, counts in s.execute(select(model.shop_id, model.counts).where(where)):
                     merged.setdefault(shop, Counter()).update({int(b): int(n) for b, n in counts.items()})
+            # The fine rows of hours not folded yet (the current hour at least), read alike by both.
+            for shop, bucket, n in s.execute(select(fine.shop_id, fine.bucket, func.sum(fine.count)).where(
+                    rollup_reads.in_ranges(fine.hour, plan.hourly)).group_by(fine.shop_id, fine.bucket)):
+                merged.setdefault(shop, Counter())[int(bucket)] += int(n)
             return merged
 
         ours_fn = lambda: rollup_reads.histograms(s, actor=actor, plan=plan, by="shop_id")  # noqa: E731

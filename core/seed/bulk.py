@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, text
+from sqlalchemy import Connection, Engine, insert, text
 
 from core.db import reset_id_sequence
 from core.models import Base
@@ -53,3 +53,14 @@ def next_id(conn: Connection, table: str) -> int:
 def reset_sequence(conn: Connection, table: str) -> None:
     """Move a PostgreSQL serial past the ids written explicitly."""
     reset_id_sequence(conn, table)
+
+
+def vacuum_analyze(engine: Engine, tables: Sequence[str]) -> None:
+    """VACUUM (ANALYZE) TABLES on PostgreSQL (their partitions too); ANALYZE on SQLite.
+
+    After a bulk load, as autovacuum would do a little later: the visibility map lets index-only scans (Agent
+    health's count of open conversations) skip the heap, and the hint bits are set once here rather than by the
+    first readers. VACUUM cannot run inside a transaction, hence the autocommit connection."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        names = ", ".join(f'"{t}"' for t in tables)
+        conn.execute(text(f"VACUUM (ANALYZE) {names}" if conn.dialect.name == "postgresql" else "ANALYZE"))

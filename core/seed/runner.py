@@ -13,7 +13,7 @@ from core import audit, rollups
 from core.auth import Actor, Permission
 from core.config import get_settings
 from core.errors import UserInputError
-from core.models import Enterprise, utcnow
+from core.models import Base, Enterprise, utcnow
 from core.partitions import ensure_partitions
 from core.seed import bulk, generate, sql_load, story
 from core.seed.catalog import ensure_catalog
@@ -25,6 +25,8 @@ DEMO_USERS = [  # (user name, display name, role, shops): demo sign-ins, created
     ("engineer", "Erin Chu", "engineer", ()), ("admin", "Ada Brooks", "admin", ()),
 ]
 CHUNK = 20_000
+# The tables a seed fills (conversations, messages and every rollup rebuilt from them): vacuumed once it is done.
+WRITTEN = ("agent_conversations", "agent_messages", "agent_metrics", "agent_response")
 
 
 def demo_password(username: str) -> str:
@@ -69,6 +71,8 @@ def seed(*, actor: Actor, engine: Engine, size: str, conversations: int | None =
         audit.append(uow.session, actor=actor, action="seed", target=size,
                      after={"conversations": n_conv, "messages": n_msg, "days": plan.days})
         uow.commit()
+    progress("vacuuming")
+    bulk.vacuum_analyze(engine, [t for t in Base.metadata.tables if t.startswith(WRITTEN)])
     return SeedReport(plan.shops, n_clients, n_conv, n_msg, time.perf_counter() - started)
 
 

@@ -124,3 +124,29 @@ def test_a_load_that_fails_leaves_the_database_as_it_was(pg_engine: Engine) -> N
         assert s.scalar(select(func.count()).select_from(Conversation)) == 0
         assert s.scalar(select(func.count()).select_from(Message)) == 0
     assert _schema(pg_engine) == before
+
+
+def test_a_seed_leaves_its_tables_vacuumed_so_the_open_count_skips_the_heap(pg_engine: Engine) -> None:
+    """A fresh load read before autovacuum came by made Agent health fetch every open conversation from the heap."""
+    seed(actor=ACTOR, engine=pg_engine, size="load", conversations=3000)
+    with pg_engine.connect() as conn:
+        pages = conn.execute(text(
+            "SELECT c.relname, pg_relation_size(c.oid) / current_setting('block_size')::int AS pages,"
+            " c.relallvisible FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent IN ('agent_conversations'::regclass, 'agent_messages'::regclass)"
+            " AND pg_relation_size(c.oid) > 0")).all()
+        plan = conn.execute(text(
+            "EXPLAIN (ANALYZE, FORMAT JSON) SELECT status, count(*) FROM agent_conversations"
+            " WHERE status IN ('pending', 'in_progress', 'waiting_response') AND created_at >= :since"
+            " GROUP BY status"), {"since": utcnow() - timedelta(days=30)}).scalar_one()
+    assert pages, "the load filled some partitions"
+    assert [(name, n) for name, n, visible in pages if visible != n] == [], "every page is marked all-visible"
+    scans = list(_nodes(plan[0]["Plan"]))
+    assert any(n["Node Type"] == "Index Only Scan" for n in scans)
+    assert sum(n.get("Heap Fetches", 0) for n in scans) == 0
+
+
+def _nodes(node: dict):  # noqa: ANN202 - a plan node and everything under it
+    yield node
+    for child in node.get("Plans", []):
+        yield from _nodes(child)
