@@ -18,6 +18,7 @@ with read_session() as s:
     people = list_users(s, actor=actor)
 st.dataframe(pd.DataFrame(people), hide_index=True, width="stretch")
 ROLES = [r.value for r in (*CONSOLE_ROLES, Role.SHOP_OWNER, Role.ENTERPRISE_OWNER)]
+NEW_TOKEN = "_issued_token"  # the token just issued, until the run that shows it
 names = [p["user"] for p in people]
 
 
@@ -71,8 +72,12 @@ with token_tab:
         issued = st.form_submit_button("Issue token")
     if issued and (new := act(lambda: tokens.create_token(actor=actor, username=owner, expires_days=int(days),
                                                           uow=UnitOfWork()))):
+        # Shown on the next run, so the list above and the revoke choice below already hold the new token.
+        st.session_state[NEW_TOKEN] = new.value.token
+        st.rerun()
+    if token := st.session_state.pop(NEW_TOKEN, None):  # popped: shown this once
         st.warning("Copy the token now; it is shown only this once and stored only as a hash.")
-        st.code(new.value.token, language=None)
+        st.code(token, language=None)
     active = [t["id"] for t in listed if t["state"] == "active"]
     revoke_id = st.selectbox("Revoke token", active, format_func=lambda i: f"token {i}", key="revoke_pick")
     if revoke_id and st.button("Revoke", key="do_revoke") and act(

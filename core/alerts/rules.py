@@ -8,10 +8,13 @@ from typing import Any
 from core.alerts.metrics import METRICS, Scope
 from core.config import Settings, get_settings
 from core.errors import UserInputError
+from core.inputs import finite_number, whole_number
 from core.models import AGENT_TYPES, NO_DATA_MODES, SEVERITIES, AlertRule
 
 OPS = {">": lambda v, t: v > t, ">=": lambda v, t: v >= t, "<": lambda v, t: v < t, "<=": lambda v, t: v <= t}
 SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+MAX_WINDOW_MINUTES = 90 * 24 * 60  # the hourly rollups and raw rows a window reads are kept about that long
+MAX_PERIOD_SECONDS = 7 * 24 * 3600  # pending and keep-firing periods
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _MATCHER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
 
@@ -61,13 +64,15 @@ def _number_setting(name: str, what: str) -> None:
         raise UserInputError(f"The {what} setting {name!r} is not a numeric setting (e.g. rb_query_ms).")
 
 
-def _non_negative(value: Any, what: str) -> int:
+def _non_negative(value: Any, what: str, high: int) -> int:
     try:
         number = int(value)
     except (TypeError, ValueError):
         raise UserInputError(f"The {what} must be a whole number of seconds or minutes (got {value!r}).") from None
     if number < 0:
         raise UserInputError(f"The {what} cannot be negative (got {number}).")
+    if number > high:  # the evaluator could not even compute the window's start
+        raise UserInputError(f"The {what} can be at most {high:,} (got {number:,}).")
     return number
 
 
@@ -87,16 +92,14 @@ def validate_rule(spec: dict[str, Any]) -> dict[str, Any]:
     elif out.get("threshold") is None:
         raise UserInputError("A rule needs a threshold: a number or the name of a setting.")
     else:
-        try:
-            out["threshold"] = float(out["threshold"])
-        except (TypeError, ValueError):
-            raise UserInputError(f"The threshold must be a number (got {out['threshold']!r}).") from None
+        out["threshold"] = finite_number(out["threshold"], "The threshold")
     for name in ("pending_setting", "window_setting"):
         if out.get(name):
             _number_setting(out[name], name.split("_")[0])
-    out["pending_seconds"] = _non_negative(out.get("pending_seconds", 0), "pending period")
-    out["keep_firing_seconds"] = _non_negative(out.get("keep_firing_seconds", 0), "keep-firing period")
-    out["window_minutes"] = _non_negative(out.get("window_minutes", 60), "window") or 1
+    out["pending_seconds"] = _non_negative(out.get("pending_seconds", 0), "pending period", MAX_PERIOD_SECONDS)
+    out["keep_firing_seconds"] = _non_negative(out.get("keep_firing_seconds", 0), "keep-firing period",
+                                               MAX_PERIOD_SECONDS)
+    out["window_minutes"] = _non_negative(out.get("window_minutes", 60), "window", MAX_WINDOW_MINUTES) or 1
     _check_choices(out, metric.scoped)
     out["labels"] = {str(k): str(v) for k, v in (out.get("labels") or {}).items()}
     out["name"] = str(out.get("name") or out["key"])[:200]
@@ -109,7 +112,7 @@ def _check_choices(out: dict[str, Any], scoped: bool) -> None:
     if out.setdefault("no_data", "ok") not in NO_DATA_MODES:
         raise UserInputError(f"No-data handling must be one of {', '.join(NO_DATA_MODES)} (got {out['no_data']!r}).")
     out["agent_type"] = out.get("agent_type") or None
-    out["shop_id"] = None if out.get("shop_id") in (None, "", 0) else int(out["shop_id"])
+    out["shop_id"] = None if out.get("shop_id") in (None, "", 0) else whole_number(out["shop_id"], "The shop id")
     if (out["agent_type"] or out["shop_id"] is not None) and not scoped:
         raise UserInputError(f"The metric {out['metric']} has no agent-type or shop scope; leave both empty.")
     if out["agent_type"] and out["agent_type"] not in AGENT_TYPES:

@@ -1,6 +1,7 @@
 """The conversation list's filters: parsed once (CLI flags, page widgets, URL parameters) and turned into SQL."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +12,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from core.config import get_settings
 from core.errors import UserInputError
+from core.inputs import finite_number, whole_number
 from core.models import AGENT_TYPES, CHANNELS, REVIEW_STATES, Conversation, Message, ReviewState
 from core.models.conversations import FTS_EXPRESSION
 from core.models.review import FTS_TABLE
@@ -70,6 +72,10 @@ def _number(value: Any, name: str, kind: type) -> Any:
         raise UserInputError(f"{name} must be a number (got {value!r}).") from None
 
 
+def _optional(value: Any, parse: Callable[[Any], Any]) -> Any:
+    return None if value in (None, "") else parse(value)
+
+
 def _flag(value: Any) -> bool | None:
     if value in (None, ""):
         return None
@@ -96,15 +102,19 @@ def parse_filter(raw: dict[str, Any]) -> ConversationFilter:
     f = ConversationFilter(
         status=_choice(raw.get("status"), STATUSES, "status"),
         agent_type=_choice(raw.get("agent_type"), AGENT_TYPES, "agent type"),
-        shop_id=_number(raw.get("shop_id"), "shop", int), channel=_choice(raw.get("channel"), CHANNELS, "channel"),
+        shop_id=_optional(raw.get("shop_id"), lambda v: whole_number(v, "The shop id")),
+        channel=_choice(raw.get("channel"), CHANNELS, "channel"),
         provider=(raw.get("provider") or None), since=parse_time(raw.get("since"), "since"),
         until=parse_time(raw.get("until"), "until"),
         review_state=_choice(raw.get("review_state"), REVIEW_STATES, "review state"), rating=rating,
         flag=_choice(raw.get("flag"), settings.review_flag_names(), "flag"), has_error=_flag(raw.get("has_error")),
-        judge_min=_number(raw.get("judge_min"), "judge_min", float),
-        judge_max=_number(raw.get("judge_max"), "judge_max", float), search=search[:200] if search else None)
+        judge_min=_optional(raw.get("judge_min"), lambda v: finite_number(v, "Judge score at least")),
+        judge_max=_optional(raw.get("judge_max"), lambda v: finite_number(v, "Judge score at most")),
+        search=search[:200] if search else None)
     if f.since and f.until and f.since >= f.until:
         raise UserInputError("since must be before until.")
+    if f.judge_min is not None and f.judge_max is not None and f.judge_min > f.judge_max:
+        raise UserInputError("Judge score at least cannot be above judge score at most: no conversation would match.")
     return f
 
 

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from core.auth import Actor, Permission
 from core.errors import NotFound, PermissionDenied
+from core.inputs import is_row_id
 from core.models import Client, Conversation, Message
 from core.queries.scope import require_read
 
@@ -28,7 +29,7 @@ def mask_email(email: str | None) -> str | None:
 def get_conversation_or_raise(session: Session, *, actor: Actor, conversation_id: int) -> dict[str, Any]:
     """One conversation with its messages and client; PermissionDenied outside the actor's shops."""
     require_read(actor, Permission.READ_CONVERSATIONS)
-    conv = session.get(Conversation, conversation_id)
+    conv = session.get(Conversation, conversation_id) if is_row_id(conversation_id) else None
     if conv is None:
         raise NotFound(f"No conversation with id {conversation_id}.")
     if not actor.sees_shop(conv.shop_id):

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from core.auth import Actor, Permission
 from core.config import get_settings
 from core.errors import NotFound, PermissionDenied, UserInputError
+from core.inputs import is_row_id
 from core.models import AuditRecord, Client, Conversation, JudgeScore, Message, ReviewRecord, ReviewState, Shop
 from core.queries.conversation_filters import ConversationFilter, conversation_conditions
 from core.queries.privacy import client_view, masks_pii, revealed_conversations
@@ -54,9 +55,11 @@ class Page:
     next_cursor: str | None
 
 
-def _check_scope(actor: Actor, f: ConversationFilter) -> None:
+def _check_scope(session: Session, actor: Actor, f: ConversationFilter) -> None:
     require_read(actor, Permission.READ_CONVERSATIONS)
     if f.shop_id is not None and not actor.sees_shop(f.shop_id):
+        if session.get(Shop, f.shop_id) is None:  # a typo, not an attempt on another shop's clients
+            raise UserInputError(f"There is no shop {f.shop_id}.")
         raise PermissionDenied(f"{actor.username} has no access to the clients of shop {f.shop_id}.")
 
 
@@ -64,7 +67,7 @@ def list_conversations(session: Session, *, actor: Actor, filters: ConversationF
                        cursor: str | None = None, limit: int | None = None) -> Page:
     """One page of conversations (newest first) matching FILTERS within ACTOR's shops; keyset-paginated."""
     f = filters or ConversationFilter()
-    _check_scope(actor, f)
+    _check_scope(session, actor, f)
     limit = max(1, min(limit or get_settings().review_page_size, 500))
     c, r = Conversation, ReviewState
     q = (select(c.id, c.created_at, c.shop_id, c.agent_type, c.channel, c.status, c.provider, c.attempts,
@@ -107,7 +110,7 @@ def get_transcript_or_raise(session: Session, *, actor: Actor, conversation_id: 
     NotFound for an unknown id; PermissionDenied outside ACTOR's shops (the surface audits it as an
     unauthorized client-data attempt, action transcript.read)."""
     require_read(actor, Permission.READ_CONVERSATIONS)
-    conv = session.get(Conversation, conversation_id)
+    conv = session.get(Conversation, conversation_id) if is_row_id(conversation_id) else None
     if conv is None:
         raise NotFound(f"No conversation with id {conversation_id}.")
     if not actor.sees_shop(conv.shop_id):

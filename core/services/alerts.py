@@ -16,6 +16,7 @@ from core.alerts.rules import DEFAULT_RULES, parse_matchers, validate_rule
 from core.auth import Actor, Permission
 from core.config import get_settings
 from core.errors import NotFound, UserInputError
+from core.inputs import finite_number
 from core.models import (
     CONTACT_KINDS,
     SEVERITIES,
@@ -34,6 +35,7 @@ from core.uow import UnitOfWork
 RULE_FIELDS = ("key", "name", "metric", "op", "threshold", "threshold_setting", "window_minutes", "window_setting",
                "agent_type", "shop_id", "severity", "pending_seconds", "pending_setting", "keep_firing_seconds",
                "no_data", "rollback_trigger", "labels", "enabled")
+MAX_SILENCE_MINUTES = 366 * 24 * 60
 MITIGATIONS = {"disable_agent_type": "Disable the agent type", "go_limited": "Go limited",
                "kill_switch": "Kill switch", "immediate_rollback": "Immediate rollback"}
 
@@ -162,8 +164,9 @@ def create_silence(*, actor: Actor, matchers: list[str] | str, minutes: float, r
         parsed = parse_matchers(matchers)
         if not parsed:
             raise UserInputError("A silence needs at least one matcher, such as rule=error_rate.")
-        if not minutes or minutes <= 0:
-            raise UserInputError("A silence must last a positive number of minutes.")
+        if not 0 < finite_number(minutes or 0, "A silence's minutes") <= MAX_SILENCE_MINUTES:
+            raise UserInputError(f"A silence lasts from 1 minute to {MAX_SILENCE_MINUTES:,} minutes (a year); "
+                                 f"got {minutes}.")
         if not reason.strip():
             raise UserInputError("A reason is required for a silence.")
         start = now or utcnow()
@@ -195,6 +198,8 @@ def acknowledge_alert(*, actor: Actor, alert_id: int, comment: str, uow: UnitOfW
     """Say who owns alert ALERT_ID (default: the actor), with a comment; its repeats stop until it fires anew."""
     with uow:
         require(uow, actor, Permission.CHECKLIST, action="alert.acknowledge", target=f"alert {alert_id}")
+        if not comment.strip():
+            raise UserInputError("An acknowledgement needs a comment: what is being done about the alert.")
         alert = uow.session.get(AlertState, alert_id)
         if alert is None:
             raise NotFound(f"No alert with id {alert_id}.")

@@ -9,7 +9,8 @@ from sqlalchemy import select
 from core import audit
 from core.auth import Actor, Permission
 from core.errors import Conflict, NotFound, UserInputError
-from core.models import ACTIVATION_MODES, AGENT_TYPES, AgentInstance, AgentSettings, Shop, utcnow
+from core.inputs import known_shops
+from core.models import ACTIVATION_MODES, AGENT_TYPES, AgentInstance, AgentSettings, utcnow
 from core.queries.settings import ActivationState, state_of
 from core.services.guard import require
 from core.settings_channel import announce_settings_change
@@ -63,14 +64,6 @@ def _check_types(agent_types: Sequence[str]) -> tuple[str, ...]:
     return tuple(sorted(set(agent_types)))
 
 
-def _check_shops(uow: UnitOfWork, shops: Sequence[int]) -> tuple[int, ...]:
-    wanted = set(shops)
-    found = set(uow.session.scalars(select(Shop.id).where(Shop.id.in_(wanted))))
-    if wanted - found:
-        raise UserInputError(f"No shop with id {', '.join(map(str, sorted(wanted - found)))}.")
-    return tuple(sorted(wanted))
-
-
 def engage_kill_switch(*, actor: Actor, reason: str, uow: UnitOfWork,
                        expected_version: int | None = None) -> ActivationState:
     """Stop every worker from starting new conversations (mode off); in-flight ones finish."""
@@ -95,10 +88,10 @@ def set_activation(*, actor: Actor, mode: str, reason: str, uow: UnitOfWork, sho
     if shop_percent is not None and not 0 <= shop_percent <= 100:
         raise UserInputError("The shop percentage must be between 0 and 100.")
     if mode == "limited" and not shops and shop_percent is None:
-        raise UserInputError("Limited mode needs at least one shop (--shops) or a percentage of shops (--percent).")
+        raise UserInputError("Limited mode needs at least one shop or a percentage of shops.")
     with uow:
         require(uow, actor, Permission.CONTROL_SYSTEM, action=f"activation.{mode}", target="agent_settings")
-        types, shop_ids = _check_types(agent_types), _check_shops(uow, shops)
+        types, shop_ids = _check_types(agent_types), known_shops(uow.session, shops)
 
         def apply(row: AgentSettings) -> None:
             row.mode = mode

@@ -9,12 +9,14 @@ from sqlalchemy import delete, select, update
 from core import audit
 from core.auth import CONSOLE_ROLES, Actor, Permission, Role, hash_password
 from core.errors import Conflict, NotFound, UserInputError
-from core.models import ConsoleSession, Shop, User, UserShop, utcnow
+from core.inputs import known_shops, shop_ids
+from core.models import ConsoleSession, User, UserShop, utcnow
 from core.services.guard import require
 from core.uow import UnitOfWork
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,63}$")
 API_ROLES = (Role.SHOP_OWNER, Role.ENTERPRISE_OWNER)
+SCOPED_ROLES = (Role.SUPPORT, Role.SHOP_OWNER)  # they see their shops only, so they need some
 
 
 def _check_password(password: str) -> None:
@@ -56,15 +58,12 @@ def add_user(*, actor: Actor, username: str, password: str, role: str, uow: Unit
         raise UserInputError("A user name is 2-64 characters: lower-case letters, digits, '.', '_' or '-'.")
     parsed = _parse_role(role)
     _check_password(password)
-    if parsed in (Role.SUPPORT, Role.SHOP_OWNER) and not shops:
-        raise UserInputError(f"A {parsed.value} user needs the shops they work for (--shops 1,2).")
+    shops = _scoped_shops(parsed, shops)
     with uow:
         require(uow, actor, Permission.MANAGE_USERS, action="user.add", target=username)
         if uow.session.scalars(select(User.id).where(User.username == username)).first() is not None:
             raise Conflict(f"A user named {username!r} already exists.")
-        known = set(uow.session.scalars(select(Shop.id).where(Shop.id.in_(list(shops)))))
-        if set(shops) - known:
-            raise UserInputError(f"No shop with id {', '.join(map(str, sorted(set(shops) - known)))}.")
+        known_shops(uow.session, shops)
         user = User(username=username, name=name or username, role=parsed.value, password_hash=hash_password(password),
                     enterprise_id=enterprise_id, is_demo=is_demo)
         uow.session.add(user)
@@ -74,6 +73,24 @@ def add_user(*, actor: Actor, username: str, password: str, role: str, uow: Unit
                      after={"role": parsed.value, "shops": sorted(set(shops)), "demo": is_demo})
         uow.commit()
         return user
+
+
+def _scoped_shops(role: Role, shops: Sequence[int] | None) -> list[int]:
+    """SHOPS checked as shop ids; a support user or shop owner must have some."""
+    if role in SCOPED_ROLES and not shops:
+        raise UserInputError(f"A {role.value} user needs the shops they work for, such as 1,2.")
+    return shop_ids(shops or ())
+
+
+def _keep_an_admin(uow: UnitOfWork, user: User) -> None:
+    """Refuse to demote or disable USER when no other enabled admin would be left to manage the console."""
+    if user.role != Role.ADMIN.value or user.disabled:
+        return
+    others = uow.session.scalars(select(User.id).where(User.role == Role.ADMIN.value, User.disabled.is_(False),
+                                                       User.id != user.id).limit(1).with_for_update()).first()
+    if others is None:
+        raise Conflict(f"{user.username} is the last enabled admin: make another user admin first, or nobody could "
+                       "manage users any more.")
 
 
 def set_password(*, actor: Actor, username: str, password: str, uow: UnitOfWork) -> None:
@@ -97,6 +114,8 @@ def set_disabled(*, actor: Actor, username: str, disabled: bool, uow: UnitOfWork
         user = _get_user(uow, username)
         if user.disabled == disabled:
             return
+        if disabled:
+            _keep_an_admin(uow, user)
         user.disabled, user.credentials_changed_at = disabled, utcnow()
         ended = end_sessions(uow, user.id, "user disabled") if disabled else 0
         audit.append(uow.session, actor=actor, action=action, target=username, after={"sessions_ended": ended})
@@ -106,9 +125,18 @@ def set_disabled(*, actor: Actor, username: str, disabled: bool, uow: UnitOfWork
 def set_role(*, actor: Actor, username: str, role: str, uow: UnitOfWork, shops: Sequence[int] | None = None) -> None:
     """Change a user's role (and shops); their sessions end so the new role applies at once."""
     parsed = _parse_role(role)
+    if shops is not None:
+        shops = _scoped_shops(parsed, shops)
     with uow:
         require(uow, actor, Permission.MANAGE_USERS, action="user.set_role", target=username)
         user = _get_user(uow, username)
+        if parsed != Role.ADMIN:
+            _keep_an_admin(uow, user)
+        if shops is not None:
+            known_shops(uow.session, shops)
+        elif parsed in SCOPED_ROLES:  # keeps the shops the user has, if any
+            _scoped_shops(parsed, list(uow.session.scalars(select(UserShop.shop_id).where(
+                UserShop.user_id == user.id))))
         before = {"role": user.role}
         user.role, user.credentials_changed_at = parsed.value, utcnow()
         if shops is not None:

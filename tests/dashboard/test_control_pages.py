@@ -193,7 +193,13 @@ def test_admin_adds_a_user_and_issues_a_token(console_db: Engine) -> None:
     assert token.startswith("bbat_")
     with read_session(console_db) as s:
         assert token not in set(s.scalars(select(ApiToken.token_hash)))
+        token_id = s.scalars(select(ApiToken.id)).one()
     assert last_audit(console_db).action == "token.create"
+    # The list and the revoke choice show the new token at once, not after a reload.
+    assert list(at.dataframe[-1].value["id"]) == [token_id]
+    assert at.selectbox(key="revoke_pick").options == [f"token {token_id}"]
+    at.run()
+    assert not at.code, "the token is shown only once"
 
 
 def test_add_user_form_keeps_its_values_after_a_validation_error(console_db: Engine) -> None:

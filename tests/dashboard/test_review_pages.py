@@ -145,5 +145,18 @@ def test_provider_and_judge_score_filters_on_the_page(console_db: Engine) -> Non
     assert not at.exception and len(at.dataframe[0].value) == 0
     at.text_input(key="f_judge_min").set_value("lots")
     at = submit(at, "conv_filter_form")
-    assert not at.exception and shown(at.error) == ["judge_min must be a number (got 'lots')."]
+    assert not at.exception and shown(at.error) == ["Judge score at least must be a number (got 'lots')."]
     assert at.text_input(key="f_judge_min").value == "lots"  # the form keeps what was typed
+
+
+def test_a_huge_shop_id_or_conversation_link_is_one_sentence_not_a_crash(console_db: Engine) -> None:
+    huge = "9" * 23
+    at = _open(sign_in(open_app(), "engineer"), "conversations.py", shop=huge)
+    assert shown(at.warning) == ["The link's filters were not applied: The shop id must be a whole number from 1 to "
+                                 f"2,147,483,647 (got '{huge}')."]
+    at.text_input(key="f_shop").set_value(huge)
+    at = submit(at, "conv_filter_form")
+    assert not at.exception and any("shop id must be a whole number" in e for e in shown(at.error))
+    assert at.text_input(key="f_shop").value == huge  # the form keeps what was typed
+    at = _open(at, "conversations.py", conversation=huge)
+    assert not at.exception and f"No conversation with id {huge}." in shown(at.error)

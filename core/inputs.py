@@ -1,0 +1,59 @@
+"""Numbers people type (ids, minutes, thresholds), checked once before they reach a query or a timestamp, so a typo
+is one sentence rather than an overflow deep in the database driver."""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.errors import UserInputError
+
+MAX_INT = 2**31 - 1  # PostgreSQL's integer: shop ids, user ids, alert ids
+MAX_BIGINT = 2**63 - 1  # PostgreSQL's bigint and SQLite's integer: conversation ids
+
+
+def whole_number(value: Any, name: str, *, low: int = 1, high: int = MAX_INT) -> int:
+    """VALUE as an int from LOW to HIGH; anything else is a UserInputError naming NAME."""
+    try:
+        number = int(str(value).strip()) if not isinstance(value, int) else value
+    except ValueError:
+        number = None
+    if number is None or isinstance(value, bool) or not low <= number <= high:
+        raise UserInputError(f"{name} must be a whole number from {low:,} to {high:,} (got {value!r}).")
+    return number
+
+
+def shop_ids(values: Iterable[Any], name: str = "A shop id") -> list[int]:
+    """Each of VALUES as a shop id (1 to MAX_INT)."""
+    return [whole_number(v, name) for v in values]
+
+
+def known_shops(session: Session, values: Iterable[Any]) -> tuple[int, ...]:
+    """VALUES as the ids of shops that exist, sorted, each once; a bad or unknown one is a UserInputError."""
+    from core.models import Shop
+
+    wanted = set(shop_ids(values))
+    found = set(session.scalars(select(Shop.id).where(Shop.id.in_(wanted)))) if wanted else set()
+    if wanted - found:
+        raise UserInputError(f"No shop with id {', '.join(map(str, sorted(wanted - found)))}.")
+    return tuple(sorted(wanted))
+
+
+def finite_number(value: Any, name: str, *, low: float = -math.inf, high: float = math.inf) -> float:
+    """VALUE as a finite float from LOW to HIGH ('nan', 'inf', 1e400 and words are refused)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number) or not low <= number <= high:
+        bounds = "" if math.isinf(low) and math.isinf(high) else f" from {low:g} to {high:g}"
+        raise UserInputError(f"{name} must be a number{bounds} (got {value!r}).")
+    return number
+
+
+def is_row_id(value: int) -> bool:
+    """True when VALUE can be a row id at all (a larger one would overflow the driver, so it names no row)."""
+    return 1 <= value <= MAX_BIGINT

@@ -1,0 +1,106 @@
+"""What people type into forms, links and flags: a huge or negative number, 'nan', an empty comment, the last
+admin's own demotion. Each is one sentence and nothing changed, never an overflow in the driver or a console
+nobody can administer (found by a walkthrough of the console, each a crash or a hole before)."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from core.db import read_session
+from core.errors import Conflict, NotFound, UserInputError
+from core.models import AlertState, AuditRecord, User, utcnow
+from core.queries import review as rq
+from core.queries.conversation_filters import parse_filter
+from core.services import alerts, users
+from core.uow import UnitOfWork
+from tests.support.data import ROLE_ACTORS, seed_minimal
+
+ADMIN, ENGINEER, SUPPORT = ROLE_ACTORS["admin"], ROLE_ACTORS["engineer"], ROLE_ACTORS["support"]
+HUGE = "9" * 23
+
+
+def _admins(engine: Engine) -> list[tuple[str, str, bool]]:
+    with read_session(engine) as s:
+        return sorted(tuple(r) for r in s.execute(select(User.username, User.role, User.disabled)))
+
+
+def _add(engine: Engine, name: str, role: str, shops: tuple[int, ...] = ()) -> None:
+    users.add_user(actor=ADMIN, username=name, password="long enough pw", role=role, shops=shops,
+                   uow=UnitOfWork(engine))
+
+
+def test_the_last_admin_can_be_neither_demoted_nor_disabled(engine: Engine) -> None:
+    seed_minimal(engine, conversations=0)
+    _add(engine, "root", "admin")
+    _add(engine, "sue", "engineer")
+    before = _admins(engine)
+    with pytest.raises(Conflict, match="last enabled admin"):
+        users.set_role(actor=ADMIN, username="root", role="support", shops=[1], uow=UnitOfWork(engine))
+    with pytest.raises(Conflict, match="last enabled admin"):
+        users.set_disabled(actor=ADMIN, username="root", disabled=True, uow=UnitOfWork(engine))
+    assert _admins(engine) == before
+    users.set_role(actor=ADMIN, username="sue", role="admin", uow=UnitOfWork(engine))  # a second admin
+    users.set_role(actor=ADMIN, username="root", role="engineer", uow=UnitOfWork(engine))
+    assert ("root", "engineer", False) in _admins(engine)
+
+
+def test_a_role_change_to_a_scoped_role_needs_shops_that_exist(engine: Engine) -> None:
+    seed_minimal(engine, conversations=0)
+    _add(engine, "sue", "engineer")
+    for shops, error in ((None, "needs the shops"), ([], "needs the shops"), ([424242], "No shop with id 424242"),
+                         ([int(HUGE)], "whole number")):
+        with pytest.raises(UserInputError, match=error):
+            users.set_role(actor=ADMIN, username="sue", role="support", shops=shops, uow=UnitOfWork(engine))
+    assert ("sue", "engineer", False) in _admins(engine)
+    with pytest.raises(UserInputError, match="whole number"):
+        _add(engine, "tia", "support", shops=(int(HUGE),))
+
+
+@pytest.mark.parametrize("raw, error", [
+    ({"shop_id": HUGE}, "shop id must be a whole number"), ({"shop_id": "-1"}, "shop id must be a whole number"),
+    ({"judge_min": "nan"}, "Judge score at least must be a number"),
+    ({"judge_max": "1e400"}, "Judge score at most must be a number"),
+    ({"judge_min": "4", "judge_max": "2"}, "at least cannot be above"),
+])
+def test_conversation_filters_refuse_numbers_no_row_can_match(raw: dict, error: str) -> None:
+    with pytest.raises(UserInputError, match=error):
+        parse_filter(raw)
+
+
+def test_a_support_users_typo_in_a_shop_id_is_not_an_access_attempt(engine: Engine) -> None:
+    seed_minimal(engine)
+    with read_session(engine) as s:
+        audited = s.scalar(select(func.count()).select_from(AuditRecord))
+        with pytest.raises(UserInputError, match="There is no shop 424242"):
+            rq.list_conversations(s, actor=SUPPORT, filters=parse_filter({"shop_id": "424242"}))
+        with pytest.raises(NotFound, match="No conversation"):
+            rq.get_transcript_or_raise(s, actor=SUPPORT, conversation_id=int(HUGE))
+        assert s.scalar(select(func.count()).select_from(AuditRecord)) == audited, "no refusal recorded"
+
+
+def test_alert_forms_refuse_numbers_that_would_break_the_evaluator(engine: Engine) -> None:
+    seed_minimal(engine, conversations=0)
+    spec = {"key": "r1", "metric": "error_rate", "threshold": 0.1, "window_minutes": 60}
+    for change, error in (({"window_minutes": 99999999999}, "window"), ({"threshold": "nan"}, "threshold"),
+                          ({"shop_id": HUGE}, "shop"), ({"pending_seconds": 10**12}, "pending period")):
+        with pytest.raises(UserInputError, match=error):
+            alerts.save_rule(actor=ENGINEER, spec={**spec, **change}, uow=UnitOfWork(engine))
+    with pytest.raises(UserInputError, match="minutes"):
+        alerts.create_silence(actor=ENGINEER, matchers="rule=r1", minutes=99999999999999, reason="x",
+                              uow=UnitOfWork(engine))
+    alerts.save_rule(actor=ENGINEER, spec=spec, uow=UnitOfWork(engine))
+
+
+def test_an_acknowledgement_needs_its_comment(engine: Engine) -> None:
+    seed_minimal(engine, conversations=0)
+    rule_id = alerts.save_rule(actor=ENGINEER, spec={"key": "r1", "metric": "error_rate", "threshold": 0.1},
+                               uow=UnitOfWork(engine))
+    with UnitOfWork(engine) as uow:
+        uow.session.add(AlertState(rule_id=rule_id, state="firing", firing_since=utcnow()))
+        uow.commit()
+    with read_session(engine) as s:
+        alert_id = s.scalar(select(AlertState.id))
+    with pytest.raises(UserInputError, match="comment"):
+        alerts.acknowledge_alert(actor=ENGINEER, alert_id=alert_id, comment="  ", uow=UnitOfWork(engine))
+    with read_session(engine) as s:
+        assert s.get(AlertState, alert_id).acked_by is None
