@@ -13,7 +13,7 @@ from core.queries.checklist import RunState
 from dashboard import components
 
 ICONS = {"pass": "✅", "done": "✅", "warn": "⚠️", "waived": "〰️", "fail": "❌", "blocked": "⛔", "stale": "⌛",
-         "pending": "⬜"}
+         "pending": "⬜", "waiting": "⏳"}
 
 
 def evidence_text(state: Any) -> str:
@@ -102,7 +102,7 @@ def item_form(can_act: bool) -> dict[str, str] | None:
         item = st.selectbox("Item", list(labels), format_func=labels.get, key=f"{key}_item")
         action = st.radio("Action", ["run", "tick", "waive"], horizontal=True, key=f"{key}_action",
                           help="run: automated items; tick: manual items; waive: any item, with a reason")
-        text = st.text_input("Note (tick) or reason (waive, required)", key=f"{key}_text")
+        text = st.text_input("Note (tick) or reason (waive); required", key=f"{key}_text")
         if st.form_submit_button("Apply"):
             return {"item": item, "action": action, "text": text}
     return None

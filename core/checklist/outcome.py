@@ -11,14 +11,14 @@ from sqlalchemy import Engine
 from core.auth import Actor
 from core.config import Settings
 
-CHECK_STATUSES = ("pass", "warn", "fail")
+CHECK_STATUSES = ("pass", "warn", "fail", "waiting")
 
 
 @dataclass(frozen=True)
 class Outcome:
     """A check's verdict and what it measured: `measured` says what, `value` the figure, `detail` one sentence."""
 
-    status: str  # pass | warn | fail
+    status: str  # pass | warn | fail | waiting
     measured: str
     value: Any = None
     detail: str = ""
@@ -40,6 +40,11 @@ def passed(measured: str, value: Any = None, detail: str = "") -> Outcome:
 def warned(measured: str, value: Any = None, detail: str = "") -> Outcome:
     """A warning: not blocking, but a person should look."""
     return Outcome("warn", measured, value, detail)
+
+
+def waiting(measured: str, detail: str) -> Outcome:
+    """Nothing to measure yet (a window not open, a release not marked deployed): neither done nor failed."""
+    return Outcome("waiting", measured, None, detail)
 
 
 def failed(measured: str, value: Any = None, detail: str = "", lines: tuple[str, ...] = ()) -> Outcome:

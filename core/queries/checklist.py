@@ -88,8 +88,8 @@ class RunState:
 
     @property
     def open(self) -> list[ItemState]:
-        """Blocking items not yet done (never run, not ticked, or stale)."""
-        return [s for s in self.items if s.item.blocking and s.status in ("pending", "stale")]
+        """Blocking items not yet done (never run, not ticked, stale, or waiting for their window)."""
+        return [s for s in self.items if s.item.blocking and s.status in ("pending", "stale", "waiting")]
 
     @property
     def go(self) -> bool:

@@ -59,12 +59,12 @@ def test_waive_needs_a_reason_then_tick_waive_and_run_one(console_db: Engine) ->
     assert not at.exception
     assert [e.value for e in at.error][-1] == "A reason for the waiver is required."
     assert results(console_db) == 0
-    in_form(at, "checklist_item", "Note (tick) or reason (waive, required)").input("hook arrives next week")
+    in_form(at, "checklist_item", "Note (tick) or reason (waive); required").input("hook arrives next week")
     at = submit(at, "checklist_item")
     assert not at.exception and results(console_db, kind="waive") == 1
     in_form(at, "checklist_item", "Item").set_value("code.merge")
     in_form(at, "checklist_item", "Action").set_value("tick")
-    in_form(at, "checklist_item", "Note (tick) or reason (waive, required)").input("merged #42")
+    in_form(at, "checklist_item", "Note (tick) or reason (waive); required").input("merged #42")
     at = submit(at, "checklist_item")
     in_form(at, "checklist_item", "Item").set_value("db.create_tables")
     in_form(at, "checklist_item", "Action").set_value("run")

@@ -69,7 +69,7 @@ def test_engineer_runs_the_checklist_waives_an_item_and_signs_off(checklist_cons
     page.get_by_role("combobox", name="Item").fill("Configure Sentry")
     page.get_by_role("option", name=f"Configure Sentry for agent errors ({LEFT_OPEN}, auto)").click()
     page.get_by_text("waive", exact=True).click()
-    page.get_by_label("Note (tick) or reason (waive, required)").fill("Sentry project is created next sprint")
+    page.get_by_label("Note (tick) or reason (waive); required").fill("Sentry project is created next sprint")
     page.get_by_role("button", name="Apply").click()
     expect(page.get_by_text("GO: every blocking item passed, was ticked or was waived")).to_be_visible(timeout=20_000)
     settle(page)

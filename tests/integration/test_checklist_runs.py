@@ -100,11 +100,26 @@ def test_dependencies_block_and_results_go_stale(engine: Engine) -> None:
     assert state(engine, run.id, now=later).by_id()["db.create_tables"].status == "stale"
 
 
+def test_a_window_not_open_yet_is_neither_done_nor_failed(engine: Engine) -> None:
+    """Checks of the post-deployment windows run before the release was marked deployed measured nothing; the
+    progress bar counted them as done."""
+    seed_minimal(engine, conversations=0)
+    run = svc.start_run(actor=ERIN, uow=UnitOfWork(engine), release="r1")
+    before = state(engine, run.id).progress
+    out = svc.run_checks(actor=ERIN, run_id=run.id, uow=UnitOfWork(engine), item_id="short_term.processes")
+    assert [r.status for r in out] == ["waiting"] and "not marked deployed" in out[0].evidence["detail"]
+    after = state(engine, run.id)
+    assert after.progress == before and after.by_id()["short_term.processes"].status == "waiting"
+    assert after.go and "short_term.processes" in {s.item.id for s in after.open}
+
+
 def test_ticks_waivers_and_bad_input_write_nothing(engine: Engine) -> None:
     run = svc.start_run(actor=ERIN, uow=UnitOfWork(engine), release="r1")
     before = results(engine)
     for bad in (lambda: svc.tick_item(actor=ERIN, run_id=run.id, item_id="db.create_tables", uow=UnitOfWork(engine)),
                 lambda: svc.tick_item(actor=ERIN, run_id=run.id, item_id="no.such", uow=UnitOfWork(engine)),
+                lambda: svc.tick_item(actor=ERIN, run_id=run.id, item_id="code.merge", note="  ",
+                                      uow=UnitOfWork(engine)),
                 lambda: svc.waive_item(actor=ERIN, run_id=run.id, item_id="rollback.full", reason="  ",
                                        uow=UnitOfWork(engine)),
                 lambda: svc.run_checks(actor=ERIN, run_id=run.id, uow=UnitOfWork(engine), section="nope"),
@@ -127,7 +142,7 @@ def test_viewers_may_not_run_tick_waive_or_sign_off(engine: Engine) -> None:
     run = svc.start_run(actor=ERIN, uow=UnitOfWork(engine), release="r1")
     po = ROLE_ACTORS["product_owner"]
     for act in (lambda: svc.run_checks(actor=po, run_id=run.id, uow=UnitOfWork(engine), item_id="db.create_tables"),
-                lambda: svc.tick_item(actor=po, run_id=run.id, item_id="code.merge", uow=UnitOfWork(engine)),
+                lambda: svc.tick_item(actor=po, run_id=run.id, item_id="code.merge", note="n", uow=UnitOfWork(engine)),
                 lambda: svc.waive_item(actor=po, run_id=run.id, item_id="code.merge", reason="x", uow=UnitOfWork(engine)),
                 lambda: svc.sign_off(actor=po, run_id=run.id, uow=UnitOfWork(engine))):
         with pytest.raises(PermissionDenied):

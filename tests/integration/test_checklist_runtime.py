@@ -123,10 +123,10 @@ def test_post_deployment_windows(engine: Engine, monkeypatch) -> None:
     configure(monkeypatch, CHECKLIST_MIN_VOLUME=5)
     seed_minimal(engine, conversations=0)
     controls.set_activation(actor=ADMIN, mode="full", reason="test", uow=UnitOfWork(engine))
-    assert windows.check_short_term_processing(context(engine)).status == "warn"  # not marked deployed
+    assert windows.check_short_term_processing(context(engine)).status == "waiting"  # not marked deployed
     soon = utcnow() - timedelta(minutes=10)
     out = windows.check_short_term_processing(context(engine, deployed_at=soon))
-    assert out.status == "warn" and "opens at" in out.detail
+    assert out.status == "waiting" and "opens at" in out.detail
     deployed = utcnow() - timedelta(minutes=90)
     out = windows.check_short_term_processing(context(engine, deployed_at=deployed))
     assert out.status == "fail" and out.value["completed"] == 0  # nothing processed in the window

@@ -173,7 +173,7 @@ ACTIONS: dict[str, Action] = {
     "checklist run": Action(CONTROL, svc("checklist.run_checks", lambda w, a: checklist.run_checks(
         actor=a, run_id=999_999, item_id="db.create_tables", uow=UnitOfWork(w.engine)))),
     "checklist tick": Action(CONTROL, svc("checklist.tick_item", lambda w, a: checklist.tick_item(
-        actor=a, run_id=999_999, item_id="code.merge", uow=UnitOfWork(w.engine))),
+        actor=a, run_id=999_999, item_id="code.merge", note="table", uow=UnitOfWork(w.engine))),
         cli=("check", "tick", "code.merge", "--note", "table")),
     "checklist waive": Action(CONTROL, svc("checklist.waive_item", lambda w, a: checklist.waive_item(
         actor=a, run_id=999_999, item_id="code.merge", reason="table", uow=UnitOfWork(w.engine))),

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from core.checklist.outcome import CheckContext, Outcome, failed, passed, verdict, warned
+from core.checklist.outcome import CheckContext, Outcome, failed, passed, verdict, waiting, warned
 from core.db import read_session
 from core.models import (
     AgentMetric, AgentMetricHourlyByType, AgentResponseBucket, AgentResponseHourlyByType, WorkerHeartbeat, utcnow,
@@ -75,12 +75,12 @@ def figures_between(ctx: CheckContext, since: datetime, until: datetime) -> Figu
 def window(ctx: CheckContext, name: str) -> Figures | Outcome:
     """The figures of window NAME, or the warning that says why there are none yet."""
     if ctx.deployed_at is None:
-        return warned(f"{name.replace('_', '-')} window", None, "the release is not marked deployed yet "
+        return waiting(f"{name.replace('_', '-')} window", "the release is not marked deployed yet "
                       "(`python -m core check deployed`, or the page's button)")
     begin, end = (ctx.deployed_at + offset for offset in WINDOWS[name])
     now = utcnow()
     if now < begin:
-        return warned(f"{name.replace('_', '-')} window", None, f"opens at {begin:%Y-%m-%d %H:%M} UTC")
+        return waiting(f"{name.replace('_', '-')} window", f"opens at {begin:%Y-%m-%d %H:%M} UTC")
     return figures_between(ctx, begin, min(now, end) + timedelta(seconds=1))
 
 
