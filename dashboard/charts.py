@@ -75,11 +75,17 @@ def _time_axis(fig: go.Figure, series: list[dict[str, Any]]) -> go.Figure:
     periods = [row["period"] for row in series]
     step = periods[1] - periods[0] if len(periods) > 1 else timedelta(hours=1)
     if step >= timedelta(days=1):
-        fig.update_xaxes(dtick=86_400_000, tickformat="%b %d")
+        daily_axis(fig)
     elif step >= timedelta(hours=1):
         fig.update_xaxes(dtick=3 * 3_600_000, tickformat="%H:%M\n%b %d")
     else:
         fig.update_xaxes(dtick=10 * 60_000, tickformat="%H:%M")
+    return fig
+
+
+def daily_axis(fig: go.Figure) -> go.Figure:
+    """A time axis of whole days (plotly otherwise labels a single day in milliseconds around its midnight)."""
+    fig.update_xaxes(dtick=86_400_000, tickformat="%b %d", title=None)
     return fig
 
 

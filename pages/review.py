@@ -13,6 +13,7 @@ from core.services import review as rs
 from core.services import review_queues
 from core.uow import UnitOfWork
 from dashboard import components, review_widgets
+from dashboard.charts import daily_axis
 
 actor = components.page_guard(Permission.READ_CONVERSATIONS, "Review queues")
 st.title("Review queues")
@@ -77,13 +78,13 @@ st.subheader("Quality over time")
 if quality:
     df = pd.DataFrame(quality)
     left, right = st.columns(2)
-    left.plotly_chart(px.line(df, x="day", y="mean_rating", color="agent_type", markers=True,
-                              title="Mean rating per agent type"), width="stretch")
-    right.plotly_chart(px.bar(df, x="day", y="flag_rate", color="agent_type", barmode="group",
-                              title="Share of reviews with a flag"), width="stretch")
+    left.plotly_chart(daily_axis(px.line(df, x="day", y="mean_rating", color="agent_type", markers=True,
+                                         title="Mean rating per agent type")), width="stretch")
+    right.plotly_chart(daily_axis(px.bar(df, x="day", y="flag_rate", color="agent_type", barmode="group",
+                                         title="Share of reviews with a flag")), width="stretch")
     if df["judge"].notna().any():
-        st.plotly_chart(px.line(df, x="day", y="judge", color="agent_type", markers=True,
-                                title="Mean judge score of reviewed conversations"), width="stretch")
+        st.plotly_chart(daily_axis(px.line(df, x="day", y="judge", color="agent_type", markers=True,
+                                           title="Mean judge score of reviewed conversations")), width="stretch")
 else:
     st.text("No reviews yet.")
 st.subheader("Judge versus people")

@@ -1,6 +1,8 @@
 """The Conversations and Review queues pages through the real entrypoint (AppTest), as each role sees them."""
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import Engine, func, select
 
 from core.auth import system_actor
@@ -78,6 +80,9 @@ def test_support_reviews_the_next_item_of_a_queue(console_db: Engine) -> None:
         item["conversation_id"], 2, ["tone", "opt_out_ignored"], "support") and done is not None
     submit(at, "next_item")
     assert not at.exception and at.session_state["review_item"]["item_id"] != item["item_id"]
+    # One day of reviews: the quality charts' time axis names days, not milliseconds around midnight.
+    axes = [json.loads(c.proto.spec)["layout"]["xaxis"] for c in at.get("plotly_chart")]
+    assert len(axes) >= 2 and all((x.get("tickformat"), x.get("dtick")) == ("%b %d", 86_400_000) for x in axes)
 
 
 def test_a_review_without_a_rating_keeps_the_error_on_screen(console_db: Engine) -> None:
