@@ -1,6 +1,7 @@
 """Who sees a client's name, phone and e-mail in review: masking (initials, last two digits) and reveals."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -53,6 +54,19 @@ def revealed_conversations(session: Session, *, actor: Actor, conversation_ids: 
         RevealGrant.username == actor.username, RevealGrant.conversation_id.in_(ids),
         RevealGrant.expires_at > (now or utcnow())))
     return set(rows)
+
+
+def redact_client(text: str, first: str | None, last: str | None, phone: str | None, email: str | None) -> str:
+    """TEXT with the client's own name, phone and e-mail masked where they appear (messages greet clients by name),
+    as client_view masks them in the header: whole words, any case."""
+    masks = {p.strip(): f"{p.strip()[:1].upper()}." for p in (first, last) if p and len(p.strip()) > 1}
+    masks |= {v: m(v) for v, m in ((phone, mask_phone), (email, mask_email)) if v}
+    if not masks:
+        return text
+    pattern = re.compile("|".join(rf"(?<!\w){re.escape(v)}(?!\w)" for v in sorted(masks, key=len, reverse=True)),
+                         re.IGNORECASE)
+    lowered = {k.lower(): v for k, v in masks.items()}
+    return pattern.sub(lambda m: lowered[m.group(0).lower()], text)
 
 
 def client_view(first: str, last: str, phone: str | None, email: str | None, *, masked: bool) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from core.errors import NotFound, PermissionDenied, UserInputError
 from core.inputs import is_row_id
 from core.models import AuditRecord, Client, Conversation, JudgeScore, Message, ReviewRecord, ReviewState, Shop
 from core.queries.conversation_filters import ConversationFilter, conversation_conditions
-from core.queries.privacy import client_view, masks_pii, revealed_conversations
+from core.queries.privacy import client_view, masks_pii, redact_client, revealed_conversations
 from core.queries.scope import require_read, shop_filter
 
 # The refusal of a read outside one's shops counts as an unauthorized client-data attempt (rollback trigger).
@@ -127,7 +127,8 @@ def get_transcript_or_raise(session: Session, *, actor: Actor, conversation_id: 
         "cost_usd": float(conv.cost_usd or 0),
         "client": client_view(client.first_name, client.last_name, client.phone, client.email, masked=masked)
         | {"opted_out": client.opted_out},
-        "template": _template(conv.agent_type), "messages": _messages(session, conv.id),
+        "template": _template(conv.agent_type),
+        "messages": _messages(session, conv.id, client if masked else None),
         "review": _review_state(session, conv.id), "reviews": _reviews(session, conv.id),
         "judge": _judge(session, conv.id), "audit": _audit_trail(session, conv.id),
     }
@@ -143,13 +144,17 @@ def _template(agent_type: str) -> dict[str, Any]:
             "required_variables": list(spec.required_variables), "channel": spec.channel}
 
 
-def _messages(session: Session, conversation_id: int) -> list[dict[str, Any]]:
+def _messages(session: Session, conversation_id: int, masked_client: Client | None) -> list[dict[str, Any]]:
+    """The messages in order; with MASKED_CLIENT, that client's name, phone and e-mail masked in their text."""
     from core.llm import cost_usd
 
+    c = masked_client
+    shown = (lambda t: redact_client(t, c.first_name, c.last_name, c.phone, c.email)) if c else (lambda t: t)
     model = get_settings().openai_model
     msgs = session.scalars(select(Message).where(Message.conversation_id == conversation_id)
                            .order_by(Message.created_at, Message.id))
-    return [{"id": m.id, "role": m.role, "content": m.content, "created_at": m.created_at, "latency_ms": m.latency_ms,
+    return [{"id": m.id, "role": m.role, "content": shown(m.content), "created_at": m.created_at,
+             "latency_ms": m.latency_ms,
              "prompt_tokens": m.prompt_tokens, "completion_tokens": m.completion_tokens,
              "cost_usd": cost_usd(model, prompt_tokens=m.prompt_tokens, completion_tokens=m.completion_tokens)}
             for m in msgs]

@@ -23,6 +23,7 @@ from core.models import (
 )
 from core.queries import review as rq
 from core.queries.conversation_filters import parse_filter
+from core.queries.privacy import mask_email, mask_phone
 from core.services import review as rs
 from core.services import review_queues as qs
 from core.uow import UnitOfWork
@@ -131,6 +132,22 @@ def test_transcript_outside_scope_is_refused(world: Engine) -> None:
     assert t["client"]["masked"] and t["client"]["phone"].startswith("•") and "@" in t["client"]["email"]
     assert t["messages"] and {"role", "latency_ms", "prompt_tokens", "cost_usd"} <= set(t["messages"][0])
     assert t["template"]["initial_message"]
+
+
+def test_a_masked_transcript_masks_the_client_in_the_messages_too(world: Engine) -> None:
+    """The header showed 'T. W.' while the agent's message greeted the client by name."""
+    conv_id = _finished(world, 1)[0]
+    with read_session(world) as s:
+        cl = s.get(Client, s.get(Conversation, conv_id).client_id)
+        first, last, phone, email = cl.first_name, cl.last_name, cl.phone, cl.email
+    _add_message(world, conv_id, f"This is {first.upper()} {last}, call {phone} or {email}. {first}s and "
+                                 f"{first}a stay.")
+    with read_session(world) as s:
+        masked = rq.get_transcript_or_raise(s, actor=PO, conversation_id=conv_id)["messages"][-1]["content"]
+        plain = rq.get_transcript_or_raise(s, actor=SUPPORT, conversation_id=conv_id)["messages"][-1]["content"]
+    assert masked == (f"This is {first[0]}. {last[0]}., call {mask_phone(phone)} or {mask_email(email)}. "
+                      f"{first}s and {first}a stay.")  # whole words only
+    assert plain.startswith(f"This is {first.upper()} {last}, call {phone}")
 
 
 def test_reveal_is_audited_and_expires(world: Engine) -> None:
