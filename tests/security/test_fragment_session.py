@@ -36,6 +36,7 @@ def test_a_demoted_users_open_rollbacks_page_stops_at_the_next_refresh(console: 
     sign_in(page, console, "engineer")
     open_page(page, console, "rollbacks", "Rollbacks")
     expect(page.get_by_role("heading", name="Runs")).to_be_visible()
-    users.set_role(actor=ROLE_ACTORS["admin"], username="engineer", role="support", uow=UnitOfWork(engine))
+    users.set_role(actor=ROLE_ACTORS["admin"], username="engineer", role="support", shops=[1],
+                   uow=UnitOfWork(engine))
     signed_out(page)  # the runs panel refreshes every 2 s
     expect(page.get_by_role("heading", name="Rollbacks")).to_have_count(0)
