@@ -5,7 +5,7 @@ import argparse
 from datetime import datetime, timezone
 
 from core import audit
-from core.cli.common import actor_from_args, audited_read, emit, id_list, read_password
+from core.cli.common import actor_from_args, audited_read, emit, id_list, read_password, shop_id
 from core.audit_anchor import anchor_path, write_anchor
 from core.config import get_settings
 from core.db import get_engine, read_session
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("username")
     a.add_argument("--role", required=True, help="product_owner | support | engineer | admin | shop_owner | enterprise_owner")
     a.add_argument("--shops", type=id_list, default=[], help="shops of a support user or shop owner, e.g. 1,2")
-    a.add_argument("--enterprise", type=int, help="enterprise of an enterprise owner")
+    a.add_argument("--enterprise", type=shop_id, help="enterprise of an enterprise owner")
     a.add_argument("--name", default="")
     a.set_defaults(func=add_user)
     p = u.add_parser("set-password", help="change a password (ends the user's sessions)")

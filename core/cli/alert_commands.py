@@ -6,7 +6,7 @@ import signal
 
 from sqlalchemy import select
 
-from core.cli.common import actor_from_args, emit
+from core.cli.common import actor_from_args, emit, row_id
 from core.config import get_settings
 from core.db import get_engine, read_session
 from core.models import AlertRule, AlertState
@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--reason", required=True)
     s.set_defaults(func=silence)
     k = a.add_parser("ack", help="acknowledge an alert: you (or --owner) own it")
-    k.add_argument("alert_id", type=int)
+    k.add_argument("alert_id", type=row_id)
     k.add_argument("--comment", default="")
     k.add_argument("--owner")
     k.set_defaults(func=ack)

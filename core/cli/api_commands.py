@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from core.cli.common import actor_from_args
+from core.cli.common import actor_from_args, row_id
 from core.db import get_engine
 from core.services import tokens
 from core.uow import UnitOfWork
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=create)
     t.add_parser("list", help="list tokens (never the tokens themselves)").set_defaults(func=list_tokens)
     r = t.add_parser("revoke", help="revoke a token by id")
-    r.add_argument("token_id", type=int)
+    r.add_argument("token_id", type=row_id)
     r.set_defaults(func=revoke)
 
 

@@ -7,7 +7,7 @@ import json
 from core.checklist.catalogue import ITEMS, SECTIONS, get_item, runnable
 from core.checklist.report import to_json, to_markdown
 from core.checklist.runner import ItemResult
-from core.cli.common import actor_from_args, audited_read
+from core.cli.common import actor_from_args, audited_read, row_id
 from core.db import get_engine
 from core.errors import UserInputError
 from core.queries import checklist as q
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=run)
     cs = c.add_subparsers(dest="check_command")
     r = cs.add_parser("report", help="a run as Markdown (for the retrospective) or JSON")
-    r.add_argument("run_id", type=int, metavar="RUN")
+    r.add_argument("run_id", type=row_id, metavar="RUN")
     r.add_argument("--format", choices=["md", "json"], default="md")
     r.set_defaults(func=report)
     t = cs.add_parser("tick", help="mark a manual item done, with a note")

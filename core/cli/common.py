@@ -14,6 +14,7 @@ from core.auth import Actor, anonymous_actor, system_actor
 from core.config import get_settings
 from core.db import get_engine, read_session
 from core.errors import NotFound, PermissionDenied, UserInputError
+from core.inputs import MAX_BIGINT, MAX_INT, whole_number
 from core.queries.users import actor_for_user, get_user_by_name
 from core.services.guard import record_refusal
 from core.services.sessions import resume_session
@@ -77,11 +78,28 @@ def audited_read(actor: Actor, action: str, read: Callable[[Session], T]) -> T:
 
 
 def id_list(value: str) -> list[int]:
-    """Parse '1,2,3' into ints, with a clear error."""
+    """Parse '1,2,3' into ids, with a clear error."""
     try:
-        return [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 1,2 (got {value!r})") from None
+        return [whole_number(v, "each") for v in value.split(",") if v.strip()]
+    except UserInputError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated ids such as 1,2, each from 1 to {MAX_INT:,} "
+                                         f"(got {value!r})") from None
+
+
+def row_id(value: str) -> int:
+    """An id argument (a conversation, alert, token, run…): a whole number no row id can exceed."""
+    try:
+        return whole_number(value, "the id", high=MAX_BIGINT)
+    except UserInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def shop_id(value: str) -> int:
+    """A shop (or enterprise) id argument."""
+    try:
+        return whole_number(value, "the id")
+    except UserInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def name_list(value: str) -> list[str]:

@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any
 
-from core.cli.common import actor_from_args, audited_read, emit, name_list
+from core.cli.common import actor_from_args, audited_read, emit, name_list, row_id
 from core.db import get_engine, read_session
 from core.errors import PermissionDenied
 from core.queries import review as rq
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=list_conversations)
     show = conv.add_parser("show", help="one conversation: transcript, template, failure, reviews, audit trail")
-    show.add_argument("id", type=int)
+    show.add_argument("id", type=row_id)
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=show_conversation)
     _review_group(sub)
@@ -55,18 +55,18 @@ def _review_group(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--json", action="store_true")
     n.set_defaults(func=next_item)
     s = r.add_parser("submit", help="rate and flag a conversation (again: an edit, history kept)")
-    s.add_argument("id", type=int)
+    s.add_argument("id", type=row_id)
     s.add_argument("--rating", required=True)
     s.add_argument("--flags", type=name_list, default=[])
     s.add_argument("--note", default="")
     s.set_defaults(func=submit)
     for state, verb in (("escalated", "escalate"), ("resolved", "resolve")):
         e = r.add_parser(verb, help=f"mark a conversation {state} (reason required)")
-        e.add_argument("id", type=int)
+        e.add_argument("id", type=row_id)
         e.add_argument("--reason", required=True)
         e.set_defaults(func=change_state, state=state)
     v = r.add_parser("reveal", help="break glass: see one conversation's client data unmasked for a while (audited)")
-    v.add_argument("id", type=int)
+    v.add_argument("id", type=row_id)
     v.add_argument("--reason", required=True)
     v.set_defaults(func=reveal)
     f = r.add_parser("fill", help="add matching conversations to the queues (never twice)")

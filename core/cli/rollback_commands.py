@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from core.cli.common import actor_from_args
+from core.cli.common import actor_from_args, row_id
 from core.db import get_engine
 from core.errors import UserInputError
 from core.services import rollbacks
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=db_request)
     for name, fn in (("approve", db_approve), ("run", db_run)):
         p = dsub.add_parser(name)
-        p.add_argument("run_id", type=int)
+        p.add_argument("run_id", type=row_id)
         p.set_defaults(func=fn)
     r.add_parser("list", help="recent rollback runs").set_defaults(func=list_runs)
 

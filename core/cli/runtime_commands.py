@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 
-from core.cli.common import actor_from_args
+from core.cli.common import actor_from_args, shop_id
 from core.config import get_settings, mask_url
 from core.db import get_engine
 from core.errors import AgentOpsError, describe_database_error
@@ -29,7 +29,7 @@ def add_enqueue(conversations: argparse._SubParsersAction) -> None:
     e = conversations.add_parser("enqueue", help="create pending conversations for real clients (trials, benchmarks)")
     e.add_argument("--count", type=int, required=True)
     e.add_argument("--agent-type")
-    e.add_argument("--shop", type=int)
+    e.add_argument("--shop", type=shop_id)
     e.add_argument("--every", type=float,
                    help="repeat every this many seconds (demo traffic) until stopped; audited once, at the start")
     e.set_defaults(func=enqueue)

@@ -104,3 +104,20 @@ def test_an_acknowledgement_needs_its_comment(engine: Engine) -> None:
         alerts.acknowledge_alert(actor=ENGINEER, alert_id=alert_id, comment="  ", uow=UnitOfWork(engine))
     with read_session(engine) as s:
         assert s.get(AlertState, alert_id).acked_by is None
+
+
+@pytest.mark.parametrize("argv", [
+    ["alerts", "ack", HUGE, "--comment", "x"], ["tokens", "revoke", HUGE], ["check", "report", HUGE],
+    ["conversations", "enqueue", "--count", "1", "--shop", HUGE],
+    ["users", "add", "tia", "--role", "support", "--shops", f"1,{HUGE}"],
+])
+def test_the_cli_refuses_an_id_no_row_can_have_in_one_sentence(engine: Engine, argv: list[str],
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Each was an OverflowError traceback from the SQLite driver."""
+    from core.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "Traceback" not in err
+    assert "must be a whole number from 1 to" in err or "each from 1 to 2,147,483,647" in err
