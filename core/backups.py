@@ -82,7 +82,11 @@ def _dump(engine: Engine, target: Path) -> dict[str, int]:
 
 def read_backup(path: Path) -> Backup:
     """Every row of a backup file, checked and converted to column types; UserInputError says what is wrong."""
-    if not path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise UserInputError(f"{str(path)[:80]}… cannot be read: {exc.strerror}.") from None
+    if not is_file:
         raise UserInputError(f"No backup file at {path}.")
     try:
         return _read(path)

@@ -167,9 +167,11 @@ class Settings(BaseSettings):
         from sqlalchemy.exc import ArgumentError
 
         try:
-            make_url(value)
+            backend = make_url(value).get_backend_name()
         except (ArgumentError, ValueError):
             raise ValueError("a database URL such as postgresql://user:pass@host:5432/db or sqlite:///var/agentops.db")
+        if backend not in ("postgresql", "sqlite"):  # the only drivers installed, and the only ones tested
+            raise ValueError("a PostgreSQL or SQLite URL")
         return value
 
     @field_validator("environment", mode="before")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -13,6 +14,7 @@ from core.errors import UserInputError
 
 MAX_INT = 2**31 - 1  # PostgreSQL's integer: shop ids, user ids, alert ids
 MAX_BIGINT = 2**63 - 1  # PostgreSQL's bigint and SQLite's integer: conversation ids
+EARLIEST_YEAR, LATEST_YEAR = 2000, 2999  # dates people type (filters, --since)
 
 
 def whole_number(value: Any, name: str, *, low: int = 1, high: int = MAX_INT) -> int:
@@ -49,9 +51,29 @@ def finite_number(value: Any, name: str, *, low: float = -math.inf, high: float 
     except (TypeError, ValueError):
         number = math.nan
     if isinstance(value, bool) or not math.isfinite(number) or not low <= number <= high:
-        bounds = "" if math.isinf(low) and math.isinf(high) else f" from {low:g} to {high:g}"
+        bounds = "" if math.isinf(low) and math.isinf(high) else f" from {_shown(low)} to {_shown(high)}"
         raise UserInputError(f"{name} must be a number{bounds} (got {value!r}).")
     return number
+
+
+def short_text(value: str, name: str, *, most: int) -> str:
+    """VALUE stripped, at most MOST characters (the column's width: longer text was a database error)."""
+    text = (value or "").strip()
+    if len(text) > most:
+        raise UserInputError(f"{name} can have at most {most} characters (got {len(text):,}).")
+    return text
+
+
+def in_time_range(value: datetime, name: str) -> datetime:
+    """VALUE when its year is between EARLIEST_YEAR and LATEST_YEAR: windows and partitions are computed from it,
+    and a date near year 1 or 9999 overflowed that arithmetic."""
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise UserInputError(f"{name} must be between {EARLIEST_YEAR} and {LATEST_YEAR} (got {value:%Y-%m-%d}).")
+    return value
+
+
+def _shown(x: float) -> str:
+    return f"{x:g}" if math.isinf(x) or x != int(x) else f"{int(x):,}"
 
 
 def is_row_id(value: int) -> bool:

@@ -5,11 +5,12 @@ import argparse
 from datetime import datetime, timezone
 
 from core import audit
-from core.cli.common import actor_from_args, audited_read, emit, id_list, read_password, shop_id
+from core.cli.common import actor_from_args, audited_read, emit, id_list, read_password, shop_id, whole
 from core.audit_anchor import anchor_path, write_anchor
 from core.config import get_settings
 from core.db import get_engine, read_session
 from core.errors import UserInputError
+from core.inputs import in_time_range
 from core.queries import users as queries_users
 from core.queries.audit import list_audit
 from core.services import users
@@ -52,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     al = au.add_parser("list", help="print audit records, newest first")
     al.add_argument("--actor-name", default="")
     al.add_argument("--action", default="", help="prefix, e.g. kill_switch or rollback")
-    al.add_argument("--limit", type=int, default=50)
+    al.add_argument("--limit", type=whole(1, 10_000), default=50)
     al.set_defaults(func=audit_list)
     c = sub.add_parser("config", help="show the settings in force (secrets masked)")
     c.add_argument("--json", action="store_true")
@@ -115,6 +116,7 @@ def rollups_rebuild(args: argparse.Namespace) -> int:
             since = datetime.fromisoformat(args.since).replace(tzinfo=timezone.utc)
         except ValueError:
             raise UserInputError(f"--since expects a date such as 2026-11-01 (got {args.since!r}).") from None
+        in_time_range(since, "--since")
     n = rebuild_rollups(actor=actor_from_args(args), uow=UnitOfWork(get_engine()), since=since)
     print(f"rebuilt {n:,} rollup rows" + (f" since {args.since}" if args.since else ""))
     return 0

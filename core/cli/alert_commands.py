@@ -6,7 +6,7 @@ import signal
 
 from sqlalchemy import select
 
-from core.cli.common import actor_from_args, emit, row_id
+from core.cli.common import actor_from_args, emit, row_id, seconds
 from core.config import get_settings
 from core.db import get_engine, read_session
 from core.models import AlertRule, AlertState
@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         dest="alerts_command", required=True)
     r = a.add_parser("run", help="evaluate the alert rules every ALERT_EVAL_SECONDS (15) until stopped")
     r.add_argument("--once", action="store_true", help="one cycle, then send its notifications and stop")
-    r.add_argument("--every", type=float, help="seconds between cycles (default ALERT_EVAL_SECONDS)")
+    r.add_argument("--every", type=seconds(0.1, 86_400), help="seconds between cycles (default ALERT_EVAL_SECONDS)")
     r.set_defaults(func=run)
     t = a.add_parser("test", help="send a test notification to every contact point (or one) and say what happened")
     t.add_argument("--contact", help="the contact point's name, e.g. webhook or email")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from core.cli.common import actor_from_args, row_id
+from core.cli.common import actor_from_args, row_id, whole
 from core.db import get_engine
 from core.services import tokens
 from core.uow import UnitOfWork
@@ -12,8 +12,8 @@ from core.uow import UnitOfWork
 def register(sub: argparse._SubParsersAction) -> None:
     a = sub.add_parser("api", help="serve the agent API (health, status, activation)")
     a.add_argument("--host", default="127.0.0.1")
-    a.add_argument("--port", type=int, default=8000)
-    a.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    a.add_argument("--port", type=whole(1, 65_535), default=8000)
+    a.add_argument("--workers", type=whole(1, 64), default=1, help="uvicorn worker processes")
     a.set_defaults(func=serve)
     t = sub.add_parser("tokens", help="API tokens").add_subparsers(dest="tokens_command", required=True)
     c = t.add_parser("create", help="issue a token for a user (printed once)")

@@ -14,7 +14,7 @@ from core.auth import Actor, anonymous_actor, system_actor
 from core.config import get_settings
 from core.db import get_engine, read_session
 from core.errors import NotFound, PermissionDenied, UserInputError
-from core.inputs import MAX_BIGINT, MAX_INT, whole_number
+from core.inputs import MAX_BIGINT, MAX_INT, finite_number, whole_number
 from core.queries.users import actor_for_user, get_user_by_name
 from core.services.guard import record_refusal
 from core.services.sessions import resume_session
@@ -86,20 +86,29 @@ def id_list(value: str) -> list[int]:
                                          f"(got {value!r})") from None
 
 
-def row_id(value: str) -> int:
-    """An id argument (a conversation, alert, token, run…): a whole number no row id can exceed."""
-    try:
-        return whole_number(value, "the id", high=MAX_BIGINT)
-    except UserInputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def _argument(check: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse type made of a core check: its UserInputError becomes argparse's one-line error and exit 2."""
+    def parse(value: str) -> T:
+        try:
+            return check(value)
+        except UserInputError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return parse
 
 
-def shop_id(value: str) -> int:
-    """A shop (or enterprise) id argument."""
-    try:
-        return whole_number(value, "the id")
-    except UserInputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def whole(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from LOW to HIGH (a count, a limit, days, a port)."""
+    return _argument(lambda v: whole_number(v, "the value", low=low, high=high))
+
+
+def seconds(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: seconds from LOW to HIGH ('nan', 'inf' and negatives are refused)."""
+    return _argument(lambda v: finite_number(v, "the seconds", low=low, high=high))
+
+
+# Id arguments (a conversation, alert, token, run…: no row id is larger), and shop or enterprise ids.
+row_id = _argument(lambda v: whole_number(v, "the id", high=MAX_BIGINT))
+shop_id = _argument(lambda v: whole_number(v, "the id"))
 
 
 def name_list(value: str) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.cli.common import actor_from_args
+from core.cli.common import actor_from_args, whole
 from core.config import get_settings, mask_url
 from core.db import get_engine
 from core.errors import UserInputError
@@ -27,8 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=restore)
     s = sub.add_parser("seed", help="write demo or load data")
     s.add_argument("--test-data", dest="size", default="demo", help="minimal | demo | load")
-    s.add_argument("--conversations", type=int)
-    s.add_argument("--days", type=int)
+    s.add_argument("--conversations", type=whole(0, 100_000_000))
+    s.add_argument("--days", type=whole(1, 3650))
     s.set_defaults(func=run_seed)
 
 

@@ -110,6 +110,19 @@ def _apply_environment(wanted: str | None) -> None:
     reset_settings()
 
 
+def _check_actor(args: argparse.Namespace) -> None:
+    """An --actor that is unknown, disabled or empty is refused for every command, not only those that act: a
+    read run "as ghost" must not quietly run as the shell operator."""
+    if args.actor is None:
+        return
+    from core.cli.common import actor_from_args
+    from core.errors import UserInputError
+
+    if not args.actor.strip():
+        raise UserInputError("--actor needs a user name.")
+    actor_from_args(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns its exit code."""
     argv = _hoist_global_options(list(sys.argv[1:] if argv is None else argv))
@@ -125,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = get_settings()
         logging.basicConfig(level=settings.agent_log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        _check_actor(args)
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # inside the try: a reader that has gone is met here, not at interpreter exit
         return code

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import argparse
 
-from core.cli.common import actor_from_args, emit
+from core.cli.common import actor_from_args, emit, whole
 from core.errors import UserInputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("retention", help="drop raw conversations of old months once their rollups are safe")
-    r.add_argument("--keep-months", type=int, required=True,
+    r.add_argument("--keep-months", type=whole(1, 1200), required=True,
                    help="keep the current month and this many before it (1 or more); older months go")
     r.add_argument("--dry-run", action="store_true", help="only list the months that would go, and what stops them")
     r.add_argument("--yes", action="store_true", help="really drop them")

@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any
 
-from core.cli.common import actor_from_args, audited_read, emit, name_list, row_id
+from core.cli.common import actor_from_args, audited_read, emit, name_list, row_id, seconds, whole
 from core.db import get_engine, read_session
 from core.errors import PermissionDenied
 from core.queries import review as rq
@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls = conv.add_parser("list", help="conversations in your shops, newest first, filtered on the server")
     for name in FILTER_FLAGS:
         ls.add_argument(f"--{name.replace('_', '-')}", dest=name)
-    ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--limit", type=whole(1, 500), default=50)
     ls.add_argument("--cursor", help="continue after the page that printed this cursor")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=list_conversations)
@@ -70,9 +70,10 @@ def _review_group(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--reason", required=True)
     v.set_defaults(func=reveal)
     f = r.add_parser("fill", help="add matching conversations to the queues (never twice)")
-    f.add_argument("--every", type=float, help="repeat every this many seconds until stopped")
-    f.add_argument("--days", type=int, help="look back this many days (default REVIEW_FILL_DAYS); a first fill "
-                                            "after loading history looks back over all of it")
+    f.add_argument("--every", type=seconds(0.1, 86_400), help="repeat every this many seconds until stopped")
+    f.add_argument("--days", type=whole(1, 3650),
+                   help="look back this many days (default REVIEW_FILL_DAYS); a first fill after loading history "
+                        "looks back over all of it")
     f.set_defaults(func=fill)
     qo = r.add_parser("queue", help="set a queue's reviews per item (2+: agreement between reviewers) and order")
     qo.add_argument("name")
@@ -80,7 +81,7 @@ def _review_group(sub: argparse._SubParsersAction) -> None:
     qo.add_argument("--order-by", choices=("newest", "judge"))
     qo.set_defaults(func=queue_options)
     j = r.add_parser("judge", help="pre-score queued conversations with the judge")
-    j.add_argument("--limit", type=int, default=100)
+    j.add_argument("--limit", type=whole(1, 10_000), default=100)
     j.set_defaults(func=judge)
     st = r.add_parser("stats", help="queue and reviewer progress, agreement, judge vs people")
     st.add_argument("--json", action="store_true")

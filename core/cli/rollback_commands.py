@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from core.cli.common import actor_from_args, row_id
+from core.cli.common import actor_from_args, row_id, seconds
 from core.db import get_engine
 from core.errors import UserInputError
 from core.services import rollbacks
@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("rollback", help="the checklist's rollbacks").add_subparsers(dest="rb", required=True)
     i = r.add_parser("immediate", help="kill switch, then wait for every worker to acknowledge (target < 5 min)")
     i.add_argument("--reason", required=True)
-    i.add_argument("--wait", type=float, default=300, help="seconds to wait for acknowledgements")
+    i.add_argument("--wait", type=seconds(0, 3600), default=300, help="seconds to wait for acknowledgements")
     i.set_defaults(func=immediate)
     f = r.add_parser("full", help="previous release through the deploy hook (target < 15 min)")
     f.add_argument("--reason", required=True)

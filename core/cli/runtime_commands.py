@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 
-from core.cli.common import actor_from_args, shop_id
+from core.cli.common import actor_from_args, seconds, shop_id, whole
 from core.config import get_settings, mask_url
 from core.db import get_engine
 from core.errors import AgentOpsError, describe_database_error
@@ -17,20 +17,20 @@ from core.uow import UnitOfWork
 
 def register(sub: argparse._SubParsersAction) -> None:
     w = sub.add_parser("worker", help="hold agent conversations until stopped (SIGTERM/SIGINT stop it cleanly)")
-    w.add_argument("--max-seconds", type=float, help="stop after this many seconds")
+    w.add_argument("--max-seconds", type=seconds(0.1, 366 * 86_400), help="stop after this many seconds")
     w.set_defaults(func=run_worker)
     p = sub.add_parser("probe", help="probe the health endpoints and time the dashboard queries")
-    p.add_argument("--every", type=float, help="repeat every this many seconds until stopped")
+    p.add_argument("--every", type=seconds(0.1, 86_400), help="repeat every this many seconds until stopped")
     p.set_defaults(func=probe)
 
 
 def add_enqueue(conversations: argparse._SubParsersAction) -> None:
     """`conversations enqueue`, added to the `conversations` group (core.cli.review_commands owns the group)."""
     e = conversations.add_parser("enqueue", help="create pending conversations for real clients (trials, benchmarks)")
-    e.add_argument("--count", type=int, required=True)
+    e.add_argument("--count", type=whole(1, 1_000_000), required=True)
     e.add_argument("--agent-type")
     e.add_argument("--shop", type=shop_id)
-    e.add_argument("--every", type=float,
+    e.add_argument("--every", type=seconds(0.1, 86_400),
                    help="repeat every this many seconds (demo traffic) until stopped; audited once, at the start")
     e.set_defaults(func=enqueue)
 

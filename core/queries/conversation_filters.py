@@ -12,7 +12,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from core.config import get_settings
 from core.errors import UserInputError
-from core.inputs import finite_number, whole_number
+from core.inputs import finite_number, in_time_range, whole_number
 from core.models import AGENT_TYPES, CHANNELS, REVIEW_STATES, Conversation, Message, ReviewState
 from core.models.conversations import FTS_EXPRESSION
 from core.models.review import FTS_TABLE
@@ -52,6 +52,8 @@ def parse_time(value: Any, name: str) -> datetime | None:
         parsed = datetime.fromisoformat(str(value).strip())
     except ValueError:
         raise UserInputError(f"{name} must be an ISO-8601 time such as 2026-11-25T09:00:00Z (got {value!r}).") from None
+    # Checked before the zone is applied: a year-1 time with a zone east of UTC cannot be converted at all.
+    in_time_range(parsed, name)
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 

@@ -12,6 +12,7 @@ from core import audit
 from core.auth import Actor, Permission, secret_digest
 from core.db import read_session
 from core.errors import NotFound, UserInputError
+from core.inputs import short_text
 from core.models import ApiToken, User, utcnow
 from core.queries.users import actor_for_user, get_user_by_name
 from core.services.guard import authorize_read, require
@@ -35,6 +36,7 @@ def create_token(*, actor: Actor, username: str, uow: UnitOfWork, name: str = ""
     """Issue a token for USERNAME; the plain token is returned once and never stored."""
     if expires_days is not None and not 1 <= expires_days <= 3650:
         raise UserInputError("--expires-days must be between 1 and 3650.")
+    name = short_text(name, "A token's name", most=100)
     with uow:
         require(uow, actor, Permission.MANAGE_USERS, action="token.create", target=username)
         user = get_user_by_name(uow.session, username)

@@ -9,7 +9,7 @@ from sqlalchemy import delete, select, update
 from core import audit
 from core.auth import CONSOLE_ROLES, Actor, Permission, Role, hash_password
 from core.errors import Conflict, NotFound, UserInputError
-from core.inputs import known_shops, shop_ids
+from core.inputs import known_shops, shop_ids, short_text
 from core.models import ConsoleSession, User, UserShop, utcnow
 from core.services.guard import require
 from core.uow import UnitOfWork
@@ -22,6 +22,8 @@ SCOPED_ROLES = (Role.SUPPORT, Role.SHOP_OWNER)  # they see their shops only, so 
 def _check_password(password: str) -> None:
     if len(password) < 10:
         raise UserInputError("The password must have at least 10 characters.")
+    if len(password.encode()) > 72:  # bcrypt reads no further; it refuses longer input rather than ignore it
+        raise UserInputError("The password can have at most 72 bytes (bcrypt reads no further).")
 
 
 def _parse_role(role: str) -> Role:
@@ -64,7 +66,7 @@ def add_user(*, actor: Actor, username: str, password: str, role: str, uow: Unit
         if uow.session.scalars(select(User.id).where(User.username == username)).first() is not None:
             raise Conflict(f"A user named {username!r} already exists.")
         known_shops(uow.session, shops)
-        user = User(username=username, name=name or username, role=parsed.value, password_hash=hash_password(password),
+        user = User(username=username, name=short_text(name, "The display name", most=200) or username, role=parsed.value, password_hash=hash_password(password),
                     enterprise_id=enterprise_id, is_demo=is_demo)
         uow.session.add(user)
         uow.session.flush()

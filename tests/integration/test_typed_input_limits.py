@@ -121,3 +121,61 @@ def test_the_cli_refuses_an_id_no_row_can_have_in_one_sentence(engine: Engine, a
     err = capsys.readouterr().err
     assert exited.value.code == 2 and "Traceback" not in err
     assert "must be a whole number from 1 to" in err or "each from 1 to 2,147,483,647" in err
+
+
+@pytest.mark.parametrize("argv, error", [
+    (["audit", "list", "--limit", "-1"], "--limit: the value must be a whole number from 1 to 10,000"),
+    (["seed", "--test-data", "minimal", "--days", "1000000"], "--days: the value must be a whole number from 1"),
+    (["review", "fill", "--days", HUGE], "--days: the value must be a whole number from 1"),
+    (["retention", "--keep-months", "1000000", "--dry-run"], "--keep-months: the value must be a whole number"),
+    (["conversations", "enqueue", "--count", "1", "--every", "nan"], "--every: the seconds must be a number"),
+    (["probe", "--every", "-1"], "--every: the seconds must be a number from 0.1 to 86,400"),
+    (["api", "--port", "99999999"], "--port: the value must be a whole number from 1 to 65,535"),
+    (["worker", "--max-seconds", "0"], "--max-seconds: the seconds must be a number from 0.1"),
+    (["rollback", "immediate", "--reason", "x", "--wait", "inf"], "--wait: the seconds must be a number"),
+])
+def test_the_cli_refuses_counts_and_periods_out_of_range(argv: list[str], error: str,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Each was a traceback (an overflow, a negative sleep, a bind error) or silently ran with the bad value."""
+    from core.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and error in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, error", [
+    (["conversations", "list", "--since", "0001-01-01T00:00:00+14:00"], "since must be between 2000 and 2999"),
+    (["rollups", "rebuild", "--since", "0001-01-01"], "--since must be between 2000 and 2999"),
+    (["--actor", "ghost", "status"], "No active user named 'ghost'"),
+    (["--actor", " ", "status"], "--actor needs a user name"),
+    (["tokens", "create", "--user", "admin", "--name", "x" * 5000], "A token's name can have at most 100 characters"),
+    (["db", "restore", "x" * 5000], "cannot be read: File name too long"),
+])
+def test_the_cli_answers_bad_values_in_one_sentence(engine: Engine, argv: list[str], error: str,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Tracebacks before (a year-1 date, a name wider than its column on PostgreSQL, a path too long), or a command
+    run as the shell operator when --actor named nobody."""
+    from core.cli import main
+
+    seed_minimal(engine, conversations=0)
+    _add(engine, "admin", "admin")
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code in (1, 2) and error in err and "Traceback" not in err
+
+
+def test_a_password_longer_than_bcrypt_reads_is_refused(engine: Engine) -> None:
+    with pytest.raises(UserInputError, match="at most 72 bytes"):
+        users.add_user(actor=ADMIN, username="long", password="é" * 40, role="engineer", uow=UnitOfWork(engine))
+
+
+def test_only_postgresql_and_sqlite_urls_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.config import SettingsError, get_settings, reset_settings
+
+    monkeypatch.setenv("DATABASE_URL", "mysql://x@127.0.0.1/y")
+    reset_settings()
+    with pytest.raises(SettingsError, match="a PostgreSQL or SQLite URL"):
+        get_settings()
+    reset_settings()
