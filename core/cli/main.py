@@ -59,7 +59,18 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for name, (_, help_text) in COMMANDS.items():
         if name not in registered:  # listed in --help; parsing it would need its module (not the case here)
             sub.add_parser(name, help=help_text)
+    _name_subcommands(parser)
     return parser
+
+
+def _name_subcommands(parser: argparse.ArgumentParser) -> None:
+    """A missing subcommand is named by its choices ("required: {disable,enable}"), not by the internal name the
+    code reads it under ("required: t")."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            action.metavar = action.metavar or "{" + ",".join(action.choices) + "}"
+            for child in action.choices.values():
+                _name_subcommands(child)
 
 
 def _command_of(argv: list[str]) -> str | None:

@@ -23,11 +23,11 @@ def list_audit(session: Session, *, actor: Actor, who: str = "", action: str = "
     a = AuditRecord
     where = []
     if who:
-        where.append(a.actor.ilike(f"%{who}%"))
+        where.append(a.actor.icontains(who, autoescape=True))  # '%' and '_' typed are matched as themselves
     if action:
-        where.append(a.action.ilike(f"{action}%"))
+        where.append(a.action.istartswith(action, autoescape=True))
     if target:
-        where.append(a.target.ilike(f"%{target}%"))
+        where.append(a.target.icontains(target, autoescape=True))
     if outcome:
         where.append(a.outcome == outcome)
     if since:

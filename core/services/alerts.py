@@ -28,6 +28,7 @@ from core.models import (
     Shop,
     utcnow,
 )
+from core.queries.users import get_user_by_name
 from core.services import controls, rollbacks
 from core.services.guard import require
 from core.uow import UnitOfWork
@@ -194,6 +195,14 @@ def expire_silence(*, actor: Actor, silence_id: int, uow: UnitOfWork) -> None:
             uow.commit()
 
 
+def _owner(uow: UnitOfWork, name: str) -> str:
+    """NAME when it is an active console user: an alert is owned by someone who can act on it."""
+    user = get_user_by_name(uow.session, name.strip())
+    if user is None or user.disabled:
+        raise NotFound(f"No active user named {name.strip()!r} to own the alert.")
+    return user.username
+
+
 def acknowledge_alert(*, actor: Actor, alert_id: int, comment: str, uow: UnitOfWork, owner: str | None = None) -> None:
     """Say who owns alert ALERT_ID (default: the actor), with a comment; its repeats stop until it fires anew."""
     with uow:
@@ -205,7 +214,7 @@ def acknowledge_alert(*, actor: Actor, alert_id: int, comment: str, uow: UnitOfW
             raise NotFound(f"No alert with id {alert_id}.")
         if alert.state not in ("pending", "firing"):
             raise UserInputError(f"Alert #{alert_id} is {alert.state}; only pending or firing alerts are acknowledged.")
-        alert.acked_by, alert.acked_at = (owner or actor.username).strip()[:100], utcnow()
+        alert.acked_by, alert.acked_at = _owner(uow, owner) if owner else actor.username, utcnow()
         alert.ack_comment = comment.strip()
         audit.append(uow.session, actor=actor, action="alert.acknowledge", target=f"alert {alert_id}",
                      reason=comment.strip(), after={"owner": alert.acked_by})

@@ -16,7 +16,7 @@ from core import audit
 from core.auth import Actor, Permission, Role
 from core.config import get_settings, mask_command, mask_url, mask_urls_in_text
 from core.db import read_session
-from core.errors import Conflict, NotFound, UserInputError
+from core.errors import Conflict, NotFound, UserInputError, first_line
 from core.models import RollbackRun, utcnow
 from core.queries.controls import get_propagation
 from core.services.controls import apply_settings_change, switch_off
@@ -152,7 +152,23 @@ def _call_hook(actor: Actor, reason: str) -> tuple[bool, str, str | None]:
         last = mask_urls_in_text((proc.stdout.strip().splitlines() or [""])[-1][:200])
         return proc.returncode == 0, f"exit {proc.returncode} after {time.perf_counter() - started:.1f} s: {last}", last or None
     except (requests.RequestException, ValueError, OSError, subprocess.TimeoutExpired) as exc:
-        return False, f"the deploy hook failed: {type(exc).__name__}", None
+        return False, f"the deploy hook failed: {_hook_problem(exc, s.deploy_hook_timeout_seconds)}", None
+
+
+def _hook_problem(exc: BaseException, timeout: float) -> str:
+    """What went wrong with the hook, in words (the class name alone told an operator little)."""
+    if isinstance(exc, (requests.Timeout, subprocess.TimeoutExpired)):
+        return f"no answer within {timeout:g} s"
+    if isinstance(exc, (requests.exceptions.MissingSchema, requests.exceptions.InvalidURL,
+                        requests.exceptions.InvalidSchema)):
+        return "DEPLOY_HOOK_URL is not an http(s) URL"
+    if isinstance(exc, requests.ConnectionError):
+        return "DEPLOY_HOOK_URL could not be reached"
+    if isinstance(exc, FileNotFoundError):
+        return f"no such command {mask_command(str(exc.filename or ''))}"
+    if isinstance(exc, PermissionError):
+        return f"{mask_command(str(exc.filename or 'the command'))} cannot be run (permission denied)"
+    return mask_urls_in_text(first_line(exc))[:200]
 
 
 def request_database_rollback(*, actor: Actor, reason: str, typed_environment: str, uow: UnitOfWork) -> RunView:

@@ -199,8 +199,10 @@ def test_retention_command(engine: Engine, capsys: pytest.CaptureFixture[str]) -
     now = utcnow()
     seed_minimal(engine, conversations=120, days=70)
     _close_old_open_work(engine, cutoff(now, 1))
-    assert main(["retention", "--keep-months", "0", "--yes"]) == 2
-    assert "--keep-months must be 1 or more" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["retention", "--keep-months", "0", "--yes"])
+    assert exited.value.code == 2
+    assert "--keep-months: the value must be a whole number from 1 to 1,200" in capsys.readouterr().err
     assert main(["retention", "--keep-months", "1", "--dry-run", "--json"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["dropped"] is False and plan["conversations"] > 0

@@ -91,7 +91,7 @@ def test_alert_forms_refuse_numbers_that_would_break_the_evaluator(engine: Engin
     alerts.save_rule(actor=ENGINEER, spec=spec, uow=UnitOfWork(engine))
 
 
-def test_an_acknowledgement_needs_its_comment(engine: Engine) -> None:
+def _firing_alert(engine: Engine) -> int:
     seed_minimal(engine, conversations=0)
     rule_id = alerts.save_rule(actor=ENGINEER, spec={"key": "r1", "metric": "error_rate", "threshold": 0.1},
                                uow=UnitOfWork(engine))
@@ -99,7 +99,11 @@ def test_an_acknowledgement_needs_its_comment(engine: Engine) -> None:
         uow.session.add(AlertState(rule_id=rule_id, state="firing", firing_since=utcnow()))
         uow.commit()
     with read_session(engine) as s:
-        alert_id = s.scalar(select(AlertState.id))
+        return s.scalar(select(AlertState.id))
+
+
+def test_an_acknowledgement_needs_its_comment(engine: Engine) -> None:
+    alert_id = _firing_alert(engine)
     with pytest.raises(UserInputError, match="comment"):
         alerts.acknowledge_alert(actor=ENGINEER, alert_id=alert_id, comment="  ", uow=UnitOfWork(engine))
     with read_session(engine) as s:
@@ -179,3 +183,52 @@ def test_only_postgresql_and_sqlite_urls_are_accepted(monkeypatch: pytest.Monkey
     with pytest.raises(SettingsError, match="a PostgreSQL or SQLite URL"):
         get_settings()
     reset_settings()
+
+
+def test_an_acknowledgement_is_owned_by_an_active_user(engine: Engine) -> None:
+    alert_id = _firing_alert(engine)
+    with pytest.raises(NotFound, match="No active user named 'ghost'"):
+        alerts.acknowledge_alert(actor=ENGINEER, alert_id=alert_id, comment="mine", owner="ghost",
+                                 uow=UnitOfWork(engine))
+    _add(engine, "sue", "engineer")
+    alerts.acknowledge_alert(actor=ENGINEER, alert_id=alert_id, comment="yours", owner="sue", uow=UnitOfWork(engine))
+    with read_session(engine) as s:
+        assert s.get(AlertState, alert_id).acked_by == "sue"
+
+
+def test_audit_filters_match_what_was_typed_literally(engine: Engine) -> None:
+    from core.queries.audit import list_audit
+
+    seed_minimal(engine, conversations=0)
+    with read_session(engine) as s:
+        rows, total = list_audit(s, actor=ADMIN, action="%")
+        assert (rows, total) == ([], 0), "'%' is a character here, not a wildcard"
+        assert list_audit(s, actor=ADMIN, action="see")[1] >= 1  # the seed's record, by prefix
+
+
+def test_a_deploy_hook_failure_says_what_went_wrong(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.config import reset_settings
+    from core.services import rollbacks
+
+    for env, words in ((("DEPLOY_HOOK_COMMAND", "/nonexistent/hook"), "no such command /nonexistent/hook"),
+                       (("DEPLOY_HOOK_URL", "http://127.0.0.1:1/hook"), "DEPLOY_HOOK_URL could not be reached"),
+                       (("DEPLOY_HOOK_URL", "not-a-url"), "DEPLOY_HOOK_URL is not an http(s) URL")):
+        monkeypatch.delenv("DEPLOY_HOOK_COMMAND", raising=False)
+        monkeypatch.delenv("DEPLOY_HOOK_URL", raising=False)
+        monkeypatch.setenv(*env)
+        reset_settings()
+        run = rollbacks.run_full_rollback(actor=ENGINEER, reason="bad release", uow=UnitOfWork(engine))
+        assert run.state == "failed" and run.outcome == f"the deploy hook failed: {words}"
+    reset_settings()
+
+
+@pytest.mark.parametrize("argv, named", [(["agent-type"], "{disable,enable}"),
+                                         (["rollback", "database"], "{request,approve,run}")])
+def test_a_missing_subcommand_is_named_by_its_choices(argv: list[str], named: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """It said 'the following arguments are required: t' (the name the code reads it under)."""
+    from core.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2 and f"the following arguments are required: {named}" in capsys.readouterr().err
