@@ -62,6 +62,6 @@ def list_tokens(args: argparse.Namespace) -> int:
 
 
 def revoke(args: argparse.Namespace) -> int:
-    tokens.revoke_token(actor=actor_from_args(args), token_id=args.token_id, uow=UnitOfWork(get_engine()))
-    print(f"token {args.token_id} revoked")
+    revoked = tokens.revoke_token(actor=actor_from_args(args), token_id=args.token_id, uow=UnitOfWork(get_engine()))
+    print(f"token {args.token_id} revoked" if revoked else f"token {args.token_id} was revoked already")
     return 0

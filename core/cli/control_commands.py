@@ -5,6 +5,7 @@ import argparse
 
 from core.cli.common import actor_from_args, emit, id_list, name_list
 from core.db import get_engine, read_session
+from core.errors import UserInputError
 from core.queries.settings import ActivationState, get_activation_state
 from core.services import controls
 from core.uow import UnitOfWork
@@ -61,6 +62,8 @@ def kill(args: argparse.Namespace) -> int:
 
 
 def activate(args: argparse.Namespace) -> int:
+    if args.mode != "limited" and (args.shops or args.agent_types or args.percent is not None):
+        raise UserInputError("--shops, --agent-types and --percent apply to --mode limited only; nothing changed.")
     state = controls.set_activation(actor=actor_from_args(args), mode=args.mode, reason=args.reason,
                                     uow=UnitOfWork(get_engine()), shops=args.shops, agent_types=args.agent_types,
                                     shop_percent=args.percent)

@@ -53,8 +53,8 @@ def create_token(*, actor: Actor, username: str, uow: UnitOfWork, name: str = ""
         return NewToken(row.id, token, user.username, expires.isoformat() if expires else None)
 
 
-def revoke_token(*, actor: Actor, token_id: int, uow: UnitOfWork) -> None:
-    """Revoke a token by id; requests with it get 401 from now on."""
+def revoke_token(*, actor: Actor, token_id: int, uow: UnitOfWork) -> bool:
+    """Revoke a token by id; requests with it get 401 from now on. False when it was revoked already."""
     with uow:
         require(uow, actor, Permission.MANAGE_USERS, action="token.revoke", target=f"token {token_id}")
         row = uow.session.get(ApiToken, token_id)
@@ -65,6 +65,8 @@ def revoke_token(*, actor: Actor, token_id: int, uow: UnitOfWork) -> None:
             audit.append(uow.session, actor=actor, action="token.revoke", target=f"token {token_id}",
                          after={"prefix": row.prefix})
             uow.commit()
+            return True
+        return False
 
 
 def list_tokens(*, actor: Actor, uow: UnitOfWork) -> list[dict]:

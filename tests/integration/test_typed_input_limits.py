@@ -8,7 +8,7 @@ from sqlalchemy import Engine, func, select
 
 from core.db import read_session
 from core.errors import Conflict, NotFound, UserInputError
-from core.models import AlertState, AuditRecord, User, utcnow
+from core.models import AlertState, ApiToken, AuditRecord, User, utcnow
 from core.queries import review as rq
 from core.queries.conversation_filters import parse_filter
 from core.services import alerts, users
@@ -232,3 +232,20 @@ def test_a_missing_subcommand_is_named_by_its_choices(argv: list[str], named: st
     with pytest.raises(SystemExit) as exited:
         main(argv)
     assert exited.value.code == 2 and f"the following arguments are required: {named}" in capsys.readouterr().err
+
+
+def test_the_cli_says_what_it_did_not_do(engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    """`activate --mode full --shops 1` ignored the shops without a word; a second revoke said 'revoked' again."""
+    from core.cli import main
+    from core.services import tokens
+
+    seed_minimal(engine, conversations=0)
+    _add(engine, "sue", "engineer")
+    assert main(["activate", "--mode", "full", "--shops", "1", "--reason", "x"]) == 2
+    assert "apply to --mode limited only; nothing changed" in capsys.readouterr().err
+    tokens.create_token(actor=ADMIN, username="sue", uow=UnitOfWork(engine))
+    with read_session(engine) as s:
+        token_id = s.scalar(select(func.max(ApiToken.id)))
+    assert main(["tokens", "revoke", str(token_id)]) == 0 and f"token {token_id} revoked" in capsys.readouterr().out
+    assert main(["tokens", "revoke", str(token_id)]) == 0
+    assert f"token {token_id} was revoked already" in capsys.readouterr().out
