@@ -56,7 +56,11 @@ def status(args: argparse.Namespace) -> int:
 
 
 def kill(args: argparse.Namespace) -> int:
+    with read_session() as s:
+        was_off = get_activation_state(s).mode == "off"
     state = controls.engage_kill_switch(actor=actor_from_args(args), reason=args.reason, uow=UnitOfWork(get_engine()))
+    if was_off and state.mode == "off":  # nothing changed and nothing was audited: say so, not only the old line
+        print("The kill switch was already engaged; nothing changed.")
     print(describe(state))
     return 0
 

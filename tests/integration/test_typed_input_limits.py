@@ -249,3 +249,16 @@ def test_the_cli_says_what_it_did_not_do(engine: Engine, capsys: pytest.CaptureF
     assert main(["tokens", "revoke", str(token_id)]) == 0 and f"token {token_id} revoked" in capsys.readouterr().out
     assert main(["tokens", "revoke", str(token_id)]) == 0
     assert f"token {token_id} was revoked already" in capsys.readouterr().out
+
+
+def test_a_second_kill_says_the_switch_was_already_engaged(engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    """It printed the state with the previous change's line, as if this one had been recorded."""
+    from core.cli import main
+
+    seed_minimal(engine, conversations=0)  # the system starts off: switch it on first
+    assert main(["activate", "--mode", "full", "--reason", "on"]) == 0
+    assert main(["kill", "--reason", "first"]) == 0
+    first = capsys.readouterr().out
+    assert "already engaged" not in first and "STOPPED" in first
+    assert main(["kill", "--reason", "second"]) == 0
+    assert "The kill switch was already engaged; nothing changed." in capsys.readouterr().out
