@@ -6,11 +6,11 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.auth import Actor, Role
-from core.models import RevealGrant, utcnow
+from core.models import Client, Conversation, RevealGrant, utcnow
 
 DOT = "•"
 # Support reads their assigned shops' clients in full; these roles read every shop, so they see client data masked
@@ -75,3 +75,18 @@ def client_view(first: str, last: str, phone: str | None, email: str | None, *, 
         return {"name": mask_name(first, last), "phone": mask_phone(phone), "email": mask_email(email),
                 "masked": True}
     return {"name": f"{first} {last}".strip(), "phone": phone or "–", "email": email or "–", "masked": False}
+
+
+def unmasked_matches(actor: Actor, term: str, now: datetime | None = None) -> list[ColumnElement]:
+    """For a masked reader, conditions that keep a search from finding a conversation by its own client's name, phone
+    or e-mail (masked in what they read) unless they revealed it; nothing for everyone else."""
+    if not masks_pii(actor):
+        return []
+    words = {w.lower() for w in term.split()} | {w.strip(".,;:!?\"'()").lower() for w in term.split()}
+    cl = Client
+    own = exists().where(cl.id == Conversation.client_id, or_(
+        func.lower(cl.first_name).in_(words), func.lower(cl.last_name).in_(words), cl.phone.in_(words),
+        func.lower(cl.email).in_(words)))
+    revealed = exists().where(RevealGrant.conversation_id == Conversation.id,
+                              RevealGrant.username == actor.username, RevealGrant.expires_at > (now or utcnow()))
+    return [or_(~own, revealed)]

@@ -19,7 +19,7 @@ from core.errors import NotFound, PermissionDenied, UserInputError
 from core.inputs import is_row_id
 from core.models import AuditRecord, Client, Conversation, JudgeScore, Message, ReviewRecord, ReviewState, Shop
 from core.queries.conversation_filters import ConversationFilter, conversation_conditions
-from core.queries.privacy import client_view, masks_pii, redact_client, revealed_conversations
+from core.queries.privacy import client_view, masks_pii, redact_client, revealed_conversations, unmasked_matches
 from core.queries.scope import require_read, shop_filter
 
 # The refusal of a read outside one's shops counts as an unauthorized client-data attempt (rollback trigger).
@@ -73,7 +73,8 @@ def list_conversations(session: Session, *, actor: Actor, filters: ConversationF
     q = (select(c.id, c.created_at, c.shop_id, c.agent_type, c.channel, c.status, c.provider, c.attempts,
                 c.response_time_ms, c.error, c.client_id, r.state, r.rating, r.flags, r.judge_rating)
          .outerjoin(r, r.conversation_id == c.id)
-         .where(*shop_filter(actor, c.shop_id), *conversation_conditions(f, session)))
+         .where(*shop_filter(actor, c.shop_id), *conversation_conditions(f, session),
+                *(unmasked_matches(actor, f.search) if f.search else [])))
     after = Cursor.decode(cursor)
     if after:
         q = q.where(or_(c.created_at < after.created_at, and_(c.created_at == after.created_at, c.id < after.id)))

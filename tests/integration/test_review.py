@@ -150,6 +150,28 @@ def test_a_masked_transcript_masks_the_client_in_the_messages_too(world: Engine)
     assert plain.startswith(f"This is {first.upper()} {last}, call {phone}")
 
 
+def test_a_masked_reader_cannot_find_a_conversation_by_its_clients_name(world: Engine) -> None:
+    """A product owner saw 'V.' in the transcript, yet searching 'Victoria' listed exactly her conversations."""
+    conv_id = _finished(world, 1)[0]
+    with read_session(world) as s:
+        cl = s.get(Client, s.get(Conversation, conv_id).client_id)
+        first, phone = cl.first_name, cl.phone
+    _add_message(world, conv_id, f"Happy birthday, {first}! Reply to {phone} to book.")
+    _add_message(world, _finished(world, 2)[0], f"{first} from the front desk says hi, happy birthday")
+
+    def found(actor: object, term: str) -> set[int]:
+        with read_session(world) as s:
+            return {r["id"] for r in rq.list_conversations(s, actor=actor, limit=500,
+                                                           filters=parse_filter({"search": term})).rows}
+    assert conv_id in found(SUPPORT, first.lower()) and conv_id in found(SUPPORT, phone)
+    assert conv_id not in found(PO, first) and conv_id not in found(PO, f"birthday {first.upper()}")
+    assert conv_id not in found(PO, phone)
+    assert conv_id in found(PO, "birthday")  # the words they can read still find it
+    assert _finished(world, 2)[0] in found(PO, first)  # the name of someone else than the client is shown unmasked
+    rs.reveal_client(actor=PO, conversation_id=conv_id, reason="client called", uow=UnitOfWork(world))
+    assert conv_id in found(PO, first)  # revealed: the name is theirs to read and to search
+
+
 def test_reveal_is_audited_and_expires(world: Engine) -> None:
     conv = _finished(world, 2)[0]
     with pytest.raises(UserInputError):
