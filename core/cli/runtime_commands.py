@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
 
@@ -47,6 +48,12 @@ def run_worker(args: argparse.Namespace) -> int:
           flush=True)
     n = worker.run(max_seconds=args.max_seconds)
     print(f"worker {worker.id} stopped: {n} conversations held", flush=True)
+    if worker.database_error is not None:  # a supervisor must not read a run without the database as a success
+        from core.errors import describe_database_error
+
+        problem = describe_database_error(worker.database_error)
+        print(f"error: worker {worker.id} stopped without its database. {problem}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -94,6 +94,7 @@ class Worker:
                                       thread_name_prefix="db")
         self._db_samples: list[float] = []
         self.processed = 0
+        self.database_error: Exception | None = None
         self.started_at = utcnow()
         self._seen_version, self._seen_at = 0, None
         self._process = psutil.Process()
@@ -122,7 +123,8 @@ class Worker:
             self._db.shutdown(wait=True)
         if self.listener is not None:
             self.listener.join(timeout=5)
-        self._write_heartbeat(stopped=True)
+        # The last word on the database: a worker that could not reach it as it stopped did not do its job.
+        self.database_error = self._write_heartbeat(stopped=True)
         log.info("worker %s stopped after %d conversations", self.id, self.processed)
         return self.processed
 
@@ -435,7 +437,8 @@ class Worker:
             except Exception as exc:  # noqa: BLE001
                 log.warning("heartbeat failed (%s)", type(exc).__name__)
 
-    def _write_heartbeat(self, *, stopped: bool = False) -> None:
+    def _write_heartbeat(self, *, stopped: bool = False) -> Exception | None:
+        """Write this worker's heartbeat row; returns the error if the database refused it."""
         with self._lock:
             samples, self._db_samples = self._db_samples, []
             in_flight, processed = len(self._in_flight), self.processed
@@ -444,8 +447,11 @@ class Worker:
                "last_seen_at": now, "stopped_at": now if stopped else None, "in_flight": in_flight,
                "processed": processed, "settings_version": self._seen_version, "settings_seen_at": self._seen_at,
                "breaker_state": self.breaker.snapshot().state,
-               "rss_mb": self._process.memory_info().rss / 1e6, "rss_start_mb": self._rss_start_mb, "cpu_percent": self._process.cpu_percent(None)}
+               "rss_mb": self._process.memory_info().rss / 1e6, "rss_start_mb": self._rss_start_mb,
+               "cpu_percent": self._process.cpu_percent(None)}
         try:
             store.write_heartbeat(self.engine, row, samples)
         except Exception as exc:  # noqa: BLE001
             log.warning("heartbeat not written (%s)", type(exc).__name__)
+            return exc
+        return None

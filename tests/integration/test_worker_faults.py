@@ -148,3 +148,24 @@ def test_a_database_restart_mid_run_fails_nothing_and_sends_nothing_twice(
     # A reply is kept until the database is back; only one whose lease ran out meanwhile is asked for again.
     assert fake_openai.calls >= counts["completed"]
     assert (fake_openai.calls > counts["completed"]) is outlasts_lease
+
+
+def test_a_worker_that_never_reached_its_database_exits_non_zero(monkeypatch, capsys) -> None:
+    """`worker --max-seconds N` against a database that is down logged each failure, then exited 0 as if it had run:
+    a supervisor or a deploy script read that as success."""
+    import socket
+
+    from core.cli import main
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]  # closed again below: nothing listens there
+    monkeypatch.setenv("DATABASE_URL", f"postgresql+psycopg2://postgres@127.0.0.1:{port}/agentops")
+    reset_settings()
+    dispose_engines()
+    code = main(["worker", "--max-seconds", "1"])
+    err = capsys.readouterr().err
+    dispose_engines()
+    assert code == 1
+    assert "stopped without its database. The database cannot be reached" in err and f"port {port}" in err
+    assert "Traceback" not in err
