@@ -37,12 +37,20 @@ PAGES = [
 ]
 
 
+# Streamlit serves the first page at / only, yet reserves its url_path: it gets this internal one, and a hidden page at
+# its public name (/health) sends a typed or bookmarked link there instead of to "Page not found".
+HOME_URL_PATH = "home"
+
+
 def build_navigation(actor: Actor) -> st.navigation:
     """Pages ACTOR may use are listed; the others stay reachable by URL only to show a refusal."""
-    pages = [st.Page(spec.path, title=spec.title, icon=spec.icon, url_path=spec.url_path, default=i == 0,
-                     visibility="visible" if actor.can(spec.permission) else "hidden")
+    pages = [st.Page(spec.path, title=spec.title, icon=spec.icon, url_path=HOME_URL_PATH if i == 0 else spec.url_path,
+                     default=i == 0, visibility="visible" if actor.can(spec.permission) else "hidden")
              for i, spec in enumerate(PAGES)]
-    nav = st.navigation(pages)
+    home = pages[0]
+    alias = st.Page(lambda: st.switch_page(home), title=PAGES[0].title, url_path=PAGES[0].url_path,
+                    visibility="hidden")
+    nav = st.navigation([*pages, alias])
     visible = [p for p in pages if p.visibility == "visible"]
     if len(visible) == 1:  # Streamlit hides a one-page menu; the sidebar keeps the way back all the same
         with st.sidebar:

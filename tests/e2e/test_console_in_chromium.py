@@ -40,3 +40,14 @@ def test_support_finds_no_control_they_may_not_use(console: str, page: Page) -> 
     expect(menu.get_by_role("link", name=re.compile("Agent health"))).to_be_visible()  # the menu is still there
     page.get_by_role("main").get_by_role("link", name=re.compile("Agent health")).click()  # and the way back
     expect(page.get_by_role("heading", name="Agent health")).to_be_visible(timeout=20_000)
+
+
+def test_a_typed_health_url_opens_agent_health(console: str, page: Page) -> None:
+    """/health, the page's own name in the menu's links, answered "Page not found" (Streamlit serves the first
+    page only at /)."""
+    sign_in(page, console, "support")
+    page.goto(console + "/health")
+    expect(page.get_by_role("heading", name="Agent health")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Last updated")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Page not found")).to_have_count(0)
+    no_error_box(page)
