@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from core.auth import Actor, Permission
 from core.models import Conversation, Shop, utcnow
-from core.queries.rollup_reads import HOURLY_ONLY_HOURS, SUM_COLUMNS, Plan, histograms, metric_sums, plan_window
+from core.queries.rollup_reads import HOURLY_ONLY_HOURS, SUM_COLUMNS, Plan, plan_window, window_figures
 from core.queries.scope import require_read, shop_filter
 from core.rollups import floor_hour, percentile
 from core.rollups_daily import floor_day
@@ -83,11 +83,12 @@ def get_summary(session: Session, *, actor: Actor, window_hours: int, now: datet
     require_read(actor, Permission.VIEW_HEALTH)
     since, until = window_bounds(window_hours, now)
     plan = plan_window(session, actor=actor, since=since, now=until)
-    t = metric_sums(session, actor=actor, plan=plan).get(None, dict.fromkeys(SUM_COLUMNS, 0))
+    sums, hists = window_figures(session, actor=actor, plan=plan)
+    t = sums.get(None, dict.fromkeys(SUM_COLUMNS, 0))
     completed, failed = int(t["completed"]), int(t["failed"])
     by_status = {"completed": completed, "failed": failed, "opted_out": int(t["opted_out"]),
                  **{s: 0 for s in OPEN}, **_open_counts(session, actor, since, until)}
-    hist = histograms(session, actor=actor, plan=plan).get(None, {})
+    hist = hists.get(None, {})
     return Summary(window_hours=window_hours, since=since, until=until, conversations=int(t["created"]),
                    by_status=by_status,
                    error_rate=failed / (completed + failed) if completed + failed else None,
@@ -104,8 +105,7 @@ def get_timeseries(session: Session, *, actor: Actor, window_hours: int,
     by = "5min" if window_hours <= 1 else ("day" if window_hours > HOURLY_ONLY_HOURS else "hour")
     plan = Plan(since, raw=[(since, None)]) if by == "5min" else plan_window(session, actor=actor, since=since,
                                                                               now=until)
-    sums = metric_sums(session, actor=actor, plan=plan, by=by)
-    hists = histograms(session, actor=actor, plan=plan, by=by)
+    sums, hists = window_figures(session, actor=actor, plan=plan, by=by)
     periods = sorted(set(sums) | set(_periods(since, until, by)))
     empty = dict.fromkeys(SUM_COLUMNS, 0)
     return [{"period": p, **_row_figures(sums.get(p, empty), hists.get(p, {}))} for p in periods]
@@ -139,8 +139,7 @@ def get_breakdown(session: Session, *, actor: Actor, window_hours: int, by: str,
     since, until = window_bounds(window_hours, now)
     plan = plan_window(session, actor=actor, since=since, now=until)
     key = "agent_type" if by == "agent_type" else "shop_id"
-    sums = metric_sums(session, actor=actor, plan=plan, by=key)
-    hists = histograms(session, actor=actor, plan=plan, by=key)
+    sums, hists = window_figures(session, actor=actor, plan=plan, by=key)
     ranked = sorted(sums, key=lambda k: (-sums[k]["created"], k))  # ties by name: the same order whatever was read
     names = _shop_names(session, ranked) if key == "shop_id" else {}
     shown = ranked if len(ranked) <= top + 1 else ranked[:top]

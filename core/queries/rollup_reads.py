@@ -1,6 +1,8 @@
 """Sums and histograms over a window to the minute: whole hours from the hourly rollups (whole days from the daily
 ones), the current hour from its hourly rows too (nothing is created after now), and only the partial hour at the
-start from the raw conversations (an indexed range of created_at)."""
+start from the raw conversations (an indexed range of created_at): its minutes in the window, or, when fewer, the
+minutes before the window taken away from that whole hour. Raw minutes cost what traffic per minute costs, so a
+window reads at most 30 of them, in one scan for both sums and histograms."""
 from __future__ import annotations
 
 import math
@@ -9,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Integer, and_, cast, func, literal_column, or_, select
+from sqlalchemy import Integer, and_, case, cast, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from core.auth import Actor
@@ -36,6 +38,7 @@ class Plan:
     hourly: list[Range] = field(default_factory=list)  # whole hours read from the hourly rollups
     days: list[datetime] = field(default_factory=list)  # whole days read from the daily tables
     raw: list[Range] = field(default_factory=list)  # the partial hour at the start, read from the conversations
+    minus: list[Range] = field(default_factory=list)  # or the minutes before it, read raw and taken from its hour
 
 
 def plan_window(session: Session, *, actor: Actor, since: datetime, now: datetime | None = None) -> Plan:
@@ -54,8 +57,12 @@ def plan_window(session: Session, *, actor: Actor, since: datetime, now: datetim
 
 def _whole_hours(session: Session, *, actor: Actor, since: datetime, current: datetime) -> Plan:
     """The plan up to the current hour: the partial hour at the start raw, whole days daily, whole hours hourly."""
-    first_whole = since if since == floor_hour(since) else floor_hour(since) + timedelta(hours=1)
-    plan = Plan(since, raw=[(since, first_whole)] if since < first_whole else [])
+    start_hour = floor_hour(since)
+    if since - start_hour < timedelta(minutes=30):  # fewer minutes before the window than in it: read the whole hour
+        first_whole, plan = start_hour, Plan(since, minus=[(start_hour, since)] if since > start_hour else [])
+    else:
+        first_whole = start_hour + timedelta(hours=1)
+        plan = Plan(since, raw=[(since, first_whole)])
     if first_whole >= current:
         return plan
     if current - first_whole <= timedelta(hours=HOURLY_ONLY_HOURS):
@@ -91,10 +98,38 @@ def in_ranges(column: Any, ranges: list[Range]) -> Any:
     return or_(*[and_(column >= a, column < b) if b else column >= a for a, b in ranges])
 
 
+def window_figures(session: Session, *, actor: Actor, plan: Plan, by: str | None = None, sums: bool = True,
+                   hists: bool = True) -> tuple[dict[Any, dict[str, float]], dict[Any, dict[int, int]]]:
+    """SUM_COLUMNS and response-time histograms per key (None, 'agent_type', 'shop_id', 'hour', 'day' or '5min')
+    over PLAN: whole hours and days from the rollups, the raw minutes read once for both (and taken away for
+    plan.minus). Only what SUMS and HISTS ask for is read from the rollups."""
+    out_sums: dict[Any, dict[str, float]] = defaultdict(lambda: dict.fromkeys(SUM_COLUMNS, 0))
+    out_hists: dict[Any, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    if sums:
+        _add_rollup_sums(session, actor, plan, by, out_sums)
+    if hists:
+        _add_rollup_histograms(session, actor, plan, by, out_hists)
+    for ranges, sign in ((plan.raw, 1), (plan.minus, -1)):
+        if ranges:
+            _add_raw(session, actor, ranges, by, sign, out_sums if sums else None, out_hists if hists else None)
+    kept_sums = {k: v for k, v in out_sums.items() if any(abs(x) > 1e-9 for x in v.values())}
+    kept_hists = {k: {b: n for b, n in v.items() if n > 0} for k, v in out_hists.items()}
+    return kept_sums, {k: v for k, v in kept_hists.items() if v}
+
+
 def metric_sums(session: Session, *, actor: Actor, plan: Plan, by: str | None = None) -> dict[Any, dict[str, float]]:
-    """SUM_COLUMNS per key (None, 'agent_type', 'shop_id', 'hour', 'day' or '5min') over the plan: whole hours from
-    the compact sums plus the agent_metrics rows not folded yet, whole days from the daily sums, the rest raw."""
-    out: dict[Any, dict[str, float]] = defaultdict(lambda: dict.fromkeys(SUM_COLUMNS, 0))
+    """SUM_COLUMNS per key over the plan (window_figures without the histograms)."""
+    return window_figures(session, actor=actor, plan=plan, by=by, hists=False)[0]
+
+
+def histograms(session: Session, *, actor: Actor, plan: Plan, by: str | None = None) -> dict[Any, dict[int, int]]:
+    """Response-time histograms per key over the plan (window_figures without the sums)."""
+    return window_figures(session, actor=actor, plan=plan, by=by, sums=False)[1]
+
+
+def _add_rollup_sums(session: Session, actor: Actor, plan: Plan, by: str | None,
+                     out: dict[Any, dict[str, float]]) -> None:
+    """Whole hours from the compact sums plus the agent_metrics rows not folded yet, whole days from the daily sums."""
     m = AgentMetric
     queries = []
     if plan.hourly:  # the fine rows not folded yet, and the compact rows of closed hours
@@ -103,14 +138,11 @@ def metric_sums(session: Session, *, actor: Actor, plan: Plan, by: str | None = 
     if plan.days:
         d = _by_table(by, actor, AgentMetricDailyByType, AgentMetricDailyByShop, AgentMetricDaily)
         queries.append(_rollup_sums(session, actor, d, d.day, d.day.in_(plan.days), by))
-    if plan.raw:
-        queries.append(_raw_sums(session, actor, plan.raw, by))
     for query in queries:
         for row in _rows(session, query.group_by(literal_column("k"))):
             target = out[_norm(row[0], by)]
             for c, v in zip(SUM_COLUMNS, row[1:]):
                 target[c] += float(v or 0)
-    return dict(out)
 
 
 def _rollup_sums(session: Session, actor: Actor, model: Any, time_col: Any, where: Any, by: str | None) -> Any:
@@ -119,22 +151,35 @@ def _rollup_sums(session: Session, actor: Actor, model: Any, time_col: Any, wher
     return select(_key(session, model, time_col, by), *cols).where(where, *shops)
 
 
-def _raw_sums(session: Session, actor: Actor, ranges: list[Range], by: str | None) -> Any:
-    """The rollup's columns computed from the conversations created in RANGES (as core.rollups.rebuild does)."""
+def _add_raw(session: Session, actor: Actor, ranges: list[Range], by: str | None, sign: int,
+             sums: dict[Any, dict[str, float]] | None, hists: dict[Any, dict[int, int]] | None) -> None:
+    """The rollups' columns and buckets computed from the conversations created in RANGES (as core.rollups.rebuild
+    does), added to SUMS and HISTS times SIGN: one scan, grouped by key and response-time bucket."""
     c = Conversation
     finished = c.status.in_(TERMINAL_COLUMNS)
+    timed = and_(c.status == "completed", c.response_time_ms.is_not(None))
+    bucket = case((timed, _bucket_sql(session, c.response_time_ms)), else_=None).label("bucket")
     cols = [func.count(), *[func.count().filter(c.status == s) for s in ("completed", "failed", "opted_out")],
             *[func.coalesce(func.sum(col).filter(finished), 0) for col in (c.prompt_tokens, c.completion_tokens,
                                                                            c.cost_usd)]]
-    return select(_key(session, c, c.created_at, by), *cols).where(in_ranges(c.created_at, ranges),
-                                                                  *shop_filter(actor, c.shop_id))
+    query = (select(_key(session, c, c.created_at, by), bucket, *cols)
+             .where(in_ranges(c.created_at, ranges), *shop_filter(actor, c.shop_id))
+             .group_by(literal_column("k"), literal_column("bucket")))
+    for k, b, *values in _rows(session, query):
+        key = _norm(k, by)
+        if sums is not None:
+            target = sums[key]
+            for col, v in zip(SUM_COLUMNS, values):
+                target[col] += sign * float(v or 0)
+        if hists is not None and b is not None:  # every row of a bucket's group is a timed, completed one
+            hists[key][int(b)] += sign * int(values[0])
 
 
-def histograms(session: Session, *, actor: Actor, plan: Plan, by: str | None = None) -> dict[Any, dict[int, int]]:
-    """Response-time histograms per key over the plan: whole days from the compact daily rows, whole hours from the
-    compact hourly rows plus the fine rows not yet folded, the partial hours at the edges from raw rows."""
-    out: dict[Any, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    b, c = AgentResponseBucket, Conversation
+def _add_rollup_histograms(session: Session, actor: Actor, plan: Plan, by: str | None,
+                           out: dict[Any, dict[int, int]]) -> None:
+    """Whole days from the compact daily rows, whole hours from the compact hourly rows plus the fine rows not yet
+    folded."""
+    b = AgentResponseBucket
     compact, queries = [], []
     if plan.hourly:
         compact.append(_compact_query(session, actor, plan.hourly, by))
@@ -145,12 +190,6 @@ def histograms(session: Session, *, actor: Actor, plan: Plan, by: str | None = N
         shops = shop_filter(actor, daily.shop_id) if actor.shop_ids is not None else []
         compact.append(select(_key(session, daily, daily.day, by), joined_counts(session, daily.counts))
                        .where(daily.day.in_(plan.days), *shops))
-    if plan.raw:
-        bucket = _bucket_sql(session, c.response_time_ms).label("bucket")
-        queries.append(select(_key(session, c, c.created_at, by), bucket, func.count())
-                       .where(in_ranges(c.created_at, plan.raw), c.status == "completed",
-                              c.response_time_ms.is_not(None), *shop_filter(actor, c.shop_id))
-                       .group_by(literal_column("bucket")))
     # Thousands of stored histograms on a month by shop: joined per key in SQL, all summed by one numpy pass.
     stored = sum_stored_by_key((_norm(k, by), joined) for query in compact
                                for k, joined in _rows(session, query.group_by(literal_column("k"))))
@@ -159,7 +198,6 @@ def histograms(session: Session, *, actor: Actor, plan: Plan, by: str | None = N
     for query in queries:
         for k, bucket, n in _rows(session, query.group_by(literal_column("k"))):
             out[_norm(k, by)][int(bucket)] += int(n)
-    return {k: dict(v) for k, v in out.items()}
 
 
 def _rows(session: Session, query: Any) -> Any:

@@ -26,12 +26,12 @@ ACTOR = system_actor("test")
 STATUSES = ("completed", "failed", "opted_out", "pending", "in_progress", "waiting_response")
 
 
-def figures(engine: Engine, hours: int, actor=ACTOR) -> tuple:  # noqa: ANN001
+def figures(engine: Engine, hours: int, actor=ACTOR, now: datetime | None = None) -> tuple:  # noqa: ANN001
     with read_session(engine) as s:
-        summary = metrics.get_summary(s, actor=actor, window_hours=hours)
-        series = metrics.get_timeseries(s, actor=actor, window_hours=hours)
-        by_type = metrics.get_breakdown(s, actor=actor, window_hours=hours, by="agent_type", top=20)
-        by_shop = metrics.get_breakdown(s, actor=actor, window_hours=hours, by="shop", top=20)
+        summary = metrics.get_summary(s, actor=actor, window_hours=hours, now=now)
+        series = metrics.get_timeseries(s, actor=actor, window_hours=hours, now=now)
+        by_type = metrics.get_breakdown(s, actor=actor, window_hours=hours, by="agent_type", top=20, now=now)
+        by_shop = metrics.get_breakdown(s, actor=actor, window_hours=hours, by="shop", top=20, now=now)
     return summary.as_dict(), series, by_type, by_shop
 
 
@@ -49,9 +49,9 @@ def raw(engine: Engine, since: datetime, shops: set[int] | None = None) -> dict:
 
 
 def assert_true_to_raw_rows(engine: Engine, hours: int, actor=ACTOR,  # noqa: ANN001
-                            shops: set[int] | None = None) -> None:
-    before = utcnow()
-    summary, series, by_type, by_shop = figures(engine, hours, actor)
+                            shops: set[int] | None = None, now: datetime | None = None) -> None:
+    before = now or utcnow()
+    summary, series, by_type, by_shop = figures(engine, hours, actor, now)
     since = datetime.fromisoformat(summary["since"])
     assert before - timedelta(hours=hours, minutes=1) < since <= before - timedelta(hours=hours), "to the minute"
     truth = raw(engine, since, shops)
@@ -100,20 +100,40 @@ def test_scoped_users_read_only_their_shops(engine: Engine) -> None:
     assert figures(engine, 720, ROLE_ACTORS["shop_owner"])[0]["conversations"] < everyone
 
 
-def test_the_plan_reads_raw_rows_only_for_the_partial_hour_at_the_start(engine: Engine) -> None:
-    now = datetime(2026, 11, 25, 11, 8, 30, tzinfo=timezone.utc)
+def test_the_plan_reads_at_most_half_an_hour_of_raw_rows(engine: Engine) -> None:
+    """The partial hour at the start: its minutes in the window read raw, or, when fewer, the minutes before the
+    window read raw and taken away from that whole hour (traffic per minute is what raw minutes cost)."""
     hour = timedelta(hours=1)
     with read_session(engine) as s:
-        last_hour = plan_window(s, actor=ACTOR, since=metrics.window_bounds(1, now)[0], now=now)
-        last_day = plan_window(s, actor=ACTOR, since=metrics.window_bounds(24, now)[0], now=now)
-    ten_past = datetime(2026, 11, 25, 10, 8, tzinfo=timezone.utc)
-    eight_past_eleven, eleven = ten_past + hour, ten_past.replace(minute=0) + hour
-    # The current hour is read from its hourly rows (it holds everything created so far), not from raw rows.
-    assert (last_hour.raw, last_hour.hourly) == ([(ten_past, eleven)], [(eleven, None)])
-    yesterday = eight_past_eleven - 24 * hour
-    assert last_day.raw == [(yesterday, eleven - 23 * hour)]
-    assert last_day.hourly == [(eleven - 23 * hour, None)]
-    assert metrics.describe_window(*metrics.window_bounds(1, now)) == "10:08–11:08 UTC"
+        def plan(hours: int, now: datetime) -> rollup_reads.Plan:
+            return plan_window(s, actor=ACTOR, since=metrics.window_bounds(hours, now)[0], now=now)
+        eight_past = datetime(2026, 11, 25, 11, 8, 30, tzinfo=timezone.utc)
+        last_hour, last_day = plan(1, eight_past), plan(24, eight_past)
+        late = datetime(2026, 11, 25, 11, 38, 30, tzinfo=timezone.utc)
+        late_hour, late_day = plan(1, late), plan(24, late)
+    ten, eleven = datetime(2026, 11, 25, 10, tzinfo=timezone.utc), datetime(2026, 11, 25, 11, tzinfo=timezone.utc)
+    # 10:08–11:08: the whole of 10:00–11:00 from the rollups less the 8 minutes before 10:08; the current hour from its
+    # hourly rows (they hold everything created so far), never raw.
+    assert (last_hour.raw, last_hour.minus) == ([], [(ten, ten.replace(minute=8))])
+    assert last_hour.hourly == [(ten, None)]
+    assert (last_day.raw, last_day.minus) == ([], [(eleven - 24 * hour, eleven - 24 * hour + timedelta(minutes=8))])
+    assert last_day.hourly == [(eleven - 24 * hour, None)]
+    # 10:38–11:38: the 22 minutes to 11:00 raw, nothing taken away.
+    assert (late_hour.raw, late_hour.minus, late_hour.hourly) == ([(ten.replace(minute=38), eleven)], [],
+                                                                  [(eleven, None)])
+    assert late_day.raw == [(ten.replace(minute=38) - 23 * hour, eleven - 23 * hour)] and not late_day.minus
+    assert metrics.describe_window(*metrics.window_bounds(1, eight_past)) == "10:08–11:08 UTC"
+
+
+@pytest.mark.parametrize("minute", [10, 50])
+@pytest.mark.parametrize("hours", [1, 24, 720])
+def test_figures_are_exact_whichever_side_of_the_half_hour_the_window_starts(engine: Engine, hours: int,
+                                                                            minute: int) -> None:
+    """Minute 10: the whole first hour less 10 raw minutes; minute 50: 10 raw minutes added."""
+    seed_minimal(engine, conversations=1500, days=3)
+    now = utcnow()
+    now += timedelta(minutes=(minute - now.minute) % 60)  # ahead of the clock: nothing is created in between
+    assert_true_to_raw_rows(engine, hours, now=now)
 
 
 def test_a_single_remaining_agent_type_is_named_not_other_1(engine: Engine) -> None:
