@@ -1,8 +1,11 @@
 """Sums and histograms over a window to the minute: whole hours from the hourly rollups (whole days from the daily
 ones), the current hour from its hourly rows too (nothing is created after now), and only the partial hour at the
-start from the raw conversations (an indexed range of created_at): its minutes in the window, or, when fewer, the
-minutes before the window taken away from that whole hour. Raw minutes cost what traffic per minute costs, so a
-window reads at most 30 of them, in one scan for both sums and histograms."""
+start from the raw conversations (an indexed range of created_at), in one scan for both sums and histograms.
+
+The raw minutes and the rollups never cover the same conversation: each is counted by exactly one statement, so a
+conversation that finishes while the statements run cannot be counted twice or taken away once too often (reading
+the whole first hour from the rollups less the minutes before the window would need one snapshot for all of them,
+and whole days from daily rows that a late finish reaches only at the probe's next refresh)."""
 from __future__ import annotations
 
 import math
@@ -38,7 +41,6 @@ class Plan:
     hourly: list[Range] = field(default_factory=list)  # whole hours read from the hourly rollups
     days: list[datetime] = field(default_factory=list)  # whole days read from the daily tables
     raw: list[Range] = field(default_factory=list)  # the partial hour at the start, read from the conversations
-    minus: list[Range] = field(default_factory=list)  # or the minutes before it, read raw and taken from its hour
 
 
 def plan_window(session: Session, *, actor: Actor, since: datetime, now: datetime | None = None) -> Plan:
@@ -57,12 +59,8 @@ def plan_window(session: Session, *, actor: Actor, since: datetime, now: datetim
 
 def _whole_hours(session: Session, *, actor: Actor, since: datetime, current: datetime) -> Plan:
     """The plan up to the current hour: the partial hour at the start raw, whole days daily, whole hours hourly."""
-    start_hour = floor_hour(since)
-    if since - start_hour < timedelta(minutes=30):  # fewer minutes before the window than in it: read the whole hour
-        first_whole, plan = start_hour, Plan(since, minus=[(start_hour, since)] if since > start_hour else [])
-    else:
-        first_whole = start_hour + timedelta(hours=1)
-        plan = Plan(since, raw=[(since, first_whole)])
+    first_whole = since if since == floor_hour(since) else floor_hour(since) + timedelta(hours=1)
+    plan = Plan(since, raw=[(since, first_whole)] if since < first_whole else [])
     if first_whole >= current:
         return plan
     if current - first_whole <= timedelta(hours=HOURLY_ONLY_HOURS):
@@ -101,20 +99,17 @@ def in_ranges(column: Any, ranges: list[Range]) -> Any:
 def window_figures(session: Session, *, actor: Actor, plan: Plan, by: str | None = None, sums: bool = True,
                    hists: bool = True) -> tuple[dict[Any, dict[str, float]], dict[Any, dict[int, int]]]:
     """SUM_COLUMNS and response-time histograms per key (None, 'agent_type', 'shop_id', 'hour', 'day' or '5min')
-    over PLAN: whole hours and days from the rollups, the raw minutes read once for both (and taken away for
-    plan.minus). Only what SUMS and HISTS ask for is read from the rollups."""
+    over PLAN: whole hours and days from the rollups, the raw minutes read once for both. Only what SUMS and HISTS
+    ask for is read from the rollups."""
     out_sums: dict[Any, dict[str, float]] = defaultdict(lambda: dict.fromkeys(SUM_COLUMNS, 0))
     out_hists: dict[Any, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     if sums:
         _add_rollup_sums(session, actor, plan, by, out_sums)
     if hists:
         _add_rollup_histograms(session, actor, plan, by, out_hists)
-    for ranges, sign in ((plan.raw, 1), (plan.minus, -1)):
-        if ranges:
-            _add_raw(session, actor, ranges, by, sign, out_sums if sums else None, out_hists if hists else None)
-    kept_sums = {k: v for k, v in out_sums.items() if any(abs(x) > 1e-9 for x in v.values())}
-    kept_hists = {k: {b: n for b, n in v.items() if n > 0} for k, v in out_hists.items()}
-    return kept_sums, {k: v for k, v in kept_hists.items() if v}
+    if plan.raw:
+        _add_raw(session, actor, plan.raw, by, out_sums if sums else None, out_hists if hists else None)
+    return dict(out_sums), {k: dict(v) for k, v in out_hists.items()}
 
 
 def metric_sums(session: Session, *, actor: Actor, plan: Plan, by: str | None = None) -> dict[Any, dict[str, float]]:
@@ -151,10 +146,10 @@ def _rollup_sums(session: Session, actor: Actor, model: Any, time_col: Any, wher
     return select(_key(session, model, time_col, by), *cols).where(where, *shops)
 
 
-def _add_raw(session: Session, actor: Actor, ranges: list[Range], by: str | None, sign: int,
+def _add_raw(session: Session, actor: Actor, ranges: list[Range], by: str | None,
              sums: dict[Any, dict[str, float]] | None, hists: dict[Any, dict[int, int]] | None) -> None:
     """The rollups' columns and buckets computed from the conversations created in RANGES (as core.rollups.rebuild
-    does), added to SUMS and HISTS times SIGN: one scan, grouped by key and response-time bucket."""
+    does), added to SUMS and HISTS: one scan, grouped by key and response-time bucket."""
     c = Conversation
     finished = c.status.in_(TERMINAL_COLUMNS)
     timed = and_(c.status == "completed", c.response_time_ms.is_not(None))
@@ -170,9 +165,9 @@ def _add_raw(session: Session, actor: Actor, ranges: list[Range], by: str | None
         if sums is not None:
             target = sums[key]
             for col, v in zip(SUM_COLUMNS, values):
-                target[col] += sign * float(v or 0)
+                target[col] += float(v or 0)
         if hists is not None and b is not None:  # every row of a bucket's group is a timed, completed one
-            hists[key][int(b)] += sign * int(values[0])
+            hists[key][int(b)] += int(values[0])
 
 
 def _add_rollup_histograms(session: Session, actor: Actor, plan: Plan, by: str | None,
