@@ -123,8 +123,7 @@ class Worker:
             self._db.shutdown(wait=True)
         if self.listener is not None:
             self.listener.join(timeout=5)
-        # The last word on the database: a worker that could not reach it as it stopped did not do its job.
-        self.database_error = self._write_heartbeat(stopped=True)
+        self.database_error = self._final_heartbeat()
         log.info("worker %s stopped after %d conversations", self.id, self.processed)
         return self.processed
 
@@ -436,6 +435,19 @@ class Worker:
                 self._write_heartbeat()
             except Exception as exc:  # noqa: BLE001
                 log.warning("heartbeat failed (%s)", type(exc).__name__)
+
+    def _final_heartbeat(self, attempts: int = 3, pause: float = 0.5) -> Exception | None:
+        """The stopped heartbeat, tried a few times: a worker that still cannot reach its database as it stops did not
+        do its job (the caller exits non-zero), but one connection dropped by a restart or an idle reaper is no
+        verdict on the run."""
+        error = None
+        for attempt in range(attempts):
+            error = self._write_heartbeat(stopped=True)
+            if error is None:
+                return None
+            if attempt + 1 < attempts:
+                time.sleep(pause)
+        return error
 
     def _write_heartbeat(self, *, stopped: bool = False) -> Exception | None:
         """Write this worker's heartbeat row; returns the error if the database refused it."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,13 +10,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text, update
 
-from core.config import reset_settings
+from core.config import get_settings, reset_settings
 from core.db import dispose_engines, get_engine, read_session
 from core.llm import Reply
 from core.migrate import upgrade_to_head
 from core.models import Conversation
 from core.queries.settings import get_activation_state
 from core.worker import store
+from core.worker.runner import Worker
 from tests.support.pg_cluster import PgCluster
 from tests.support.workers import (
     RunningWorker, agent_messages_per_conversation, configure, prepare, spawn_worker, status_counts, wait_for,
@@ -169,3 +171,24 @@ def test_a_worker_that_never_reached_its_database_exits_non_zero(monkeypatch, ca
     assert code == 1
     assert "stopped without its database. The database cannot be reached" in err and f"port {port}" in err
     assert "Traceback" not in err
+
+
+def test_a_dropped_connection_at_stop_is_no_verdict_on_the_run(pg_engine: Engine, fake_openai, monkeypatch) -> None:
+    """One pooled connection dropped (a restart, an idle reaper) just before the stopped heartbeat made a healthy run
+    exit 1 (found by a review)."""
+    configure(monkeypatch, OPENAI_API_KEY="sk-test-loopback", OPENAI_BASE_URL=fake_openai.base_url,
+              AGENT_HEARTBEAT_SECONDS=3600, AGENT_MAX_CONCURRENT=1)
+    prepare(pg_engine, 1)
+    fake_openai.set("ok", delay_seconds=2.0)  # busy: the slot is full, so no claim touches the heartbeat pool
+
+    def drop() -> None:  # a database restart / failover / idle-connection reaper, for the heartbeat pool only
+        with pg_engine.connect() as c:
+            c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE application_name = 'agentops-relaxed' AND datname = current_database()"))
+    threading.Timer(1.0, drop).start()
+    worker = Worker(engine=pg_engine, settings=get_settings())
+    worker.run(max_seconds=1.5)
+    assert status_counts(pg_engine) == {"completed": 1} and worker.processed == 1  # it did its job
+    with pg_engine.connect() as c:
+        assert c.execute(text("SELECT 1")).scalar() == 1  # and the database is up
+    assert worker.database_error is None, f"run_worker would exit 1: {worker.database_error!r}"[:200]
