@@ -15,6 +15,7 @@ from core.errors import AgentOpsError, PermissionDenied
 from core.models import AGENT_TYPES, CHANNELS, REVIEW_STATES
 from core.queries import review as rq
 from core.queries.conversation_filters import STATUSES, ConversationFilter, parse_filter, parse_time
+from core.queries.privacy import masks_pii
 from core.services.guard import record_refusal
 from core.uow import UnitOfWork
 from dashboard import components, review_widgets
@@ -114,6 +115,11 @@ except AgentOpsError as exc:
 
 rows = [{**r, "flags": ", ".join(r["flags"]), "created_at": f"{r['created_at']:%Y-%m-%d %H:%M}"} for r in page.rows]
 st.caption(f"Page {len(st.session_state['conv_pages'])} · {len(rows)} conversations, newest first")
+if filters.search and masks_pii(actor):
+    st.caption("Client names, phone numbers and e-mail addresses are masked for you, so the search does not match "
+               "them (reveal a conversation to read its client's details)."
+               + (" Fewer than a page of matches among the conversations looked at so far: **Next page** looks "
+                  "further." if page.next_cursor and len(rows) < rq.page_size() else ""))
 st.dataframe(pd.DataFrame(rows).astype(str) if rows else pd.DataFrame(), hide_index=True, width="stretch")
 prev, nxt, _ = st.columns([1, 1, 6])
 if prev.button("Previous page", disabled=len(st.session_state["conv_pages"]) == 1):

@@ -1,16 +1,18 @@
 """Who sees a client's name, phone and e-mail in review: masking (initials, last two digits) and reveals."""
 from __future__ import annotations
 
+import functools
 import re
+import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.auth import Actor, Role
-from core.models import Client, Conversation, RevealGrant, utcnow
+from core.models import Client, Conversation, Message, RevealGrant, utcnow
 
 DOT = "•"
 # Support reads their assigned shops' clients in full; these roles read every shop, so they see client data masked
@@ -59,14 +61,25 @@ def revealed_conversations(session: Session, *, actor: Actor, conversation_ids: 
 def redact_client(text: str, first: str | None, last: str | None, phone: str | None, email: str | None) -> str:
     """TEXT with the client's own name, phone and e-mail masked where they appear (messages greet clients by name),
     as client_view masks them in the header: whole words, any case."""
+    found = _client_pattern(first, last, phone, email)
+    if found is None:
+        return text
+    pattern, masks = found
+    return pattern.sub(lambda m: masks[m.group(0).lower()], text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _client_pattern(first: str | None, last: str | None, phone: str | None,
+                    email: str | None) -> tuple[re.Pattern[str], dict[str, str]] | None:
+    """The pattern of a client's details and their masks by lowercased match (one compile per client, not per
+    message: a masked search redacts hundreds of messages)."""
     masks = {p.strip(): f"{p.strip()[:1].upper()}." for p in (first, last) if p and len(p.strip()) > 1}
     masks |= {v: m(v) for v, m in ((phone, mask_phone), (email, mask_email)) if v}
     if not masks:
-        return text
+        return None
     pattern = re.compile("|".join(rf"(?<!\w){re.escape(v)}(?!\w)" for v in sorted(masks, key=len, reverse=True)),
                          re.IGNORECASE)
-    lowered = {k.lower(): v for k, v in masks.items()}
-    return pattern.sub(lambda m: lowered[m.group(0).lower()], text)
+    return pattern, {k.lower(): v for k, v in masks.items()}
 
 
 def client_view(first: str, last: str, phone: str | None, email: str | None, *, masked: bool) -> dict[str, Any]:
@@ -77,16 +90,28 @@ def client_view(first: str, last: str, phone: str | None, email: str | None, *, 
     return {"name": f"{first} {last}".strip(), "phone": phone or "–", "email": email or "–", "masked": False}
 
 
-def unmasked_matches(actor: Actor, term: str, now: datetime | None = None) -> list[ColumnElement]:
-    """For a masked reader, conditions that keep a search from finding a conversation by its own client's name, phone
-    or e-mail (masked in what they read) unless they revealed it; nothing for everyone else."""
-    if not masks_pii(actor):
-        return []
-    words = {w.lower() for w in term.split()} | {w.strip(".,;:!?\"'()").lower() for w in term.split()}
-    cl = Client
-    own = exists().where(cl.id == Conversation.client_id, or_(
-        func.lower(cl.first_name).in_(words), func.lower(cl.last_name).in_(words), cl.phone.in_(words),
-        func.lower(cl.email).in_(words)))
-    revealed = exists().where(RevealGrant.conversation_id == Conversation.id,
-                              RevealGrant.username == actor.username, RevealGrant.expires_at > (now or utcnow()))
-    return [or_(~own, revealed)]
+
+def search_words(text: str) -> set[str]:
+    """The words of TEXT as a search compares them: case and accents folded, split at anything not a letter or
+    digit (as the full-text indexes split them)."""
+    folded = unicodedata.normalize("NFKD", text.casefold())
+    return set(re.findall(r"\w+", "".join(ch for ch in folded if not unicodedata.combining(ch))))
+
+
+def readable_matches(session: Session, *, actor: Actor, term: str, conversation_ids: Iterable[int]) -> set[int]:
+    """Of CONVERSATION_IDS (found by searching TERM), those where TERM matches a message as ACTOR reads it: a masked
+    reader does not find a conversation by its own client's name, phone or e-mail (the search would say who the
+    client is) unless they revealed it. Every word of TERM must be in one message, as in the full-text search."""
+    ids = set(conversation_ids)
+    words = search_words(term)
+    if not masks_pii(actor) or not words or not ids:
+        return ids
+    shown = revealed_conversations(session, actor=actor, conversation_ids=ids)
+    c, cl, m = Conversation, Client, Message
+    rows = session.execute(
+        select(m.conversation_id, m.content, cl.first_name, cl.last_name, cl.phone, cl.email)
+        .join(c, c.id == m.conversation_id).outerjoin(cl, cl.id == c.client_id)
+        .where(m.conversation_id.in_(sorted(ids - shown))))
+    readable = {conv_id for conv_id, content, *client in rows
+                if words <= search_words(redact_client(content or "", *client))}
+    return shown | readable

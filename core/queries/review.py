@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,7 +19,7 @@ from core.errors import NotFound, PermissionDenied, UserInputError
 from core.inputs import is_row_id
 from core.models import AuditRecord, Client, Conversation, JudgeScore, Message, ReviewRecord, ReviewState, Shop
 from core.queries.conversation_filters import ConversationFilter, conversation_conditions
-from core.queries.privacy import client_view, masks_pii, redact_client, revealed_conversations, unmasked_matches
+from core.queries.privacy import client_view, masks_pii, readable_matches, redact_client, revealed_conversations
 from core.queries.scope import require_read, shop_filter
 
 # The refusal of a read outside one's shops counts as an unauthorized client-data attempt (rollback trigger).
@@ -68,22 +68,54 @@ def list_conversations(session: Session, *, actor: Actor, filters: ConversationF
     """One page of conversations (newest first) matching FILTERS within ACTOR's shops; keyset-paginated."""
     f = filters or ConversationFilter()
     _check_scope(session, actor, f)
-    limit = max(1, min(limit or get_settings().review_page_size, 500))
+    limit = page_size(limit)
     c, r = Conversation, ReviewState
     q = (select(c.id, c.created_at, c.shop_id, c.agent_type, c.channel, c.status, c.provider, c.attempts,
                 c.response_time_ms, c.error, c.client_id, r.state, r.rating, r.flags, r.judge_rating)
          .outerjoin(r, r.conversation_id == c.id)
-         .where(*shop_filter(actor, c.shop_id), *conversation_conditions(f, session),
-                *(unmasked_matches(actor, f.search) if f.search else [])))
-    after = Cursor.decode(cursor)
-    if after:
-        q = q.where(or_(c.created_at < after.created_at, and_(c.created_at == after.created_at, c.id < after.id)))
-    rows = session.execute(q.order_by(c.created_at.desc(), c.id.desc()).limit(limit + 1)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
+         .where(*shop_filter(actor, c.shop_id), *conversation_conditions(f, session)))
+    keep = None
+    if f.search and masks_pii(actor):
+        def keep(batch: list[Any]) -> list[Any]:
+            found = readable_matches(session, actor=actor, term=f.search, conversation_ids=[x.id for x in batch])
+            return [x for x in batch if x.id in found]
+    rows, last = _page_rows(session, q, Cursor.decode(cursor), limit, keep)
     out = _with_clients(session, actor, [_row(x) for x in rows])
-    last = rows[-1] if rows and more else None
     return Page(out, Cursor(last.created_at, last.id).encode() if last else None)
+
+
+# A masked reader's search drops the conversations found only by their client's own details; pages are filled from
+# growing batches (a page's worth first, then up to SEARCH_BATCH), looking at up to SEARCH_EXAMINED rows before a
+# page is returned short (its cursor goes on from the last row looked at).
+SEARCH_BATCH = 400
+SEARCH_EXAMINED = 1000
+
+
+def _page_rows(session: Session, q: Any, after: Cursor | None, limit: int,
+               keep: Callable[[list[Any]], list[Any]] | None) -> tuple[list[Any], Any]:
+    """Up to LIMIT rows of Q (newest first) after AFTER that KEEP keeps, and the row the next page starts after
+    (None on the last page)."""
+    c = Conversation
+    kept, examined, batch_size = [], 0, limit + 1
+    while True:
+        page_q = q if after is None else q.where(or_(c.created_at < after.created_at,
+                                                     and_(c.created_at == after.created_at, c.id < after.id)))
+        batch = session.execute(page_q.order_by(c.created_at.desc(), c.id.desc()).limit(batch_size)).all()
+        kept += batch if keep is None else keep(batch)
+        examined += len(batch)
+        if len(kept) > limit:
+            return kept[:limit], kept[limit - 1]
+        if len(batch) < batch_size:
+            return kept, None
+        after = batch[-1]
+        if examined >= SEARCH_EXAMINED:  # a short page; the next one carries on from the last row looked at
+            return kept, after
+        batch_size = min(SEARCH_BATCH, batch_size * 4)  # most of a page was dropped: look further at once
+
+
+def page_size(limit: int | None = None) -> int:
+    """Rows per page of conversations: LIMIT, else the configured size, within 1–500."""
+    return max(1, min(limit or get_settings().review_page_size, 500))
 
 
 def _row(x: Any) -> dict[str, Any]:

@@ -165,3 +165,20 @@ def test_a_huge_shop_id_or_conversation_link_is_one_sentence_not_a_crash(console
     assert at.text_input(key="f_shop").value == huge  # the form keeps what was typed
     at = _open(at, "conversations.py", conversation=huge)
     assert not at.exception and f"No conversation with id {huge}." in shown(at.error)
+
+
+def test_a_masked_search_says_client_details_are_not_matched(console_db: Engine) -> None:
+    """A product owner typing a client's name finds none of that client's conversations, and the page says why."""
+    conv_id, client = _first(console_db, status="completed", shop_id=1)
+    at = _open(sign_in(open_app(), "po"), "conversations.py")
+    at.text_input(key="f_search").set_value(client.first_name)
+    at = submit(at, "conv_filter_form")
+    assert not at.exception
+    table = at.dataframe[0].value
+    listed = set(table["id"]) if "id" in table else set()  # an empty result has no columns
+    assert str(conv_id) not in listed
+    assert "the search does not match them" in body_text(at)
+    at = _open(sign_in(open_app(), "support"), "conversations.py")
+    at.text_input(key="f_search").set_value(client.first_name)
+    at = submit(at, "conv_filter_form")
+    assert "the search does not match them" not in body_text(at)

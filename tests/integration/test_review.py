@@ -172,6 +172,66 @@ def test_a_masked_reader_cannot_find_a_conversation_by_its_clients_name(world: E
     assert conv_id in found(PO, first)  # revealed: the name is theirs to read and to search
 
 
+def _found(engine: Engine, actor: object, term: str) -> set[int]:
+    with read_session(engine) as s:
+        return {r["id"] for r in rq.list_conversations(s, actor=actor, limit=500,
+                                                       filters=parse_filter({"search": term})).rows}
+
+
+@pytest.mark.parametrize("term", ["{first}-", "#{first}", "{first}/", "[{first}]", "{first}…", "{first}'s",
+                                  "{phone_digits}"])
+def test_punctuation_or_a_bare_number_finds_no_masked_client(world: Engine, term: str) -> None:
+    """The first guard compared whole words: 'Ray-', '#Ray', "Ray's" and the phone without its '+' still found the
+    client (found by a review)."""
+    conv = _finished(world, 1)[0]
+    with read_session(world) as s:
+        cl = s.get(Client, s.get(Conversation, conv).client_id)
+        first, phone = cl.first_name, cl.phone
+    _add_message(world, conv, f"Happy birthday {first}'s day, {first}! Reply to {phone}.")
+    probe = term.format(first=first, phone_digits=phone.lstrip("+"))
+    assert conv in _found(world, SUPPORT, first)
+    assert conv not in _found(world, PO, probe)
+
+
+@pytest.mark.parametrize("name, probe", [("Mary-Jane", "Mary"), ("Anna Maria", "Anna"), ("Élodie", "élodie"),
+                                         ("Élodie", "Elodie")])
+def test_compound_and_accented_names_find_no_masked_client(world: Engine, name: str, probe: str) -> None:
+    conv = _finished(world, 1)[0]
+    with UnitOfWork(world) as uow:
+        client = uow.session.get(Client, uow.session.get(Conversation, conv).client_id)
+        client.first_name = name
+        uow.commit()
+    _add_message(world, conv, f"Hello {name}, your appointment is confirmed")
+    assert conv not in _found(world, PO, probe)
+    assert conv in _found(world, PO, "appointment confirmed")
+
+
+def test_a_masked_search_fills_its_pages_and_loses_no_row(world: Engine) -> None:
+    """Pages of a masked search skip what only the client's details match, and every readable match comes once."""
+    with UnitOfWork(world) as uow:
+        ids = list(uow.session.scalars(select(Conversation.id).order_by(Conversation.id).limit(12)))
+        for n, conv_id in enumerate(ids):  # half greet a client named Zebrawood, half mention zebrawood planks
+            conv = uow.session.get(Conversation, conv_id)
+            client = Client(shop_id=conv.shop_id, first_name="Zebrawood" if n % 2 else "Oak", last_name="Tree")
+            uow.session.add(client)
+            uow.session.flush()
+            conv.client_id = client.id
+        uow.commit()
+    for n, conv_id in enumerate(ids):
+        _add_message(world, conv_id, "Hi Zebrawood" if n % 2 else "zebrawood planks are in stock")
+    readable, pages, cursor = set(), 0, None
+    while True:
+        with read_session(world) as s:
+            page = rq.list_conversations(s, actor=PO, limit=2, cursor=cursor,
+                                         filters=parse_filter({"search": "zebrawood"}))
+        readable |= {r["id"] for r in page.rows}
+        pages += 1
+        assert len(page.rows) == 2 or page.next_cursor is None
+        if not (cursor := page.next_cursor):
+            break
+    assert readable == set(ids[0::2]) and pages == 3
+
+
 def test_reveal_is_audited_and_expires(world: Engine) -> None:
     conv = _finished(world, 2)[0]
     with pytest.raises(UserInputError):
