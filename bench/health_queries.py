@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import psutil
 
@@ -24,15 +24,26 @@ SMALL_DB = "agentops_bench_100k"
 PEER_TABLE = "bench_instance_buckets"
 
 
-def _queries(s, actor, hours: int) -> dict[str, Callable[[], object]]:  # noqa: ANN001
+def _queries(s, actor, hours: int, now: datetime | None) -> dict[str, Callable[[], object]]:  # noqa: ANN001
     from core.queries import metrics
 
     return {
-        "summary": lambda: metrics.get_summary(s, actor=actor, window_hours=hours),
-        "timeseries": lambda: metrics.get_timeseries(s, actor=actor, window_hours=hours),
-        "by agent type": lambda: metrics.get_breakdown(s, actor=actor, window_hours=hours, by="agent_type"),
-        "by shop": lambda: metrics.get_breakdown(s, actor=actor, window_hours=hours, by="shop"),
+        "summary": lambda: metrics.get_summary(s, actor=actor, window_hours=hours, now=now),
+        "timeseries": lambda: metrics.get_timeseries(s, actor=actor, window_hours=hours, now=now),
+        "by agent type": lambda: metrics.get_breakdown(s, actor=actor, window_hours=hours, by="agent_type", now=now),
+        "by shop": lambda: metrics.get_breakdown(s, actor=actor, window_hours=hours, by="shop", now=now),
     }
+
+
+def window_end(minute: int | None) -> datetime | None:
+    """The windows' end: now, or the next time at MINUTE past the hour (ahead of the clock by under an hour; nothing
+    is created in between). The minute decides how much of the first hour is read raw: 60 − MINUTE minutes."""
+    if minute is None:
+        return None
+    from core.models import utcnow
+
+    now = utcnow()
+    return now + timedelta(minutes=(minute - now.minute) % 60)
 
 
 ROWS_READ = (
@@ -52,7 +63,7 @@ def _rows_read(s, fn: Callable[[], object]) -> int:  # noqa: ANN001
     return int(s.execute(text(ROWS_READ)).scalar_one() - before)
 
 
-def measure(url: str, reps: int) -> dict[tuple[str, str, str], tuple[float, int]]:
+def measure(url: str, reps: int, now: datetime | None = None) -> dict[tuple[str, str, str], tuple[float, int]]:
     """p95 (ms) and rows read per (actor, query, window) on the database at URL, each query warmed once first."""
     from core.auth import Actor, Role, system_actor
     from core.db import read_session
@@ -63,7 +74,7 @@ def measure(url: str, reps: int) -> dict[tuple[str, str, str], tuple[float, int]
     with read_session(engine) as s:
         for who, actor in (("all shops", system_actor("bench")), ("one shop", support)):
             for window, hours in (("24h", 24), ("30d", 720)):
-                for name, fn in _queries(s, actor, hours).items():
+                for name, fn in _queries(s, actor, hours, now).items():
                     fn()
                     out[(who, name, window)] = pct(time_ms(fn, reps), 0.95), _rows_read(s, fn)
         workers = lambda: health.list_workers(s, actor=system_actor("b"))  # noqa: E731
@@ -209,12 +220,15 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--small-db", default=SMALL_DB)
     ap.add_argument("--no-page", action="store_true")
     ap.add_argument("--huge-db", help="an existing database seeded by `seed --test-data load` (e.g. 10M)")
+    ap.add_argument("--minute", type=int, choices=range(60), metavar="0-59",
+                    help="end the windows at this minute past the hour (1: the most raw minutes, 59 of them)")
     args, _ = ap.parse_known_args(argv)
     big_url = loaded_postgres()
-    small = measure(small_database(args.small_db), args.reps)
-    big = measure(big_url, args.reps)
+    small = measure(small_database(args.small_db), args.reps, window_end(args.minute))
+    big = measure(big_url, args.reps, window_end(args.minute))
     huge_url, huge_size = _existing(args.huge_db) if args.huge_db else ("", "")
-    huge = measure(huge_url, args.reps) if huge_url else {}
+    huge = measure(huge_url, args.reps, window_end(args.minute)) if huge_url else {}
+    minute = window_end(args.minute).minute if args.minute is not None else None
     rows = []
     for key, (ms, read) in big.items():
         who, name, window = key
@@ -240,7 +254,15 @@ def main(argv: list[str] | None = None) -> str:
                  f"pd.read_sql + groupby: {pct(naive, 0.5):,.0f} ms ({pct(naive, 0.5) / pct(ours, 0.5):,.0f}× slower)"))
     rows += page_rows
     sizes = f"{huge_size}, 1M and 100k" if huge else "1,000,000 and 100,000"
-    return table(f"Agent Health (PostgreSQL, {sizes} conversations)", rows)
+    when = (f"windows ending at minute {minute} of the hour: {(60 - minute) % 60} raw minutes" if minute is not None
+            else f"windows ending now, {_utc_minute()} minutes past the hour")
+    return table(f"Agent Health (PostgreSQL, {sizes} conversations; {when})", rows)
+
+
+def _utc_minute() -> int:
+    from core.models import utcnow
+
+    return utcnow().minute
 
 
 def _naive_summary(engine) -> dict:  # noqa: ANN001
