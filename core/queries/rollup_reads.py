@@ -160,14 +160,16 @@ def _add_raw(session: Session, actor: Actor, ranges: list[Range], by: str | None
     query = (select(_key(session, c, c.created_at, by), bucket, *cols)
              .where(in_ranges(c.created_at, ranges), *shop_filter(actor, c.shop_id))
              .group_by(literal_column("k"), literal_column("bucket")))
-    for k, b, *values in _rows(session, query):
-        key = _norm(k, by)
-        if sums is not None:
-            target = sums[key]
-            for col, v in zip(SUM_COLUMNS, values):
-                target[col] += float(v or 0)
-        if hists is not None and b is not None:  # every row of a bucket's group is a timed, completed one
-            hists[key][int(b)] += int(values[0])
+    groups: dict[Any, list[Any]] = defaultdict(list)  # a month by shop is a thousand rows: summed per key below
+    for row in _rows(session, query):
+        key = _norm(row[0], by)
+        groups[key].append(row[2:])
+        if hists is not None and row[1] is not None:  # every row of a bucket's group is a timed, completed one
+            hists[key][int(row[1])] += int(row[2])
+    for key, rows in groups.items() if sums is not None else ():
+        target = sums[key]  # type: ignore[index]
+        for col, total in zip(SUM_COLUMNS, (sum(v or 0 for v in column) for column in zip(*rows))):
+            target[col] += float(total)
 
 
 def _add_rollup_histograms(session: Session, actor: Actor, plan: Plan, by: str | None,
