@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +131,23 @@ def _variant(engine: Engine, kind: str, *, pool_size: int, max_overflow: int, op
 def read_session(engine: Engine | None = None) -> Session:
     """A session for reads only; the caller closes it (use as a context manager)."""
     return sessionmaker(bind=engine or get_engine(), expire_on_commit=False)()
+
+
+@contextmanager
+def snapshot_session(session: Session) -> Iterator[Session]:
+    """A session whose reads all see one snapshot of SESSION's database: on PostgreSQL a session of its own in a
+    REPEATABLE READ transaction (under READ COMMITTED each statement sees what committed before it, so
+    a fold moving rollup rows between two statements of one figure counted them twice or not at all); on SQLite
+    SESSION itself (a read transaction is one snapshot there)."""
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql":
+        yield session
+        return
+    engine = bind.engine if isinstance(bind, Connection) else bind
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="REPEATABLE READ")  # not read-only: a standby refuses its reset
+        with Session(bind=conn, expire_on_commit=False, info=dict(session.info)) as snapshot:
+            yield snapshot
 
 
 def is_postgres(engine: Engine) -> bool:

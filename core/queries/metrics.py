@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.auth import Actor, Permission
+from core.db import snapshot_session
 from core.models import Conversation, Shop, utcnow
 from core.queries.rollup_reads import HOURLY_ONLY_HOURS, SUM_COLUMNS, Plan, plan_window, window_figures
 from core.queries.scope import require_read, shop_filter
@@ -81,6 +82,11 @@ def _open_counts(session: Session, actor: Actor, since: datetime, until: datetim
 def get_summary(session: Session, *, actor: Actor, window_hours: int, now: datetime | None = None) -> Summary:
     """Conversations created in the last WINDOW_HOURS (to the minute): by status, error rate, p95, tokens, cost."""
     require_read(actor, Permission.VIEW_HEALTH)
+    with snapshot_session(session) as snapshot:  # every figure from one snapshot: the probe folds meanwhile
+        return _summary(snapshot, actor, window_hours, now)
+
+
+def _summary(session: Session, actor: Actor, window_hours: int, now: datetime | None) -> Summary:
     since, until = window_bounds(window_hours, now)
     plan = plan_window(session, actor=actor, since=since, now=until)
     sums, hists = window_figures(session, actor=actor, plan=plan)
@@ -101,6 +107,11 @@ def get_timeseries(session: Session, *, actor: Actor, window_hours: int,
     """Per 5 minutes (1 h), per hour (up to two days) or per day: volume by status, error rate, p95; every period of
     the window is listed, empty ones with zeros, each under the time its period starts."""
     require_read(actor, Permission.VIEW_HEALTH)
+    with snapshot_session(session) as snapshot:
+        return _timeseries(snapshot, actor, window_hours, now)
+
+
+def _timeseries(session: Session, actor: Actor, window_hours: int, now: datetime | None) -> list[dict[str, Any]]:
     since, until = window_bounds(window_hours, now)
     by = "5min" if window_hours <= 1 else ("day" if window_hours > HOURLY_ONLY_HOURS else "hour")
     plan = Plan(since, raw=[(since, None)]) if by == "5min" else plan_window(session, actor=actor, since=since,
@@ -136,6 +147,12 @@ def get_breakdown(session: Session, *, actor: Actor, window_hours: int, by: str,
                   now: datetime | None = None) -> list[dict[str, Any]]:
     """Volume, error rate and p95 per agent type or per shop (top N by volume, the rest grouped as 'other')."""
     require_read(actor, Permission.VIEW_HEALTH)
+    with snapshot_session(session) as snapshot:
+        return _breakdown(snapshot, actor, window_hours, by, top, now)
+
+
+def _breakdown(session: Session, actor: Actor, window_hours: int, by: str, top: int,
+               now: datetime | None) -> list[dict[str, Any]]:
     since, until = window_bounds(window_hours, now)
     plan = plan_window(session, actor=actor, since=since, now=until)
     key = "agent_type" if by == "agent_type" else "shop_id"

@@ -9,14 +9,17 @@ from decimal import Decimal
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, func, select
 
 from core.auth import system_actor
 from core.db import read_session
 from core.migrate import alembic_config, alembic_config_for_scripts, current_revision, head_revision, upgrade_to_head
-from core.models import AgentMetric, AgentMetricDailyByShop, AgentMetricDailyByType, Conversation, utcnow
+from core.models import (
+    AgentMetric, AgentMetricDailyByShop, AgentMetricDailyByType, AgentResponseBucket, Conversation, utcnow,
+)
 from core.queries import metrics
-from core.rollups import TERMINAL_COLUMNS, floor_hour, insert_metrics
+from core.rollups import TERMINAL_COLUMNS, floor_hour, insert_fine_buckets, insert_metrics
+from core.rollups_compact import FOLDS, fold_closed_hours
 from core.rollups_daily import floor_day
 from core.rollups_sums import SUM_FOLDS, SUMS, fold_closed_sums
 from core.uow import UnitOfWork
@@ -120,6 +123,49 @@ def test_a_fold_changes_no_figure_and_adds_to_rows_already_there(engine: Engine)
     assert fine_hours(engine) == set()
     assert [everything(a) for a in actors] == before
     assert_compact_equals_raw(engine, before=later)
+
+
+@pytest.mark.parametrize("window, fold_before", [("summary 24h", 2), ("by shop 30d", 3)])
+def test_a_fold_during_a_health_read_changes_no_figure(engine: Engine, window: str, fold_before: int) -> None:
+    """The probe folds while the console reads: rows leave the fine tables for the compact ones between two
+    statements of the read. Each statement seeing its own snapshot, the sums counted those rows twice and the
+    histograms not at all."""
+    seed_minimal(engine, conversations=1500, days=3)
+    later = utcnow() + timedelta(hours=2)  # every seeded hour is a closed one then, and the fold moves them all
+    recent = floor_hour(utcnow()) - timedelta(hours=6)
+    with UnitOfWork(engine) as uow:  # the last hours as fine rows, as the worker leaves them until the probe folds
+        for model in (AgentMetric, AgentResponseBucket, *(m for m, _ in SUM_FOLDS), *(m for m, _ in FOLDS)):
+            uow.session.execute(model.__table__.delete().where(model.hour >= recent))
+        insert_metrics(uow.session, since=recent)
+        insert_fine_buckets(uow.session, since=recent)
+        uow.commit()
+
+    def read() -> object:
+        with read_session(engine) as s:
+            if window == "summary 24h":
+                return metrics.get_summary(s, actor=ACTOR, window_hours=24, now=later).as_dict()
+            return metrics.get_breakdown(s, actor=ACTOR, window_hours=720, by="shop", top=50, now=later)
+    expected = read()
+    with read_session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(AgentMetric)) > 0, "fine rows for the fold to move"
+        assert s.scalar(select(func.count()).select_from(AgentResponseBucket)) > 0
+    statements = []
+
+    def fold_midway(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+        if not statement.lstrip().upper().startswith(("SELECT", "WITH")):  # not SQLite's BEGIN, not the writes below
+            return
+        statements.append(statement)
+        if len(statements) == fold_before:  # just after the fine sums were read
+            with engine.begin() as probe:
+                fold_closed_hours(probe, before=later)
+                fold_closed_sums(probe, before=floor_hour(later))
+    event.listen(engine, "before_cursor_execute", fold_midway)
+    try:
+        during = read()
+    finally:
+        event.remove(engine, "before_cursor_execute", fold_midway)
+    assert len(statements) > 4 and fine_hours(engine) == set()
+    assert during == expected
 
 
 def test_migration_0012_folds_a_database_with_history(engine: Engine) -> None:
