@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, select
 
 from core.alerts.delivery import deliver_pending
 from core.alerts.evaluator import evaluate, release_lease
@@ -25,13 +25,16 @@ from core.models import (
     AlertState,
     AlertTransition,
     AuditRecord,
+    Conversation,
     RollbackRun,
     utcnow,
 )
+from core.rollups import floor_hour
+from core.rollups_sums import fold_closed_sums
 from core.services import alerts
 from core.services.guard import record_refusal
 from core.uow import UnitOfWork
-from tests.support.data import ROLE_ACTORS, seed_minimal
+from tests.support.data import ROLE_ACTORS, seed_minimal, unfold_recent_hours
 from tests.support.fake_receiver import FakeReceiver
 from tests.support.net import free_port
 
@@ -460,3 +463,37 @@ def test_response_p95_reads_the_folded_hours_too(engine: Engine) -> None:
     assert rows and by_type == p95([ms for ms, _ in rows])
     assert shop_1 == p95([ms for ms, shop in rows if shop == 1])
 
+
+
+def test_a_fold_during_an_evaluation_changes_no_reading(pg_engine: Engine) -> None:
+    """The probe folds while the evaluator reads: the fine rollup rows read, then moved into the compact rows before
+    those were read, were counted twice (a rollback trigger could fire on a doubled count). PostgreSQL only: on
+    SQLite the evaluator holds the one write lock, so no fold runs meanwhile."""
+    engine = pg_engine
+    seed_minimal(engine, conversations=1500, days=3)
+    with engine.begin() as conn:  # failures in the hours about to be unfolded, so that a doubled count shows
+        conn.execute(Conversation.__table__.update().where(Conversation.id.in_(
+            select(Conversation.id).where(Conversation.created_at >= utcnow() - timedelta(hours=3))
+            .order_by(Conversation.id).limit(5).scalar_subquery())).values(status="failed"))
+    unfold_recent_hours(engine)
+    rule(engine, key="t_failed", name="Failures", metric="failed_conversations", threshold=10_000,
+         window_minutes=600)
+
+    def reading() -> float:
+        with read_session(engine) as s:
+            return s.scalar(select(AlertState.value).join(AlertRule).where(AlertRule.key == "t_failed"))
+    assert evaluate(engine, owner="t").evaluated
+    calm = reading()
+    folded = []
+
+    def fold_midway(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+        if not folded and "FROM agent_metrics_hourly" in statement:  # the fine rows were read just before
+            folded.append(statement)
+            with engine.begin() as probe:
+                fold_closed_sums(probe, before=floor_hour(utcnow()) + timedelta(hours=1))
+    event.listen(engine, "before_cursor_execute", fold_midway)
+    try:
+        assert evaluate(engine, owner="t").evaluated
+    finally:
+        event.remove(engine, "before_cursor_execute", fold_midway)
+    assert folded and calm >= 5 and reading() == calm

@@ -18,12 +18,12 @@ from core.models import (
     AgentMetric, AgentMetricDailyByShop, AgentMetricDailyByType, AgentResponseBucket, Conversation, utcnow,
 )
 from core.queries import metrics
-from core.rollups import TERMINAL_COLUMNS, floor_hour, insert_fine_buckets, insert_metrics
-from core.rollups_compact import FOLDS, fold_closed_hours
+from core.rollups import TERMINAL_COLUMNS, floor_hour, insert_metrics
+from core.rollups_compact import fold_closed_hours
 from core.rollups_daily import floor_day
 from core.rollups_sums import SUM_FOLDS, SUMS, fold_closed_sums
 from core.uow import UnitOfWork
-from tests.support.data import ROLE_ACTORS, seed_minimal
+from tests.support.data import ROLE_ACTORS, seed_minimal, unfold_recent_hours
 
 ACTOR = system_actor("test")
 BEFORE_0012 = ScriptDirectory.from_config(alembic_config_for_scripts()).get_revision("0012").down_revision
@@ -132,13 +132,7 @@ def test_a_fold_during_a_health_read_changes_no_figure(engine: Engine, window: s
     histograms not at all."""
     seed_minimal(engine, conversations=1500, days=3)
     later = utcnow() + timedelta(hours=2)  # every seeded hour is a closed one then, and the fold moves them all
-    recent = floor_hour(utcnow()) - timedelta(hours=6)
-    with UnitOfWork(engine) as uow:  # the last hours as fine rows, as the worker leaves them until the probe folds
-        for model in (AgentMetric, AgentResponseBucket, *(m for m, _ in SUM_FOLDS), *(m for m, _ in FOLDS)):
-            uow.session.execute(model.__table__.delete().where(model.hour >= recent))
-        insert_metrics(uow.session, since=recent)
-        insert_fine_buckets(uow.session, since=recent)
-        uow.commit()
+    unfold_recent_hours(engine)
 
     def read() -> object:
         with read_session(engine) as s:

@@ -19,3 +19,23 @@ ROLE_ACTORS = {
 def seed_minimal(engine: Engine, conversations: int | None = None, days: int | None = None) -> SeedReport:
     """The checklist's --test-data=minimal: 2 shops, clients, 18 instances, conversations in every status."""
     return seed(actor=system_actor("test"), engine=engine, size="minimal", conversations=conversations, days=days)
+
+
+def unfold_recent_hours(engine: Engine, hours: int = 6) -> None:
+    """The last HOURS as fine rollup rows (agent_metrics, agent_response_buckets), as the worker leaves them until the
+    probe folds them: the compact rows of those hours are taken out."""
+    from datetime import timedelta
+
+    from core.models import AgentMetric, AgentResponseBucket, utcnow
+    from core.rollups import floor_hour, insert_fine_buckets, insert_metrics
+    from core.rollups_compact import FOLDS
+    from core.rollups_sums import SUM_FOLDS
+    from core.uow import UnitOfWork
+
+    recent = floor_hour(utcnow()) - timedelta(hours=hours)
+    with UnitOfWork(engine) as uow:
+        for model in (AgentMetric, AgentResponseBucket, *(m for m, _ in SUM_FOLDS), *(m for m, _ in FOLDS)):
+            uow.session.execute(model.__table__.delete().where(model.hour >= recent))
+        insert_metrics(uow.session, since=recent)
+        insert_fine_buckets(uow.session, since=recent)
+        uow.commit()
