@@ -85,3 +85,31 @@ def test_the_windows_read_closed_hours_after_the_prober_folds_them(engine: Engin
         fold_closed_hours(conn, before=utcnow() + timedelta(hours=1))  # every hour folded, the current one too
     after = windows.figures_between(context(engine), long_ago, utcnow())
     assert before.p95_ms is not None and after.p95_ms == before.p95_ms
+
+
+def test_a_fold_during_a_window_read_changes_no_figure(engine: Engine) -> None:
+    """The prober folds while a checklist window is read: fine rows read, then moved into the compact rows before
+    those were read, were counted twice on PostgreSQL (each statement its own snapshot)."""
+    from sqlalchemy import event
+
+    from core.rollups import floor_hour
+    from core.rollups_sums import fold_closed_sums
+    from tests.support.data import unfold_recent_hours
+
+    seed_minimal(engine, conversations=1500, days=3)
+    unfold_recent_hours(engine)
+    since, until = utcnow() - timedelta(hours=12), utcnow() + timedelta(hours=1)
+    calm = windows.figures_between(context(engine), since, until)
+    folded = []
+
+    def fold_midway(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+        if not folded and "FROM agent_metrics_hourly" in statement:  # the fine sums were read just before
+            folded.append(statement)
+            with engine.begin() as probe:
+                fold_closed_sums(probe, before=floor_hour(utcnow()) + timedelta(hours=1))
+    event.listen(engine, "before_cursor_execute", fold_midway)
+    try:
+        during = windows.figures_between(context(engine), since, until)
+    finally:
+        event.remove(engine, "before_cursor_execute", fold_midway)
+    assert folded and calm.created > 0 and during == calm

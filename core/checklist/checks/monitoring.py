@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from core.checklist.outcome import CheckContext, Outcome, failed, passed, verdict, warned
 from core.config import mask_url
-from core.db import read_session
+from core.db import read_session, snapshot_session
 from core.errors import UserInputError
 from core.alerts.delivery import list_contact_points
 from core.models import AgentMetric, AgentMetricHourlyByType, AlertLease, AlertRule, utcnow
@@ -98,7 +98,7 @@ def check_alerting(ctx: CheckContext) -> Outcome:
 def check_metrics_recorded(ctx: CheckContext) -> Outcome:
     """The rollups that feed the metrics have rows from the last 24 hours."""
     since = floor_hour(utcnow() - timedelta(hours=24))
-    with read_session(ctx.engine) as s:
+    with read_session(ctx.engine) as session, snapshot_session(session) as s:  # the prober folds meanwhile
         rows = [s.execute(select(m.hour, func.sum(m.created)).where(m.hour >= since).group_by(m.hour)).all()
                 for m in (AgentMetric, AgentMetricHourlyByType)]  # not folded yet, and closed hours folded
         created = sum(int(n or 0) for part in rows for _, n in part)

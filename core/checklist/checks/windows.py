@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from core.checklist.outcome import CheckContext, Outcome, failed, passed, verdict, waiting, warned
-from core.db import read_session
+from core.db import read_session, snapshot_session
 from core.models import (
     AgentMetric, AgentMetricHourlyByType, AgentResponseBucket, AgentResponseHourlyByType, WorkerHeartbeat, utcnow,
 )
@@ -54,7 +54,7 @@ def _round(value: float | None) -> float | None:
 def figures_between(ctx: CheckContext, since: datetime, until: datetime) -> Figures:
     """Rollup sums and p95s over the whole hours from SINCE's hour up to UNTIL."""
     start, m, b = floor_hour(since), AgentMetric, AgentResponseBucket
-    with read_session(ctx.engine) as s:
+    with read_session(ctx.engine) as session, snapshot_session(session) as s:  # the prober folds meanwhile
         created = completed = failed_n = 0
         for t in (m, AgentMetricHourlyByType):  # rows not folded yet, and closed hours folded by type
             c, d, f = s.execute(select(
