@@ -129,8 +129,13 @@ if nxt.button("Next page", disabled=page.next_cursor is None):
     st.session_state["conv_pages"].append(page.next_cursor)
     st.rerun()
 
+link = st.query_params.get("conversation", "")
+# A new deep link fills the box; a dropped one (missing or refused id) leaves what was typed, to be corrected.
+if link and (st.session_state.get("open_conv_link") != link or "open_conv_id" not in st.session_state):
+    st.session_state["open_conv_id"] = link
+st.session_state["open_conv_link"] = link
 with st.form("open_conversation"):
-    wanted = st.text_input("Open conversation id", value=st.query_params.get("conversation", ""))
+    wanted = st.text_input("Open conversation id", key="open_conv_id")
     if st.form_submit_button("Open"):
         if wanted.strip().isdigit():
             st.query_params["conversation"] = wanted.strip()

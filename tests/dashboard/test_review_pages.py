@@ -182,3 +182,18 @@ def test_a_masked_search_says_client_details_are_not_matched(console_db: Engine)
     at.text_input(key="f_search").set_value(client.first_name)
     at = submit(at, "conv_filter_form")
     assert "the search does not match them" not in body_text(at)
+
+
+def test_after_a_missing_id_the_next_id_typed_opens(console_db: Engine) -> None:
+    """The walkthrough's bug: after 'No conversation with id …' the box emptied itself and the next id typed
+    was read as '' ("A conversation id is a number (got '')")."""
+    conv_id, _ = _first(console_db, status="completed", shop_id=1)
+    at = _open(sign_in(open_app(), "support"), "conversations.py")
+    at.text_input(key="open_conv_id").set_value("999999")
+    at = submit(at, "open_conversation")
+    assert not at.exception and "No conversation with id 999999." in shown(at.error)
+    assert at.text_input(key="open_conv_id").value == "999999"  # what was typed stays, to be corrected
+    at.text_input(key="open_conv_id").set_value(str(conv_id))
+    at = submit(at, "open_conversation")
+    assert not at.exception and not at.error
+    assert f"Conversation {conv_id}" in [h.value for h in at.subheader]
