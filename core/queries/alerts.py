@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from core.alerts.delivery import active_silences, list_contact_points, silenced_by
@@ -62,11 +62,15 @@ def list_alerts(session: Session, *, actor: Actor, states: tuple[str, ...] | Non
     return sorted(out, key=lambda a: (a["state"] != "firing", rank.get(a["severity"], 3), -(a["age_s"] or 0)))
 
 
-def count_firing(session: Session, *, actor: Actor) -> int:
-    """How many alerts are firing (for the sidebar)."""
+def count_firing(session: Session, *, actor: Actor, now: datetime | None = None) -> int:
+    """How many alerts are firing and not silenced (for the sidebar: the Alerts page's own 'Firing' figure)."""
     require_read(actor, Permission.VIEW_HEALTH)
-    return int(session.scalar(select(func.count()).select_from(AlertState).join(AlertRule, AlertRule.id ==
-               AlertState.rule_id).where(AlertState.state == "firing", *_visible_rules(actor))) or 0)
+    labels = session.scalars(select(AlertState.labels).join(AlertRule, AlertRule.id == AlertState.rule_id)
+                             .where(AlertState.state == "firing", *_visible_rules(actor))).all()
+    if not labels:  # the usual case: no silence to read
+        return 0
+    silences = active_silences(session, now or utcnow())
+    return sum(1 for one in labels if silenced_by(dict(one or {}), silences) is None)
 
 
 def list_history(session: Session, *, actor: Actor, hours: int = 24, limit: int = 2000,

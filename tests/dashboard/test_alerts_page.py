@@ -123,3 +123,14 @@ def test_an_engineer_removes_a_rule(firing: Engine) -> None:
     with read_session(firing) as s:
         assert s.scalars(select(AlertRule.key)).all() == [] and s.scalars(select(AlertState)).all() == []
     assert "The rule t_unauth was removed." in shown(at.success)
+
+
+def test_the_sidebar_count_leaves_out_a_silenced_alert(firing: Engine) -> None:
+    """The walkthrough's finding: the sidebar said 'Firing alerts: 1' while the page showed it silenced (Firing 0)."""
+    alerts.create_silence(actor=ROLE_ACTORS["engineer"], matchers=["rule=t_unauth"], minutes=60,
+                          reason="known, fix deploying", uow=UnitOfWork(firing))
+    alert_widgets.firing_count.clear()
+    at = open_alerts("support")
+    assert {m.label: m.value for m in at.metric}["Firing"] == "0"
+    assert {m.label: m.value for m in at.metric}["Silenced"] == "1"
+    assert [p.label for p in at.sidebar.get("page_link") if p.label.startswith("Firing alerts")] == ["Firing alerts: 0"]
