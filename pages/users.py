@@ -18,7 +18,7 @@ with read_session() as s:
     people = list_users(s, actor=actor)
 st.dataframe(pd.DataFrame(people), hide_index=True, width="stretch")
 ROLES = [r.value for r in (*CONSOLE_ROLES, Role.SHOP_OWNER, Role.ENTERPRISE_OWNER)]
-NEW_TOKEN = "_issued_token"  # the token just issued, until the run that shows it
+NEW_TOKEN = "_issued_token"  # (issuer, token) just issued, until its issuer dismisses it
 names = [p["user"] for p in people]
 
 
@@ -65,19 +65,27 @@ with change:
 with token_tab:
     listed = act(lambda: tokens.list_tokens(actor=actor, uow=UnitOfWork())).value or []
     st.dataframe(pd.DataFrame(listed), hide_index=True, width="stretch")
-    with st.form(form_key("issue_token")):
-        cols = st.columns(2)
-        owner = cols[0].selectbox("Token for", names, key="token_user")
-        days = cols[1].number_input("Expires in days", 1, 3650, 90, key="token_days")
-        issued = st.form_submit_button("Issue token")
-    if issued and (new := act(lambda: tokens.create_token(actor=actor, username=owner, expires_days=int(days),
-                                                          uow=UnitOfWork()))):
-        # Shown on the next run, so the list above and the revoke choice below already hold the new token.
-        st.session_state[NEW_TOKEN] = new.value.token
-        st.rerun()
-    if token := st.session_state.pop(NEW_TOKEN, None):  # popped: shown this once
-        st.warning("Copy the token now; it is shown only this once and stored only as a hash.")
+    # The token just issued stays on screen, in place of the form, until its issuer says it is copied: a second
+    # click that lands while the first one's run is under way then finds no form to submit (it used to issue a
+    # second token, and the first was never shown), and no rerun can take the token off screen unread.
+    issuer, token = st.session_state.get(NEW_TOKEN) or (None, None)
+    if token and issuer == actor.username:
+        st.warning("Copy the token now: it is stored only as a hash, and once dismissed it cannot be shown again.")
         st.code(token, language=None)
+        if st.button("I have copied it", key="token_copied"):
+            st.session_state.pop(NEW_TOKEN)
+            st.rerun()
+    else:
+        st.session_state.pop(NEW_TOKEN, None)  # another admin's, from before a sign-out in this browser
+        with st.form("issue_token"):
+            cols = st.columns(2)
+            owner = cols[0].selectbox("Token for", names, key="token_user")
+            days = cols[1].number_input("Expires in days", 1, 3650, 90, key="token_days")
+            issued = st.form_submit_button("Issue token")
+        if issued and (new := act(lambda: tokens.create_token(actor=actor, username=owner,
+                                                              expires_days=int(days), uow=UnitOfWork()))):
+            st.session_state[NEW_TOKEN] = (actor.username, new.value.token)
+            st.rerun()  # the list above and the revoke choice below then hold the new token
     active = [t["id"] for t in listed if t["state"] == "active"]
     revoke_id = st.selectbox("Revoke token", active, format_func=lambda i: f"token {i}", key="revoke_pick")
     if revoke_id and st.button("Revoke", key="do_revoke") and act(

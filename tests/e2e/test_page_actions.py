@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import Page, expect
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from core.db import read_session
 from core.models import AgentInstance, RollbackRun
@@ -109,3 +109,34 @@ def user_role(engine: Engine, username: str) -> str | None:
 
     with read_session(engine) as s:
         return s.scalars(select(User.role).where(User.username == username)).one_or_none()
+
+
+def test_a_double_click_on_issue_token_issues_one_token_and_shows_it(console: str, page: Page, engine: Engine) -> None:
+    """The walkthrough's finding: two clicks in a row issued two tokens, and the first was never shown to anyone."""
+    from core.models import ApiToken
+
+    sign_in(page, console, "admin")
+    open_page(page, console, "users", "Users and tokens")
+    page.get_by_role("tab", name="API tokens").click()
+    box = page.get_by_role("button", name="Issue token").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.click(x, y)
+    page.wait_for_timeout(120)  # a second click on the same spot while the first one's run is under way
+    page.mouse.click(x, y)
+    expect(page.get_by_text("Copy the token now")).to_be_visible(timeout=20_000)
+    settle(page)
+    with read_session(engine) as s:
+        prefixes = [t.prefix for t in s.scalars(select(ApiToken))]
+    assert len(prefixes) == 1
+    shown = page.locator('[data-testid="stCode"]').inner_text().strip()
+    assert shown.startswith(prefixes[0])
+    page.get_by_role("button", name="I have copied it").click()
+    expect(page.locator('[data-testid="stCode"]')).to_have_count(0, timeout=20_000)
+    page.get_by_role("button", name="Issue token").click()  # a later click is a new token, shown in its place
+    expect(page.locator('[data-testid="stCode"]')).to_have_count(1, timeout=20_000)
+    settle(page)
+    with read_session(engine) as s:
+        newest = s.scalars(select(ApiToken.prefix).order_by(ApiToken.id.desc())).first()
+        assert s.scalar(select(func.count()).select_from(ApiToken)) == 2
+    assert page.locator('[data-testid="stCode"]').inner_text().strip().startswith(newest) and newest != prefixes[0]
+    no_error_box(page)
