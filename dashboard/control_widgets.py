@@ -41,7 +41,9 @@ def activation_form(actor: Actor, state: ActivationState, shops: dict[int, str])
                                 format_func=shops.get, key=f"{key}_shops")
         types = st.multiselect("Agent types (limited; none = all)", list(AGENT_TYPES),
                                default=list(state.allowed_agent_types), key=f"{key}_types")
-        percent = st.number_input("Or this percentage of shops (limited; 0 = use the list)", 0, 100,
+        # No bounds on the box: with them the browser held back a submit of 150 without a word; the service
+        # says what is wrong instead.
+        percent = st.number_input("Or this percentage of shops (limited; 0 = use the list)", step=1,
                                   value=state.shop_percent or 0, key=f"{key}_percent")
         reason = st.text_input("Reason (required)", key=f"{key}_reason")
         if st.form_submit_button("Apply"):

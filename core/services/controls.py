@@ -86,7 +86,7 @@ def set_activation(*, actor: Actor, mode: str, reason: str, uow: UnitOfWork, sho
     if mode not in ACTIVATION_MODES:
         raise UserInputError(f"Mode must be one of {', '.join(ACTIVATION_MODES)}, not {mode!r}.")
     if shop_percent is not None and not 0 <= shop_percent <= 100:
-        raise UserInputError("The shop percentage must be between 0 and 100.")
+        raise UserInputError(f"The shop percentage must be between 0 and 100 (got {shop_percent}).")
     if mode == "limited" and not shops and shop_percent is None:
         raise UserInputError("Limited mode needs at least one shop or a percentage of shops.")
     with uow:

@@ -12,7 +12,7 @@ from core.services import controls
 from core.services.guard import record_refusal
 from core.uow import UnitOfWork
 from dashboard.navigation import PAGES
-from tests.dashboard.conftest import body_text, in_form, open_app, sign_in, submit
+from tests.dashboard.conftest import body_text, in_form, open_app, shown, sign_in, submit
 from tests.support.data import ROLE_ACTORS
 
 PAGE_ROLES = {  # the design's role table, for the console's pages
@@ -124,6 +124,22 @@ def test_activation_form_sets_limited_scope(console_db: Engine) -> None:
     with read_session(console_db) as s:
         state = get_activation_state(s)
     assert (state.mode, state.allowed_shops) == ("limited", (1,))
+
+
+def test_a_percentage_over_100_is_one_sentence_and_the_form_keeps_it(console_db: Engine) -> None:
+    """The walkthrough's finding: 150 in the percentage box made Apply do nothing, without a word (the box's own
+    bound of 100 held the submit back in the browser)."""
+    at = sign_in(open_app(), "admin")
+    at.switch_page("../pages/controls.py").run()
+    in_form(at, "activation", "Mode").set_value("limited")
+    in_form(at, "activation", "Or this percentage of shops (limited; 0 = use the list)").set_value(150)
+    in_form(at, "activation", "Reason (required)").input("canary")
+    submit(at, "activation")
+    assert not at.exception
+    assert shown(at.error) == ["The shop percentage must be between 0 and 100 (got 150)."]
+    assert in_form(at, "activation", "Reason (required)").value == "canary"
+    with read_session(console_db) as s:
+        assert get_activation_state(s).mode == "off"
 
 
 def test_audit_page_filters_and_exports(console_db: Engine) -> None:
