@@ -2,7 +2,7 @@
 (?conversation=ID). The alerts page links here with ?agent_type=&shop=&status=&since=&until= (ISO-8601 UTC)."""
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -52,8 +52,19 @@ def _num(value: Any) -> str:
     return "" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _day(value: str | None) -> Any:
-    return parse_time(value, "date").date() if value else None
+def _shown(value: str | None) -> datetime | None:
+    """A window end as the box shows it: naive UTC, to the minute (the box's finest step)."""
+    return parse_time(value, "time").replace(tzinfo=None, second=0, microsecond=0) if value else None
+
+
+def _moment(picked: datetime | None, given: str | None, *, end: bool) -> datetime | None:
+    """The time a box stands for: the exact one it was filled with when left as it was (a link's 10:15:30 is not
+    cut to 10:15), else the minute picked; an end takes its whole minute, so that no conversation of it is lost."""
+    if picked is None:
+        return None
+    if given and _shown(given) == picked:
+        return parse_time(given, "time")
+    return picked.replace(tzinfo=UTC) + (timedelta(minutes=1, microseconds=-1) if end else timedelta())
 
 
 with st.form("conv_filter_form"):
@@ -74,8 +85,8 @@ with st.form("conv_filter_form"):
         settings = get_settings()
         rating = _pick("Rating", tuple(range(settings.review_rating_min, settings.review_rating_max + 1)),
                        given.get("rating"), "f_rating")
-    since = h.date_input("From (UTC)", value=_day(given.get("since")), key="f_since")
-    until = i.date_input("Until (UTC)", value=_day(given.get("until")), key="f_until")
+    since = h.datetime_input("From (UTC)", value=_shown(given.get("since")), step=60, key="f_since")
+    until = i.datetime_input("Until (UTC)", value=_shown(given.get("until")), step=60, key="f_until")
     j, k, m = st.columns(3)
     provider = j.text_input("Provider", value=given.get("provider") or "", key="f_provider")
     judge_min = k.text_input("Judge score at least", value=_num(given.get("judge_min")), key="f_judge_min")
@@ -87,8 +98,8 @@ with st.form("conv_filter_form"):
                "review_state": state, "flag": flag, "rating": rating, "search": search,
                "provider": provider.strip(), "judge_min": judge_min.strip(), "judge_max": judge_max.strip(),
                "has_error": True if has_error else None,
-               "since": datetime.combine(since, time.min, tzinfo=UTC) if since else None,
-               "until": datetime.combine(until, time.max, tzinfo=UTC) if until else None}
+               "since": _moment(since, given.get("since"), end=False),
+               "until": _moment(until, given.get("until"), end=True)}
         try:
             st.session_state["conv_filters"] = parse_filter(raw).as_dict()
             st.session_state["conv_pages"] = [None]

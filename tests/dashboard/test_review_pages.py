@@ -197,3 +197,26 @@ def test_after_a_missing_id_the_next_id_typed_opens(console_db: Engine) -> None:
     at = submit(at, "open_conversation")
     assert not at.exception and not at.error
     assert f"Conversation {conv_id}" in [h.value for h in at.subheader]
+
+
+def test_a_links_window_keeps_its_times_through_apply(console_db: Engine) -> None:
+    """The walkthrough's finding: an alert's link window (10:15:30–10:45:10) showed as two dates, and Apply widened
+    it to whole days without a word. The boxes show the times; an untouched window stays exact; a time picked is
+    taken to the minute, an end time to the end of its minute."""
+    from datetime import datetime
+
+    at = _open(sign_in(open_app(), "engineer"), "conversations.py", since="2026-01-02T10:15:30+00:00",
+               until="2026-01-02T10:45:10+00:00")
+    assert at.datetime_input(key="f_since").value == datetime(2026, 1, 2, 10, 15)
+    assert at.datetime_input(key="f_until").value == datetime(2026, 1, 2, 10, 45)
+    at.selectbox(key="f_status").select("failed")
+    at = submit(at, "conv_filter_form")
+    assert not at.exception and not at.error
+    kept = at.session_state["conv_filters"]
+    assert (kept["since"], kept["until"], kept["status"]) == (
+        "2026-01-02T10:15:30+00:00", "2026-01-02T10:45:10+00:00", "failed")
+    at.datetime_input(key="f_since").set_value(datetime(2026, 1, 2, 11, 0))
+    at.datetime_input(key="f_until").set_value(datetime(2026, 1, 2, 11, 30))
+    at = submit(at, "conv_filter_form")
+    kept = at.session_state["conv_filters"]
+    assert (kept["since"], kept["until"]) == ("2026-01-02T11:00:00+00:00", "2026-01-02T11:30:59.999999+00:00")
