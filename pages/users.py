@@ -49,8 +49,11 @@ with change:
     cols = st.columns(3)
     with cols[0].form(form_key("change_role")):
         new_role = st.selectbox("New role", ROLES, key=f"{form_key('change_role')}_role")
-        if st.form_submit_button("Change role") and act(
-                lambda: users.set_role(actor=actor, username=who, role=new_role, uow=UnitOfWork())):
+        new_shops = st.text_input("Shops (support and shop owners; empty keeps theirs)",
+                                  key=f"{form_key('change_role')}_shops")
+        if (st.form_submit_button("Change role") and (picked := components.parse_ids(new_shops, "Shops")) is not None
+                and act(lambda: users.set_role(actor=actor, username=who, role=new_role, shops=picked or None,
+                                               uow=UnitOfWork()))):
             done("change_role", f"{who} is now {new_role}; their sessions have ended.")
     with cols[1].form(form_key("set_password")):
         new_password = st.text_input("New password", type="password", key=f"{form_key('set_password')}_pw")

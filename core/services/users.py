@@ -78,9 +78,15 @@ def add_user(*, actor: Actor, username: str, password: str, role: str, uow: Unit
 
 
 def _scoped_shops(role: Role, shops: Sequence[int] | None) -> list[int]:
-    """SHOPS checked as shop ids; a support user or shop owner must have some."""
+    """SHOPS checked as shop ids; a support user or shop owner must have some, and no other role may have any
+    (they would be stored and listed, yet the role sees every shop, or its enterprise's)."""
     if role in SCOPED_ROLES and not shops:
         raise UserInputError(f"A {role.value} user needs the shops they work for, such as 1,2.")
+    if role not in SCOPED_ROLES and shops:
+        article = "An" if role.value[0] in "aeiou" else "A"
+        sees = "the shops of their enterprise" if role == Role.ENTERPRISE_OWNER else "every shop"
+        raise UserInputError(f"{article} {role.value} sees {sees}; shops are for support users and shop owners "
+                             f"(got {', '.join(map(str, shops))}).")
     return shop_ids(shops or ())
 
 
@@ -141,9 +147,9 @@ def set_role(*, actor: Actor, username: str, role: str, uow: UnitOfWork, shops: 
                 UserShop.user_id == user.id))))
         before = {"role": user.role}
         user.role, user.credentials_changed_at = parsed.value, utcnow()
-        if shops is not None:
+        if shops is not None or parsed not in SCOPED_ROLES:  # a role that sees every shop keeps none on file
             uow.session.execute(delete(UserShop).where(UserShop.user_id == user.id))
-            uow.session.add_all([UserShop(user_id=user.id, shop_id=s) for s in sorted(set(shops))])
+            uow.session.add_all([UserShop(user_id=user.id, shop_id=s) for s in sorted(set(shops or ()))])
         ended = end_sessions(uow, user.id, "role changed")
         audit.append(uow.session, actor=actor, action="user.set_role", target=username, before=before,
                      after={"role": parsed.value, "sessions_ended": ended})

@@ -292,3 +292,33 @@ def test_the_instances_table_says_what_it_lists(console_db: Engine) -> None:
     said = f"{idle} of {len(statuses)} instances are not active:" if idle else \
         f"All {len(statuses)} instances are active."
     assert said in [c.value for c in at.caption]
+
+
+def test_admin_makes_an_engineer_a_support_user_of_a_shop_and_back(console_db: Engine) -> None:
+    """The Change role form takes shops (a support user needs some, so the page could not make one), and shops for a
+    role that sees every shop are one sentence, the form keeping what was typed."""
+    from core.queries.users import list_users
+
+    at = add_user(sign_in(open_app(), "admin"), {"User name": "rosa", "Role": "engineer",
+                                                 PASSWORD: "a long enough password"})
+    at.selectbox(key="change_user").set_value("rosa").run()
+    in_form(at, "change_role", "New role").set_value("support")
+    in_form(at, "change_role", "Shops (support and shop owners; empty keeps theirs)").input("2")
+    at = submit(at, "change_role")
+    assert not at.exception and not at.error
+
+    def rosa() -> tuple[str, list[int]]:
+        with read_session(console_db) as s:
+            [u] = [u for u in list_users(s, actor=ROLE_ACTORS["admin"]) if u["user"] == "rosa"]
+        return u["role"], list(u["shops"])
+
+    assert rosa() == ("support", [2])
+    in_form(at, "change_role", "New role").set_value("engineer")
+    in_form(at, "change_role", "Shops (support and shop owners; empty keeps theirs)").input("1")
+    at = submit(at, "change_role")
+    assert shown(at.error) == ["An engineer sees every shop; shops are for support users and shop owners (got 1)."]
+    assert in_form(at, "change_role", "Shops (support and shop owners; empty keeps theirs)").value == "1"
+    assert rosa() == ("support", [2])
+    in_form(at, "change_role", "Shops (support and shop owners; empty keeps theirs)").input("")
+    at = submit(at, "change_role")
+    assert not at.error and rosa() == ("engineer", [])

@@ -33,6 +33,10 @@ def test_add_user_through_cli_with_password_on_stdin(engine: Engine, db_url: str
     ({"password": "short"}, "at least 10 characters"),
     ({"username": "Bad Name!"}, "A user name is"),
     ({"role": "support"}, "needs the shops"),
+    ({"role": "engineer", "shops": [1]}, r"An engineer sees every shop; shops are for support users and shop "
+                                         r"owners \(got 1\)\."),
+    ({"role": "product_owner", "shops": [1, 2]}, r"A product_owner sees every shop"),
+    ({"role": "enterprise_owner", "shops": [1]}, r"An enterprise_owner sees the shops of their enterprise"),
 ])
 def test_add_user_rejects_bad_input(engine: Engine, kwargs: dict, error: str) -> None:
     args = {"username": "newbie", "password": "long enough pw", "role": "engineer", **kwargs}
@@ -127,3 +131,19 @@ def test_cli_users_list_goes_through_the_read_with_its_permission(engine: Engine
 
         rec = s.scalars(select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(1)).one()
     assert (rec.actor, rec.action, rec.outcome) == ("ed", "user.list", "refused")
+
+
+def test_a_role_without_shops_keeps_none(engine: Engine) -> None:
+    """The walkthrough's finding: shops typed for an engineer were stored (and listed) though the role sees every
+    shop; and a support user made engineer kept their old shops on the list."""
+    seed_minimal(engine, conversations=0)
+    users.add_user(actor=ROLE_ACTORS["admin"], username="sam", password="long enough pw", role="support", shops=[1],
+                   uow=UnitOfWork(engine))
+    with pytest.raises(UserInputError, match="sees every shop"):
+        users.set_role(actor=ROLE_ACTORS["admin"], username="sam", role="engineer", shops=[1], uow=UnitOfWork(engine))
+    users.set_role(actor=ROLE_ACTORS["admin"], username="sam", role="engineer", uow=UnitOfWork(engine))
+    from core.queries.users import list_users
+
+    with read_session(engine) as s:
+        [sam] = [u for u in list_users(s, actor=ROLE_ACTORS["admin"]) if u["user"] == "sam"]
+    assert (sam["role"], list(sam["shops"])) == ("engineer", [])
