@@ -17,7 +17,7 @@ from tests.support.data import ROLE_ACTORS
 
 PAGE_ROLES = {  # the design's role table, for the console's pages
     "Agent health": {"po", "support", "engineer", "admin"},
-    "Checklist": {"po", "support", "engineer", "admin"},
+    "Checklist": {"po", "support", "engineer", "admin"},  # viewers see it; only engineers and admins act on it
     "Alerts": {"po", "support", "engineer", "admin"},
     "Conversations": {"po", "support", "engineer", "admin"},
     "Review queues": {"po", "support", "engineer", "admin"},
@@ -25,7 +25,6 @@ PAGE_ROLES = {  # the design's role table, for the console's pages
     "Rollbacks": {"engineer", "admin"},
     "Audit log": {"po", "engineer", "admin"},
     "Users and tokens": {"admin"},
-    "Checklist": {"po", "support", "engineer", "admin"},  # viewers see it; only engineers and admins act on it
 }
 USERS = {"po": Role.PRODUCT_OWNER, "support": Role.SUPPORT, "engineer": Role.ENGINEER, "admin": Role.ADMIN}
 
