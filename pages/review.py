@@ -49,6 +49,8 @@ if reviewer and queues:
                 st.session_state["review_item"] = got.value
                 if got.value is None:
                     st.info(f"Queue {queue} has nothing left for you.")
+                else:
+                    st.rerun()  # the Queues table above was drawn before the item was taken: held counts it now
     item = st.session_state.get("review_item")
     if item:
         st.caption(f"Item {item['item_id']} of queue {item['queue']}: yours until "

@@ -220,3 +220,19 @@ def test_a_links_window_keeps_its_times_through_apply(console_db: Engine) -> Non
     at = submit(at, "conv_filter_form")
     kept = at.session_state["conv_filters"]
     assert (kept["since"], kept["until"]) == ("2026-01-02T11:00:00+00:00", "2026-01-02T11:30:59.999999+00:00")
+
+
+def test_the_queue_table_counts_the_item_just_taken(console_db: Engine) -> None:
+    """The walkthrough's finding: after Next item the Queues table still said held 0 until the page was opened again."""
+    review_queues.fill_queues(actor=system_actor("test"), uow=UnitOfWork(console_db))
+    at = _open(sign_in(open_app(), "support"), "review.py")
+
+    def held() -> int:
+        table = at.dataframe[0].value
+        return int(table.loc[table["queue"] == "opt-outs", "held"].iloc[0])
+
+    assert held() == 0
+    at.selectbox(key="review_queue").select("opt-outs")
+    at = submit(at, "next_item")
+    assert not at.exception and at.session_state["review_item"] is not None
+    assert held() == 1
