@@ -1,7 +1,7 @@
 """Agent health: the checklist's success criteria, trends, breakdowns, workers and endpoints."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pandas as pd
 import streamlit as st
@@ -12,6 +12,7 @@ from core.queries.metrics import WINDOWS, describe_window
 from dashboard import charts, components, data, replica_widgets
 
 REFRESH_SECONDS = 15
+PROBE_GAP = timedelta(minutes=10)  # probes starting later than this into the window did not cover all of it
 actor = components.page_guard(Permission.VIEW_HEALTH, "Agent health")
 settings = get_settings()
 st.title("Agent health")
@@ -86,8 +87,11 @@ def render_probes(probes: list[dict]) -> None:
         return
     for p in probes:
         state = "up" if p["ok"] else f"DOWN ({p['error'] or p['status_code']})"
-        st.text(f"{p['url']}: {state} · uptime {p['uptime_percent']:.1f} % in the last {window} "
-                f"({describe_window(p['since'], p['until'])})")
+        # The uptime is of the probes there are: a prober started an hour ago gives an hour, not the window.
+        n, first = p["probes"], p["first_checked"]
+        earlier = f" (none earlier in the last {window})" if first - p["since"] > PROBE_GAP else ""
+        st.text(f"{p['url']}: {state} · uptime {p['uptime_percent']:.1f} % of {n:,} probe{'s' if n != 1 else ''}, "
+                f"{describe_window(first, p['last_checked'])}{earlier}")
         st.plotly_chart(charts.probe_latency(p["points"], p["url"], (p["since"], p["until"])), width="stretch")
 
 

@@ -91,8 +91,8 @@ def evaluate_criteria(session: Session, *, actor: Actor, summary: Summary, worke
         Criterion("db_query_p95", "Database query time p95", db_p95, s.sc_db_query_p95_ms, "ms",
                   judge(db_p95, s.sc_db_query_p95_ms)),
         Criterion("error_rate", "Error rate", error_pct, s.sc_error_rate * 100, "%", judge(error_pct, s.sc_error_rate * 100)),
-        Criterion("memory", "Worker memory growth", memory, s.sc_memory_mb, "MB", judge(memory, s.sc_memory_mb)),
-        Criterion("cpu", "Worker CPU", cpu, s.sc_cpu_percent, "%", judge(cpu, s.sc_cpu_percent)),
+        Criterion("memory", "Worker memory growth (now)", memory, s.sc_memory_mb, "MB", judge(memory, s.sc_memory_mb)),
+        Criterion("cpu", "Worker CPU (now)", cpu, s.sc_cpu_percent, "%", judge(cpu, s.sc_cpu_percent)),
     ]
 
 
@@ -103,14 +103,16 @@ def probe_history(session: Session, *, actor: Actor, window_hours: int, now: dat
     require_read(actor, Permission.VIEW_HEALTH)
     since, until = window_bounds(window_hours, now)
     p = HealthProbe
-    totals = session.execute(select(p.url, func.count(), func.count().filter(p.ok.is_(True)), func.max(p.checked_at))
-                             .where(p.checked_at >= since).group_by(p.url).order_by(p.url)).all()
+    totals = session.execute(select(p.url, func.count(), func.count().filter(p.ok.is_(True)), func.max(p.checked_at),
+                                    func.min(p.checked_at)).where(p.checked_at >= since).group_by(p.url)
+                             .order_by(p.url)).all()
     out = []
-    for url, probes, up, last_at in totals:
+    for url, probes, up, last_at, first_at in totals:
         last = session.execute(select(p.ok, p.status_code, p.error).where(p.url == url, p.checked_at == last_at)
                                .limit(1)).one()
         out.append({"url": url, "ok": last.ok, "status_code": last.status_code, "error": last.error,
-                    "last_checked": last_at, "since": since, "until": until, "uptime_percent": 100 * up / probes,
+                    "last_checked": last_at, "first_checked": first_at, "probes": probes, "since": since,
+                    "until": until, "uptime_percent": 100 * up / probes,
                     "points": _probe_points(session, url, since, hourly=window_hours > 24)})
     return out
 

@@ -117,7 +117,22 @@ def test_probes_state_their_window_and_plot_their_points(console_db: Engine) -> 
     at = sign_in(open_app(), "engineer")
     assert not at.exception
     text = body_text(at)
-    assert re.search(r"http://127\.0\.0\.1:1/health: DOWN \(Connection error\) · uptime 0\.0 % in the last 24h "
-                     r"\(\w{3} \d\d \d\d:\d\d – \w{3} \d\d \d\d:\d\d UTC\)", text), text
+    assert re.search(r"http://127\.0\.0\.1:1/health: DOWN \(Connection error\) · uptime 0\.0 % of 2 probes, "
+                     r"\d\d:\d\d–\d\d:\d\d UTC \(none earlier in the last 24h\)", text), text
     chart = json.loads(at.get("plotly_chart")[-1].proto.spec)
     assert len(chart["data"][0]["x"]) == 2 and len(chart["data"][1]["x"]) == 2  # two probes, both down
+
+
+def test_a_month_of_uptime_is_not_claimed_from_an_hour_of_probes(console_db: Engine) -> None:
+    """The walkthrough's finding: two probes of the last minutes were stated as 'uptime … in the last 30d'; and the
+    worker tiles, which show the live workers' latest heartbeat, read as if they covered the window."""
+    from core.probes import run_once
+
+    run_once(console_db, ["http://127.0.0.1:1/health"])
+    at = sign_in(open_app(), "engineer")
+    at.segmented_control(key="health_window").set_value("30d").run()
+    text = body_text(at)
+    assert "in the last 30d (" not in text
+    assert re.search(r"uptime 0\.0 % of 1 probe, \d\d:\d\d–\d\d:\d\d UTC \(none earlier in the last 30d\)", text), text
+    labels = [m.label for m in at.metric]
+    assert "Worker memory growth (now)" in labels and "Worker CPU (now)" in labels
