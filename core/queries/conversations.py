@@ -10,20 +10,8 @@ from core.auth import Actor, Permission
 from core.errors import NotFound, PermissionDenied
 from core.inputs import is_row_id
 from core.models import Client, Conversation, Message
+from core.queries.privacy import mask_email, mask_name, mask_phone, redact_client
 from core.queries.scope import require_read
-
-
-def mask_phone(phone: str | None) -> str | None:
-    """+15550001234 → +1•••••••1234."""
-    return None if not phone else phone[:2] + "•" * max(0, len(phone) - 6) + phone[-4:]
-
-
-def mask_email(email: str | None) -> str | None:
-    """marcus@example.com → m•••@example.com."""
-    if not email or "@" not in email:
-        return email
-    local, domain = email.split("@", 1)
-    return f"{local[:1]}•••@{domain}"
 
 
 def get_conversation_or_raise(session: Session, *, actor: Actor, conversation_id: int) -> dict[str, Any]:
@@ -36,15 +24,23 @@ def get_conversation_or_raise(session: Session, *, actor: Actor, conversation_id
         raise PermissionDenied(f"{actor.username} has no access to the clients of shop {conv.shop_id}.")
     client = session.get(Client, conv.client_id)
     messages = session.scalars(select(Message).where(Message.conversation_id == conv.id).order_by(Message.created_at))
+    # The API masks for product owners (the design's role table; the console also masks engineers and admins, who
+    # can reveal there), as the console does: names, phone, e-mail, and the client's details inside the messages.
     masked = actor.masks_pii
+    details = (client.first_name, client.last_name, client.phone, client.email)
+    shown = (lambda text: redact_client(text, *details)) if masked else (lambda text: text)
     return {
         "id": conv.id, "shop_id": conv.shop_id, "agent_type": conv.agent_type, "channel": conv.channel,
         "status": conv.status, "created_at": conv.created_at, "completed_at": conv.completed_at,
         "response_time_ms": conv.response_time_ms, "provider": conv.provider, "error": conv.error,
-        "client": {"id": client.id, "first_name": client.first_name,
-                   "last_name": client.last_name[:1] + "." if masked else client.last_name,
-                   "phone": mask_phone(client.phone) if masked else client.phone,
-                   "email": mask_email(client.email) if masked else client.email, "opted_out": client.opted_out},
-        "messages": [{"role": m.role, "content": m.content, "created_at": m.created_at} for m in messages],
+        "client": {"id": client.id, "opted_out": client.opted_out, **_client_fields(*details, masked=masked)},
+        "messages": [{"role": m.role, "content": shown(m.content), "created_at": m.created_at} for m in messages],
         "pii_masked": masked,
     }
+
+
+def _client_fields(first: str, last: str, phone: str | None, email: str | None, *, masked: bool) -> dict[str, Any]:
+    if not masked:
+        return {"first_name": first, "last_name": last, "phone": phone, "email": email}
+    return {"first_name": mask_name(first, None), "last_name": mask_name(last, None), "phone": mask_phone(phone),
+            "email": mask_email(email)}

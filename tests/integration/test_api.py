@@ -39,6 +39,27 @@ def test_product_owner_sees_client_data_masked(api: dict) -> None:
     assert eng["client"]["phone"].startswith("+1555")
 
 
+def test_a_product_owner_reads_no_client_name_through_the_api(api: dict, engine: Engine) -> None:
+    """The console masks a client's name for a product owner ('L. L.') and in the messages ('Hi L.,'); the API gave
+    the same reader first_name 'Lena' and the message 'Hi Lena, …' (and its own, different phone mask)."""
+    from core.models import Client, Conversation, Message
+
+    with read_session(engine) as s:
+        conv, first, last, phone = s.execute(
+            select(Conversation.id, Client.first_name, Client.last_name, Client.phone)
+            .join(Client, Client.id == Conversation.client_id).join(Message, Message.conversation_id == Conversation.id)
+            .where(Conversation.shop_id == 1, Message.content.contains(Client.first_name)).limit(1)).one()
+    client = api["client"]
+    po = client.get(f"/api/v2/agents/conversations/{conv}",
+                    headers={"Authorization": f"Bearer {api['tokens']['product_owner']}"}).json()
+    assert po["pii_masked"] and first not in str(po) and last not in str(po) and phone[-4:] not in str(po)
+    assert (po["client"]["first_name"], po["client"]["last_name"]) == (f"{first[0]}.", f"{last[0]}.")
+    assert any(f"{first[0]}." in m["content"] for m in po["messages"])
+    eng = client.get(f"/api/v2/agents/conversations/{conv}",
+                     headers={"Authorization": f"Bearer {api['tokens']['engineer']}"}).json()
+    assert eng["client"]["first_name"] == first and any(first in m["content"] for m in eng["messages"])
+
+
 def test_activation_changes_the_instance(api: dict, engine: Engine) -> None:
     inst = api["instance"][1]
     assert call(api, "shop_owner", "POST", "/api/v2/agents/deactivate", json={"instance_id": inst}) == 200
