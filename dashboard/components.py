@@ -164,6 +164,19 @@ class Acted(Generic[T]):
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]<>~$|])")
 
 
+def visible_in_table(df: Any) -> Any:
+    """DF (a pandas DataFrame) with the direction controls of its text cells made visible: a reason or comment with
+    a right-to-left override must not reorder what a table shows."""
+    from pandas.api.types import is_object_dtype, is_string_dtype
+
+    from core.text import visible_controls
+
+    for col in df.columns:
+        if is_object_dtype(df[col]) or is_string_dtype(df[col]):
+            df[col] = df[col].map(lambda v: visible_controls(v) if isinstance(v, str) else v)
+    return df
+
+
 def plain_md(text: str) -> str:
     """TEXT for Streamlit's markdown-rendering elements (st.error, st.success…), escaped so that a name or reason
     typed by someone shows literally: no link (autolinks included), no emphasis, colour, LaTeX or tag."""

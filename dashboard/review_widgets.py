@@ -14,17 +14,14 @@ from core.errors import NotFound, PermissionDenied
 from core.queries import review as rq
 from core.services import review as rs
 from core.services.guard import record_refusal
+from core.text import visible_controls
 from core.uow import UnitOfWork
-from dashboard.components import act, flash, form_key, plain_md, reset_form
-
-# Characters that reorder or hide text (right-to-left overrides, isolates, marks): shown as their code point, so a
-# message cannot make "gpj.exe" look like "exe.jpg" or hide what it says.
-BIDI_CONTROLS = {c: f"[U+{c:04X}]" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)}
+from dashboard.components import act, flash, form_key, plain_md, reset_form, visible_in_table
 
 
 def plain(text: str | None) -> str:
     """Client or model TEXT as it is, with direction controls made visible (for st.text, never markdown)."""
-    return (text or "").translate(BIDI_CONTROLS)
+    return visible_controls(text)
 
 
 def load_transcript(actor: Actor, conversation_id: int) -> dict[str, Any] | None:
@@ -76,10 +73,10 @@ def _history(t: dict[str, Any]) -> None:
                 f"{plain(j['rationale'])}")
     if t["reviews"]:
         st.caption("Review history (edits kept)")
-        st.dataframe(pd.DataFrame(t["reviews"]).astype(str), hide_index=True, width="stretch")
+        st.dataframe(visible_in_table(pd.DataFrame(t["reviews"]).astype(str)), hide_index=True, width="stretch")
     if t["audit"]:
         st.caption("Audit trail")
-        st.dataframe(pd.DataFrame(t["audit"]).astype(str), hide_index=True, width="stretch")
+        st.dataframe(visible_in_table(pd.DataFrame(t["audit"]).astype(str)), hide_index=True, width="stretch")
 
 
 def reveal_form(actor: Actor, t: dict[str, Any]) -> None:

@@ -37,7 +37,7 @@ st.caption(f"{len(rows):,} of {total:,} matching records (newest first; at most 
 if not df.empty:
     df["before"] = df["before"].astype(str)
     df["after"] = df["after"].astype(str)
-st.dataframe(df, hide_index=True, width="stretch")
+st.dataframe(components.visible_in_table(df), hide_index=True, width="stretch")
 st.download_button("Export CSV", csv_bytes(rows, COLUMNS), file_name="agent-audit-log.csv", mime="text/csv",
                    disabled=df.empty)
 if st.button("Verify the hash chain"):

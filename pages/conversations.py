@@ -131,7 +131,8 @@ if filters.search and masks_pii(actor):
                "them (reveal a conversation to read its client's details)."
                + (" Fewer than a page of matches among the conversations looked at so far: **Next page** looks "
                   "further." if page.next_cursor and len(rows) < rq.page_size() else ""))
-st.dataframe(pd.DataFrame(rows).astype(str) if rows else pd.DataFrame(), hide_index=True, width="stretch")
+st.dataframe(components.visible_in_table(pd.DataFrame(rows).astype(str)) if rows else pd.DataFrame(), hide_index=True,
+             width="stretch")
 prev, nxt, _ = st.columns([1, 1, 6])
 if prev.button("Previous page", disabled=len(st.session_state["conv_pages"]) == 1):
     st.session_state["conv_pages"].pop()

@@ -6,14 +6,14 @@ from typing import Any
 
 from core.checklist.catalogue import SECTIONS
 from core.config import get_settings
+from core.text import markdown_line
 
 MARKS = {"pass": "x", "done": "x", "waived": "~", "warn": "x"}
 
 
 def _cell(value: Any) -> str:
-    """Text safe inside one Markdown line: no pipes or newlines from evidence or notes."""
-    text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
-    return " ".join(str(text).replace("|", "\\|").split())
+    """Evidence or a note, safe inside one Markdown line: no newline, pipe, tag, link, image or hidden control."""
+    return markdown_line(value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True))
 
 
 def item_line(state: Any) -> str:

@@ -236,3 +236,21 @@ def test_the_queue_table_counts_the_item_just_taken(console_db: Engine) -> None:
     at = submit(at, "next_item")
     assert not at.exception and at.session_state["review_item"] is not None
     assert held() == 1
+
+
+def test_a_right_to_left_override_in_a_review_note_is_shown_not_obeyed(console_db: Engine) -> None:
+    """The walkthrough's finding: the transcript showed [U+202E], but the review history and the audit tables drew the
+    raw character, which reverses the rest of the cell."""
+    from core.services import review as rs
+
+    conv_id, _ = _first(console_db, status="completed", shop_id=1)
+    sneaky = "fine \u202eexe.jpg"
+    rs.submit_review(actor=system_actor("test"), conversation_id=conv_id, rating=4, note=sneaky,
+                     uow=UnitOfWork(console_db))
+    at = _open(sign_in(open_app(), "engineer"), "conversations.py", conversation=str(conv_id))
+    cells = [str(v) for df in at.dataframe for col in df.value.columns for v in df.value[col]]
+    assert any("fine [U+202E]exe.jpg" in c for c in cells), [c for c in cells if "fine" in c or "exe" in c]
+    assert not any("\u202e" in c for c in cells)
+    at = _open(at, "audit.py")
+    cells = [str(v) for df in at.dataframe for col in df.value.columns for v in df.value[col]]
+    assert not any("\u202e" in c for c in cells)

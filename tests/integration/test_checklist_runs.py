@@ -228,3 +228,13 @@ def test_cli_exit_codes_and_report(engine: Engine, capsys) -> None:
     assert md.startswith("# Staging checklist: development, release r9") and "waived by cli:" in md
     assert main(["check", "report", str(run_id), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["release"] == "r9"
+
+
+def test_a_note_cannot_become_a_tag_a_link_or_an_image_in_the_report(engine: Engine) -> None:
+    """The walkthrough's finding: a note '<b>…</b>' went into the Markdown export raw, so a Markdown viewer drew the
+    tag; an image link would load a tracker, and a right-to-left override would reorder the line."""
+    run = svc.start_run(actor=ERIN, uow=UnitOfWork(engine), release="r1")
+    note = "<b>merged</b> ![x](http://tracker.invalid/p.png) `rm` \u202eexe.jpg"
+    svc.tick_item(actor=ERIN, run_id=run.id, item_id="code.merge", note=note, uow=UnitOfWork(engine))
+    line = next(x for x in to_markdown(state(engine, run.id)).splitlines() if "`code.merge`" in x)
+    assert "ticked: \\<b\\>merged\\</b\\> !\\[x\\](http://tracker.invalid/p.png) \\`rm\\` [U+202E]exe.jpg" in line
