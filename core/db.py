@@ -140,7 +140,7 @@ def snapshot_session(session: Session) -> Iterator[Session]:
     a fold moving rollup rows between two statements of one figure counted them twice or not at all); on SQLite
     SESSION itself (a read transaction is one snapshot there)."""
     bind = session.get_bind()
-    if bind.dialect.name != "postgresql":
+    if bind.dialect.name != "postgresql" or _in_snapshot(session):
         yield session
         return
     engine = bind.engine if isinstance(bind, Connection) else bind
@@ -148,6 +148,13 @@ def snapshot_session(session: Session) -> Iterator[Session]:
         conn.execution_options(isolation_level="REPEATABLE READ")  # not read-only: a standby refuses its reset
         with Session(bind=conn, expire_on_commit=False, info=dict(session.info)) as snapshot:
             yield snapshot
+
+
+def _in_snapshot(session: Session) -> bool:
+    """SESSION already reads one snapshot: its connection was opened REPEATABLE READ or SERIALIZABLE (a caller that
+    wants several figures to agree, or a benchmark counting rows from its own transaction's statistics)."""
+    level = session.connection().get_execution_options().get("isolation_level", "")
+    return level in ("REPEATABLE READ", "SERIALIZABLE")
 
 
 def is_postgres(engine: Engine) -> bool:

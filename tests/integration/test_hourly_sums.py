@@ -162,6 +162,28 @@ def test_a_fold_during_a_health_read_changes_no_figure(engine: Engine, window: s
     assert during == expected
 
 
+def test_a_read_in_the_callers_own_snapshot_stays_in_it(pg_engine: Engine) -> None:
+    """A session already REPEATABLE READ is a snapshot: its figures are read in it (no second connection, which would
+    see a later snapshot than the caller's other reads), and a fold committed meanwhile changes none of them."""
+    from core.db import snapshot_session
+
+    seed_minimal(pg_engine, conversations=600, days=2)
+    later = utcnow() + timedelta(hours=2)
+    unfold_recent_hours(pg_engine)
+    with read_session(pg_engine) as plain, snapshot_session(plain) as inner:
+        assert inner is not plain
+    with read_session(pg_engine) as s:
+        s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        first = metrics.get_summary(s, actor=ACTOR, window_hours=24, now=later).as_dict()
+        with snapshot_session(s) as inner:
+            assert inner is s
+        with pg_engine.begin() as probe:
+            fold_closed_hours(probe, before=later)
+            fold_closed_sums(probe, before=floor_hour(later))
+        assert metrics.get_summary(s, actor=ACTOR, window_hours=24, now=later).as_dict() == first
+    assert fine_hours(pg_engine) == set()
+
+
 def test_migration_0012_folds_a_database_with_history(engine: Engine) -> None:
     seed_minimal(engine, conversations=1500, days=3)
     current = floor_hour(utcnow())
