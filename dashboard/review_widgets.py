@@ -19,11 +19,6 @@ from core.uow import UnitOfWork
 from dashboard.components import act, flash, form_key, plain_md, reset_form, visible_in_table
 
 
-def plain(text: str | None) -> str:
-    """Client or model TEXT as it is, with direction controls made visible (for st.text, never markdown)."""
-    return visible_controls(text)
-
-
 def load_transcript(actor: Actor, conversation_id: int) -> dict[str, Any] | None:
     """The transcript, or one sentence on the page (a read outside one's shops is audited as unauthorized)."""
     try:
@@ -48,12 +43,12 @@ def transcript(t: dict[str, Any]) -> None:
             + (" · opted out" if c["opted_out"] else ""))
     if t["error"] or t["status"] == "failed":
         st.text(f"Attempts {t['attempts']} · provider {t['provider'] or '–'} · worker {t['worker'] or '–'}\n"
-                f"Error: {plain(t['error']) or '–'}")
+                f"Error: {visible_controls(t['error']) or '–'}")
     for m in t["messages"]:
         with st.container(border=True):
             st.text(f"{m['role']} · {m['created_at']:%Y-%m-%d %H:%M:%S} · {m['latency_ms'] or '–'} ms · "
                     f"{m['prompt_tokens']}+{m['completion_tokens']} tokens · ${m['cost_usd']:.6f}")
-            st.text(plain(m["content"]))
+            st.text(visible_controls(m["content"]))
     if not t["messages"]:
         st.text("No messages.")
     with st.expander("Template and context"):
@@ -70,7 +65,7 @@ def _history(t: dict[str, Any]) -> None:
     if t["judge"]:
         j = t["judge"]
         st.text(f"Judge ({j['provider']}, {j['model']}): {j['rating']:g} · {', '.join(j['flags']) or 'no flags'} · "
-                f"{plain(j['rationale'])}")
+                f"{visible_controls(j['rationale'])}")
     if t["reviews"]:
         st.caption("Review history (edits kept)")
         st.dataframe(visible_in_table(pd.DataFrame(t["reviews"]).astype(str)), hide_index=True, width="stretch")

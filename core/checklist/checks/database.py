@@ -38,9 +38,10 @@ def check_agent_tables(ctx: CheckContext) -> Outcome:
     listed = _listed_tables(ctx.engine)
     wanted = [t for t in agent_tables() if t.startswith("agent")]
     missing = [t for t in wanted if t not in listed]
-    others = len(listed) - (len(wanted) - len(missing))  # PostgreSQL's monthly partitions match 'agent%' too
+    present = len(wanted) - len(missing)
+    others = len(listed) - present  # PostgreSQL's monthly partitions match 'agent%' too
     also = f"; the query also lists {others} partitions and other agent% tables" if others else ""
-    return verdict(not missing, "agent tables present (information_schema)", len(wanted) - len(missing),
+    return verdict(not missing, "agent tables present (information_schema)", present,
                    (f"missing: {', '.join(missing)}" if missing else f"all {len(wanted)} agent tables present") + also)
 
 
