@@ -15,7 +15,8 @@ TEMPLATE_FILE = Path(__file__).parent / "agent_templates" / "templates.toml"
 
 SAMPLE_CONTEXT = {
     "client_first_name": "Marcus", "shop_name": "Fade Factory", "barber_name": "Andre",
-    "weeks_since_visit": 5, "months_since_visit": 4, "booking_link": "https://book.example/fade-factory",
+    "weeks_since_visit": 5, "months_since_visit": 4, "since_visit_weeks": "5 weeks",
+    "since_visit_months": "4 months", "booking_link": "https://book.example/fade-factory",
     "review_link": "https://review.example/fade-factory", "appointment_date": "Friday, Nov 27",
     "appointment_time": "3:30 PM", "fee_amount": "$15", "holiday_name": "Thanksgiving",
     "holiday_hours": "Thu closed, Fri 9-5", "service": "skin fade", "addon_service": "beard trim",

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -10,7 +10,8 @@ from typing import Any
 from core.llm import cost_usd
 from core.models import AGENT_TYPES
 from core.seed import content, shape
-from core.templates import SAMPLE_CONTEXT, load_templates
+from core.seed.messages import ClientFacts, first_message
+from core.templates import load_templates
 
 CONV_COLUMNS = ["id", "agent_instance_id", "shop_id", "client_id", "appointment_id", "agent_type", "channel",
                 "status", "created_at", "started_at", "completed_at", "response_time_ms", "prompt_tokens",
@@ -20,6 +21,10 @@ MSG_COLUMNS = ["id", "conversation_id", "role", "content", "created_at", "prompt
 # Cost of gpt-4o-mini per token, the default model (USD).
 
 
+# What a shop sets up for an agent: the custom agent's note (without it, its message would stop after the colon)
+# and its holiday hours.
+INSTANCE_CONFIG = {"custom": {"custom_message": "We're open late on Thursdays now, until 9 PM."},
+                   "holiday_greetings": {"holiday_hours": "Dec 24 9 AM-2 PM, closed Dec 25"}}
 FORCED_STATUSES = ("pending", "waiting_response", "completed", "failed", "opted_out")
 
 
@@ -77,9 +82,9 @@ def _status_for(rng: random.Random, age: timedelta) -> str:
 
 
 def conversations(rng: random.Random, *, plan: Plan, count: int, now: datetime, instances: list[dict[str, Any]],
-                  clients_by_shop: dict[int, list[dict[str, Any]]], first_conv_id: int, first_msg_id: int
-                  ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
-    """Yield (conversation, messages) pairs spread over the last plan.days days."""
+                  clients_by_shop: dict[int, list[dict[str, Any]]], facts: Mapping[int, ClientFacts],
+                  first_conv_id: int, first_msg_id: int) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Yield (conversation, messages) pairs spread over the last plan.days days (FACTS: core.seed.messages)."""
     specs = load_templates()
     span = plan.days * 86400
     msg_id = first_msg_id
@@ -90,7 +95,8 @@ def conversations(rng: random.Random, *, plan: Plan, count: int, now: datetime, 
         created = now - timedelta(seconds=rng.random() * span)
         # The first few cover every status a person filters by, whatever the random draw.
         status = FORCED_STATUSES[n] if n < len(FORCED_STATUSES) else _status_for(rng, now - created)
-        conv, msgs = _one(rng, first_conv_id + n, inst, client, created, status, specs[inst["agent_type"]])
+        conv, msgs = _one(rng, first_conv_id + n, inst, (client["id"], facts[client["id"]]), created, status,
+                          specs[inst["agent_type"]])
         if story:
             story.tell(rng, conv, msgs)
         for m in msgs:
@@ -98,10 +104,11 @@ def conversations(rng: random.Random, *, plan: Plan, count: int, now: datetime, 
         yield conv, msgs
 
 
-def _one(rng: random.Random, conv_id: int, inst: dict[str, Any], client: dict[str, Any], created: datetime,
+def _one(rng: random.Random, conv_id: int, inst: dict[str, Any], client: tuple[int, ClientFacts], created: datetime,
          status: str, spec: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    conv = {"id": conv_id, "agent_instance_id": inst["id"], "shop_id": inst["shop_id"], "client_id": client["id"],
-            "appointment_id": client["id"], "agent_type": inst["agent_type"], "channel": spec.channel, "status": status,
+    client_id, facts = client
+    conv = {"id": conv_id, "agent_instance_id": inst["id"], "shop_id": inst["shop_id"], "client_id": client_id,
+            "appointment_id": client_id, "agent_type": inst["agent_type"], "channel": spec.channel, "status": status,
             "created_at": created, "started_at": None, "completed_at": None, "response_time_ms": None,
             "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0, "attempts": 0, "error": None, "provider": None}
     if status == "pending":
@@ -117,8 +124,7 @@ def _one(rng: random.Random, conv_id: int, inst: dict[str, Any], client: dict[st
         return conv, []
     sent = started + timedelta(milliseconds=rt)
     conv.update(response_time_ms=rt, completed_at=sent if status != "waiting_response" else None)
-    context = {**SAMPLE_CONTEXT, "client_first_name": client["first_name"]}
-    msgs = [{"conversation_id": conv_id, "role": "agent", "content": spec.initial_message.format_map(context),
+    msgs = [{"conversation_id": conv_id, "role": "agent", "content": first_message(spec, facts, sent, inst["config"]),
              "created_at": sent, "prompt_tokens": pt, "completion_tokens": ct, "latency_ms": rt,
              "idempotency_key": f"conv:{conv_id}:step:0", "conversation_created_at": created}]
     if status == "opted_out":
@@ -174,7 +180,8 @@ def instance_rows(shop_ids: list[int], agent_ids: dict[str, int], first_id: int,
     for shop_id in shop_ids:
         for agent_type in AGENT_TYPES:
             rows.append({"id": next_id, "agent_id": agent_ids[agent_type], "agent_type": agent_type, "shop_id": shop_id,
-                         "status": "paused" if rng.random() < 0.05 else "active", "config": {}, "schedule": {},
+                         "status": "paused" if rng.random() < 0.05 else "active",
+                         "config": dict(INSTANCE_CONFIG.get(agent_type, {})), "schedule": {},
                          "created_at": now - timedelta(days=90), "updated_at": now - timedelta(days=90)})
             next_id += 1
     return rows

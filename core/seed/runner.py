@@ -15,7 +15,7 @@ from core.config import get_settings
 from core.errors import UserInputError
 from core.models import Base, Enterprise, utcnow
 from core.partitions import ensure_partitions
-from core.seed import bulk, generate, sql_load, story
+from core.seed import bulk, generate, messages, sql_load, story
 from core.seed.catalog import ensure_catalog
 from core.services.guard import require
 from core.uow import UnitOfWork
@@ -111,8 +111,11 @@ def _write_conversations(engine: Engine, plan: generate.Plan, rng: random.Random
         with engine.begin() as conn:
             bulk.reset_sequence(conn, "agent_conversations")
         return n_conv, n_msg
+    with engine.connect() as conn:
+        facts = messages.client_facts(conn)
     stream = generate.conversations(rng, plan=plan, count=plan.conversations, now=now, instances=instances,
-                                    clients_by_shop=clients_by_shop, first_conv_id=first_conv, first_msg_id=first_msg)
+                                    clients_by_shop=clients_by_shop, facts=facts, first_conv_id=first_conv,
+                                    first_msg_id=first_msg)
     n_conv = n_msg = 0
     started = time.perf_counter()
     while True:

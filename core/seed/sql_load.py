@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Connection, Engine, UniqueConstraint, text
@@ -22,8 +22,8 @@ from core.llm import DEFAULT_MODEL, PRICES
 from core.models import Base
 from core.models.partitioning import applies_to
 from core.partitions import ensure_partitions
-from core.seed import content, shape
-from core.templates import SAMPLE_CONTEXT, load_templates
+from core.seed import content, messages, shape
+from core.templates import load_templates
 
 CHUNK = 500_000  # conversations per statement: progress every few seconds
 # From this many conversations the load is generated here (below, the row generator's cost does not matter).
@@ -74,20 +74,22 @@ def _params(*, count: int, days: int, now: datetime, first: int, lo: int, hi: in
             "failed_after": shape.FAILED_AFTER_S, "stop_lo": shape.STOP_AFTER_MIN[0],
             "stop_n": shape.STOP_AFTER_MIN[1] - shape.STOP_AFTER_MIN[0], "reply_lo": shape.REPLY_AFTER_MIN[0],
             "reply_n": shape.REPLY_AFTER_MIN[1] - shape.REPLY_AFTER_MIN[0], "reply_share": shape.CLIENT_REPLY_SHARE,
-            "p_in": p_in, "p_out": p_out, "errors": content.ERRORS, "replies": content.CLIENT_REPLIES}
+            "p_in": p_in, "p_out": p_out, "errors": content.ERRORS, "replies": content.CLIENT_REPLIES,
+            "date_mark": messages.DATE_MARK, "time_mark": messages.TIME_MARK}
 
 
 def _lookup_tables(conn: Connection, instances: list[dict[str, Any]],
                    clients_by_shop: dict[int, list[dict[str, Any]]]) -> None:
     """Temporary tables the statements draw from: instances by number, each shop's clients by number, and each
-    agent type's first message rendered for every first name (the same text the row generator renders)."""
+    agent type's first message to every client, rendered as the row generator renders it but for the appointment's
+    date and time, which depend on the moment of sending and are filled in by _MESSAGES."""
     specs = load_templates()
     conn.execute(text("CREATE TEMP TABLE seed_inst (idx int PRIMARY KEY, id int, shop_id int, agent_type text,"
                       " channel text, n_clients int) ON COMMIT DROP"))
     conn.execute(text("CREATE TEMP TABLE seed_client (shop_id int, idx int, id int, first_name text,"
                       " PRIMARY KEY (shop_id, idx)) ON COMMIT DROP"))
-    conn.execute(text("CREATE TEMP TABLE seed_text (agent_type text, first_name text, content text,"
-                      " PRIMARY KEY (agent_type, first_name)) ON COMMIT DROP"))
+    conn.execute(text("CREATE TEMP TABLE seed_text (agent_type text, client_id int, content text, offset_s float8,"
+                      " tz text, PRIMARY KEY (agent_type, client_id)) ON COMMIT DROP"))
     conn.execute(text("INSERT INTO seed_inst VALUES (:idx, :id, :shop_id, :agent_type, :channel, :n)"), [
         {"idx": i, "id": r["id"], "shop_id": r["shop_id"], "agent_type": r["agent_type"],
          "channel": specs[r["agent_type"]].channel, "n": len(clients_by_shop[r["shop_id"]])}
@@ -95,12 +97,28 @@ def _lookup_tables(conn: Connection, instances: list[dict[str, Any]],
     conn.execute(text("INSERT INTO seed_client VALUES (:shop_id, :idx, :id, :first_name)"), [
         {"shop_id": shop, "idx": i, "id": c["id"], "first_name": c["first_name"]}
         for shop, clients in clients_by_shop.items() for i, c in enumerate(clients)])
-    names = sorted({c["first_name"] for clients in clients_by_shop.values() for c in clients})
-    conn.execute(text("INSERT INTO seed_text VALUES (:agent_type, :first_name, :content)"), [
-        {"agent_type": t, "first_name": name,
-         "content": spec.initial_message.format_map({**SAMPLE_CONTEXT, "client_first_name": name})}
-        for t, spec in specs.items() for name in names])
+    conn.execute(text("INSERT INTO seed_text SELECT * FROM unnest(CAST(:types AS text[]), CAST(:ids AS int[]),"
+                      " CAST(:texts AS text[]), CAST(:offsets AS float8[]), CAST(:zones AS text[]))"),
+                 _first_messages(conn, instances, specs))
     conn.execute(text("ANALYZE seed_inst; ANALYZE seed_client; ANALYZE seed_text"))
+
+
+def _first_messages(conn: Connection, instances: list[dict[str, Any]], specs: dict[str, Any]) -> dict[str, list]:
+    """seed_text's columns: every instance's first message to each client of its shop, dates marked."""
+    by_shop: dict[int, list[tuple[str, dict]]] = {}
+    for r in instances:
+        by_shop.setdefault(r["shop_id"], []).append((r["agent_type"], r.get("config") or {}))
+    cols: dict[str, list] = {"types": [], "ids": [], "texts": [], "offsets": [], "zones": []}
+    sent = datetime.now(timezone.utc)  # any moment: only the marked date and time depend on it
+    for client_id, facts in messages.client_facts(conn).items():
+        for agent_type, config in by_shop.get(facts.shop_id, []):
+            offset = messages.APPOINTMENT_OFFSET.get(agent_type, messages.OTHER_OFFSET)
+            cols["types"].append(agent_type)
+            cols["ids"].append(client_id)
+            cols["texts"].append(messages.first_message(specs[agent_type], facts, sent, config, marked_dates=True))
+            cols["offsets"].append(offset.total_seconds())
+            cols["zones"].append(facts.shop_timezone)
+    return cols
 
 
 def _set_aside(conn: Connection) -> list[ExecutableDDLElement]:
@@ -169,11 +187,15 @@ CROSS JOIN LATERAL (SELECT CASE
 _MESSAGES = """
 INSERT INTO agent_messages (conversation_id, role, content, created_at, prompt_tokens, completion_tokens,
     latency_ms, idempotency_key, conversation_created_at)
-SELECT v.id, 'agent', x.content, v.started_at + make_interval(secs => v.response_time_ms / 1000.0),
-    v.prompt_tokens, v.completion_tokens, v.response_time_ms, 'conv:' || v.id || ':step:0', v.created_at
+SELECT v.id, 'agent', replace(replace(x.content, :date_mark, to_char(a.at, 'FMDay, Mon DD')),
+        :time_mark, to_char(a.at, 'FMHH12:MI AM')),
+    m.sent, v.prompt_tokens, v.completion_tokens, v.response_time_ms, 'conv:' || v.id || ':step:0', v.created_at
 FROM agent_conversations AS v
-JOIN clients AS cl ON cl.id = v.client_id
-JOIN seed_text AS x ON x.agent_type = v.agent_type AND x.first_name = cl.first_name
+JOIN seed_text AS x ON x.agent_type = v.agent_type AND x.client_id = v.client_id
+CROSS JOIN LATERAL (SELECT v.started_at + make_interval(secs => v.response_time_ms / 1000.0) AS sent) AS m
+-- the appointment on the hour (core.seed.messages.appointment_at), on the shop's clock
+CROSS JOIN LATERAL (SELECT date_trunc('hour', m.sent + make_interval(secs => x.offset_s), 'UTC') AT TIME ZONE x.tz
+    AS at) AS a
 WHERE v.id BETWEEN :first + :lo AND :first + :hi AND v.status IN ('completed', 'opted_out', 'waiting_response')
 UNION ALL
 SELECT v.id, 'client', 'STOP', v.completed_at, 0, 0, NULL, NULL, v.created_at

@@ -1,18 +1,20 @@
 """What the model is told: the template rendered with the client's, shop's and appointment's details."""
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, Select, select
 
 from core.models import Agent, AgentInstance, AgentTemplate, Appointment, Barber, Client, Conversation, Shop
 from core.templates import render
 
-DEFAULTS = {"fee_amount": "$15", "holiday_name": "the holidays", "holiday_hours": "our usual hours",
+DEFAULTS = {"fee_amount": "$15", "holiday_name": "holidays", "holiday_hours": "our usual hours",
             "addon_service": "beard trim", "custom_message": ""}
 
 
@@ -29,23 +31,41 @@ class Prompt:
 
 
 def _slug(name: str) -> str:
-    return "".join(ch for ch in name.lower().replace(" ", "-") if ch.isalnum() or ch == "-")
+    """'Uptown & Co.' -> 'uptown-co': a link's path from a shop's name."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def counted(n: int, unit: str) -> str:
+    """'1 week', '3 weeks': a count with its unit in the right number."""
+    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
+
+
+def _shop_time(moment: datetime, zone: str | None) -> datetime:
+    """MOMENT on the shop's clock: clients read appointment times in their shop's time zone, not UTC."""
+    try:
+        return moment.astimezone(ZoneInfo(zone or "UTC"))
+    except (ZoneInfoNotFoundError, ValueError):
+        return moment
 
 
 def build_context(row: Any, now: datetime) -> dict[str, object]:
     """Template variables for one conversation, from the joined row of load_prompt."""
     last = row.starts_at or row.client_created_at
     days_since = max(0, (now - last).days)
+    weeks, months = max(1, days_since // 7), max(1, days_since // 30)
     config = row.config or {}
+    local = _shop_time(row.starts_at, row.shop_timezone) if row.starts_at else None
     return {
         **DEFAULTS, **{k: v for k, v in config.items() if isinstance(v, (str, int, float))},
         "client_first_name": row.first_name, "shop_name": row.shop_name,
         "barber_name": row.barber_name or "your barber",
-        "weeks_since_visit": max(1, days_since // 7), "months_since_visit": max(1, days_since // 30),
+        # The bare numbers stay for templates stored before the phrases ("1 week", not "1 weeks") existed.
+        "weeks_since_visit": weeks, "months_since_visit": months,
+        "since_visit_weeks": counted(weeks, "week"), "since_visit_months": counted(months, "month"),
         "booking_link": f"https://book.bookedbarber.com/{_slug(row.shop_name)}",
         "review_link": f"https://bookedbarber.com/r/{_slug(row.shop_name)}",
-        "appointment_date": f"{row.starts_at:%A, %b %d}" if row.starts_at else "your next visit",
-        "appointment_time": f"{row.starts_at:%I:%M %p}".lstrip("0") if row.starts_at else "",
+        "appointment_date": f"{local:%A, %b %d}" if local else "your next visit",
+        "appointment_time": f"{local:%I:%M %p}".lstrip("0") if local else "",
         "service": row.service or "haircut",
     }
 
@@ -53,7 +73,8 @@ def build_context(row: Any, now: datetime) -> dict[str, object]:
 def _prompt_from(c: Any) -> Select:
     """The prompt's row for conversations C (the table, or the rows a claim just returned)."""
     return (select(c.id, c.agent_type, c.shop_id, c.channel, c.attempts, Client.first_name, Client.opted_out,
-                   Client.created_at.label("client_created_at"), Shop.name.label("shop_name"), Appointment.starts_at,
+                   Client.created_at.label("client_created_at"), Shop.name.label("shop_name"),
+                   Shop.timezone.label("shop_timezone"), Appointment.starts_at,
                    Appointment.service, Barber.name.label("barber_name"), AgentInstance.config)
             .join(Client, Client.id == c.client_id).join(Shop, Shop.id == c.shop_id)
             .join(AgentInstance, AgentInstance.id == c.agent_instance_id)

@@ -14,9 +14,9 @@ from core.db import read_session
 from core.llm import cost_usd
 from core.models import AgentInstance, Client, Conversation, Message, utcnow
 from core.queries import metrics
-from core.seed import content, shape, sql_load
+from core.seed import content, messages, shape, sql_load
 from core.seed.runner import seed
-from core.templates import SAMPLE_CONTEXT, load_templates
+from core.templates import load_templates
 from core.uow import UnitOfWork
 
 ACTOR = system_actor("test")
@@ -26,8 +26,9 @@ COUNT = 6000
 def _host(engine: Engine) -> tuple[list[dict], dict[int, list[dict]]]:
     seed(actor=ACTOR, engine=engine, size="load", conversations=0)
     with read_session(engine) as s:
-        inst = [dict(r._mapping) for r in s.execute(select(AgentInstance.id, AgentInstance.shop_id,
-                                                           AgentInstance.agent_type).order_by(AgentInstance.id))]
+        inst = [dict(r._mapping) for r in s.execute(select(
+            AgentInstance.id, AgentInstance.shop_id, AgentInstance.agent_type, AgentInstance.config)
+            .order_by(AgentInstance.id))]
         clients: dict[int, list[dict]] = {}
         for r in s.execute(select(Client.id, Client.shop_id, Client.first_name).order_by(Client.id)):
             clients.setdefault(r.shop_id, []).append(dict(r._mapping))
@@ -60,7 +61,7 @@ def test_the_load_has_the_row_generators_shape_and_exact_rollups(pg_engine: Engi
     with read_session(pg_engine) as s:
         convs = s.execute(select(Conversation).order_by(Conversation.id)).scalars().all()
         msgs = s.execute(select(Message)).scalars().all()
-        first_names = dict(s.execute(select(Client.id, Client.first_name)).all())
+        facts = messages.client_facts(s.connection())
     assert (n_conv, n_msg) == (COUNT, len(msgs)) and [c.id for c in convs] == list(range(1, COUNT + 1))
     assert [c.created_at for c in convs] == sorted(c.created_at for c in convs), "ids grow with time"
     assert now - timedelta(days=30) <= convs[0].created_at and convs[-1].created_at <= now
@@ -71,7 +72,7 @@ def test_the_load_has_the_row_generators_shape_and_exact_rollups(pg_engine: Engi
     assert all(now - c.created_at < shape.WAITING_AGE for c in by_status.get("waiting_response", []))
     assert _within(len(by_status["failed"]), shape.FAILED_SHARE, COUNT)
     assert _within(len(by_status["opted_out"]), shape.OPTED_OUT_SHARE, COUNT)
-    _check_rows(convs, msgs, first_names)
+    _check_rows(convs, msgs, facts, {(i["shop_id"], i["agent_type"]): i["config"] for i in inst})
     with UnitOfWork(pg_engine) as uow:
         rollups.rebuild(uow.session, since=now - timedelta(days=31))
         uow.commit()
@@ -81,7 +82,8 @@ def test_the_load_has_the_row_generators_shape_and_exact_rollups(pg_engine: Engi
     assert {k: v for k, v in summary.by_status.items() if v} == {k: len(v) for k, v in by_status.items()}
 
 
-def _check_rows(convs: list[Conversation], msgs: list[Message], first_names: dict[int, str]) -> None:
+def _check_rows(convs: list[Conversation], msgs: list[Message], facts: dict[int, messages.ClientFacts],
+                config: dict[tuple[int, str], dict]) -> None:
     specs = load_templates()
     per_conv: dict[int, list[Message]] = {}
     for m in msgs:
@@ -94,8 +96,9 @@ def _check_rows(convs: list[Conversation], msgs: list[Message], first_names: dic
             continue
         agent = mine[0]
         assert agent.role == "agent" and agent.idempotency_key == f"conv:{c.id}:step:0"
-        assert agent.content == specs[c.agent_type].initial_message.format_map(
-            {**SAMPLE_CONTEXT, "client_first_name": first_names[c.client_id]})
+        # The text the row generator (and the worker) renders for this client, sent at this moment.
+        assert agent.content == messages.first_message(specs[c.agent_type], facts[c.client_id], agent.created_at,
+                                                       config[c.shop_id, c.agent_type])
         assert c.response_time_ms >= shape.REPLY_MIN_MS and agent.latency_ms == c.response_time_ms
         assert shape.PROMPT_TOKENS[0] <= c.prompt_tokens < shape.PROMPT_TOKENS[1]
         assert float(c.cost_usd) == pytest.approx(cost_usd("gpt-4o-mini", prompt_tokens=c.prompt_tokens,
