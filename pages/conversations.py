@@ -116,16 +116,21 @@ except PermissionDenied as exc:  # a shop outside one's scope: an attempt on cli
     record_refusal(actor=actor, action="conversation.read", target=f"shop {filters.shop_id}",
                    reason=f"unauthorized client data: {exc}", uow=UnitOfWork())
     st.error(components.plain_md(f"{exc} This attempt has been recorded."))
-    # Forget the refused filter: kept, every later click would record the same attempt again (and feed the
-    # "unauthorized access" rollback trigger).
+    # Forget the refused filter, in the session and in the URL: kept, every later click or reload would record the
+    # same attempt again (and feed the "unauthorized access" rollback trigger).
     st.session_state["conv_filters"], st.session_state["conv_pages"] = {}, [None]
+    for name in LINKED:
+        st.query_params.pop(name, None)
     filters, page = ConversationFilter(), rq.Page([], None)
 except AgentOpsError as exc:
     st.error(components.plain_md(str(exc)))
     filters, page = ConversationFilter(), rq.Page([], None)
 
 rows = [{**r, "flags": ", ".join(r["flags"]), "created_at": f"{r['created_at']:%Y-%m-%d %H:%M}"} for r in page.rows]
-st.caption(f"Page {len(st.session_state['conv_pages'])} · {len(rows)} conversations, newest first")
+# Said every time: after a refused change of filters the form shows what was typed, the table what was applied.
+applied = filters.describe()
+st.caption(f"Page {len(st.session_state['conv_pages'])} · {len(rows)} conversations, newest first · "
+           + (f"filters applied: {components.plain_md(applied)}" if applied else "no filters applied"))
 if filters.search and masks_pii(actor):
     st.caption("Client names, phone numbers and e-mail addresses are masked for you, so the search does not match "
                "them (reveal a conversation to read its client's details)."

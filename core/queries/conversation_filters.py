@@ -41,6 +41,15 @@ class ConversationFilter:
         """The filters that are set, as plain values (audit evidence, URLs)."""
         return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(self).items() if v is not None}
 
+    def describe(self) -> str:
+        """The filters that are set, in words ('shop 3, judge score ≥ 4, from 2026-12-01 10:00 UTC'); '' if none."""
+        words = {"shop_id": "shop {}", "judge_min": "judge score ≥ {:g}", "judge_max": "judge score ≤ {:g}",
+                 "since": "from {:%Y-%m-%d %H:%M:%S} UTC", "until": "until {:%Y-%m-%d %H:%M:%S} UTC",
+                 "has_error": "with an error", "search": "messages matching {!r}", "rating": "rating {}",
+                 "review_state": "review {}", "agent_type": "{}", "status": "{}", "channel": "{}",
+                 "provider": "provider {}", "flag": "flag {}"}
+        return ", ".join(words[k].format(v) for k, v in asdict(self).items() if v is not None)
+
 
 def parse_time(value: Any, name: str) -> datetime | None:
     """ISO-8601 (a date, or a time with or without zone; no zone means UTC) → aware UTC datetime."""

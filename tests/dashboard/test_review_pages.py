@@ -131,6 +131,8 @@ def test_another_shops_link_is_refused_and_audited(console_db: Engine) -> None:
         refused = s.execute(select(AuditRecord.action, AuditRecord.target).where(
             AuditRecord.outcome == "refused", AuditRecord.actor == "sue")).all()
     assert sorted(refused) == [("conversation.read", "shop 2"), ("transcript.read", f"conversation {other}")]
+    # The link's refused filter leaves the URL too: reloading the page would otherwise record a new attempt each time.
+    assert "shop" not in at.query_params
     at.run()  # the next click on the page: the refused shop filter and link are not tried (and recorded) again
     assert not at.exception and "conversation" not in at.query_params
     with read_session(console_db) as s:
@@ -254,3 +256,17 @@ def test_a_right_to_left_override_in_a_review_note_is_shown_not_obeyed(console_d
     at = _open(at, "audit.py")
     cells = [str(v) for df in at.dataframe for col in df.value.columns for v in df.value[col]]
     assert not any("\u202e" in c for c in cells)
+
+
+def test_after_a_refused_change_of_filters_the_page_says_which_filters_the_table_shows(console_db: Engine) -> None:
+    """The form keeps what was typed; the table still shows what was applied before, and the page says so."""
+    at = _open(sign_in(open_app(), "po"), "conversations.py")
+    assert any("no filters applied" in c for c in shown(at.caption))
+    at.text_input(key="f_shop").set_value("99")
+    at = submit(at, "conv_filter_form")
+    at.text_input(key="f_shop").set_value("")
+    at.text_input(key="f_judge_min").set_value("5")
+    at.text_input(key="f_judge_max").set_value("1")
+    at = submit(at, "conv_filter_form")
+    assert not at.exception and len(at.error) == 1
+    assert any("0 conversations, newest first · filters applied: shop 99" in c for c in shown(at.caption))
