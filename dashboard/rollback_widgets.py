@@ -15,13 +15,13 @@ from dashboard.components import act, form_key, live_fragment, reset_form
 FOLLOWED = "rollback_run"  # the run this tab started last; its banner sits above the runs table
 
 
-def reason_form(name: str, button: str, *, confirm: str | None = None) -> dict[str, str] | None:
+def reason_form(name: str, button: str, *, confirm: str | None = None, primary: bool = False) -> dict[str, str] | None:
     """The reason (and a typed confirmation) with its button in one form: the values once submitted."""
     key = form_key(name)
     with st.form(key):
         typed = st.text_input(confirm, key=f"{key}_confirm") if confirm else ""
         reason = st.text_input("Reason", key=f"{key}_reason")
-        submitted = st.form_submit_button(button, type="primary" if name == "immediate" else "secondary")
+        submitted = st.form_submit_button(button, type="primary" if primary or name == "immediate" else "secondary")
     return {"reason": reason, "confirm": typed} if submitted else None
 
 

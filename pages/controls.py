@@ -13,6 +13,7 @@ from core.queries.settings import get_activation_state
 from core.services import controls, rollbacks
 from core.uow import UnitOfWork
 from dashboard import components, control_widgets
+from dashboard.rollback_widgets import reason_form
 
 actor = components.page_guard(Permission.CONTROL_SYSTEM, "Controls")
 st.title("Controls")
@@ -25,14 +26,18 @@ with read_session() as s:
 
 fired = [t for t in triggers if t.fired]
 if fired:
-    st.error("Rollback trigger fired: " + "; ".join(f"{t.label} = {components.fmt(t.value, '', 1)} "
-                                                    f"(limit {t.threshold:g})" for t in fired))
-    if state.running and st.button("Immediate rollback now", type="primary", key="trigger_rollback"):
-        reason = "rollback trigger: " + ", ".join(t.key for t in fired)
-        run = components.act(lambda: rollbacks.start_immediate_rollback(actor=actor, reason=reason, uow=UnitOfWork()))
-        if run:
-            st.session_state["propagating"] = (run.value.details["settings_version"], run.value.started_at)
-            st.rerun()
+    st.error("Rollback trigger fired: " + "; ".join(f"{t.label} = {t.value:g} (limit {t.threshold:g})" for t in fired))
+    if state.running:  # stopping every agent takes a reason, like the kill switch: the trigger may be a false alarm
+        form = reason_form("trigger_rollback", "Immediate rollback now", primary=True)
+        if form is not None:
+            said = form["reason"].strip()
+            reason = f"{said} (rollback trigger: {', '.join(t.key for t in fired)})" if said else ""
+            run = components.act(lambda: rollbacks.start_immediate_rollback(actor=actor, reason=reason,
+                                                                            uow=UnitOfWork()))
+            if run:
+                components.reset_form("trigger_rollback")
+                st.session_state["propagating"] = (run.value.details["settings_version"], run.value.started_at)
+                st.rerun()
 
 
 @st.dialog("Turn the agent system off?")

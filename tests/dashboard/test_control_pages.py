@@ -82,13 +82,34 @@ def test_a_menu_slip_is_not_an_unauthorized_data_access(console_db: Engine) -> N
     at.switch_page("../pages/controls.py").run()
     assert not at.exception
     assert "Rollback trigger fired" not in body_text(at)
-    assert not [b for b in at.button if b.key == "trigger_rollback"]
+    assert not [b for b in at.button if (b.form_id or "").startswith("trigger_rollback")]
     assert trigger_row(at, "Unauthorized")["now"] == "0.0"
     record_refusal(actor=ROLE_ACTORS["support"], action="conversation.read", target="conversation 9",
                    reason="shop 2 is not assigned", uow=UnitOfWork(console_db))
     at.run()
-    assert "Rollback trigger fired: Unauthorized data access attempts (24 h) = 1.0" in body_text(at)
+    assert "Rollback trigger fired: Unauthorized data access attempts (24 h) = 1 (limit 0)" in body_text(at)
     assert trigger_row(at, "Unauthorized")["detail"] == "sam: conversation.read conversation 9"
+
+
+def test_a_fired_trigger_stops_the_system_only_with_a_reason(console_db: Engine) -> None:
+    """The trigger's button was one click away from stopping every agent, with no reason asked (a false alarm, a
+    menu slip by a colleague, would stop production)."""
+    controls.set_activation(actor=ROLE_ACTORS["admin"], mode="full", reason="go", uow=UnitOfWork(console_db))
+    record_refusal(actor=ROLE_ACTORS["support"], action="conversation.read", target="conversation 9",
+                   reason="shop 2 is not assigned", uow=UnitOfWork(console_db))
+    at = sign_in(open_app(), "engineer")
+    at.switch_page("../pages/controls.py").run()
+    at = submit(at, "trigger_rollback")
+    assert not at.exception and "A reason is required for every change to the agent system." in shown(at.error)
+    with read_session(console_db) as s:
+        assert get_activation_state(s).running
+    in_form(at, "trigger_rollback", "Reason").input("support keeps opening shop 2")
+    at = submit(at, "trigger_rollback")
+    assert not at.exception
+    with read_session(console_db) as s:
+        assert not get_activation_state(s).running
+        rec = s.scalars(select(AuditRecord).where(AuditRecord.action == "rollback.immediate.start")).one()
+    assert rec.reason == "support keeps opening shop 2 (rollback trigger: unauthorized)"
 
 
 def test_engineer_turns_the_system_off_with_a_reason(console_db: Engine) -> None:
