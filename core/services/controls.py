@@ -13,6 +13,7 @@ from core.inputs import known_shops
 from core.models import ACTIVATION_MODES, AGENT_TYPES, AgentInstance, AgentSettings, utcnow
 from core.queries.settings import ActivationState, state_of
 from core.services.guard import require
+from core.services.rollback_runs import close_before_newer_version
 from core.settings_channel import announce_settings_change
 from core.uow import UnitOfWork
 
@@ -45,6 +46,7 @@ def apply_settings_change(uow: UnitOfWork, *, actor: Actor, action: str, reason:
     after = state_of(row)
     if _scope(before) == _scope(after):
         return before, False
+    close_before_newer_version(uow, actor=actor, new_version=row.version + 1)
     row.version += 1
     row.changed_by, row.changed_at, row.reason = actor.username, utcnow(), reason.strip()
     audit.append(uow.session, actor=actor, action=action, target="agent_settings", reason=reason.strip(),

@@ -18,9 +18,9 @@ from core.config import get_settings, mask_command, mask_url, mask_urls_in_text
 from core.db import read_session
 from core.errors import Conflict, NotFound, UserInputError, first_line
 from core.models import RollbackRun, utcnow
-from core.queries.controls import get_propagation
 from core.services.controls import apply_settings_change, switch_off
 from core.services.guard import authorize_read, refuse, require
+from core.services.rollback_runs import close_if_acknowledged, finish_run
 from core.services.schema import cleanup_agent_tables
 from core.uow import UnitOfWork
 
@@ -54,16 +54,6 @@ def _get_run(uow: UnitOfWork, run_id: int, kind: str) -> RollbackRun:
     return run
 
 
-def _finish(uow: UnitOfWork, run: RollbackRun, *, actor: Actor, state: str, outcome: str,
-            duration_s: float | None = None, **details: Any) -> None:
-    run.state, run.outcome, run.finished_at = state, outcome, utcnow()
-    run.duration_s = duration_s if duration_s is not None else (run.finished_at - run.started_at).total_seconds()
-    run.details = {**(run.details or {}), **details}
-    audit.append(uow.session, actor=actor, action=f"rollback.{run.kind}.finish", target=f"run {run.id}",
-                 outcome="ok" if state == "done" else "failed", reason=outcome,
-                 after={"state": state, "duration_s": run.duration_s})
-
-
 def start_immediate_rollback(*, actor: Actor, reason: str, uow: UnitOfWork) -> RunView:
     """Engage the kill switch and open a run; it is done when every live worker has acknowledged.
 
@@ -92,14 +82,9 @@ def check_immediate_rollback(*, actor: Actor, run_id: int, uow: UnitOfWork) -> t
     with uow:
         require(uow, actor, Permission.ROLLBACK, action="rollback.immediate.check", target=f"run {run_id}")
         run = _get_run(uow, run_id, "immediate")
-        prop = get_propagation(uow.session, actor=actor, version=run.details["settings_version"],
-                               changed_at=run.started_at)
-        if run.state == "running" and prop.complete:
-            took = prop.seconds if prop.seconds is not None else (utcnow() - run.started_at).total_seconds()
-            _finish(uow, run, actor=actor, state="done", outcome=prop.sentence(), duration_s=took,
-                    acknowledged=prop.acknowledged)
-            uow.commit()
-        return _view(run), prop.sentence()
+        sentence = close_if_acknowledged(uow, actor=actor, run=run)
+        uow.commit()
+        return _view(run), sentence
 
 
 def describe_deploy_hook() -> str:
@@ -132,7 +117,7 @@ def run_full_rollback(*, actor: Actor, reason: str, uow: UnitOfWork) -> RunView:
     ok, outcome, to_release = _call_hook(actor, reason)
     with uow:
         run = _get_run(uow, run_id, "full")
-        _finish(uow, run, actor=actor, state="done" if ok else "failed", outcome=outcome, to_release=to_release)
+        finish_run(uow, run, actor=actor, state="done" if ok else "failed", outcome=outcome, to_release=to_release)
         uow.commit()
         return _view(run)
 
@@ -235,7 +220,7 @@ def execute_database_rollback(*, actor: Actor, run_id: int, uow: UnitOfWork, bac
         state, outcome, extra = "failed", f"{type(exc).__name__}: {exc}", {}
     with uow:
         run = _get_run(uow, run_id, "database")
-        _finish(uow, run, actor=actor, state=state, outcome=outcome, duration_s=time.perf_counter() - started, **extra)
+        finish_run(uow, run, actor=actor, state=state, outcome=outcome, duration_s=time.perf_counter() - started, **extra)
         uow.commit()
         return _view(run)
 

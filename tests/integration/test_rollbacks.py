@@ -179,3 +179,28 @@ def test_full_rollback_runs_the_deploy_hook_command(engine: Engine, monkeypatch,
     reset_settings()
     failed = rollbacks.run_full_rollback(actor=ENGINEER, reason="bad release", uow=UnitOfWork(engine))
     assert failed.state == "failed" and failed.outcome.startswith("exit 1 after ")
+
+
+def test_a_rollback_run_is_timed_by_its_own_version_even_when_a_newer_change_follows(engine: Engine) -> None:
+    """The run was closed by whoever looked next; by then a later settings change had been acknowledged, and the
+    run took that acknowledgement's time (0.5 s recorded as 73.6 s)."""
+    from datetime import timedelta
+
+    from core.models import WorkerHeartbeat, utcnow
+    from core.worker.store import acknowledge_settings
+
+    seed_minimal(engine, conversations=0)
+    controls.set_activation(actor=ADMIN, mode="full", reason="go", uow=UnitOfWork(engine))
+    with UnitOfWork(engine) as uow:
+        uow.session.add(WorkerHeartbeat(id="w1", host="h", pid=1, settings_version=2, last_seen_at=utcnow()))
+        uow.commit()
+    run = rollbacks.start_immediate_rollback(actor=ENGINEER, reason="bad replies", uow=UnitOfWork(engine))
+    version = run.details["settings_version"]
+    with engine.begin() as conn:  # the worker obeys the rollback half a second later
+        acknowledge_settings(conn, worker_id="w1", version=version, seen_at=run.started_at + timedelta(seconds=0.5))
+    controls.set_activation(actor=ADMIN, mode="full", reason="back on", uow=UnitOfWork(engine))
+    with engine.begin() as conn:  # and the next change a minute later
+        acknowledge_settings(conn, worker_id="w1", version=version + 1, seen_at=run.started_at + timedelta(seconds=73))
+    done, _ = rollbacks.check_immediate_rollback(actor=ENGINEER, run_id=run.id, uow=UnitOfWork(engine))
+    assert done.state == "done" and done.duration_s == pytest.approx(0.5, abs=0.01)
+    assert done.outcome == f"1 of 1 workers acknowledged version {version} in 0.5 s"
