@@ -13,6 +13,9 @@ from core.uow import UnitOfWork
 from dashboard.components import act, form_key, reset_form
 
 
+SEEN_VERSION = "controls_seen_version"
+
+
 def state_banner(state: ActivationState) -> None:
     """RUNNING or STOPPED, with who changed it, when and why."""
     word, colour = ("RUNNING", "green") if state.running else ("STOPPED", "red")
@@ -29,11 +32,22 @@ def applied(form: str, new: Any) -> None:
     st.rerun()
 
 
-def activation_form(actor: Actor, state: ActivationState, shops: dict[int, str]) -> None:
-    """Off, limited (shops and types, or a stable percentage of shops) or full."""
+def seen_version(state: ActivationState) -> int:
+    """The settings version this tab showed before this run (the one its forms were filled in against)."""
+    seen = st.session_state.get(SEEN_VERSION, state.version)
+    st.session_state[SEEN_VERSION] = state.version
+    return seen
+
+
+def activation_form(actor: Actor, state: ActivationState, shops: dict[int, str], seen: int) -> None:
+    """Off, limited (shops and types, or a stable percentage of shops) or full. Filled in against version SEEN:
+    when another tab changed the settings meanwhile, Apply is refused with the typed values kept (the service's
+    Conflict); without an Apply, the form is drawn again from the new state."""
     from core.models import AGENT_TYPES
 
-    key = f"{form_key('activation')}_v{state.version}"  # a change from anywhere redraws it from the new state
+    if seen != state.version and not st.session_state.get(f"{form_key('activation')}_apply"):
+        reset_form("activation")
+    key = form_key("activation")
     with st.form(key):
         mode = st.radio("Mode", ["off", "limited", "full"], index=["off", "limited", "full"].index(state.mode),
                         horizontal=True, key=f"{key}_mode")
@@ -43,18 +57,19 @@ def activation_form(actor: Actor, state: ActivationState, shops: dict[int, str])
                                default=list(state.allowed_agent_types), key=f"{key}_types")
         # No bounds on the box: with them the browser held back a submit of 150 without a word; the service
         # says what is wrong instead.
-        percent = st.number_input("Or this percentage of shops (limited; 0 = use the list)", step=1,
-                                  value=state.shop_percent or 0, key=f"{key}_percent")
+        # A decimal box, so that 12.7 reaches the service and is refused there (an integer box cut it to 12).
+        percent = st.number_input("Or this percentage of shops (limited; 0 = use the list)", step=1.0,
+                                  value=float(state.shop_percent or 0), format="%g", key=f"{key}_percent")
         reason = st.text_input("Reason (required)", key=f"{key}_reason")
-        if st.form_submit_button("Apply"):
+        if st.form_submit_button("Apply", key=f"{key}_apply"):
             new = act(lambda: controls.set_activation(
                 actor=actor, mode=mode, reason=reason, uow=UnitOfWork(), shops=chosen, agent_types=types,
-                shop_percent=int(percent) or None, expected_version=state.version))
+                shop_percent=percent or None, expected_version=seen))
             if new:
                 applied("activation", new.value)
 
 
-def agent_type_form(actor: Actor, state: ActivationState, agent_types: tuple[str, ...]) -> None:
+def agent_type_form(actor: Actor, state: ActivationState, agent_types: tuple[str, ...], seen: int) -> None:
     """Disable a problematic agent type everywhere (or enable it again)."""
     key = form_key("agent_type")
     off = set(state.disabled_agent_types)
@@ -71,7 +86,7 @@ def agent_type_form(actor: Actor, state: ActivationState, agent_types: tuple[str
                 return
             new = act(lambda: controls.set_agent_type_enabled(actor=actor, agent_type=agent_type, enabled=enable,
                                                               reason=reason, uow=UnitOfWork(),
-                                                              expected_version=state.version))
+                                                              expected_version=seen))
             if new:
                 applied("agent_type", new.value)
     st.caption("Disabled: " + ", ".join(sorted(off)) if off else "Every agent type is enabled.")

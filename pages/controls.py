@@ -23,6 +23,7 @@ with read_session() as s:
     impact = preview_kill(s, actor=actor)
     shops = list_shop_names(s, actor=actor)
     instances = list_instances(s, actor=actor)
+seen = control_widgets.seen_version(state)  # before any form: what this tab's forms were filled in against
 
 fired = [t for t in triggers if t.fired]
 if fired:
@@ -78,9 +79,9 @@ if "propagating" in st.session_state:
     propagation()
 
 st.subheader("Activation scope")
-control_widgets.activation_form(actor, state, shops)
+control_widgets.activation_form(actor, state, shops, seen)
 st.subheader("Agent types")
-control_widgets.agent_type_form(actor, state, AGENT_TYPES)
+control_widgets.agent_type_form(actor, state, AGENT_TYPES, seen)
 st.subheader("Agent instances")
 control_widgets.instance_form(actor, instances)
 st.subheader("Rollback triggers")

@@ -82,13 +82,15 @@ def switch_off(row: AgentSettings) -> None:
 
 
 def set_activation(*, actor: Actor, mode: str, reason: str, uow: UnitOfWork, shops: Sequence[int] = (),
-                   agent_types: Sequence[str] = (), shop_percent: int | None = None,
+                   agent_types: Sequence[str] = (), shop_percent: float | None = None,
                    expected_version: int | None = None) -> ActivationState:
     """Switch to MODE: off, limited (allow-listed shops and types, or a stable percentage of shops) or full."""
     if mode not in ACTIVATION_MODES:
         raise UserInputError(f"Mode must be one of {', '.join(ACTIVATION_MODES)}, not {mode!r}.")
-    if shop_percent is not None and not 0 <= shop_percent <= 100:
-        raise UserInputError(f"The shop percentage must be between 0 and 100 (got {shop_percent}).")
+    if shop_percent is not None:  # 12.7 is refused, not cut to 12 behind the person's back
+        if not (0 <= shop_percent <= 100 and float(shop_percent).is_integer()):
+            raise UserInputError(f"The shop percentage must be a whole number from 0 to 100 (got {shop_percent:g}).")
+        shop_percent = int(shop_percent)
     if mode == "limited" and not shops and shop_percent is None:
         raise UserInputError("Limited mode needs at least one shop or a percentage of shops.")
     with uow:

@@ -156,10 +156,46 @@ def test_a_percentage_over_100_is_one_sentence_and_the_form_keeps_it(console_db:
     in_form(at, "activation", "Reason (required)").input("canary")
     submit(at, "activation")
     assert not at.exception
-    assert shown(at.error) == ["The shop percentage must be between 0 and 100 (got 150)."]
+    assert shown(at.error) == ["The shop percentage must be a whole number from 0 to 100 (got 150)."]
     assert in_form(at, "activation", "Reason (required)").value == "canary"
     with read_session(console_db) as s:
         assert get_activation_state(s).mode == "off"
+
+
+def test_a_fractional_percentage_is_refused_not_cut(console_db: Engine) -> None:
+    """12.7 % was applied as 12 % without a word."""
+    at = sign_in(open_app(), "admin")
+    at.switch_page("../pages/controls.py").run()
+    in_form(at, "activation", "Mode").set_value("limited")
+    in_form(at, "activation", "Or this percentage of shops (limited; 0 = use the list)").set_value(12.7)
+    in_form(at, "activation", "Reason (required)").input("canary")
+    submit(at, "activation")
+    assert not at.exception
+    assert shown(at.error) == ["The shop percentage must be a whole number from 0 to 100 (got 12.7)."]
+    in_form(at, "activation", "Or this percentage of shops (limited; 0 = use the list)").set_value(12)
+    submit(at, "activation")
+    with read_session(console_db) as s:
+        assert (get_activation_state(s).mode, get_activation_state(s).shop_percent) == ("limited", 12)
+
+
+def test_a_change_from_a_stale_tab_is_refused_with_what_was_typed_kept(console_db: Engine) -> None:
+    """Another tab changed the settings while this one was open: Apply here used to redraw the form from the new
+    state and drop the change without a word."""
+    at = sign_in(open_app(), "admin")
+    at.switch_page("../pages/controls.py").run()
+    controls.set_activation(actor=ROLE_ACTORS["engineer"], mode="full", reason="other tab", uow=UnitOfWork(console_db))
+    in_form(at, "activation", "Mode").set_value("limited")
+    in_form(at, "activation", "Or this percentage of shops (limited; 0 = use the list)").set_value(25)
+    in_form(at, "activation", "Reason (required)").input("canary at 25")
+    submit(at, "activation")
+    assert not at.exception
+    assert [e for e in shown(at.error) if "while you were looking at version" in e], shown(at.error)
+    assert in_form(at, "activation", "Reason (required)").value == "canary at 25"
+    with read_session(console_db) as s:
+        assert get_activation_state(s).mode == "full"
+    submit(at, "activation")  # seen the new state and the error: Apply again means it
+    with read_session(console_db) as s:
+        assert (get_activation_state(s).mode, get_activation_state(s).shop_percent) == ("limited", 25)
 
 
 def test_audit_page_filters_and_exports(console_db: Engine) -> None:
