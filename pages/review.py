@@ -53,8 +53,8 @@ if reviewer and queues:
                     st.rerun()  # the Queues table above was drawn before the item was taken: held counts it now
     item = st.session_state.get("review_item")
     if item:
-        st.caption(f"Item {item['item_id']} of queue {item['queue']}: yours until "
-                   f"{item['lease_expires_at']:%H:%M:%S} UTC")
+        st.caption(f"Reviewing item {item['item_id']} from the “{item['queue']}” queue; it is held for you until "
+                   f"{item['lease_expires_at']:%H:%M:%S} UTC (Skip sends it to the back of the queue).")
         t = review_widgets.load_transcript(actor, item["conversation_id"])
         if t:
             review_widgets.transcript(t)

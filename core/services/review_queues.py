@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, false, literal, literal_column, or_, select, text, true, update
+from sqlalchemy import Select, and_, exists, false, func, literal, literal_column, or_, select, text, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -179,13 +179,18 @@ def claim_statement(actor: Actor, queue_id: int, now: datetime, dialect: str) ->
 
 
 def release_item(*, actor: Actor, item_id: int, uow: UnitOfWork) -> None:
-    """Give a held item back to its queue (skip it) without reviewing it."""
+    """Give a held item back to its queue (skip it) without reviewing it: to the back of the queue, so that the
+    next item is another one."""
     with uow:
         require(uow, actor, Permission.REVIEW_CONVERSATIONS, action="review.release", target=f"item {item_id}")
         item = uow.session.get(ReviewQueueItem, item_id, with_for_update=True)
         if item is None or item.lease_owner != actor.username:
             raise NotFound(f"You hold no review item with id {item_id}.")
+        i = ReviewQueueItem
+        last = uow.session.scalar(select(func.max(i.priority)).where(i.queue_id == item.queue_id,
+                                                                     text("done_at IS NULL")))
         item.lease_owner, item.lease_expires_at = None, None
+        item.priority = (item.priority if last is None else last) + 1  # after every open item, itself included
         uow.commit()
 
 

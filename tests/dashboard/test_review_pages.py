@@ -85,6 +85,18 @@ def test_support_reviews_the_next_item_of_a_queue(console_db: Engine) -> None:
     assert len(axes) >= 2 and all((x.get("tickformat"), x.get("dtick")) == ("%b %d", 86_400_000) for x in axes)
 
 
+def test_skip_then_next_item_brings_another_item(console_db: Engine) -> None:
+    review_queues.fill_queues(actor=system_actor("test"), uow=UnitOfWork(console_db))
+    at = _open(sign_in(open_app(), "engineer"), "review.py")
+    at.selectbox(key="review_queue").select("opt-outs")
+    submit(at, "next_item")
+    first = at.session_state["review_item"]
+    assert any(f"Reviewing item {first['item_id']} from the “opt-outs” queue" in c for c in shown(at.caption))
+    submit(at, "skip_item")
+    submit(at, "next_item")
+    assert not at.exception and at.session_state["review_item"]["item_id"] != first["item_id"]
+
+
 def test_a_review_without_a_rating_keeps_the_error_on_screen(console_db: Engine) -> None:
     conv_id, _ = _first(console_db, status="completed", shop_id=1)
     at = _open(sign_in(open_app(), "engineer"), "conversations.py", conversation=str(conv_id))

@@ -341,6 +341,23 @@ def test_next_item_leases_to_one_reviewer_and_an_abandoned_lease_returns(world: 
         qs.next_item(actor=PO, queue="opt-outs", uow=UnitOfWork(world))
 
 
+def test_a_skipped_item_goes_to_the_back_of_its_queue(world: Engine) -> None:
+    """Skip gave the item back at the head of the queue: the next Next item handed over the same one, for ever."""
+    qs.fill_queues(actor=SYSTEM, uow=UnitOfWork(world))
+    with read_session(world) as s:
+        queue_id = s.scalar(select(ReviewQueue.id).where(ReviewQueue.name == "opt-outs"))
+        open_items = s.scalar(select(func.count()).select_from(ReviewQueueItem).where(
+            ReviewQueueItem.queue_id == queue_id, ReviewQueueItem.done_at.is_(None)))
+    assert open_items >= 2
+    seen = []
+    for _ in range(open_items):
+        item = qs.next_item(actor=ENGINEER, queue="opt-outs", uow=UnitOfWork(world))
+        seen.append(item["item_id"])
+        qs.release_item(actor=ENGINEER, item_id=item["item_id"], uow=UnitOfWork(world))
+    assert len(set(seen)) == open_items, "every open item comes round once before the first skipped one again"
+    assert qs.next_item(actor=ENGINEER, queue="opt-outs", uow=UnitOfWork(world))["item_id"] == seen[0]
+
+
 def test_disable_from_pattern_carries_the_evidence(world: Engine) -> None:
     conv = _finished(world, 1)[0]
     rs.submit_review(actor=ENGINEER, conversation_id=conv, rating=1, flags=["hallucination"], uow=UnitOfWork(world))
