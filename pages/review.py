@@ -9,6 +9,7 @@ import streamlit as st
 from core.auth import Permission
 from core.db import read_session
 from core.queries import review_stats
+from core.queries.review_stats import held_item
 from core.services import review as rs
 from core.services import review_queues
 from core.uow import UnitOfWork
@@ -36,7 +37,7 @@ if reviewer:
 
 
 def _forget_item() -> None:
-    st.session_state.pop("review_item", None)
+    st.session_state["review_item"] = None  # done with it: not looked up again as a held item
 
 
 if reviewer and queues:
@@ -52,6 +53,9 @@ if reviewer and queues:
                 else:
                     st.rerun()  # the Queues table above was drawn before the item was taken: held counts it now
     item = st.session_state.get("review_item")
+    if item is None and "review_item" not in st.session_state:  # a reload: the lease outlives the browser tab
+        with read_session() as s:
+            item = st.session_state["review_item"] = held_item(s, actor=actor)
     if item:
         st.caption(f"Reviewing item {item['item_id']} from the “{item['queue']}” queue; it is held for you until "
                    f"{item['lease_expires_at']:%H:%M:%S} UTC (Skip sends it to the back of the queue).")

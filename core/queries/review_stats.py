@@ -28,6 +28,19 @@ def queue_progress(session: Session, *, actor: Actor, now: datetime | None = Non
              "open": t - done, "held": held} for n, d, per, o, t, done, held in rows]
 
 
+def held_item(session: Session, *, actor: Actor, queue: str | None = None,
+              now: datetime | None = None) -> dict[str, Any] | None:
+    """The item of QUEUE (any queue: None) that ACTOR holds under a live lease, if any (what Next item hands back)."""
+    require_read(actor, Permission.REVIEW_CONVERSATIONS)
+    i, q = ReviewQueueItem, ReviewQueue
+    row = session.execute(
+        select(i.id, i.conversation_id, q.name, i.lease_expires_at).join(q, q.id == i.queue_id)
+        .where(i.done_at.is_(None), i.lease_owner == actor.username, i.lease_expires_at > (now or utcnow()),
+               *([q.name == queue] if queue is not None else []))
+        .order_by(i.priority, i.id).limit(1)).first()
+    return None if row is None else dict(zip(("item_id", "conversation_id", "queue", "lease_expires_at"), row))
+
+
 def _scope_true(actor: Actor, item: Any) -> Any:
     conds = shop_filter(actor, item.shop_id)
     return conds[0] if conds else True

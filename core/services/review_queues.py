@@ -16,6 +16,7 @@ from core.errors import NotFound, UserInputError
 from core.models import Conversation, Message, ReviewQueue, ReviewQueueItem, ReviewRecord, utcnow
 from core.models.conversations import FTS_EXPRESSION
 from core.models.review import FTS_TABLE
+from core.queries.review_stats import held_item
 from core.queries.scope import shop_filter
 from core.services.guard import require
 from core.uow import UnitOfWork
@@ -147,19 +148,13 @@ def next_item(*, actor: Actor, queue: str, uow: UnitOfWork, now: datetime | None
         if uow.session.get_bind().dialect.name == "postgresql":
             # A lease lost in a crash only returns the item to its queue: no need to wait for the WAL flush.
             uow.session.execute(text("SET LOCAL synchronous_commit = off"))
-        held = _held(uow, actor, q.id, now)
-        row = held or uow.session.execute(claim_statement(actor, q.id, now, uow.session.get_bind().dialect.name)).first()
+        held = held_item(uow.session, actor=actor, queue=queue, now=now)
+        row = None if held else uow.session.execute(
+            claim_statement(actor, q.id, now, uow.session.get_bind().dialect.name)).first()
         uow.commit()
-    if row is None:
-        return None
+    if held or row is None:
+        return held
     return {"item_id": row[0], "conversation_id": row[1], "queue": queue, "lease_expires_at": row[2]}
-
-
-def _held(uow: UnitOfWork, actor: Actor, queue_id: int, now: datetime) -> Any:
-    i = ReviewQueueItem
-    return uow.session.execute(select(i.id, i.conversation_id, i.lease_expires_at).where(
-        i.queue_id == queue_id, i.done_at.is_(None), i.lease_owner == actor.username, i.lease_expires_at > now)
-        .order_by(i.priority, i.id).limit(1)).first()
 
 
 def claim_statement(actor: Actor, queue_id: int, now: datetime, dialect: str) -> Any:

@@ -5,7 +5,7 @@ import json
 
 from sqlalchemy import Engine, func, select
 
-from core.auth import system_actor
+from core.auth import Actor, Role, system_actor
 from core.db import read_session
 from core.models import AuditRecord, Client, Conversation, ReviewQueueItem, ReviewRecord
 from core.services import review_queues
@@ -95,6 +95,16 @@ def test_skip_then_next_item_brings_another_item(console_db: Engine) -> None:
     submit(at, "skip_item")
     submit(at, "next_item")
     assert not at.exception and at.session_state["review_item"]["item_id"] != first["item_id"]
+
+
+def test_a_reload_mid_review_shows_the_held_item_again(console_db: Engine) -> None:
+    """After a reload the Queues table said held 1, but the page showed no item until Next item was clicked."""
+    review_queues.fill_queues(actor=system_actor("test"), uow=UnitOfWork(console_db))
+    engineer = Actor(username="engineer", role=Role.ENGINEER, source="console")  # the demo sign-in below
+    held = review_queues.next_item(actor=engineer, queue="opt-outs", uow=UnitOfWork(console_db))
+    at = _open(sign_in(open_app(), "engineer"), "review.py")  # a new browser session: nothing in it yet
+    assert not at.exception
+    assert f"Conversation {held['conversation_id']}" in [h.value for h in at.subheader]
 
 
 def test_a_review_without_a_rating_keeps_the_error_on_screen(console_db: Engine) -> None:
