@@ -6,7 +6,7 @@ import streamlit as st
 from core.config import SettingsError, get_settings
 from core.sentry import init_sentry
 from dashboard import alert_widgets, components, context, signin
-from dashboard.navigation import build_navigation
+from dashboard.navigation import build_navigation, signed_out_navigation
 
 st.set_page_config(page_title="BookedBarber Agent Ops", page_icon=":material/content_cut:", layout="wide")
 try:
@@ -21,8 +21,7 @@ try:
     signed = components.with_database(context.current, fallback=st.session_state.get("agentops_signed_in"))
     if signed is None:
         if not st.session_state.get(components.SHOWN):  # with the database down there is no one to sign in
-            components.run_page(st.navigation([st.Page(signin.render_sign_in, title="Sign in",
-                                                       icon=":material/login:")], position="hidden"))
+            components.run_page(signed_out_navigation(signin.render_sign_in))
         st.stop()
     st.session_state["agentops_signed_in"] = signed
     context.persist(signed)

@@ -1,6 +1,7 @@
 """The role → pages table: one place decides which pages a user sees. Each page checks again."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,15 @@ def build_navigation(actor: Actor) -> st.navigation:
         with st.sidebar:
             st.page_link(visible[0])
     return nav
+
+
+def signed_out_navigation(render_sign_in: Callable[[], None]) -> st.navigation:
+    """Signed out, every page's address shows the sign-in form; once signed in, the same address (with its query,
+    e.g. ?conversation=12) opens the page. Without these, a shared link answered "Page not found"."""
+    first = st.Page(render_sign_in, title="Sign in", icon=":material/login:", default=True)
+    addresses = [HOME_URL_PATH, *(spec.url_path for spec in PAGES)]
+    return st.navigation([first, *(st.Page(render_sign_in, title="Sign in", url_path=path, visibility="hidden")
+                                   for path in addresses)], position="hidden")
 
 
 def links_for(actor: Actor) -> None:

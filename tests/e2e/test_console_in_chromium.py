@@ -51,3 +51,24 @@ def test_a_typed_health_url_opens_agent_health(console: str, page: Page) -> None
     expect(page.get_by_text("Last updated")).to_be_visible(timeout=30_000)
     expect(page.get_by_text("Page not found")).to_have_count(0)
     no_error_box(page)
+
+
+def test_a_link_opened_signed_out_leads_to_its_page_after_sign_in(console: str, page: Page, engine: Engine) -> None:
+    """Signed out, /conversations?conversation=N showed "Page not found" over the sign-in form and, once signed
+    in, Agent health without the conversation: a link shared in an incident channel led nowhere."""
+    from sqlalchemy import select
+
+    from core.models import Conversation
+    from core.seed.runner import demo_password
+
+    with read_session(engine) as s:
+        conv_id = s.scalar(select(Conversation.id).where(Conversation.status == "completed").limit(1))
+    page.goto(f"{console}/conversations?conversation={conv_id}")
+    page.get_by_label("User name").fill("engineer")
+    page.get_by_role("textbox", name="Password").fill(demo_password("engineer"))
+    expect(page.get_by_text("Page not found")).to_have_count(0)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Conversations")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("heading", name=f"Conversation {conv_id}")).to_be_visible(timeout=30_000)
+    assert page.url.endswith(f"/conversations?conversation={conv_id}")
+    no_error_box(page)
