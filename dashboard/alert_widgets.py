@@ -92,6 +92,7 @@ def act_form(actor: Actor, shown: list[dict[str, Any]]) -> None:
 
 def _done(form: str, sentence: str) -> None:
     st.session_state["alerts_said"] = sentence
+    firing_count.clear()  # the sidebar's cached count would contradict the page for a few seconds
     reset_form(form)
     st.rerun()
 

@@ -101,6 +101,8 @@ def test_a_silence_from_the_page_shows_the_alert_as_silenced(firing: Engine) -> 
     assert (silence.matchers, silence.created_by) == (["rule=t_unauth"], "engineer")
     assert list(at.dataframe[0].value["state"]) == ["silenced"]
     assert {m.label: m.value for m in at.metric}["Silenced"] == "1"
+    # The sidebar's count agrees at once (it kept its cached "1" for a few seconds after the page said silenced).
+    assert [p.label for p in at.sidebar.get("page_link") if p.label.startswith("Firing alerts")] == ["Firing alerts: 0"]
 
 
 def test_send_test_notification_from_the_page_with_the_webhook_masked(firing: Engine, webhook: FakeReceiver) -> None:
