@@ -12,6 +12,11 @@ BIDI_CONTROLS = {c: f"[U+{c:04X}]" for c in (*range(0x202A, 0x202F), *range(0x20
 _REPORT_SPECIALS = re.compile(r"([\\`<>\[\]|])")
 
 
+def counted(n: int, unit: str) -> str:
+    """'1 week', '3 weeks', '1 blocking item': a count with its unit in the right number."""
+    return f"{n:,} {unit}" if n == 1 else f"{n:,} {unit}s"
+
+
 def visible_controls(text: str | None) -> str:
     """TEXT as it is, with its direction controls shown as [U+202E] and the like."""
     return (text or "").translate(BIDI_CONTROLS)

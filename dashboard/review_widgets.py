@@ -46,8 +46,11 @@ def transcript(t: dict[str, Any]) -> None:
                 f"Error: {visible_controls(t['error']) or '–'}")
     for m in t["messages"]:
         with st.container(border=True):
-            st.text(f"{m['role']} · {m['created_at']:%Y-%m-%d %H:%M:%S} · {m['latency_ms'] or '–'} ms · "
-                    f"{m['prompt_tokens']}+{m['completion_tokens']} tokens · ${m['cost_usd']:.6f}")
+            said = f"{m['role']} · {m['created_at']:%Y-%m-%d %H:%M:%S} UTC"
+            if m["role"] == "agent":  # a client's message has no latency, tokens or cost to show
+                said += (f" · {m['latency_ms'] or '–'} ms · {m['prompt_tokens']}+{m['completion_tokens']} tokens · "
+                         f"${m['cost_usd']:.6f}")
+            st.text(said)
             st.text(visible_controls(m["content"]))
     if not t["messages"]:
         st.text("No messages.")

@@ -25,7 +25,7 @@ st.caption(f"Environment: {env}. " + ("You can run, tick, waive and sign off." i
 with read_session() as s:
     row = find_run(s, actor=actor, environment=env, release=release)
     others = list_runs(s, actor=actor)
-with st.expander(f"Runs ({len(others)} most recent)"):
+with st.expander(f"Runs (the {len(others)} most recent)" if others else "Runs (none yet)"):
     st.dataframe(others, hide_index=True, width="stretch")
 
 if row is None:

@@ -126,7 +126,9 @@ except AgentOpsError as exc:
     st.error(components.plain_md(str(exc)))
     filters, page = ConversationFilter(), rq.Page([], None)
 
-rows = [{**r, "flags": ", ".join(r["flags"]), "created_at": f"{r['created_at']:%Y-%m-%d %H:%M}"} for r in page.rows]
+rows = [{"created (UTC)" if k == "created_at" else k: v for k, v in
+         {**r, "flags": ", ".join(r["flags"]), "created_at": f"{r['created_at']:%Y-%m-%d %H:%M}"}.items()}
+        for r in page.rows]
 # Said every time: after a refused change of filters the form shows what was typed, the table what was applied.
 applied = filters.describe()
 st.caption(f"Page {len(st.session_state['conv_pages'])} · {len(rows)} conversations, newest first · "
@@ -138,7 +140,7 @@ if filters.search and masks_pii(actor):
                   "further." if page.next_cursor and len(rows) < rq.page_size() else ""))
 st.dataframe(components.visible_in_table(pd.DataFrame(rows).astype(str)) if rows else pd.DataFrame(), hide_index=True,
              width="stretch")
-prev, nxt, _ = st.columns([1, 1, 6])
+prev, nxt, _ = st.columns([1.4, 1.2, 5])  # wide enough that "Previous page" is not cut
 if prev.button("Previous page", disabled=len(st.session_state["conv_pages"]) == 1):
     st.session_state["conv_pages"].pop()
     st.rerun()

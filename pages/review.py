@@ -79,6 +79,7 @@ with read_session() as s:
     patterns = review_stats.flag_counts(s, actor=actor)
 
 st.subheader("Reviewers (7 days)")
+people = [{**p, "mean_rating": round(p["mean_rating"], 2), "last": f"{p['last']:%Y-%m-%d %H:%M} UTC"} for p in people]
 st.dataframe(pd.DataFrame(people).astype(str) if people else pd.DataFrame(), hide_index=True, width="stretch")
 st.subheader("Quality over time")
 if quality:
@@ -86,8 +87,10 @@ if quality:
     left, right = st.columns(2)
     left.plotly_chart(daily_axis(px.line(df, x="day", y="mean_rating", color="agent_type", markers=True,
                                          title="Mean rating per agent type")), width="stretch")
-    right.plotly_chart(daily_axis(px.bar(df, x="day", y="flag_rate", color="agent_type", barmode="group",
-                                         title="Share of reviews with a flag")), width="stretch")
+    flags = px.bar(df, x="day", y="flag_rate", color="agent_type", barmode="group",
+                   title="Share of reviews with a flag")
+    flags.update_yaxes(range=[0, 1], tickformat=".0%")  # a share: with no flag at all plotly drew −1 to 1
+    right.plotly_chart(daily_axis(flags), width="stretch")
     if df["judge"].notna().any():
         st.plotly_chart(daily_axis(px.line(df, x="day", y="judge", color="agent_type", markers=True,
                                            title="Mean judge score of reviewed conversations")), width="stretch")

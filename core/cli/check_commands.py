@@ -12,6 +12,7 @@ from core.db import get_engine
 from core.errors import UserInputError
 from core.queries import checklist as q
 from core.services import checklist as svc
+from core.text import counted
 from core.uow import UnitOfWork
 
 
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     ids = {i.id for i in selected}
     blocking = [s for s in state.blocking if s.item.id in ids]
     verdict = "NO-GO: " + "; ".join(f"{s.item.title} ({s.status})" for s in blocking) if blocking else \
-        f"GO for the {len(ids)} selected item(s)"
+        f"GO for the {counted(len(ids), 'selected item')}"
     if args.json:
         print(json.dumps({"run": run_id, "environment": state.environment, "release": state.release,
                           "go": not blocking, "verdict": verdict, "blocking": [s.item.id for s in blocking],

@@ -15,6 +15,7 @@ from core.config import get_settings
 from core.errors import NotFound
 from core.models import ChecklistResult, ChecklistRun, utcnow
 from core.queries.scope import require_read
+from core.text import counted
 
 # What a person sees as finished in a progress bar (a stale or failed result is not).
 FINISHED = SATISFIED
@@ -100,7 +101,7 @@ class RunState:
         if self.blocking:
             return "NO-GO: " + "; ".join(f"{s.item.title} ({s.status})" for s in self.blocking)
         if self.open:
-            return f"GO so far: nothing failed; {len(self.open)} blocking item(s) still open"
+            return f"GO so far: nothing failed; {counted(len(self.open), 'blocking item')} still open"
         return "GO: every blocking item passed, was ticked or was waived"
 
     def as_dict(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from core.config import get_settings
 from core.models import AgentInstance, AuditRecord, Conversation, Shop, WorkerHeartbeat, utcnow
 from core.queries.health import db_query_p95, live_worker_conditions
 from core.queries.scope import require_read, shop_filter
+from core.text import counted
 
 # Refused reads of client data outside one's scope: the checklist's "unauthorized data access". A page opened
 # without the role (a stale link, a menu slip) is audited as "page.open" refused, and does not count.
@@ -36,7 +37,7 @@ class Propagation:
         if total == 0:
             return f"No worker is running; version {self.version} will apply when one starts."
         took = f" in {self.seconds:.1f} s" if self.complete and self.seconds is not None else ""
-        text = f"{len(self.acknowledged)} of {total} workers acknowledged version {self.version}{took}"
+        text = f"{len(self.acknowledged)} of {counted(total, 'worker')} acknowledged version {self.version}{took}"
         return text + (f"; waiting for {', '.join(self.waiting)}" if self.waiting else "")
 
 

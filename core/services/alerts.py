@@ -165,9 +165,11 @@ def create_silence(*, actor: Actor, matchers: list[str] | str, minutes: float, r
         parsed = parse_matchers(matchers)
         if not parsed:
             raise UserInputError("A silence needs at least one matcher, such as rule=error_rate.")
-        if not 0 < finite_number(minutes or 0, "A silence's minutes") <= MAX_SILENCE_MINUTES:
+        length = finite_number(minutes or 0, "A silence's minutes")
+        if not 0 < length <= MAX_SILENCE_MINUTES:
+            got = f"{length:,.0f}" if float(length).is_integer() else f"{length:g}"
             raise UserInputError(f"A silence lasts from 1 minute to {MAX_SILENCE_MINUTES:,} minutes (a year); "
-                                 f"got {minutes}.")
+                                 f"got {got}.")
         if not reason.strip():
             raise UserInputError("A reason is required for a silence.")
         start = now or utcnow()

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Select, select
 
 from core.models import Agent, AgentInstance, AgentTemplate, Appointment, Barber, Client, Conversation, Shop
 from core.templates import render
+from core.text import counted
 
 DEFAULTS = {"fee_amount": "$15", "holiday_name": "holidays", "holiday_hours": "our usual hours",
             "addon_service": "beard trim", "custom_message": ""}
@@ -33,11 +34,6 @@ class Prompt:
 def _slug(name: str) -> str:
     """'Uptown & Co.' -> 'uptown-co': a link's path from a shop's name."""
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-
-
-def counted(n: int, unit: str) -> str:
-    """'1 week', '3 weeks': a count with its unit in the right number."""
-    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
 
 
 def _shop_time(moment: datetime, zone: str | None) -> datetime:

@@ -188,6 +188,11 @@ def test_an_invalid_rule_is_one_sentence_and_not_saved(engine: Engine) -> None:
         assert "\n" not in str(err.value)
     with pytest.raises(UserInputError, match="Bad matcher 'rule'"):
         alerts.create_silence(actor=ENGINEER, matchers="rule", minutes=5, reason="r", uow=UnitOfWork(engine))
+    for minutes, said in ((99999999.0, "got 99,999,999."), (-0.5, "got -0.5.")):  # the number as typed, not 99999999.0
+        with pytest.raises(UserInputError) as err:
+            alerts.create_silence(actor=ENGINEER, matchers="rule=x", minutes=minutes, reason="r",
+                                  uow=UnitOfWork(engine))
+        assert str(err.value).endswith(said)
     with read_session(engine) as s:
         assert s.scalar(select(func.count()).select_from(AlertRule)) == 0
 

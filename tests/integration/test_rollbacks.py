@@ -203,4 +203,4 @@ def test_a_rollback_run_is_timed_by_its_own_version_even_when_a_newer_change_fol
         acknowledge_settings(conn, worker_id="w1", version=version + 1, seen_at=run.started_at + timedelta(seconds=73))
     done, _ = rollbacks.check_immediate_rollback(actor=ENGINEER, run_id=run.id, uow=UnitOfWork(engine))
     assert done.state == "done" and done.duration_s == pytest.approx(0.5, abs=0.01)
-    assert done.outcome == f"1 of 1 workers acknowledged version {version} in 0.5 s"
+    assert done.outcome == f"1 of 1 worker acknowledged version {version} in 0.5 s"

@@ -50,3 +50,10 @@ def test_a_shops_link_is_its_name_in_plain_words() -> None:
 
 def test_a_holiday_greeting_without_a_named_holiday_reads_naturally() -> None:
     assert _message("holiday_greetings", _row()).startswith("Happy holidays, Devon! Crown Cuts holiday hours:")
+
+
+def test_counts_read_singular_or_plural() -> None:
+    from core.text import counted
+
+    assert [counted(n, "blocking item") for n in (0, 1, 2, 1500)] == [
+        "0 blocking items", "1 blocking item", "2 blocking items", "1,500 blocking items"]
