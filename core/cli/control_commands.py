@@ -38,12 +38,7 @@ def describe(state: ActivationState) -> str:
     lines = [f"agent system: {'RUNNING' if state.running else 'STOPPED'} (mode {state.mode}, settings version {state.version})"]
     if not state.env_enabled:
         lines.append("AGENT_SYSTEM_ENABLED=false in this environment overrides the stored mode")
-    if state.mode == "limited":
-        lines.append(f"shops: {', '.join(map(str, state.allowed_shops)) or '-'}"
-                     + (f"; plus {state.shop_percent}% of shops" if state.shop_percent is not None else ""))
-        lines.append(f"agent types: {', '.join(state.allowed_agent_types) or 'all'}")
-    if state.disabled_agent_types:
-        lines.append(f"disabled types: {', '.join(state.disabled_agent_types)}")
+    lines += state.scope_lines()
     lines.append(f"last change: {state.changed_by} at {state.changed_at:%Y-%m-%d %H:%M:%S} UTC: {state.reason}")
     return "\n".join(lines)
 

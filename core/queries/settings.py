@@ -73,6 +73,17 @@ class ActivationState:
         """True when a conversation of AGENT_TYPE for SHOP_ID may start now."""
         return self.scope(shop_ids=(shop_id,)).allows(shop_id=shop_id, agent_type=agent_type)
 
+    def scope_lines(self) -> list[str]:
+        """What may run, in words: the limited scope and the disabled types (the CLI's status, the console's banner)."""
+        lines = []
+        if self.mode == "limited":
+            lines.append(f"shops: {', '.join(map(str, self.allowed_shops)) or '-'}"
+                         + (f"; plus {self.shop_percent}% of shops" if self.shop_percent is not None else ""))
+            lines.append(f"agent types: {', '.join(self.allowed_agent_types) or 'all'}")
+        if self.disabled_agent_types:
+            lines.append(f"disabled types: {', '.join(self.disabled_agent_types)}")
+        return lines
+
     def as_dict(self) -> dict:
         """A JSON-friendly view (CLI, API, audit)."""
         return {"version": self.version, "mode": self.mode, "running": self.running,

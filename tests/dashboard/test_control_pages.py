@@ -176,6 +176,7 @@ def test_a_fractional_percentage_is_refused_not_cut(console_db: Engine) -> None:
     submit(at, "activation")
     with read_session(console_db) as s:
         assert (get_activation_state(s).mode, get_activation_state(s).shop_percent) == ("limited", 12)
+    assert "shops: -; plus 12% of shops\nagent types: all" in body_text(at)  # the banner says the scope
 
 
 def test_a_change_from_a_stale_tab_is_refused_with_what_was_typed_kept(console_db: Engine) -> None:
