@@ -20,8 +20,8 @@ def state_banner(state: ActivationState) -> None:
     """RUNNING or STOPPED, with who changed it, when and why."""
     word, colour = ("RUNNING", "green") if state.running else ("STOPPED", "red")
     st.markdown(f":{colour}-background[**{word}**] mode **{state.mode}**, settings version {state.version}")
-    st.text("\n".join([*state.scope_lines(),  # a limited scope said in full: "RUNNING mode limited" alone hid it
-                        f"Last change by {state.changed_by} at {state.changed_at:%Y-%m-%d %H:%M:%S} UTC: {state.reason}"]))
+    last = f"Last change by {state.changed_by} at {state.changed_at:%Y-%m-%d %H:%M:%S} UTC: {state.reason}"
+    st.text("\n".join([*state.scope_lines(), last]))  # a limited scope in full: "RUNNING mode limited" alone hid it
     if not state.env_enabled:
         st.warning("AGENT_SYSTEM_ENABLED=false in this environment: the system stays off whatever is set here.")
 
