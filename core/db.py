@@ -57,11 +57,13 @@ def make_engine(url: str, *, connect_timeout: int = 5, application_name: str = "
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
         _sqlite_setup(engine)
         return engine
+    # hide_parameters: an unexpected database error (its traceback, a log line, Sentry) must not carry the values
+    # of the statement, such as a new user's password hash.
     return create_engine(
-        url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800,
+        url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800, hide_parameters=True,
         connect_args={"connect_timeout": connect_timeout, "application_name": application_name},
     )
 
@@ -123,7 +125,7 @@ def _variant(engine: Engine, kind: str, *, pool_size: int, max_overflow: int, op
         if key not in _relaxed:
             args = {"connect_timeout": 5, "application_name": f"agentops-{kind}"}
             _relaxed[key] = create_engine(engine.url, pool_size=pool_size, max_overflow=max_overflow,
-                                          pool_pre_ping=False, pool_recycle=1800,
+                                          pool_pre_ping=False, pool_recycle=1800, hide_parameters=True,
                                           connect_args={**args, **({"options": options} if options else {})})
         return _relaxed[key]
 

@@ -10,7 +10,7 @@ from core import audit
 from core.auth import CONSOLE_ROLES, Actor, Permission, Role, hash_password
 from core.errors import Conflict, NotFound, UserInputError
 from core.inputs import known_shops, shop_ids, short_text
-from core.models import ConsoleSession, User, UserShop, utcnow
+from core.models import ConsoleSession, Enterprise, User, UserShop, utcnow
 from core.services.guard import require
 from core.uow import UnitOfWork
 
@@ -66,6 +66,7 @@ def add_user(*, actor: Actor, username: str, password: str, role: str, uow: Unit
         if uow.session.scalars(select(User.id).where(User.username == username)).first() is not None:
             raise Conflict(f"A user named {username!r} already exists.")
         known_shops(uow.session, shops)
+        _check_enterprise(uow, parsed, enterprise_id)
         user = User(username=username, name=short_text(name, "The display name", most=200) or username, role=parsed.value, password_hash=hash_password(password),
                     enterprise_id=enterprise_id, is_demo=is_demo)
         uow.session.add(user)
@@ -88,6 +89,17 @@ def _scoped_shops(role: Role, shops: Sequence[int] | None) -> list[int]:
         raise UserInputError(f"{article} {role.value} sees {sees}; shops are for support users and shop owners "
                              f"(got {', '.join(map(str, shops))}).")
     return shop_ids(shops or ())
+
+
+def _check_enterprise(uow: UnitOfWork, role: Role, enterprise_id: int | None) -> None:
+    """An enterprise owner needs an enterprise that exists; no other role has one (a stored id would mislead)."""
+    if role == Role.ENTERPRISE_OWNER and enterprise_id is None:
+        raise UserInputError("An enterprise_owner needs their enterprise, such as --enterprise 1.")
+    if role != Role.ENTERPRISE_OWNER and enterprise_id is not None:
+        raise UserInputError(f"Only an enterprise owner belongs to an enterprise (got --enterprise {enterprise_id} "
+                             f"for a {role.value}).")
+    if enterprise_id is not None and uow.session.get(Enterprise, enterprise_id) is None:
+        raise UserInputError(f"No enterprise with id {enterprise_id}.")  # like an unknown shop (known_shops)
 
 
 def _keep_an_admin(uow: UnitOfWork, user: User) -> None:

@@ -28,6 +28,17 @@ def test_add_user_through_cli_with_password_on_stdin(engine: Engine, db_url: str
         assert "correct horse" not in user.password_hash
 
 
+def test_an_unknown_enterprise_is_one_sentence_without_the_password_hash(engine: Engine, db_url: str) -> None:
+    """A foreign-key failure printed a traceback with the new user's bcrypt hash among its parameters."""
+    seed_minimal(engine, conversations=0)
+    env = {"DATABASE_URL": db_url, "PATH": "/usr/bin:/bin", "BCRYPT_ROUNDS": "4"}
+    proc = subprocess.run([sys.executable, "-m", "core", "users", "add", "x4", "--role", "enterprise_owner",
+                           "--enterprise", "99999"], input="longenoughpassword123\n", capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert (proc.returncode, proc.stderr.strip()) == (2, "error: No enterprise with id 99999."), proc.stderr
+    assert "$2b$" not in proc.stdout + proc.stderr
+
+
 @pytest.mark.parametrize("kwargs, error", [
     ({"role": "wizard"}, "Unknown role"),
     ({"password": "short"}, "at least 10 characters"),
@@ -37,8 +48,12 @@ def test_add_user_through_cli_with_password_on_stdin(engine: Engine, db_url: str
                                          r"owners \(got 1\)\."),
     ({"role": "product_owner", "shops": [1, 2]}, r"A product_owner sees every shop"),
     ({"role": "enterprise_owner", "shops": [1]}, r"An enterprise_owner sees the shops of their enterprise"),
+    ({"role": "enterprise_owner"}, r"An enterprise_owner needs their enterprise, such as --enterprise 1\."),
+    ({"role": "enterprise_owner", "enterprise_id": 99999}, r"No enterprise with id 99999\."),
+    ({"role": "engineer", "enterprise_id": 1}, r"Only an enterprise owner belongs to an enterprise"),
 ])
 def test_add_user_rejects_bad_input(engine: Engine, kwargs: dict, error: str) -> None:
+    seed_minimal(engine, conversations=0)  # enterprise 1 exists
     args = {"username": "newbie", "password": "long enough pw", "role": "engineer", **kwargs}
     with pytest.raises(UserInputError, match=error):
         users.add_user(actor=ROLE_ACTORS["admin"], uow=UnitOfWork(engine), **args)
@@ -147,3 +162,16 @@ def test_a_role_without_shops_keeps_none(engine: Engine) -> None:
     with read_session(engine) as s:
         [sam] = [u for u in list_users(s, actor=ROLE_ACTORS["admin"]) if u["user"] == "sam"]
     assert (sam["role"], list(sam["shops"])) == ("engineer", [])
+
+
+def test_an_unexpected_database_error_does_not_carry_the_statements_values(engine: Engine) -> None:
+    """Defence in depth for the traceback above: whatever else fails, the error's text names no value."""
+    from sqlalchemy.exc import IntegrityError
+
+    from core.db import get_engine
+
+    seed_minimal(engine, conversations=0)
+    with pytest.raises(IntegrityError) as err, get_engine().begin() as conn:
+        conn.execute(User.__table__.insert().values(username="x", name="x", role="engineer",
+                                                    password_hash="$2b$12$secret-hash-value", enterprise_id=99999))
+    assert "secret-hash-value" not in str(err.value) and "hidden due to hide_parameters" in str(err.value)
