@@ -209,6 +209,7 @@ def execute_database_rollback(*, actor: Actor, run_id: int, uow: UnitOfWork, bac
         run = _get_run(uow, run_id, "database")
         if run.state != "approved":
             raise Conflict(f"Run {run_id} is {run.state}; it must be approved before it runs.")
+        _same_environment(run)
         run.state = "running"
         uow.commit()
     started = time.perf_counter()
@@ -223,6 +224,16 @@ def execute_database_rollback(*, actor: Actor, run_id: int, uow: UnitOfWork, bac
         finish_run(uow, run, actor=actor, state=state, outcome=outcome, duration_s=time.perf_counter() - started, **extra)
         uow.commit()
         return _view(run)
+
+
+def _same_environment(run: RollbackRun) -> None:
+    """A run approved for one environment does not run in another: a development request approves itself, and run
+    under ENVIRONMENT=production it would skip the second engineer production needs."""
+    env, asked = get_settings().environment, (run.details or {}).get("environment")
+    if asked != env:
+        raise Conflict(f"Run {run.id} was requested for {asked}; this is {env}. Request a database rollback here.")
+    if env == "production" and not run.approved_by:
+        raise Conflict(f"Run {run.id} has no second engineer's approval; production needs one.")
 
 
 def list_runs(*, actor: Actor, uow: UnitOfWork, limit: int = 50) -> list[RunView]:

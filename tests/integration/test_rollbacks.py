@@ -92,6 +92,24 @@ def test_database_rollback_in_production_needs_a_second_engineer(engine: Engine,
     assert main(["audit", "verify"]) == 0
 
 
+def test_a_database_rollback_approved_in_development_does_not_run_in_production(engine: Engine, monkeypatch,
+                                                                               tmp_path: Path) -> None:
+    """A development request approves itself; run with ENVIRONMENT=production it dropped the tables with no second
+    engineer."""
+    from core.config import reset_settings
+
+    seed_minimal(engine)
+    run = rollbacks.request_database_rollback(actor=ENGINEER, reason="x", typed_environment="development",
+                                              uow=UnitOfWork(engine))
+    assert run.state == "approved"
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("COOKIE_KEY", "prod-secret-for-the-test")
+    reset_settings()
+    with pytest.raises(Conflict, match=f"Run {run.id} was requested for development; this is production"):
+        rollbacks.execute_database_rollback(actor=ENGINEER, run_id=run.id, uow=UnitOfWork(engine), backup_dir=tmp_path)
+    assert "agent_conversations" in inspect(engine).get_table_names()
+
+
 def test_full_rollback_calls_the_hook_and_records_releases(engine: Engine, monkeypatch) -> None:
     calls: list[dict] = []
 
