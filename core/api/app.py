@@ -6,13 +6,14 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import Histogram
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.api.cache import TTLCache
 from core.api.limits import BodyLimitMiddleware
@@ -135,8 +136,8 @@ def _install_handlers(app: FastAPI) -> None:
     async def domain_error(_r: Request, exc: AgentOpsError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=exc.http_status)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(_r: Request, exc: HTTPException) -> JSONResponse:
+    @app.exception_handler(StarletteHTTPException)  # also the router's own 404 and 405, not only the routes'
+    async def http_error(_r: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)

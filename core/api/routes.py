@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from core.auth import Actor, Role
 from core.db import read_session
@@ -34,8 +34,15 @@ class InstanceChange(BaseModel):
     """Activate or pause one agent instance."""
 
     model_config = ConfigDict(extra="forbid")
-    instance_id: int = Field(gt=0, le=MAX_INT32)
+    instance_id: StrictInt = Field(gt=0, le=MAX_INT32)  # strict: true is not instance 1
     reason: str = Field(default="", max_length=500)
+
+    @field_validator("reason")
+    @classmethod
+    def _storable(cls, value: str) -> str:
+        if "\x00" in value:  # PostgreSQL cannot store it (the request failed with a 500)
+            raise ValueError("may not contain NUL characters")
+        return value
 
 
 @router.get("/health", tags=["health"])

@@ -118,12 +118,20 @@ def test_readiness_when_the_database_is_down() -> None:
     ({"json": {"instance_id": 1, "surprise": True}}, 422),
     ({"content": b"x" * (1024 * 1024 + 1), "headers": {"Content-Type": "application/json"}}, 413),
     ({"json": {"instance_id": 999999}}, 404),
+    ({"json": {"instance_id": True}}, 422),  # not instance 1
+    ({"json": {"instance_id": 1, "reason": "x\u0000y"}}, 422),  # PostgreSQL cannot store it: was a 500
 ])
 def test_bad_bodies_get_4xx_without_a_trace(api: dict, kwargs: dict, status: int) -> None:
     headers = {"Authorization": f"Bearer {api['tokens']['engineer']}", **kwargs.pop("headers", {})}
     resp = api["client"].post("/api/v2/agents/activate", headers=headers, **kwargs)
     assert resp.status_code == status
     assert "Traceback" not in resp.text and resp.json()["error"]
+
+
+def test_an_unknown_route_or_method_answers_in_the_same_shape(api: dict) -> None:
+    headers = {"Authorization": f"Bearer {api['tokens']['engineer']}"}
+    assert api["client"].get("/api/v2/nope", headers=headers).json() == {"error": "Not Found"}
+    assert api["client"].delete("/health").json() == {"error": "Method Not Allowed"}
 
 
 def test_metrics_exposition(api: dict) -> None:
