@@ -253,6 +253,8 @@ class Settings(BaseSettings):
                 value = ",".join(mask_url(u.strip()) for u in value.split(",") if u.strip())
             elif name.endswith("command") and isinstance(value, str):
                 value = mask_command(value)
+            elif isinstance(value, str):  # a URL in any other setting (a probe: a URL or a SQL statement)
+                value = mask_secrets_in_text(value)
             out[name.upper()] = value
         return out
 
@@ -302,20 +304,42 @@ def mask_urls_in_text(text: str | None) -> str:
     return _URL_IN_TEXT.sub(lambda m: mask_url(m.group(0)), text or "")
 
 
+# Secrets inside free text (log lines, command lines): NAME=value for a secret-looking name, an Authorization
+# header's credentials, and the token shapes this project and its providers issue.
+_SECRET_ASSIGNMENT = re.compile(r"\b([\w.-]*(?:token|secret|password|passwd|key|credential|signature)[\w.-]*=)"
+                                r"(\"[^\"]*\"|'[^']*'|[^\s,;&]+)", re.IGNORECASE)
+_CREDENTIALS = re.compile(r"\b(Bearer|Basic|Token)\s+[^\s,;'\"]+", re.IGNORECASE)
+_TOKEN_SHAPES = re.compile(r"\b(bbat_|sk-|SG\.)[A-Za-z0-9_.\-]{6,}")
+_USER_OPTIONS = ("-u", "--user", "--proxy-user")  # curl's user:password
+
+
+def mask_secrets_in_text(text: str | None) -> str:
+    """TEXT with URLs masked and secret assignments, Authorization credentials and token shapes replaced."""
+    text = _SECRET_ASSIGNMENT.sub(lambda m: m.group(1) + MASK, mask_urls_in_text(text))
+    text = _CREDENTIALS.sub(lambda m: f"{m.group(1)} {MASK}", text)
+    return _TOKEN_SHAPES.sub(lambda m: m.group(1) + MASK, text)
+
+
 def mask_command(command: str | None) -> str:
-    """A command line with the values of secret-looking options (--token X, --password=Y, KEY=Z) and URLs masked."""
+    """A command line with the values of secret-looking options (--token X, --password=Y, KEY=Z, curl's -u
+    user:password, an Authorization header) and URLs masked."""
     if not command:
         return "(not set)"
-    words, out, hide_next = mask_urls_in_text(command).split(), [], False
+    words, out, hide_next, user_next = mask_secrets_in_text(command).split(), [], False, False
     for word in words:
-        name, eq, _value = word.partition("=")
+        name, eq, value = word.partition("=")
         if hide_next:
             out.append(MASK)
+        elif user_next or (eq and name in _USER_OPTIONS):
+            who = value if eq else word
+            masked = f"{who.partition(':')[0]}:{MASK}" if ":" in who else who
+            out.append(f"{name}={masked}" if eq else masked)
         elif eq and _SECRET_FLAG.search(name):
             out.append(f"{name}={MASK}")
         else:
             out.append(word)
-        hide_next = not eq and word.startswith("-") and bool(_SECRET_FLAG.search(word))
+        user_next = not eq and word in _USER_OPTIONS
+        hide_next = not eq and not user_next and word.startswith("-") and bool(_SECRET_FLAG.search(word))
     return " ".join(out)
 
 

@@ -1,6 +1,8 @@
 """Domain errors: each carries one sentence a person can act on."""
 from __future__ import annotations
 
+import re
+
 
 class AgentOpsError(Exception):
     """Base of every error the project raises on purpose."""
@@ -68,4 +70,6 @@ def describe_database_error(exc: BaseException) -> str:
 def first_line(exc: BaseException) -> str:
     """The first line of a (database) error's own message: what a person needs, without SQL or parameters."""
     text = str(getattr(exc, "orig", None) or exc).strip()
+    # A database user name may be the secret itself (postgresql://TOKEN@host): the server repeats it.
+    text = re.sub(r'\b(role|user) "[^"]*"', r'\1 "***"', text)
     return text.splitlines()[0] if text else type(exc).__name__

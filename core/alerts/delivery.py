@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from core.alerts.rules import SEVERITY_RANK, matches_all, parse_matchers
-from core.config import Settings, get_settings, mask_url, mask_urls_in_text
+from core.config import MASK, Settings, get_settings, mask_url, mask_urls_in_text
 from core.db import write_bind
 from core.models import (
     AlertContact,
@@ -59,6 +59,8 @@ def mask_webhook(url: str) -> str:
     """A webhook URL masked (mask_url), its path cut to '/…': incoming-webhook paths are the secret itself."""
     masked = mask_url(url).split("?", 1)[0]
     scheme, sep, rest = masked.partition("://")
+    if not sep:  # not a URL at all: the text may be the secret itself
+        return f"{MASK} (not an http(s) URL)"
     host, slash, path = rest.partition("/")
     return f"{scheme}{sep}{host}/…" if path.strip("/") else f"{scheme}{sep}{host}{slash}"
 

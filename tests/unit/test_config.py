@@ -88,3 +88,24 @@ def test_a_short_audit_key_is_refused_without_echoing_it(monkeypatch: pytest.Mon
         get_settings()
     assert str(err.value).startswith("AUDIT_KEY: expected at least 32 characters")
     assert "too-short-secret" not in str(err.value)
+
+
+def test_the_attack_reviews_secrets_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found printed in clear: a probe URL's password in `config`, curl's -u user:password in the deploy hook's
+    description, a token in a log line kept as checklist evidence, a bare-token user name in a database error."""
+    from core.alerts.delivery import mask_webhook
+    from core.config import mask_command, mask_secrets_in_text
+    from core.errors import first_line
+
+    monkeypatch.setenv("CHECKLIST_HOST_PROBE", "http://u:s3cr3t@127.0.0.1:1/?k=s3cr3t")
+    reset_settings()
+    assert "s3cr3t" not in str(get_settings().public_view())
+    for command in ("curl -u admin:s3cr3t http://h/x", "curl --user=admin:s3cr3t http://h/x",
+                    "curl -H 'Authorization: Bearer s3cr3t' http://h/x"):
+        assert "s3cr3t" not in mask_command(command), mask_command(command)
+    assert mask_command("curl -u admin:s3cr3t http://h/x") == "curl -u admin:*** http://h/x"
+    line = "2026-12-06 10:00:00 ERROR api: token=bbat_abcdefghijklmnop password=hunter2 key: sk-abcdefghijkl12"
+    assert mask_secrets_in_text(line) == "2026-12-06 10:00:00 ERROR api: token=*** password=*** key: sk-***"
+    assert "s3cr3t" not in mask_webhook("s3cr3t-not-a-url")
+    err = Exception('connection to server failed: FATAL:  role "s3cr3t" does not exist')
+    assert "s3cr3t" not in first_line(err)

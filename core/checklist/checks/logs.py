@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from core.checklist.outcome import CheckContext, Outcome, failed, passed, warned
-from core.config import mask_urls_in_text
+from core.config import mask_secrets_in_text
 
 TAIL_BYTES = 2_000_000  # the newest 2 MB: a deployment's first hours, not the file's whole history
 SHOWN_LINES = 20
@@ -55,7 +55,7 @@ def check_logs(ctx: CheckContext) -> Outcome:
     for path in files:
         lines = _tail(path)
         scanned += len(lines)
-        hits += [f"{path.name}: {mask_urls_in_text(line)[:500]}" for line in lines
+        hits += [f"{path.name}: {mask_secrets_in_text(line)[:500]}" for line in lines
                  if pattern.search(line) and _after(line, ctx.deployed_at)]
     value = {"files": [str(f) for f in files], "lines_scanned": scanned, "matches": len(hits)}
     if hits:
