@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import get_settings
+from core.errors import UserInputError
 
 _engines: dict[tuple[str, bool], Engine] = {}
 _relaxed: dict[tuple[str, str], Engine] = {}
@@ -56,7 +57,12 @@ def make_engine(url: str, *, connect_timeout: int = 5, application_name: str = "
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(parsed.database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # a file where a folder should be, a read-only place
+                raise UserInputError(f"DATABASE_URL: the folder of the SQLite file cannot be made ({folder}: "
+                                     f"{exc.strerror or type(exc).__name__}).") from None
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
         _sqlite_setup(engine)
         return engine

@@ -52,7 +52,7 @@ class OperationFailed(AgentOpsError):
 
 def describe_database_error(exc: BaseException) -> str:
     """One sentence saying what happened to the database and the way back (CLI, its loops and the console)."""
-    from sqlalchemy.exc import ProgrammingError
+    from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
 
     from core.config import get_settings
 
@@ -63,6 +63,10 @@ def describe_database_error(exc: BaseException) -> str:
                 "with `python -m core db setup`.")
     if isinstance(exc, ProgrammingError):
         return f"The database schema does not match this version ({first}): run `python -m core db setup`."
+    if "file is not a database" in first:
+        return "DATABASE_URL points at a file that is not a SQLite database: check the path."
+    if isinstance(exc, (IntegrityError, DataError)):
+        return f"The database refused the change ({first})."
     return (f"The database cannot be reached ({first}): check that it is running and that DATABASE_URL points at "
             "it (`python -m core db verify` tests the connection).")
 

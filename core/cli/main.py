@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = _hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     args = build_parser(_command_of(argv) or "").parse_args(argv)
     # Imported only now: `--help` and a mistyped command get their answer without loading the database layer.
-    from sqlalchemy.exc import OperationalError, ProgrammingError
+    from sqlalchemy.exc import DatabaseError
 
     from core.config import SettingsError, get_settings
     from core.errors import AgentOpsError
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     except AgentOpsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except (OperationalError, ProgrammingError) as exc:
+    except DatabaseError as exc:  # unreachable, schema missing, not a database file, a refused change
         from core.errors import describe_database_error
 
         print(f"error: {describe_database_error(exc)}", file=sys.stderr)
@@ -170,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # the output cannot be written (a full disk, /dev/full), a file the command needs
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or type(exc).__name__}{where}.", file=sys.stderr)
+        return 1
 
 
 def _discard_stdout() -> None:

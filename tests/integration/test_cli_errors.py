@@ -1,0 +1,34 @@
+"""Mistakes around the CLI, not in its arguments: a DATABASE_URL that is no database, output that cannot be
+written. Each is one sentence and an exit code, never a traceback (the attack review found tracebacks for all)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _core(*args: str, url: str, stdout=subprocess.PIPE) -> subprocess.CompletedProcess:  # noqa: ANN001
+    env = {**os.environ, "DATABASE_URL": url}
+    return subprocess.run([sys.executable, "-m", "core", *args], stdout=stdout, stderr=subprocess.PIPE, text=True,
+                          env=env, timeout=60)
+
+
+@pytest.mark.parametrize("make_url, code, said", [
+    (lambda tmp: "sqlite:////etc/passwd/a.db", 2, "DATABASE_URL: the folder of the SQLite file cannot be made"),
+    (lambda tmp: f"sqlite:///{tmp / 'notes.txt'}", 1, "DATABASE_URL points at a file that is not a SQLite database"),
+])
+def test_a_database_url_that_is_no_database_is_one_sentence(tmp_path: Path, make_url, code: int, said: str) -> None:  # noqa: ANN001
+    (tmp_path / "notes.txt").write_text("these are my notes, not a database\n" * 100)
+    for command in (["status"], ["db", "setup"]):
+        proc = _core(*command, url=make_url(tmp_path))
+        assert proc.returncode == code and said in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_output_that_cannot_be_written_is_one_sentence(tmp_path: Path) -> None:
+    with open("/dev/full", "w") as full:
+        proc = _core("config", url=f"sqlite:///{tmp_path / 'a.db'}", stdout=full)
+    assert proc.returncode == 1 and proc.stderr.strip() == "error: No space left on device.", proc.stderr
