@@ -89,7 +89,8 @@ def set_activation(*, actor: Actor, mode: str, reason: str, uow: UnitOfWork, sho
         raise UserInputError(f"Mode must be one of {', '.join(ACTIVATION_MODES)}, not {mode!r}.")
     if shop_percent is not None:  # 12.7 is refused, not cut to 12 behind the person's back
         if not (0 <= shop_percent <= 100 and float(shop_percent).is_integer()):
-            raise UserInputError(f"The shop percentage must be a whole number from 0 to 100 (got {shop_percent:g}).")
+            got = int(shop_percent) if float(shop_percent).is_integer() else f"{shop_percent:g}"  # 10**20, not 1e+20
+            raise UserInputError(f"The shop percentage must be a whole number from 0 to 100 (got {got}).")
         shop_percent = int(shop_percent)
     if mode == "limited" and not shops and shop_percent is None:
         raise UserInputError("Limited mode needs at least one shop or a percentage of shops.")

@@ -165,10 +165,12 @@ def request_database_rollback(*, actor: Actor, reason: str, typed_environment: s
         raise UserInputError("A reason is required for a rollback.")
     with uow:
         require(uow, actor, Permission.ROLLBACK, action="rollback.database.request", target=env)
-        open_runs = uow.session.scalar(select(RollbackRun.id).where(
-            RollbackRun.kind == "database", RollbackRun.state.in_(("awaiting_approval", "approved"))))
-        if open_runs:
-            raise Conflict(f"Database rollback run {open_runs} is already waiting; approve or run it first.")
+        waiting = uow.session.execute(select(RollbackRun.id, RollbackRun.state).where(
+            RollbackRun.kind == "database", RollbackRun.state.in_(("awaiting_approval", "approved")))).first()
+        if waiting:
+            step = "approve it" if waiting.state == "awaiting_approval" else "run it"
+            raise Conflict(f"Database rollback run {waiting.id} is already {waiting.state.replace('_', ' ')}; "
+                           f"{step} first.")
         state = "awaiting_approval" if env == "production" else "approved"
         run = RollbackRun(kind="database", state=state, requested_by=actor.username, started_at=utcnow(),
                           target_s=TARGET_SECONDS["database"], details={"environment": env, "reason": reason})

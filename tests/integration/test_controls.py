@@ -123,6 +123,8 @@ def test_cli_kill_activate_and_agent_type(engine: Engine, capsys: pytest.Capture
     assert "RUNNING (mode limited" in out and "shops: 1, 2" in out and "agent types: rebooking" in out
     assert main(["activate", "--mode", "limited", "--percent", "25", "--reason", "widen"]) == 0
     assert "plus 25% of shops" in capsys.readouterr().out
+    assert main(["activate", "--mode", "limited", "--percent", "99999999999999999999", "--reason", "x"]) == 2
+    assert "(got 99999999999999999999)" in capsys.readouterr().err  # as typed, not 1e+20
     assert main(["agent-type", "disable", "upsell", "--reason", "off-brand"]) == 0
     assert "disabled types: upsell" in capsys.readouterr().out
     assert main(["agent-type", "enable", "upsell", "--reason", "fixed"]) == 0
@@ -174,6 +176,8 @@ def test_rollups_rebuild_is_a_checked_audited_service(engine: Engine, capsys: py
     assert main(["--actor", "sam", "rollups", "rebuild"]) == 3
     assert last_audit(engine).outcome == "refused"
     assert main(["rollups", "rebuild", "--since", "yesterday"]) == 2
+    assert main(["rollups", "rebuild", "--since", "2999-12-31"]) == 2  # it said "rebuilt -6 rollup rows"
+    assert "--since 2999-12-31 is in the future" in capsys.readouterr().err
     assert main(["rollups", "rebuild"]) == 0
     assert "rebuilt" in capsys.readouterr().out
     assert created() == before == 60

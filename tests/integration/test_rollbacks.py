@@ -102,6 +102,9 @@ def test_a_database_rollback_approved_in_development_does_not_run_in_production(
     run = rollbacks.request_database_rollback(actor=ENGINEER, reason="x", typed_environment="development",
                                               uow=UnitOfWork(engine))
     assert run.state == "approved"
+    with pytest.raises(Conflict, match=f"Database rollback run {run.id} is already approved; run it first."):
+        rollbacks.request_database_rollback(actor=ENGINEER, reason="again", typed_environment="development",
+                                            uow=UnitOfWork(engine))
     monkeypatch.setenv("ENVIRONMENT", "production")
     monkeypatch.setenv("COOKIE_KEY", "prod-secret-for-the-test")
     reset_settings()
