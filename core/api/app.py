@@ -25,7 +25,7 @@ from core.api.security import caller_address
 from core.auth import secret_digest
 from core.config import Settings, get_settings
 from core.db import get_engine
-from core.errors import AgentOpsError
+from core.errors import AgentOpsError, first_line
 
 log = logging.getLogger("core.api")
 LIMITED_PREFIX = "/api/v2/agents/"
@@ -147,6 +147,8 @@ def _install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     async def database_down(_r: Request, exc: OperationalError) -> JSONResponse:
+        if "no such table" in first_line(exc):  # SQLite's missing table is an OperationalError, not an outage
+            return await schema_missing(_r, exc)
         log.warning("database unavailable: %s", type(exc).__name__)
         return JSONResponse({"error": "The database is unavailable; try again shortly."}, status_code=503)
 

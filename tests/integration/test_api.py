@@ -105,6 +105,17 @@ def test_readiness_names_what_fails(api: dict, engine: Engine) -> None:
     assert set(resp.json()["ok"]) == {"database", "schema", "workers", "breakers"}
 
 
+def test_missing_agent_tables_are_said_as_such_not_as_an_outage(api: dict, engine: Engine) -> None:
+    """After `db cleanup` SQLite's "no such table" answered "The database is unavailable; try again shortly"."""
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE agent_settings" + (" CASCADE" if engine.dialect.name == "postgresql" else "")))
+    resp = api["client"].get("/api/v2/agents/status", headers={"Authorization": f"Bearer {api['tokens']['engineer']}"})
+    assert resp.status_code == 503
+    assert resp.json() == {"error": "The agent tables are missing; run `python -m core db setup`."}
+
+
 def test_readiness_when_the_database_is_down() -> None:
     client = TestClient(create_app(engine=make_engine("postgresql://postgres@127.0.0.1:1/none")))
     resp = client.get("/api/v2/agents/health")
