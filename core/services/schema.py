@@ -123,6 +123,10 @@ def cleanup_agent_tables(*, actor: Actor, uow: UnitOfWork, confirm: str | None =
     engine, directory = uow.engine, backup_dir or Path(get_settings().backup_dir)
     with uow:
         require(uow, actor, Permission.ROLLBACK, action="db.cleanup", target=engine.url.database or "")
+    if not set(agent_tables()) & set(inspect(engine).get_table_names()):
+        # A second cleanup would write an empty backup, the newest one: restoring "the latest" would restore nothing.
+        raise Conflict(f"The agent tables are already gone: nothing to back up or drop (the backups in {directory} "
+                       "are as they were).")
     try:
         path, counts = write_backup(engine, directory)
     except OSError as exc:

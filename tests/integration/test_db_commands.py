@@ -39,6 +39,10 @@ def test_cleanup_keeps_host_tables_and_backup_restores(engine: Engine, capsys: p
     assert backup.exists()
     assert main(["db", "verify"]) == 1
     assert "MISSING  agent_conversations" in capsys.readouterr().out
+    # A second cleanup wrote an empty backup, the newest: restoring "the latest" would have restored nothing.
+    assert main(["db", "cleanup", "--yes"]) == 1
+    assert "The agent tables are already gone: nothing to back up or drop" in capsys.readouterr().err
+    assert sorted(backup.parent.iterdir()) == [backup]
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(Shop)).scalar_one() == shops
         assert conn.execute(select(func.count()).select_from(Client)).scalar_one() == clients
