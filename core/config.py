@@ -170,8 +170,10 @@ class Settings(BaseSettings):
             backend = make_url(value).get_backend_name()
         except (ArgumentError, ValueError):
             raise ValueError("a database URL such as postgresql://user:pass@host:5432/db or sqlite:///var/agentops.db")
+        if backend == "postgres":  # Heroku's and libpq's spelling: the same database (core.db.normalize_url)
+            return "postgresql" + value[len("postgres"):]
         if backend not in ("postgresql", "sqlite"):  # the only drivers installed, and the only ones tested
-            raise ValueError("a PostgreSQL or SQLite URL")
+            raise ValueError("a PostgreSQL (postgresql://) or SQLite (sqlite:///path) URL")
         return value
 
     @field_validator("environment", mode="before")

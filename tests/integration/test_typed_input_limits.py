@@ -180,7 +180,7 @@ def test_only_postgresql_and_sqlite_urls_are_accepted(monkeypatch: pytest.Monkey
 
     monkeypatch.setenv("DATABASE_URL", "mysql://x@127.0.0.1/y")
     reset_settings()
-    with pytest.raises(SettingsError, match="a PostgreSQL or SQLite URL"):
+    with pytest.raises(SettingsError, match=r"a PostgreSQL \(postgresql://\) or SQLite"):
         get_settings()
     reset_settings()
 

@@ -109,3 +109,14 @@ def test_the_attack_reviews_secrets_are_masked(monkeypatch: pytest.MonkeyPatch) 
     assert "s3cr3t" not in mask_webhook("s3cr3t-not-a-url")
     err = Exception('connection to server failed: FATAL:  role "s3cr3t" does not exist')
     assert "s3cr3t" not in first_line(err)
+
+
+def test_a_postgres_url_in_libpqs_spelling_is_a_postgresql_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """postgres://… was refused as "expected a PostgreSQL or SQLite URL"."""
+    monkeypatch.setenv("DATABASE_URL", "postgres://app:pw@db:5432/x")
+    reset_settings()
+    assert get_settings().database_url == "postgresql://app:pw@db:5432/x"
+    monkeypatch.setenv("DATABASE_URL", "mysql://app:pw@db/x")
+    reset_settings()
+    with pytest.raises(SettingsError, match=r"a PostgreSQL \(postgresql://\) or SQLite \(sqlite:///path\) URL"):
+        get_settings()
