@@ -57,6 +57,10 @@ def describe_database_error(exc: BaseException) -> str:
     from core.config import get_settings
 
     first = first_line(exc)
+    if ("no such table" in first or ("relation" in first and "does not exist" in first)) and _empty_database():
+        return ("This database has no tables at all: check DATABASE_URL first (a mistyped SQLite path makes a new, "
+                "empty file); then set it up with `python -m core db setup`, or put a backup back with "
+                "`python -m core db restore PATH`.")
     if "no such table" in first or ("relation" in first and "does not exist" in first):
         return (f"The agent tables are missing ({first}): put the last backup back with "
                 f"`python -m core db restore PATH` (backups are in {get_settings().backup_dir}), or start empty "
@@ -69,6 +73,19 @@ def describe_database_error(exc: BaseException) -> str:
         return f"The database refused the change ({first})."
     return (f"The database cannot be reached ({first}): check that it is running and that DATABASE_URL points at "
             "it (`python -m core db verify` tests the connection).")
+
+
+def _empty_database() -> bool:
+    """True when the configured database holds no table at all (a mistyped SQLite path makes a new, empty file):
+    then its tables are not "missing, restore a backup", they never were."""
+    try:
+        from sqlalchemy import inspect
+
+        from core.db import get_engine
+
+        return not inspect(get_engine()).get_table_names()
+    except Exception:  # noqa: BLE001 - only a better sentence is at stake
+        return False
 
 
 def first_line(exc: BaseException) -> str:

@@ -32,3 +32,10 @@ def test_output_that_cannot_be_written_is_one_sentence(tmp_path: Path) -> None:
     with open("/dev/full", "w") as full:
         proc = _core("config", url=f"sqlite:///{tmp_path / 'a.db'}", stdout=full)
     assert proc.returncode == 1 and proc.stderr.strip() == "error: No space left on device.", proc.stderr
+
+
+def test_a_mistyped_sqlite_path_is_not_called_missing_tables_to_restore(tmp_path: Path) -> None:
+    """A new, empty file at a typo's path was reported as agent tables to put back from a backup."""
+    proc = _core("status", url=f"sqlite:///{tmp_path / 'typo' / 'a.db'}")
+    assert proc.returncode == 1 and "This database has no tables at all: check DATABASE_URL first" in proc.stderr
+    assert "The agent tables are missing" not in proc.stderr
