@@ -5,6 +5,7 @@ import argparse
 
 from core.cli.common import actor_from_args, row_id, whole
 from core.db import get_engine
+from core.errors import UserInputError
 from core.services import tokens
 from core.uow import UnitOfWork
 
@@ -27,9 +28,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=revoke)
 
 
+def _check_address(host: str, port: int) -> None:
+    """Refuse a taken port or an unknown host in one sentence, before the banner says the API is up (uvicorn would
+    log its own error and exit 3, which here means a refused permission)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise UserInputError(f"--host {host!r} is not an address of this machine.") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise UserInputError(f"Cannot listen on {host}:{port} ({exc.strerror}); check --host and --port.") from None
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    _check_address(args.host, args.port)
     print(f"agent API on http://{args.host}:{args.port} (docs at /docs)", flush=True)
     uvicorn.run("core.cli.api_commands:create_reporting_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level="warning", proxy_headers=False)

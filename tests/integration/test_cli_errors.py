@@ -39,3 +39,20 @@ def test_a_mistyped_sqlite_path_is_not_called_missing_tables_to_restore(tmp_path
     proc = _core("status", url=f"sqlite:///{tmp_path / 'typo' / 'a.db'}")
     assert proc.returncode == 1 and "This database has no tables at all: check DATABASE_URL first" in proc.stderr
     assert "The agent tables are missing" not in proc.stderr
+
+
+def test_the_api_on_a_taken_port_or_unknown_host_is_one_sentence(tmp_path: Path) -> None:
+    """It printed "agent API on http://…", then uvicorn's error, and exited 3 (a refused permission here)."""
+    import socket
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = _core("api", "--host", "127.0.0.1", "--port", str(port), url=url)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout
+    assert proc.stderr.startswith(f"error: Cannot listen on 127.0.0.1:{port} (Address already in use)")
+    proc = _core("api", "--host", "203.0.113.5", "--port", "8000", url=url)  # TEST-NET-3: no address of ours
+    assert (proc.returncode, proc.stderr.strip()) == (2, "error: Cannot listen on 203.0.113.5:8000 (Cannot assign "
+                                                         "requested address); check --host and --port.")
