@@ -176,6 +176,13 @@ class Settings(BaseSettings):
             raise ValueError("a PostgreSQL (postgresql://) or SQLite (sqlite:///path) URL")
         return value
 
+    @field_validator("backup_dir")
+    @classmethod
+    def _backup_folder(cls, value: str) -> str:
+        if not value.strip():  # empty wrote the backups into whatever folder the command ran from
+            raise ValueError("a folder for the backups, such as var/backups")
+        return value
+
     @field_validator("environment", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:

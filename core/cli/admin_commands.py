@@ -61,6 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_user(args: argparse.Namespace) -> int:
+    users.parse_role(args.role)  # before the password is asked for: a typo in the role is said first
     password = read_password(f"Password for {args.username}: ")
     user = users.add_user(actor=actor_from_args(args), username=args.username, password=password, role=args.role,
                           uow=UnitOfWork(get_engine()), name=args.name, shops=args.shops, enterprise_id=args.enterprise)

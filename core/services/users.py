@@ -26,7 +26,8 @@ def _check_password(password: str) -> None:
         raise UserInputError("The password can have at most 72 bytes (bcrypt reads no further).")
 
 
-def _parse_role(role: str) -> Role:
+def parse_role(role: str) -> Role:
+    """ROLE as a Role a console or API user may have; one sentence naming the roles when it is not one."""
     try:
         parsed = Role(role)
     except ValueError:
@@ -58,7 +59,7 @@ def add_user(*, actor: Actor, username: str, password: str, role: str, uow: Unit
     username = username.strip().lower()
     if not USERNAME.match(username):
         raise UserInputError("A user name is 2-64 characters: lower-case letters, digits, '.', '_' or '-'.")
-    parsed = _parse_role(role)
+    parsed = parse_role(role)
     _check_password(password)
     shops = _scoped_shops(parsed, shops)
     with uow:
@@ -144,7 +145,7 @@ def set_disabled(*, actor: Actor, username: str, disabled: bool, uow: UnitOfWork
 
 def set_role(*, actor: Actor, username: str, role: str, uow: UnitOfWork, shops: Sequence[int] | None = None) -> None:
     """Change a user's role (and shops); their sessions end so the new role applies at once."""
-    parsed = _parse_role(role)
+    parsed = parse_role(role)
     if shops is not None:
         shops = _scoped_shops(parsed, shops)
     with uow:

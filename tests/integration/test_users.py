@@ -175,3 +175,10 @@ def test_an_unexpected_database_error_does_not_carry_the_statements_values(engin
         conn.execute(User.__table__.insert().values(username="x", name="x", role="engineer",
                                                     password_hash="$2b$12$secret-hash-value", enterprise_id=99999))
     assert "secret-hash-value" not in str(err.value) and "hidden due to hide_parameters" in str(err.value)
+
+
+def test_an_unknown_role_is_said_before_the_password_is_asked_for(engine: Engine, db_url: str) -> None:
+    env = {"DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-m", "core", "users", "add", "bob", "--role", "wizard"], input="",
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: Unknown role 'wizard'"), proc.stderr

@@ -277,6 +277,7 @@ NOT_ACTIONS = {
     "tokens.authenticate_token": "establishes who the actor is",
     "tokens.use_token": "establishes who the actor is (and when the token was last used)",
     "users.end_sessions": "inside a caller's unit of work (users.set_*)",
+    "users.parse_role": "checks a role name; no state",
 }
 # Commands that are processes, not actions: they take no --actor and change nothing on a person's behalf.
 NOT_RUN_COMMANDS = {

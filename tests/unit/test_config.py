@@ -120,3 +120,11 @@ def test_a_postgres_url_in_libpqs_spelling_is_a_postgresql_url(monkeypatch: pyte
     reset_settings()
     with pytest.raises(SettingsError, match=r"a PostgreSQL \(postgresql://\) or SQLite \(sqlite:///path\) URL"):
         get_settings()
+
+
+def test_an_empty_backup_dir_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BACKUP_DIR="" wrote backups into the folder the command happened to run from."""
+    monkeypatch.setenv("BACKUP_DIR", "")
+    reset_settings()
+    with pytest.raises(SettingsError, match="BACKUP_DIR: expected a folder for the backups, such as var/backups"):
+        get_settings()
