@@ -13,7 +13,9 @@ import streamlit as st
 from core.alerts.metrics import METRICS
 from core.alerts.rules import OPS
 from core.auth import Actor
+from core.db import read_session
 from core.models import AGENT_TYPES, NO_DATA_MODES, SEVERITIES, AlertRule, utcnow
+from core.queries.alerts import silence_sentence
 from core.services import alerts
 from core.uow import UnitOfWork
 from dashboard.components import DATABASE_ERRORS, act, form_key, plain_md, reset_form
@@ -216,9 +218,13 @@ def silence_forms(actor: Actor, silences: list[dict[str, Any]]) -> None:
         matchers = c[0].text_input("Matchers (e.g. rule=error_rate, shop=1)", key=f"{key}_matchers")
         minutes = c[1].number_input("Minutes", min_value=1, value=60, key=f"{key}_minutes")
         reason = c[2].text_input("Reason (required)", key=f"{key}_reason")
-        if st.form_submit_button("Create silence") and act(lambda: alerts.create_silence(
-                actor=actor, matchers=matchers, minutes=float(minutes), reason=reason, uow=UnitOfWork())):
-            _done("alert_silence", "Silence created.")
+        made = act(lambda: alerts.create_silence(actor=actor, matchers=matchers, minutes=float(minutes),
+                                                 reason=reason, uow=UnitOfWork())) if st.form_submit_button(
+            "Create silence") else None
+        if made:
+            with read_session() as s:
+                said = silence_sentence(s, actor=actor, silence_id=made.value, matchers=matchers)
+            _done("alert_silence", said)
     active = [s["id"] for s in silences if s["active"]]
     if active:
         key = form_key("alert_expire")

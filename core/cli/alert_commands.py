@@ -117,9 +117,14 @@ def defaults(args: argparse.Namespace) -> int:
 
 
 def silence(args: argparse.Namespace) -> int:
-    sid = alerts.create_silence(actor=actor_from_args(args), matchers=args.match, minutes=args.minutes,
-                                reason=args.reason, uow=UnitOfWork(get_engine()))
-    print(f"silence {sid} created for {args.minutes:g} minutes")
+    from core.queries.alerts import silence_sentence
+
+    actor = actor_from_args(args)
+    sid = alerts.create_silence(actor=actor, matchers=args.match, minutes=args.minutes, reason=args.reason,
+                                uow=UnitOfWork(get_engine()))
+    with read_session() as s:
+        said = silence_sentence(s, actor=actor, silence_id=sid, matchers=args.match)
+    print(f"{said} It lasts {args.minutes:g} minutes.")
     return 0
 
 

@@ -11,10 +11,11 @@ from sqlalchemy.orm import Session
 
 from core.alerts.delivery import active_silences, list_contact_points, silenced_by
 from core.alerts.metrics import METRICS
-from core.alerts.rules import describe_threshold, resolve
+from core.alerts.rules import describe_threshold, matches_all, parse_matchers, resolve
 from core.auth import Actor, Permission
 from core.models import AlertDelivery, AlertRule, AlertSilence, AlertState, AlertTransition, utcnow
 from core.queries.scope import require_read
+from core.text import counted
 
 
 def _visible_rules(actor: Actor) -> list[Any]:
@@ -71,6 +72,24 @@ def count_firing(session: Session, *, actor: Actor, now: datetime | None = None)
         return 0
     silences = active_silences(session, now or utcnow())
     return sum(1 for one in labels if silenced_by(dict(one or {}), silences) is None)
+
+
+def count_matching(session: Session, *, actor: Actor, matchers: list[str] | str) -> int:
+    """How many alerts (in any state but normal) MATCHERS select now: a new silence that selects none may be a typo."""
+    require_read(actor, Permission.VIEW_HEALTH)
+    parsed = parse_matchers(matchers)
+    labels = session.scalars(select(AlertState.labels).join(AlertRule, AlertRule.id == AlertState.rule_id)
+                             .where(AlertState.state != "normal", *_visible_rules(actor))).all()
+    return sum(1 for one in labels if matches_all(parsed, dict(one or {})))
+
+
+def silence_sentence(session: Session, *, actor: Actor, silence_id: int, matchers: list[str] | str) -> str:
+    """What a person is told of a new silence: how many alerts it holds now (none: check the matchers)."""
+    n = count_matching(session, actor=actor, matchers=matchers)
+    if n == 0:
+        return (f"Silence {silence_id} created; it matches no alert now (check the matchers if you meant a current "
+                "one).")
+    return f"Silence {silence_id} created; it matches {counted(n, 'alert')} now."
 
 
 def list_history(session: Session, *, actor: Actor, hours: int = 24, limit: int = 2000,

@@ -103,6 +103,16 @@ def test_a_silence_from_the_page_shows_the_alert_as_silenced(firing: Engine) -> 
     assert {m.label: m.value for m in at.metric}["Silenced"] == "1"
     # The sidebar's count agrees at once (it kept its cached "1" for a few seconds after the page said silenced).
     assert [p.label for p in at.sidebar.get("page_link") if p.label.startswith("Firing alerts")] == ["Firing alerts: 0"]
+    assert any(f"Silence {silence.id} created; it matches 1 alert now." in m for m in shown(at.success))
+
+
+def test_a_silence_that_matches_no_alert_says_so(firing: Engine) -> None:
+    """A typo in a matcher (rule=t_unuath) made a silence of nothing, reported as "Silence created."."""
+    at = open_alerts("engineer")
+    in_form(at, "alert_silence", "Matchers (e.g. rule=error_rate, shop=1)").input("rule=t_unuath")
+    in_form(at, "alert_silence", "Reason (required)").input("planned maintenance")
+    at = submit(at, "alert_silence")
+    assert any("it matches no alert now (check the matchers" in m for m in shown(at.success)), shown(at.success)
 
 
 def test_send_test_notification_from_the_page_with_the_webhook_masked(firing: Engine, webhook: FakeReceiver) -> None:

@@ -502,3 +502,13 @@ def test_a_fold_during_an_evaluation_changes_no_reading(pg_engine: Engine) -> No
     finally:
         event.remove(engine, "before_cursor_execute", fold_midway)
     assert folded and calm >= 5 and reading() == calm
+
+
+def test_the_cli_says_how_many_alerts_a_new_silence_holds(engine: Engine, capsys) -> None:  # noqa: ANN001
+    rule(engine, pending_seconds=0)
+    refused_read(engine)
+    evaluate(engine, owner="a", now=utcnow())
+    assert main(["alerts", "silence", "--match", "rule=t_unauth", "--minutes", "30", "--reason", "known"]) == 0
+    assert "created; it matches 1 alert now. It lasts 30 minutes." in capsys.readouterr().out
+    assert main(["alerts", "silence", "--match", "rule=t_unuath", "--minutes", "30", "--reason", "typo"]) == 0
+    assert "it matches no alert now (check the matchers" in capsys.readouterr().out
