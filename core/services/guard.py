@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 from core import audit
-from core.auth import Actor, Permission
+from core.auth import ROLE_PERMISSIONS, Actor, Permission, Role
 from core.errors import PermissionDenied
 from core.uow import UnitOfWork
 
@@ -18,7 +18,13 @@ def require(uow: UnitOfWork, actor: Actor, permission: Permission, *, action: st
         "" if shop_id is None or actor.sees_shop(shop_id) else f" for shop {shop_id}")
     refuse(uow, actor, action=action, target=target, reason=reason,
            message=f"{actor.username} ({actor.role.value}) may not {action.replace('.', ' ').replace('_', ' ')}"
-                   + (f" for {target}" if target else "") + ".")
+                   + (f" for {target}" if target else "") + f": that takes the {_who_may(permission)}.")
+
+
+def _who_may(permission: Permission) -> str:
+    """'checklist permission (engineer, admin)': what a refused person asks for, and of whom."""
+    roles = [r.value for r, granted in ROLE_PERMISSIONS.items() if permission in granted and r != Role.SYSTEM]
+    return f"{permission.value.replace('_', ' ')} permission ({', '.join(roles)})"
 
 
 def refuse(uow: UnitOfWork, actor: Actor, *, action: str, target: str, reason: str, message: str) -> NoReturn:
