@@ -52,7 +52,9 @@ class Metric:
     conversations: bool = False  # the conversations behind it can be listed (a link from the alert)
 
 
-def _since(scope: Scope, now: datetime) -> datetime:
+def window_start(scope: Scope, now: datetime) -> datetime:
+    """Where a rule's window evaluated at NOW starts: on the hour before NOW − window (the rollups' whole hours),
+    so a 60-minute window reads up to 119 minutes; the alert's link to its conversations starts here too."""
     return floor_hour(now - timedelta(minutes=scope.window_minutes))
 
 
@@ -91,7 +93,7 @@ def _add(rows: Any) -> dict[str, int]:
 def _sums(session: Session, scope: Scope, now: datetime) -> dict[str, int]:
     """Created/completed/failed/opted-out in the window: the agent_metrics rows not folded yet plus the compact sums
     of closed hours; rules without a shop share one read grouped by type."""
-    since = _since(scope, now)
+    since = window_start(scope, now)
     if scope.shop_id is not None:
         return _add([session.execute(select(*_sum_columns(m)).where(m.hour >= since, *_scoped(m, scope))).one()
                      for m in (AgentMetric, AgentMetricHourlyByShopType)])
@@ -109,7 +111,7 @@ def _sums(session: Session, scope: Scope, now: datetime) -> dict[str, int]:
 
 def response_p95(session: Session, scope: Scope, now: datetime) -> list[Series]:
     """p95 of the fine histogram rows (the current hour, late completions) plus the compact rows of closed hours."""
-    b, since = AgentResponseBucket, _since(scope, now)
+    b, since = AgentResponseBucket, window_start(scope, now)
     hist: Counter[int] = Counter()
     if scope.shop_id is not None:
         c = AgentResponseHourlyByShopType
@@ -142,7 +144,8 @@ def _by_type_histograms(session: Session, since: datetime) -> list[tuple[str, Co
 
 def db_query_p95(session: Session, scope: Scope, now: datetime) -> list[Series]:
     t = AgentDbTiming
-    rows = session.execute(select(t.bucket, func.sum(t.count)).where(t.hour >= _since(scope, now)).group_by(t.bucket))
+    rows = session.execute(select(t.bucket, func.sum(t.count)).where(t.hour >= window_start(scope, now))
+                           .group_by(t.bucket))
     return [Series(percentile({int(k): int(n) for k, n in rows}, 0.95))]
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from core.alerts.delivery import active_silences, list_contact_points, silenced_by
-from core.alerts.metrics import METRICS
+from core.alerts.metrics import METRICS, window_start
 from core.alerts.rules import describe_threshold, matches_all, parse_matchers, resolve
 from core.auth import Actor, Permission
 from core.models import AlertDelivery, AlertRule, AlertSilence, AlertState, AlertTransition, utcnow
@@ -31,10 +31,10 @@ def conversations_link(rule: AlertRule, alert: AlertState, now: datetime) -> str
     if metric is None or not metric.conversations:
         return None
     start = alert.pending_since or alert.firing_since or now
-    window = timedelta(minutes=resolve(rule).scope.window_minutes)
     params = {"agent_type": rule.agent_type, "shop": rule.shop_id,
               "status": "opted_out" if rule.metric.startswith("opt_out") else "failed",
-              "since": (start - window).isoformat(timespec="seconds"),
+              # the window the value was read over, not 60 minutes back: the conversations behind it are in it
+              "since": window_start(resolve(rule).scope, start).isoformat(timespec="seconds"),
               "until": (alert.resolved_at or now).isoformat(timespec="seconds")}
     return "/conversations?" + urlencode({k: v for k, v in params.items() if v is not None})
 

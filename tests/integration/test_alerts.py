@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, event, func, select
@@ -350,6 +350,12 @@ def test_a_support_user_sees_only_alerts_of_their_shops(engine: Engine) -> None:
         assert count_firing(s, actor=ROLE_ACTORS["support"]) == 1
         [mine] = list_alerts(s, actor=ENGINEER, states=("firing",))[:1]
     assert mine["link"].startswith("/conversations?") and "status=failed" in mine["link"]
+    # The link starts where the value's window did (on the hour): it started 60 minutes before the alert, and showed
+    # none of the conversations that had set it off.
+    from urllib.parse import parse_qs, urlsplit
+
+    since = datetime.fromisoformat(parse_qs(urlsplit(mine["link"]).query)["since"][0])
+    assert (since.minute, since.second) == (0, 0) and since <= mine["since"] - timedelta(minutes=60)
 
 
 def test_default_rules_read_worker_heartbeats_and_their_settings(engine: Engine) -> None:
