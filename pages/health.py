@@ -41,7 +41,10 @@ def live_panels() -> None:
         components.criterion_tile(col, criterion)
     with cols[5].container(border=True):
         st.metric("Conversations", f"{summary.conversations:,}", help="Created in the window; their statuses below.")
-        st.caption(f"{summary.tokens:,} tokens · ${summary.cost_usd:,.2f}")
+        # Cents hide a small spend ($0.0044 showed as $0.00); the sums are of the finished conversations (the rollups
+        # add a conversation's tokens and cost when it ends), and the caption says so.
+        cost = f"${summary.cost_usd:,.2f}" if summary.cost_usd >= 1 else f"${summary.cost_usd:.4f}"
+        st.caption(f"{summary.tokens:,} tokens · {cost} (finished conversations)")
     st.text("By status: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in summary.by_status.items()))
     left, right = st.columns(2)
     left.plotly_chart(charts.volume_by_status(figures["series"]), width="stretch")

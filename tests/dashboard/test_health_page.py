@@ -6,7 +6,7 @@ import math
 import re
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from core.cli import main
 from core.db import read_session
@@ -55,6 +55,14 @@ def test_page_figures_equal_raw_rows(console_db: Engine) -> None:
     text = body_text(at)
     for status, n in raw["by_status"].items():
         assert f"{status.replace('_', ' ')} {n:,}" in text
+    # Tokens and cost as the finished conversations add up to, a small spend to the tenth of a cent ($0.00 hid it).
+    with read_session(console_db) as s:
+        tokens, cost = s.execute(select(func.sum(Conversation.prompt_tokens + Conversation.completion_tokens),
+                                        func.sum(Conversation.cost_usd)).where(
+            Conversation.created_at >= window_bounds(24 * 7)[0],
+            Conversation.status.in_(("completed", "failed", "opted_out")))).one()
+    assert 0 < cost < 1
+    assert f"{tokens:,} tokens · ${float(cost):.4f} (finished conversations)" in text
 
 
 def test_support_sees_only_their_shops(console_db: Engine) -> None:
