@@ -38,6 +38,9 @@ c = st.columns(3)
 c[0].metric("Firing", len(firing))
 c[1].metric("Pending", len(pending))
 c[2].metric("Silenced", len(silenced))
+if actor.shop_ids is not None:  # the health page is scoped to these shops; a rule without a shop is not
+    st.caption(f"You see the rules of your shops ({', '.join(map(str, sorted(actor.shop_ids)))}) and the rules "
+               "without a shop, whose values are over all shops.")
 if not rules:
     st.info("No alert rules yet: `python -m core alerts run` (started by `make run`) installs the checklist's "
             "default rules, or `python -m core alerts defaults`.")

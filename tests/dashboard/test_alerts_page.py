@@ -58,6 +58,9 @@ def test_every_role_sees_the_firing_alert_and_its_count(firing: Engine, username
     assert list(table["rule"]) == ["Refused client-data reads"] and list(table["state"]) == ["firing"]
     editing = [b.label for b in at.button if b.label in ("Apply to the alert", "Save rule", "Create silence")]
     assert editing == ([] if username in ("po", "support") else ["Apply to the alert", "Save rule", "Create silence"])
+    # A support user's health page is scoped to their shops; the page says this global rule's value is not.
+    scoped = [c for c in shown(at.caption) if "the rules without a shop, whose values are over all shops" in c]
+    assert len(scoped) == (1 if username == "support" else 0)
 
 
 def test_an_engineer_acknowledges_an_alert(firing: Engine) -> None:
