@@ -48,7 +48,8 @@ def _text(window: str, summary: metrics.Summary, criteria: list[health.Criterion
              f"error rate: {rate}   p95 response: {p95}   tokens: {summary.tokens:,}   cost: ${summary.cost_usd:,.4f}",
              "success criteria:"]
     for c in criteria:
-        value = "–" if c.value is None else f"{c.value:,.2f} {c.unit}"
+        # Milliseconds to the unit: a p95 from histogram buckets is good to about 2.5 %, not to a hundredth.
+        value = "–" if c.value is None else f"{c.value:,.{0 if c.unit == 'ms' else 2}f} {c.unit}"
         lines.append(f"  {c.state.upper():8} {c.label:28} {value:>14}  (goal < {c.threshold:,g} {c.unit})")
     return "\n".join(lines)
 

@@ -103,6 +103,9 @@ def test_metrics_cli_prints_the_same_figures(console_db: Engine, capsys: pytest.
     assert shown["error_rate"] == pytest.approx(raw["error_rate"])
     assert abs(shown["p95_response_ms"] - raw["p95"]) / raw["p95"] <= math.sqrt(BUCKET_RATIO) - 1
     assert set(shown["criteria"]) == {"response_p95", "db_query_p95", "error_rate", "memory", "cpu"}
+    assert main(["metrics", "--window", "7d"]) == 0  # the text: a bucketed p95 to the millisecond, not 1,788.78
+    line = next(x for x in capsys.readouterr().out.splitlines() if "response time p95" in x.lower())
+    assert re.search(r"\b[\d,]+ ms\s", line) and not re.search(r"\d\.\d+ ms", line), line
     assert main(["metrics", "--window", "2w"]) == 2
     assert "The window must be one of 1h, 24h, 7d, 30d" in capsys.readouterr().err
 
