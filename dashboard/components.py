@@ -135,13 +135,23 @@ def fmt(value: float | None, unit: str, digits: int = 0) -> str:
     return f"{value:,.{digits}f} {unit}".strip()
 
 
+# What a tile's figure is computed from, where its label alone does not say.
+CRITERION_MEANING = {
+    "error_rate": "Failed ÷ (completed + failed) among the conversations created in the window; open ones and "
+                  "opt-outs do not count.",
+    "response_p95": "95th percentile of the completed conversations' reply times, from 5 %-wide histogram buckets "
+                    "(good to about 2.5 %).",
+}
+
+
 def criterion_tile(column: Any, criterion: Any) -> None:
     """One success-criterion tile: value, threshold and state."""
     digits = 2 if criterion.unit == "%" else (1 if criterion.unit == "MB" else 0)
     goal = fmt(criterion.threshold, criterion.unit, digits)
+    meaning = CRITERION_MEANING.get(criterion.key, "")
     with column.container(border=True):
         st.metric(criterion.label, fmt(criterion.value, criterion.unit, digits),
-                  help=f"Goal: below {goal} (the checklist's success criterion, from config).")
+                  help=f"{meaning} Goal: below {goal} (the checklist's success criterion, from config).".strip())
         colour = STATE_COLOURS[criterion.state]
         st.markdown(f":{colour}-badge[{criterion.state.upper()}] goal < {goal}")
 

@@ -52,6 +52,8 @@ def test_page_figures_equal_raw_rows(console_db: Engine) -> None:
     shown_p95 = number(metric(at, "response time p95"))
     assert abs(shown_p95 - raw["p95"]) / raw["p95"] <= math.sqrt(BUCKET_RATIO) - 1
     assert number(metric(at, "Error rate")) == pytest.approx(round(raw["error_rate"] * 100, 2), abs=0.006)
+    tile = next(m for m in at.metric if "Error rate" in m.label)  # the tile says what it divides
+    assert tile.proto.help.startswith("Failed ÷ (completed + failed) among the conversations created in the window")
     text = body_text(at)
     for status, n in raw["by_status"].items():
         assert f"{status.replace('_', ' ')} {n:,}" in text
