@@ -12,7 +12,6 @@ from core.services import controls
 from core.uow import UnitOfWork
 from dashboard.components import act, form_key, reset_form
 
-
 SEEN_VERSION = "controls_seen_version"
 
 
