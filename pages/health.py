@@ -9,6 +9,7 @@ import streamlit as st
 from core.auth import Permission
 from core.config import get_settings, mask_url
 from core.queries.metrics import WINDOWS, describe_window
+from core.queries.rollup_reads import HOURLY_ONLY_HOURS
 from dashboard import charts, components, data, replica_widgets
 
 REFRESH_SECONDS = 15
@@ -46,6 +47,9 @@ def live_panels() -> None:
         cost = f"${summary.cost_usd:,.2f}" if summary.cost_usd >= 1 else f"${summary.cost_usd:.4f}"
         st.caption(f"{summary.tokens:,} tokens · {cost} (finished conversations)")
     st.text("By status: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in summary.by_status.items()))
+    if WINDOWS[window] > HOURLY_ONLY_HOURS:  # daily bars: the window's first and last days are partial (dips)
+        st.caption(f"Bars are UTC days; the first ({summary.since:%b %d} from {summary.since:%H:%M}) and the last "
+                   "(until now) are partial days.")
     left, right = st.columns(2)
     left.plotly_chart(charts.volume_by_status(figures["series"]), width="stretch")
     right.plotly_chart(charts.p95_over_time(figures["series"], settings.sc_response_p95_ms), width="stretch")

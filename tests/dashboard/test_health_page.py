@@ -57,6 +57,7 @@ def test_page_figures_equal_raw_rows(console_db: Engine) -> None:
     text = body_text(at)
     for status, n in raw["by_status"].items():
         assert f"{status.replace('_', ' ')} {n:,}" in text
+    assert "Bars are UTC days; the first (" in text and ") and the last (until now) are partial days." in text
     # Tokens and cost as the finished conversations add up to, a small spend to the tenth of a cent ($0.00 hid it).
     with read_session(console_db) as s:
         tokens, cost = s.execute(select(func.sum(Conversation.prompt_tokens + Conversation.completion_tokens),

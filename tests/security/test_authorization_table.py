@@ -208,7 +208,6 @@ ACTIONS: dict[str, Action] = {
     "alert test notification": Action(CONTROL, svc("alerts.send_test_notification", lambda w, a: (
         alerts.send_test_notification(actor=a, uow=UnitOfWork(w.engine)))), cli=("alerts", "test")),
     "alert list": Action(EVERYONE, cli=("alerts", "list")),
-    "page: agent health": Action(frozenset(CONSOLE_USERS), page="Agent health"),
     "page: alerts": Action(frozenset(CONSOLE_USERS), page="Alerts"),
     "review submit": Action(REVIEWERS, svc("review.submit_review", lambda w, a: review.submit_review(
         actor=a, conversation_id=w.conversation[1], rating=3, uow=UnitOfWork(w.engine))),
