@@ -218,10 +218,8 @@ def silence_forms(actor: Actor, silences: list[dict[str, Any]]) -> None:
         matchers = c[0].text_input("Matchers (e.g. rule=error_rate, shop=1)", key=f"{key}_matchers")
         minutes = c[1].number_input("Minutes", min_value=1, value=60, key=f"{key}_minutes")
         reason = c[2].text_input("Reason (required)", key=f"{key}_reason")
-        made = act(lambda: alerts.create_silence(actor=actor, matchers=matchers, minutes=float(minutes),
-                                                 reason=reason, uow=UnitOfWork())) if st.form_submit_button(
-            "Create silence") else None
-        if made:
+        if st.form_submit_button("Create silence") and (made := act(lambda: alerts.create_silence(
+                actor=actor, matchers=matchers, minutes=float(minutes), reason=reason, uow=UnitOfWork()))):
             with read_session() as s:
                 said = silence_sentence(s, actor=actor, silence_id=made.value, matchers=matchers)
             _done("alert_silence", said)

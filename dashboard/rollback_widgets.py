@@ -21,7 +21,7 @@ def reason_form(name: str, button: str, *, confirm: str | None = None, primary: 
     with st.form(key):
         typed = st.text_input(confirm, key=f"{key}_confirm") if confirm else ""
         reason = st.text_input("Reason", key=f"{key}_reason")
-        submitted = st.form_submit_button(button, type="primary" if primary or name == "immediate" else "secondary")
+        submitted = st.form_submit_button(button, type="primary" if primary else "secondary")
     return {"reason": reason, "confirm": typed} if submitted else None
 
 

@@ -25,7 +25,7 @@ with immediate:
     if state is not None and not state.running:
         st.info(f"The agent system is already off (mode {state.mode}, settings version {state.version}, "
                 f"changed by {state.changed_by}); a rollback now stops nothing.")
-    if (form := reason_form("immediate", "Start immediate rollback")) is not None:
+    if (form := reason_form("immediate", "Start immediate rollback", primary=True)) is not None:
         start(lambda: rollbacks.start_immediate_rollback(actor=actor, reason=form["reason"], uow=UnitOfWork()),
               form="immediate")
 

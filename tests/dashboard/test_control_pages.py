@@ -146,15 +146,20 @@ def test_activation_form_sets_limited_scope(console_db: Engine) -> None:
     assert (state.mode, state.allowed_shops) == ("limited", (1,))
 
 
-def test_a_percentage_over_100_is_one_sentence_and_the_form_keeps_it(console_db: Engine) -> None:
-    """The walkthrough's finding: 150 in the percentage box made Apply do nothing, without a word (the box's own
-    bound of 100 held the submit back in the browser)."""
+def _apply_limited_percent(percent: float):  # noqa: ANN202 - an AppTest
+    """As admin on Controls: limited mode at PERCENT of shops, reason 'canary', Apply."""
     at = sign_in(open_app(), "admin")
     at.switch_page("../pages/controls.py").run()
     in_form(at, "activation", "Mode").set_value("limited")
-    in_form(at, "activation", "Or this percentage of shops (limited; 0 = use the list)").set_value(150)
+    in_form(at, "activation", "Or this percentage of shops (limited; 0 = use the list)").set_value(percent)
     in_form(at, "activation", "Reason (required)").input("canary")
-    submit(at, "activation")
+    return submit(at, "activation")
+
+
+def test_a_percentage_over_100_is_one_sentence_and_the_form_keeps_it(console_db: Engine) -> None:
+    """The walkthrough's finding: 150 in the percentage box made Apply do nothing, without a word (the box's own
+    bound of 100 held the submit back in the browser)."""
+    at = _apply_limited_percent(150)
     assert not at.exception
     assert shown(at.error) == ["The shop percentage must be a whole number from 0 to 100 (got 150)."]
     assert in_form(at, "activation", "Reason (required)").value == "canary"
@@ -164,12 +169,7 @@ def test_a_percentage_over_100_is_one_sentence_and_the_form_keeps_it(console_db:
 
 def test_a_fractional_percentage_is_refused_not_cut(console_db: Engine) -> None:
     """12.7 % was applied as 12 % without a word."""
-    at = sign_in(open_app(), "admin")
-    at.switch_page("../pages/controls.py").run()
-    in_form(at, "activation", "Mode").set_value("limited")
-    in_form(at, "activation", "Or this percentage of shops (limited; 0 = use the list)").set_value(12.7)
-    in_form(at, "activation", "Reason (required)").input("canary")
-    submit(at, "activation")
+    at = _apply_limited_percent(12.7)
     assert not at.exception
     assert shown(at.error) == ["The shop percentage must be a whole number from 0 to 100 (got 12.7)."]
     in_form(at, "activation", "Or this percentage of shops (limited; 0 = use the list)").set_value(12)
