@@ -158,8 +158,8 @@ def _breakdown(session: Session, actor: Actor, window_hours: int, by: str, top: 
     key = "agent_type" if by == "agent_type" else "shop_id"
     sums, hists = window_figures(session, actor=actor, plan=plan, by=key)
     ranked = sorted(sums, key=lambda k: (-sums[k]["created"], k))  # ties by name: the same order whatever was read
-    names = _shop_names(session, ranked) if key == "shop_id" else {}
     shown = ranked if len(ranked) <= top + 1 else ranked[:top]
+    names = _shop_names(session, shown) if key == "shop_id" else {}  # the rest is "other": no names needed
     out = [{"name": names.get(k, str(k)), **_row_figures(sums[k], hists.get(k, {}))} for k in shown]
     if len(ranked) > top + 1:  # "other (1)" would hide a single name: show it instead
         rest_sums, rest_hist = dict.fromkeys(SUM_COLUMNS, 0.0), defaultdict(int)
@@ -173,7 +173,8 @@ def _breakdown(session: Session, actor: Actor, window_hours: int, by: str, top: 
 
 
 def _shop_names(session: Session, ids: list[int]) -> dict[int, str]:
-    return {i: f"{name} (#{i})" for i, name in session.execute(select(Shop.id, Shop.name).where(Shop.id.in_(ids)))}
+    rows = session.connection().execute(select(Shop.id, Shop.name).where(Shop.id.in_(ids))).all()
+    return {i: f"{name} (#{i})" for i, name in rows}
 
 
 __all__ = ["WINDOWS", "Summary", "describe_window", "get_breakdown", "get_summary", "get_timeseries", "parse_window",
