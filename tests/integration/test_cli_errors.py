@@ -56,3 +56,25 @@ def test_the_api_on_a_taken_port_or_unknown_host_is_one_sentence(tmp_path: Path)
     proc = _core("api", "--host", "203.0.113.5", "--port", "8000", url=url)  # TEST-NET-3: no address of ours
     assert (proc.returncode, proc.stderr.strip()) == (2, "error: Cannot listen on 203.0.113.5:8000 (Cannot assign "
                                                          "requested address); check --host and --port.")
+
+
+def test_each_kind_of_mistake_has_the_exit_code_the_readme_gives(tmp_path: Path) -> None:
+    """The README's contract: 1 when what is named does not exist or the work failed, 2 for bad input or settings,
+    3 for a refused permission; each one sentence."""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    assert _core("db", "setup", url=url).returncode == 0
+    added = subprocess.run([sys.executable, "-m", "core", "users", "add", "pat", "--role", "product_owner"],
+                           input="a long enough password\n", capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "DATABASE_URL": url})
+    assert added.returncode == 0, added.stderr
+    for args, code, said in (
+        (["users", "disable", "nobody"], 1, "No user named 'nobody'."),
+        (["--actor", "nobody", "status"], 1, "No active user named 'nobody'."),
+        (["users", "add", "x", "--role", "wizard"], 2, "role"),
+        (["activate", "--mode", "sideways", "--reason", "x"], 2, "sideways"),
+        (["--actor", "pat", "activate", "--mode", "full", "--reason", "x"], 3, "product_owner"),
+    ):
+        proc = _core(*args, url=url)
+        assert (proc.returncode, "Traceback" in proc.stderr) == (code, False), (args, proc.stderr)
+        *usage, sentence = proc.stderr.strip().splitlines()  # argparse puts the usage before a bad flag's sentence
+        assert said in sentence and all(line.startswith(("usage:", " ")) for line in usage), (args, proc.stderr)
