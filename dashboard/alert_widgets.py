@@ -18,7 +18,7 @@ from core.models import AGENT_TYPES, NO_DATA_MODES, SEVERITIES, AlertRule, utcno
 from core.queries.alerts import silence_sentence
 from core.services import alerts
 from core.uow import UnitOfWork
-from dashboard.components import DATABASE_ERRORS, act, form_key, plain_md, reset_form
+from dashboard.components import DATABASE_ERRORS, act, form_key, nothing_picked, pick, plain_md, reset_form
 from dashboard.data import TTL_SECONDS, _actor, scope_args
 
 STATE_COLOURS = {"pending": "#f59e0b", "firing": "#dc2626", "resolved": "#16a34a", "normal": "#a3a3a3"}
@@ -72,15 +72,18 @@ def timeline(history: list[dict[str, Any]], now: datetime | None = None) -> go.F
 
 def act_form(actor: Actor, shown: list[dict[str, Any]]) -> None:
     """Acknowledge an alert or apply a mitigation to it."""
-    labels = {a["id"]: f"#{a['id']} {a['state']} {a['rule']}" for a in shown}
+    labels = {a["id"]: f"#{a['id']} {a['rule']}" for a in shown}  # its state is in the table above
     key = form_key("alert_act")
     with st.form(key):
         cols = st.columns([2, 2, 3])
-        alert_id = cols[0].selectbox("Alert", list(labels), format_func=labels.get, key=f"{key}_alert")
+        alert_id = pick(cols[0], "Alert", labels, key=f"{key}_alert", what="an alert")
         action = cols[1].selectbox("Action", list(ACTIONS), format_func=ACTIONS.get, key=f"{key}_action")
         reason = cols[2].text_input("Reason or comment (required)", key=f"{key}_reason")
         if not st.form_submit_button("Apply to the alert", type="primary"):
             return
+    if alert_id is None:
+        nothing_picked("an alert")
+        return
     if action == "acknowledge":
         done = act(lambda: alerts.acknowledge_alert(actor=actor, alert_id=alert_id, comment=reason, uow=UnitOfWork()))
         sentence = f"Alert #{alert_id} acknowledged by {actor.username}."
@@ -154,9 +157,12 @@ def remove_form(actor: Actor, what: str, names: list[str]) -> None:
     key = form_key(f"alert_remove_{what}")
     with st.form(key):
         c = st.columns([3, 1])
-        name = c[0].selectbox(f"Remove {what}", names, key=f"{key}_name")
+        name = pick(c[0], f"Remove {what}", {n: n for n in names}, key=f"{key}_name", what=f"a {what}")
         if not c[1].form_submit_button(f"Remove {what}"):
             return
+    if name is None:
+        nothing_picked(f"a {what}")
+        return
     remove = alerts.delete_rule if what == "rule" else alerts.delete_contact_point
     if act(lambda: remove(actor=actor, **{"key" if what == "rule" else "name": name}, uow=UnitOfWork())):
         _done(f"alert_remove_{what}", f"The {what} {name} was removed.")
@@ -216,7 +222,8 @@ def silence_forms(actor: Actor, silences: list[dict[str, Any]]) -> None:
     with st.form(key):
         c = st.columns([3, 1, 3])
         matchers = c[0].text_input("Matchers (e.g. rule=error_rate, shop=1)", key=f"{key}_matchers")
-        minutes = c[1].number_input("Minutes", min_value=1, value=60, key=f"{key}_minutes")
+        # No bounds on the box: with them the browser held back a submit of 0 without a word; the service says why.
+        minutes = c[1].number_input("Minutes", value=60, key=f"{key}_minutes")
         reason = c[2].text_input("Reason (required)", key=f"{key}_reason")
         if st.form_submit_button("Create silence") and (made := act(lambda: alerts.create_silence(
                 actor=actor, matchers=matchers, minutes=float(minutes), reason=reason, uow=UnitOfWork()))):
@@ -227,7 +234,10 @@ def silence_forms(actor: Actor, silences: list[dict[str, Any]]) -> None:
     if active:
         key = form_key("alert_expire")
         with st.form(key):
-            sid = st.selectbox("Silence", active, format_func=lambda i: f"#{i}", key=f"{key}_id")
-            if st.form_submit_button("Expire silence now") and act(
-                    lambda: alerts.expire_silence(actor=actor, silence_id=sid, uow=UnitOfWork())):
-                _done("alert_expire", f"Silence #{sid} expired.")
+            sid = pick(st, "Silence", {i: f"#{i}" for i in active}, key=f"{key}_id", what="a silence")
+            if not st.form_submit_button("Expire silence now"):
+                return
+        if sid is None:
+            nothing_picked("a silence")
+        elif act(lambda: alerts.expire_silence(actor=actor, silence_id=sid, uow=UnitOfWork())):
+            _done("alert_expire", f"Silence #{sid} expired.")

@@ -24,6 +24,7 @@ try:
             components.run_page(signed_out_navigation(signin.render_sign_in))
         st.stop()
     st.session_state["agentops_signed_in"] = signed
+    context.keep_state_for(signed.actor.username)
     context.persist(signed)
     page = build_navigation(signed.actor)  # first: its menu (or its one link) heads the sidebar
     components.identity_sidebar(signed, settings.environment)

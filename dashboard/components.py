@@ -207,6 +207,22 @@ def act(fn: Callable[[], T]) -> Acted[T]:
         return Acted(False, error=str(exc))
 
 
+def pick(where: Any, label: str, options: dict[Any, str], *, key: str, what: str) -> Any:
+    """A choice of one of OPTIONS (value → label) that starts empty and comes back empty (None) when the chosen
+    one has left the list since the page was drawn.
+
+    Streamlit puts a choice it no longer finds among the options back to the default, the first option unless
+    there is none: a form submitted after someone else removed the chosen rule removed the first rule instead.
+    Labels should name the thing (not its state), so that only a thing that is gone empties the choice."""
+    return where.selectbox(label, list(options), index=None, format_func=lambda v: options.get(v, str(v)), key=key,
+                           placeholder=f"Choose {what}")
+
+
+def nothing_picked(what: str) -> None:
+    """The sentence for an action submitted without a choice (or with one that has just left the list)."""
+    st.error(f"Choose {what} first. If you had chosen one, it has just left the list (someone else acted on it).")
+
+
 def form_key(name: str) -> str:
     """The key of form NAME in its current generation; widgets in it derive their keys from this one."""
     return f"{name}_{st.session_state.get(f'_form_generation_{name}', 0)}"

@@ -8,6 +8,9 @@ from core.uow import UnitOfWork
 from dashboard import cookies
 
 SESSION_KEY = "agentops_session"
+OWNER_KEY = "_state_owner"  # whose this tab's state is
+# What survives a change of user: the session itself, the cookie's bookkeeping, and the markers of the run under way.
+_KEPT = ("agentops_session", "agentops_signed_in", "agentops_cookie_sealed", "_run_", "_banner_")
 
 
 def current() -> SignedIn | None:
@@ -48,3 +51,19 @@ def persist(signed: SignedIn) -> None:
     if cookies.read_token() != signed.token:
         cookies.store_token(signed.token, expires_at=signed.expires_at)
 
+
+
+def keep_state_for(username: str) -> None:
+    """A tab's state (filters typed, the review item held, half-filled forms) belongs to the user who made it:
+    when someone else signs in in the same tab it is dropped, so nothing of the last user's shows, or is acted on
+    and audited, under the new name (a support user inherited an admin's held item and shop filter, and was
+    recorded as reading shops they cannot see)."""
+    if st.session_state.get(OWNER_KEY) != username:
+        forget_state()
+        st.session_state[OWNER_KEY] = username
+
+
+def forget_state() -> None:
+    """Drop everything this tab holds but the session, the cookie's bookkeeping and the run's markers."""
+    for key in [k for k in st.session_state if not str(k).startswith(_KEPT)]:
+        del st.session_state[key]

@@ -10,7 +10,7 @@ from core.auth import Actor
 from core.queries.settings import ActivationState
 from core.services import controls
 from core.uow import UnitOfWork
-from dashboard.components import act, form_key, reset_form
+from dashboard.components import act, form_key, nothing_picked, pick, reset_form
 
 SEEN_VERSION = "controls_seen_version"
 
@@ -65,7 +65,9 @@ def activation_form(actor: Actor, state: ActivationState, shops: dict[int, str],
             new = act(lambda: controls.set_activation(
                 actor=actor, mode=mode, reason=reason, uow=UnitOfWork(), shops=chosen, agent_types=types,
                 shop_percent=percent or None, expected_version=seen))
-            if new:
+            if new and new.value.version == seen:  # the service records nothing when nothing changes
+                st.info(f"Mode {mode} with this scope is already in force (version {seen}); nothing changed.")
+            elif new:
                 applied("activation", new.value)
 
 
@@ -75,12 +77,16 @@ def agent_type_form(actor: Actor, state: ActivationState, agent_types: tuple[str
     off = set(state.disabled_agent_types)
     with st.form(key):
         cols = st.columns([2, 1, 3])
-        agent_type = cols[0].selectbox("Agent type", agent_types, key=f"{key}_type",
-                                       format_func=lambda t: f"{t} (disabled)" if t in off else t)
+        # Named without its state (the caption below lists the disabled ones): a state changed meanwhile would
+        # empty the choice.
+        agent_type = pick(cols[0], "Agent type", {t: t for t in agent_types}, key=f"{key}_type", what="an agent type")
         action = cols[1].radio("Action", ["Disable", "Enable"], key=f"{key}_action")
         reason = cols[2].text_input("Reason", key=f"{key}_reason")
         if st.form_submit_button("Apply to the agent type"):
             enable = action == "Enable"
+            if agent_type is None:
+                nothing_picked("an agent type")
+                return
             if enable == (agent_type not in off):
                 st.info(f"{agent_type} is already {'enabled' if enable else 'disabled'}; nothing changed.")
                 return
@@ -103,17 +109,20 @@ def instance_form(actor: Actor, instances: list[dict[str, Any]]) -> None:
         st.dataframe(pd.DataFrame(idle), hide_index=True, width="stretch")
     else:
         st.caption(f"All {len(instances)} instances are active.")
-    labels = {i["id"]: f"#{i['id']} shop {i['shop']} {i['agent type']} ({i['status']})" for i in instances}
+    # The label names the instance, not its status: a status changed by someone else would empty the choice.
+    labels = {i["id"]: f"#{i['id']} shop {i['shop']} {i['agent type']}" for i in instances}
     status = {i["id"]: i["status"] for i in instances}
     key = form_key("instance")
     with st.form(key):
         cols = st.columns([2, 1, 3])
-        picked = cols[0].selectbox("Instance", list(labels), format_func=labels.get, key=f"{key}_pick")
+        picked = pick(cols[0], "Instance", labels, key=f"{key}_pick", what="an instance")
         action = cols[1].radio("Action", ["Pause", "Resume"], key=f"{key}_action")
         reason = cols[2].text_input("Reason", key=f"{key}_reason")
         if st.form_submit_button("Apply to the instance"):
             target = "active" if action == "Resume" else "paused"
-            if not reason.strip():
+            if picked is None:
+                nothing_picked("an instance")
+            elif not reason.strip():
                 st.error("A reason is required for every change to the agent system.")
             elif status[picked] == target:
                 st.info(f"Instance #{picked} is already {target}; nothing changed.")

@@ -34,16 +34,27 @@ def start(fn: Callable[[], RunView], *, form: str) -> None:
         st.rerun()
 
 
+APPROVING = "_approving_run"
+
+
+def _approve_clicked(run_id: int) -> None:
+    st.session_state[APPROVING] = run_id
+
+
 def pending_database_runs(actor: Actor) -> None:
     """Database rollbacks waiting for approval or for their run, with the buttons that move them on."""
     waiting = [r for r in act(lambda: rollbacks.list_runs(actor=actor, uow=UnitOfWork())).value or []
                if r.kind == "database" and r.state in ("awaiting_approval", "approved")]
+    if (approving := st.session_state.pop(APPROVING, None)) is not None:  # even if the button is gone now
+        if act(lambda: rollbacks.approve_database_rollback(actor=actor, run_id=approving, uow=UnitOfWork())):
+            st.rerun()
     for run in waiting:
         cols = st.columns([4, 1, 1])
         cols[0].text(f"Run {run.id}: {run.state.replace('_', ' ')}, requested by {run.requested_by}")
-        if run.state == "awaiting_approval" and cols[1].button("Approve", key=f"approve_{run.id}"):
-            if act(lambda r=run: rollbacks.approve_database_rollback(actor=actor, run_id=r.id, uow=UnitOfWork())):
-                st.rerun()
+        if run.state == "awaiting_approval":
+            # A callback keeps the click: when another engineer approved meanwhile, this run draws no button and
+            # the click was dropped without a word; now the service says who approved it.
+            cols[1].button("Approve", key=f"approve_{run.id}", on_click=_approve_clicked, args=(run.id,))
         if run.state == "approved" and cols[2].button("Run now", type="primary", key=f"run_{run.id}"):
             with st.spinner("Backing up and dropping the agent tables…"):
                 done = act(lambda r=run: rollbacks.execute_database_rollback(actor=actor, run_id=r.id,

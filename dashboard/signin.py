@@ -40,6 +40,7 @@ def render_sign_out(token: str) -> None:
         sign_out(token=token, uow=UnitOfWork())
         st.session_state.pop(context.SESSION_KEY, None)
         st.session_state.pop("agentops_signed_in", None)
+        context.forget_state()  # the next user of this tab starts with nothing of this one's
         cookies.forget()
         st.rerun()
 

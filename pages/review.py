@@ -108,16 +108,22 @@ st.dataframe(pd.DataFrame(patterns) if patterns else pd.DataFrame(), hide_index=
 if patterns and actor.can(Permission.CONTROL_SYSTEM):
     key = components.form_key("disable_pattern")
     with st.form(key):
-        choice = st.selectbox("Pattern", range(len(patterns)), key=f"{key}_pattern", format_func=lambda i: (
-            f"{patterns[i]['agent_type']} · {patterns[i]['flag']} · {patterns[i]['conversations']} conversations"))
+        # Keyed by type and flag, not by place: the list is sorted by count, and a review flagged meanwhile
+        # reordered it, so a remembered place disabled another agent type. The counts are in the table above.
+        by_name = {(p["agent_type"], p["flag"]): p for p in patterns}
+        choice = components.pick(st, "Pattern", {k: f"{k[0]} · {k[1]}" for k in by_name}, key=f"{key}_pattern",
+                                 what="a pattern")
         reason = st.text_input("Reason (required)", key=f"{key}_reason")
-        if st.form_submit_button("Disable this agent type", type="primary"):
-            p = patterns[choice]
-            evidence = {"queue": st.session_state.get("review_queue") or "all", "filter": f"flag={p['flag']}",
-                        "flagged_with_it": p["conversations"]}
-            done = components.act(lambda: rs.disable_agent_type_from_pattern(
-                actor=actor, agent_type=p["agent_type"], evidence=evidence, reason=reason, uow=UnitOfWork()))
-            if done:
-                components.reset_form("disable_pattern")
-                components.flash(f"{p['agent_type']} is disabled everywhere; the evidence is in the audit log.")
-                st.rerun()
+        submitted = st.form_submit_button("Disable this agent type", type="primary")
+    if submitted and choice is None:
+        components.nothing_picked("a pattern")
+    elif submitted:
+        p = by_name[choice]
+        evidence = {"queue": st.session_state.get("review_queue") or "all", "filter": f"flag={p['flag']}",
+                    "flagged_with_it": p["conversations"]}
+        done = components.act(lambda: rs.disable_agent_type_from_pattern(
+            actor=actor, agent_type=p["agent_type"], evidence=evidence, reason=reason, uow=UnitOfWork()))
+        if done:
+            components.reset_form("disable_pattern")
+            components.flash(f"{p['agent_type']} is disabled everywhere; the evidence is in the audit log.")
+            st.rerun()

@@ -22,6 +22,15 @@ NEW_TOKEN = "_issued_token"  # (issuer, token) just issued, until its issuer dis
 names = [p["user"] for p in people]
 
 
+DISABLE_INTENT = "_disable_intent"
+
+
+def _want_disabled(username: str, disabled: bool) -> None:
+    """The Disable/Enable click with what the button said when drawn (Streamlit calls it with the args of that
+    run): the button acts on the state the person saw, so a click on "Disable" never enables."""
+    st.session_state[DISABLE_INTENT] = (username, disabled)
+
+
 def done(form: str, sentence: str) -> None:
     """An action went through: say so after the rerun, draw the form afresh, reload the table."""
     components.flash(sentence)
@@ -61,9 +70,16 @@ with change:
                 lambda: users.set_password(actor=actor, username=who, password=new_password, uow=UnitOfWork())):
             done("set_password", f"Password of {who} changed; their sessions have ended.")
     disabled = next((p["disabled"] for p in people if p["user"] == who), False)
-    if cols[2].button("Enable" if disabled else "Disable", key="do_disable") and act(
-            lambda: users.set_disabled(actor=actor, username=who, disabled=not disabled, uow=UnitOfWork())):
-        done("disable", f"{who} is {'enabled' if disabled else 'disabled'}.")
+    cols[2].button("Enable" if disabled else "Disable", key="do_disable", on_click=_want_disabled,
+                   args=(who, not disabled))
+    if (intent := st.session_state.pop(DISABLE_INTENT, None)) is not None:
+        target_user, target = intent
+        state = "disabled" if target else "enabled"
+        changed = act(lambda: users.set_disabled(actor=actor, username=target_user, disabled=target, uow=UnitOfWork()))
+        if changed and changed.value:
+            done("disable", f"{target_user} is {state}.")
+        elif changed:
+            st.info(f"{target_user} is already {state} (someone else did it meanwhile); nothing changed.")
 
 with token_tab:
     listed = act(lambda: tokens.list_tokens(actor=actor, uow=UnitOfWork())).value or []
@@ -83,14 +99,17 @@ with token_tab:
         with st.form("issue_token"):
             cols = st.columns(2)
             owner = cols[0].selectbox("Token for", names, key="token_user")
-            days = cols[1].number_input("Expires in days", 1, 3650, 90, key="token_days")
+            # No bounds on the box: the browser held back 5000 without a word; the service says 1 to 3650.
+            days = cols[1].number_input("Expires in days", value=90, step=1, key="token_days")
             issued = st.form_submit_button("Issue token")
         if issued and (new := act(lambda: tokens.create_token(actor=actor, username=owner,
                                                               expires_days=int(days), uow=UnitOfWork()))):
             st.session_state[NEW_TOKEN] = (actor.username, new.value.token)
             st.rerun()  # the list above and the revoke choice below then hold the new token
-    active = [t["id"] for t in listed if t["state"] == "active"]
-    revoke_id = st.selectbox("Revoke token", active, format_func=lambda i: f"token {i}", key="revoke_pick")
-    if revoke_id and st.button("Revoke", key="do_revoke") and act(
-            lambda: tokens.revoke_token(actor=actor, token_id=revoke_id, uow=UnitOfWork())):
-        done("revoke", f"Token {revoke_id} revoked.")
+    active = {t["id"]: f"token {t['id']} ({t['user']})" for t in listed if t["state"] == "active"}
+    revoke_id = components.pick(st, "Revoke token", active, key="revoke_pick", what="a token")
+    if st.button("Revoke", key="do_revoke", disabled=not active):
+        if revoke_id is None:
+            components.nothing_picked("a token")
+        elif act(lambda: tokens.revoke_token(actor=actor, token_id=revoke_id, uow=UnitOfWork())):
+            done("revoke", f"Token {revoke_id} revoked.")

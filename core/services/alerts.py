@@ -51,6 +51,8 @@ def save_rule(*, actor: Actor, spec: dict[str, Any], uow: UnitOfWork) -> int:
     with uow:
         require(uow, actor, Permission.CHECKLIST, action="alert_rule.save", target=str(spec.get("key", "")))
         clean = validate_rule(spec)
+        if clean.get("shop_id") is not None and uow.session.get(Shop, clean["shop_id"]) is None:
+            raise UserInputError(f"No shop with id {clean['shop_id']}.")  # a rule that could never match
         rule = uow.session.scalars(select(AlertRule).where(AlertRule.key == clean["key"])).one_or_none()
         before = rule_dict(rule) if rule else None
         if rule is None:

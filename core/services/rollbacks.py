@@ -188,7 +188,8 @@ def approve_database_rollback(*, actor: Actor, run_id: int, uow: UnitOfWork) -> 
         require(uow, actor, Permission.ROLLBACK, action="rollback.database.approve", target=f"run {run_id}")
         run = _get_run(uow, run_id, "database")
         if run.state != "awaiting_approval":
-            raise Conflict(f"Run {run_id} is {run.state}, not awaiting approval.")
+            by = f" by {run.approved_by}" if run.approved_by else ""
+            raise Conflict(f"Run {run_id} is {run.state.replace('_', ' ')}{by}, not awaiting approval.")
         if run.requested_by == actor.username:
             refuse(uow, actor, action="rollback.database.approve", target=f"run {run_id}",
                    reason="the requester cannot approve their own database rollback",

@@ -127,20 +127,21 @@ def set_password(*, actor: Actor, username: str, password: str, uow: UnitOfWork)
         uow.commit()
 
 
-def set_disabled(*, actor: Actor, username: str, disabled: bool, uow: UnitOfWork) -> None:
-    """Disable (or re-enable) a user; disabling ends their sessions at once."""
+def set_disabled(*, actor: Actor, username: str, disabled: bool, uow: UnitOfWork) -> bool:
+    """Disable (or re-enable) a user; disabling ends their sessions at once. False: they already were."""
     action = "user.disable" if disabled else "user.enable"
     with uow:
         require(uow, actor, Permission.MANAGE_USERS, action=action, target=username)
         user = _get_user(uow, username)
         if user.disabled == disabled:
-            return
+            return False
         if disabled:
             _keep_an_admin(uow, user)
         user.disabled, user.credentials_changed_at = disabled, utcnow()
         ended = end_sessions(uow, user.id, "user disabled") if disabled else 0
         audit.append(uow.session, actor=actor, action=action, target=username, after={"sessions_ended": ended})
         uow.commit()
+        return True
 
 
 def set_role(*, actor: Actor, username: str, role: str, uow: UnitOfWork, shops: Sequence[int] | None = None) -> None:

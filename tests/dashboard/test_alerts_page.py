@@ -63,8 +63,14 @@ def test_every_role_sees_the_firing_alert_and_its_count(firing: Engine, username
     assert len(scoped) == (1 if username == "support" else 0)
 
 
+def _choose_the_alert(at, engine: Engine) -> None:  # noqa: ANN001 - AppTest
+    with read_session(engine) as s:
+        in_form(at, "alert_act", "Alert").set_value(s.scalars(select(AlertState.id)).one())
+
+
 def test_an_engineer_acknowledges_an_alert(firing: Engine) -> None:
     at = open_alerts("engineer")
+    _choose_the_alert(at, firing)
     in_form(at, "alert_act", "Reason or comment (required)").input("on it")
     at = submit(at, "alert_act")
     assert not at.exception and not at.error
@@ -77,6 +83,7 @@ def test_an_engineer_acknowledges_an_alert(firing: Engine) -> None:
 
 def test_a_mitigation_without_a_reason_is_one_sentence_and_stays(firing: Engine) -> None:
     at = open_alerts("engineer")
+    _choose_the_alert(at, firing)
     in_form(at, "alert_act", "Action").select("kill_switch")
     at = submit(at, "alert_act")
     assert [e.value for e in at.error] == ["A reason is required for every change to the agent system."]
@@ -133,6 +140,7 @@ def test_send_test_notification_from_the_page_with_the_webhook_masked(firing: En
 
 def test_an_engineer_removes_a_rule(firing: Engine) -> None:
     at = open_alerts("engineer")
+    in_form(at, "alert_remove_rule", "Remove rule").set_value("t_unauth")
     at = submit(at, "alert_remove_rule")
     assert not at.exception and not at.error
     with read_session(firing) as s:

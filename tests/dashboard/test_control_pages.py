@@ -270,7 +270,7 @@ def test_admin_adds_a_user_and_issues_a_token(console_db: Engine) -> None:
     assert last_audit(console_db).action == "token.create"
     # The list and the revoke choice show the new token at once, not after a reload.
     assert list(at.dataframe[-1].value["id"]) == [token_id]
-    assert at.selectbox(key="revoke_pick").options == [f"token {token_id}"]
+    assert at.selectbox(key="revoke_pick").options == [f"token {token_id} (rosa)"]
     at.run()
     assert at.code[0].value == token, "a rerun does not take the token off screen unread"
     assert "Issue token" not in [b.label for b in at.button]  # nothing to click twice while it shows

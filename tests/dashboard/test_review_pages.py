@@ -26,6 +26,11 @@ def _forms(at) -> list[str]:
     return [b.form_id for b in at.button if b.form_id]
 
 
+def _agent_type(engine: Engine, conversation_id: int) -> str:
+    with read_session(engine) as s:
+        return s.get(Conversation, conversation_id).agent_type
+
+
 def _first(engine: Engine, **where: object) -> tuple[int, Client]:
     with read_session(engine) as s:
         conv = s.scalars(select(Conversation).filter_by(**where).order_by(Conversation.id)).first()
@@ -124,6 +129,7 @@ def test_engineer_disables_an_agent_type_from_a_flagged_pattern(console_db: Engi
     at = _open(sign_in(open_app(), "engineer"), "review.py")
     assert "Flagged patterns" in [h.value for h in at.subheader]
     form = next(f for f in _forms(at) if f.startswith("disable_pattern"))
+    next(w for w in at.selectbox if w.form_id == form).set_value((_agent_type(console_db, conv_id), "hallucination"))
     next(w for w in at.text_input if w.form_id == form).input("inventing prices")
     submit(at, form)
     assert not at.exception

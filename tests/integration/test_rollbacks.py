@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, inspect, select
 
-from core.auth import system_actor
+from core.auth import Actor, Role, system_actor
 from core.cli import main
 from core.db import read_session
 from core.errors import Conflict, PermissionDenied, UserInputError
@@ -24,6 +24,7 @@ from tests.support.data import ROLE_ACTORS, seed_minimal
 from tests.support.workers import wait_for
 
 ENGINEER, ADMIN = ROLE_ACTORS["engineer"], ROLE_ACTORS["admin"]
+SECOND = Actor(username="eli", role=Role.ENGINEER, source="test")  # a second engineer
 
 
 @pytest.mark.parametrize("role", ["product_owner", "support", "shop_owner", "enterprise_owner"])
@@ -80,6 +81,9 @@ def test_database_rollback_in_production_needs_a_second_engineer(engine: Engine,
     with pytest.raises(Conflict, match="must be approved"):
         rollbacks.execute_database_rollback(actor=ENGINEER, run_id=run.id, uow=UnitOfWork(engine))
     rollbacks.approve_database_rollback(actor=ADMIN, run_id=run.id, uow=UnitOfWork(engine))
+    # A second approval (another engineer's click from a page drawn before) says who approved it.
+    with pytest.raises(Conflict, match=f"Run {run.id} is approved by {ADMIN.username}, not awaiting approval."):
+        rollbacks.approve_database_rollback(actor=SECOND, run_id=run.id, uow=UnitOfWork(engine))
     with read_session(engine) as s:
         shops, clients = s.scalar(select(func.count()).select_from(Shop)), s.scalar(select(func.count()).select_from(Client))
     done = rollbacks.execute_database_rollback(actor=ENGINEER, run_id=run.id, uow=UnitOfWork(engine), backup_dir=tmp_path)
