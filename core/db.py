@@ -172,6 +172,10 @@ def is_postgres(engine: Engine) -> bool:
 
 def reset_id_sequence(conn: Connection, table: str) -> None:
     """After rows were written with explicit ids, move TABLE's PostgreSQL serial past the largest (no-op on SQLite)."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                          f"COALESCE((SELECT MAX(id) FROM \"{table}\"), 0) + 1, false)"))
+    if conn.dialect.name != "postgresql":
+        return
+    # Only an id with a sequence: agent_workers' id is text, and MAX(id) + 1 failed the whole restore on it.
+    if conn.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": f'"{table}"'}).scalar() is None:
+        return
+    conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                      f"COALESCE((SELECT MAX(id) FROM \"{table}\"), 0) + 1, false)"))

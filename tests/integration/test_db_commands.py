@@ -52,6 +52,24 @@ def test_cleanup_keeps_host_tables_and_backup_restores(engine: Engine, capsys: p
     assert main(["audit", "verify"]) == 0
 
 
+def test_a_backup_with_worker_rows_restores_on_both_databases(engine: Engine, capsys: pytest.CaptureFixture) -> None:
+    """Once a worker had run, restore failed on PostgreSQL: agent_workers' id is text, and moving its "sequence"
+    past MAX(id) + 1 was a type error, so the agent tables stayed dropped."""
+    from core.db import read_session
+    from core.models import WorkerHeartbeat
+
+    seed_minimal(engine)
+    with engine.begin() as conn:
+        conn.execute(WorkerHeartbeat.__table__.insert().values(id="host-1234-abcd", host="host", pid=1234))
+    assert main(["db", "cleanup", "--yes"]) == 0
+    out = capsys.readouterr().out
+    backup = next(line.split()[-1] for line in out.splitlines() if line.startswith("backup written to"))
+    assert main(["db", "restore", backup]) == 0, capsys.readouterr().err
+    with read_session(engine) as s:
+        assert s.scalars(select(WorkerHeartbeat.id)).all() == ["host-1234-abcd"]
+    assert counts(engine)[2] == 60
+
+
 def test_setup_after_cleanup_recreates_empty_agent_tables(engine: Engine, capsys: pytest.CaptureFixture) -> None:
     seed_minimal(engine)
     assert main(["db", "cleanup", "--yes"]) == 0
