@@ -114,7 +114,11 @@ def run_full_rollback(*, actor: Actor, reason: str, uow: UnitOfWork) -> RunView:
                      after={"hook": describe_deploy_hook(), "from_release": s.release_id})
         uow.commit()
         run_id = run.id
-    ok, outcome, to_release = _call_hook(actor, reason)
+    try:
+        ok, outcome, to_release = _call_hook(actor, reason)
+    except BaseException:  # Ctrl-C or a stop during the hook: the run must not stay "running" for good
+        _close_interrupted(uow, run_id, "full", actor, "the deploy hook may or may not have run; check the release")
+        raise
     with uow:
         run = _get_run(uow, run_id, "full")
         finish_run(uow, run, actor=actor, state="done" if ok else "failed", outcome=outcome, to_release=to_release)
@@ -222,11 +226,21 @@ def execute_database_rollback(*, actor: Actor, run_id: int, uow: UnitOfWork, bac
         state, outcome, extra = "done", f"backup {path}", {"backup": str(path), "rows": counts}
     except Exception as exc:  # noqa: BLE001 - the run records the failure; the caller sees it too
         state, outcome, extra = "failed", f"{type(exc).__name__}: {exc}", {}
+    except BaseException:  # Ctrl-C or a stop: closed as failed, not left "running" with no way to close it
+        _close_interrupted(uow, run_id, "database", actor, "`python -m core db verify` says whether the tables went")
+        raise
     with uow:
         run = _get_run(uow, run_id, "database")
         finish_run(uow, run, actor=actor, state=state, outcome=outcome, duration_s=time.perf_counter() - started, **extra)
         uow.commit()
         return _view(run)
+
+
+def _close_interrupted(uow: UnitOfWork, run_id: int, kind: str, actor: Actor, what_now: str) -> None:
+    with UnitOfWork(uow.engine) as fresh:
+        run = _get_run(fresh, run_id, kind)
+        finish_run(fresh, run, actor=actor, state="failed", outcome=f"interrupted before the end: {what_now}")
+        fresh.commit()
 
 
 def _same_environment(run: RollbackRun) -> None:

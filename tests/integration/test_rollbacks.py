@@ -206,6 +206,33 @@ def test_full_rollback_runs_the_deploy_hook_command(engine: Engine, monkeypatch,
     assert failed.state == "failed" and failed.outcome.startswith("exit 1 after ")
 
 
+def test_a_rollback_interrupted_midway_is_closed_as_failed_not_left_running(engine: Engine, monkeypatch,
+                                                                            tmp_path: Path) -> None:
+    """Ctrl-C during the deploy hook or the cleanup left the run "running" for good: nothing closed it, and the
+    database run could never be run again ("Run 1 is running; it must be approved")."""
+    from core.config import reset_settings
+    seed_minimal(engine)
+    monkeypatch.setenv("DEPLOY_HOOK_COMMAND", "/bin/true")
+    reset_settings()
+
+    def interrupted(*_a: object, **_k: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rollbacks, "_call_hook", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        rollbacks.run_full_rollback(actor=ENGINEER, reason="bad release", uow=UnitOfWork(engine))
+    run = rollbacks.request_database_rollback(actor=ENGINEER, reason="drill", typed_environment="development",
+                                              uow=UnitOfWork(engine))
+    monkeypatch.setattr(rollbacks, "cleanup_agent_tables", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        rollbacks.execute_database_rollback(actor=ENGINEER, run_id=run.id, uow=UnitOfWork(engine),
+                                            backup_dir=tmp_path)
+    runs = {r.kind: r for r in rollbacks.list_runs(actor=ENGINEER, uow=UnitOfWork(engine))}
+    assert (runs["full"].state, runs["database"].state) == ("failed", "failed")
+    assert runs["full"].outcome.startswith("interrupted before the end: the deploy hook may or may not have run")
+    assert "db verify" in runs["database"].outcome
+
+
 def test_a_rollback_run_is_timed_by_its_own_version_even_when_a_newer_change_follows(engine: Engine) -> None:
     """The run was closed by whoever looked next; by then a later settings change had been acknowledged, and the
     run took that acknowledgement's time (0.5 s recorded as 73.6 s)."""
