@@ -93,10 +93,25 @@ MISCONFIGURED_TEXTS = ("password authentication failed", "does not exist", "no p
                        "authentication failed", "sslmode")
 
 
+def is_driver_error(exc: BaseException) -> bool:
+    """A driver's own error that SQLAlchemy did not wrap (psycopg2 or sqlite3): a connection that died while
+    SQLAlchemy set its isolation level or returned it to the pool raises one of these, not a DBAPIError."""
+    return type(exc).__module__.split(".")[0] in ("psycopg2", "sqlite3") and isinstance(exc, Exception) and any(
+        c.__name__ == "Error" for c in type(exc).__mro__)
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """The database's trouble (wrapped by SQLAlchemy or not), never the conversation's."""
+    return isinstance(exc, DBAPIError) or is_driver_error(exc)
+
+
 def is_transient_db_error(exc: BaseException) -> bool:
     """Connection dropped or refused, server restarting, serialization failure, deadlock, SQLite busy."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
+    if is_driver_error(exc):  # unwrapped: transient when its words say the connection went
+        return type(exc).__name__ in ("OperationalError", "InterfaceError") and any(
+            s in str(exc).lower() for s in TRANSIENT_TEXTS)
     orig = getattr(exc, "orig", None)
     if getattr(orig, "pgcode", None) in TRANSIENT_SQLSTATES:
         return True

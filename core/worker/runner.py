@@ -24,7 +24,6 @@ from typing import TypeVar
 
 import psutil
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError
 
 from core import sentry
 from core.breaker import CircuitBreaker
@@ -32,7 +31,7 @@ from core.config import Settings
 from core.llm import Provider, Reply, make_provider
 from core.models import utcnow
 from core.queries.settings import ActivationState
-from core.retry import acall_model_with_retries, adb_retry, db_retry, is_retryable_model_error
+from core.retry import acall_model_with_retries, adb_retry, db_retry, is_database_error, is_retryable_model_error
 from core.worker import store
 from core.worker.completer import Completer
 from core.worker.context import Loaded, Prompt, TemplateCache, read_conversation, render_prompt
@@ -309,11 +308,15 @@ class Worker:
             retry_at = utcnow() + timedelta(seconds=max(1.0, self.breaker.seconds_until_retry()))
             await self._safely(conv_id, lambda: store.release(self.engine, conversation_id=conv_id,
                                                               worker_id=self.id, retry_at=retry_at))
-        except DBAPIError as exc:  # the database's trouble, never the conversation's: its lease expires, it is re-done
+        except Exception as exc:  # noqa: BLE001 - one conversation's failure must not stop the worker
+            if not is_database_error(exc):
+                await self._fail(conv_id, exc)
+                return
+            # The database's trouble, never the conversation's (a connection that died on its way back to the
+            # pool raised psycopg2's own error, and a completed conversation was reported failed): its lease
+            # expires and it is taken up again, or it is already done.
             log.error("conversation %s: the database failed (%s) until it could no longer be sure of its lease; "
                       "nothing recorded, it will be taken up again when the lease expires", conv_id, type(exc).__name__)
-        except Exception as exc:  # noqa: BLE001 - one conversation's failure must not stop the worker
-            await self._fail(conv_id, exc)
 
     async def _reply(self, conv_id: int, prompt: Prompt, *, started: float) -> None:
         reply = await self._call_model(prompt)

@@ -192,3 +192,40 @@ def test_a_dropped_connection_at_stop_is_no_verdict_on_the_run(pg_engine: Engine
     with pg_engine.connect() as c:
         assert c.execute(text("SELECT 1")).scalar() == 1  # and the database is up
     assert worker.database_error is None, f"run_worker would exit 1: {worker.database_error!r}"[:200]
+
+
+def test_a_connection_that_dies_after_the_completion_committed_fails_nothing(engine: Engine, fake_openai,
+                                                                               monkeypatch) -> None:
+    """The crash review: the completion committed, then the connection died on its way back to the pool and
+    psycopg2 raised its own error (not SQLAlchemy's). The worker took it for the conversation's failure: "failed"
+    logged and reported to Sentry for a conversation that was completed."""
+    import psycopg2
+
+    from core.worker import completer
+
+    configure(monkeypatch, OPENAI_API_KEY="sk-test-loopback", OPENAI_BASE_URL=fake_openai.base_url,
+              DB_RETRY_DELAY_SECONDS=0.05)
+    fake_openai.set("ok", delay_seconds=0.05)
+    [conv_id] = prepare(engine, 1)
+    real, failures = store.complete_many, []
+
+    def committed_then_dropped(*args: object, **kwargs: object) -> object:
+        outcomes = real(*args, **kwargs)
+        if not failures:
+            failures.append(1)
+            raise psycopg2.OperationalError("server closed the connection unexpectedly")
+        return outcomes
+
+    monkeypatch.setattr(completer.store, "complete_many", committed_then_dropped)
+    failed: list[str] = []
+
+    async def reported_failed(_self: object, _conv_id: int, exc: BaseException) -> None:
+        failed.append(str(exc))
+
+    monkeypatch.setattr("core.worker.runner.Worker._fail", reported_failed)
+    with RunningWorker(engine):
+        wait_for(lambda: failures and status_counts(engine).get("completed", 0) == 1, what="the completion")
+        time.sleep(0.5)  # the worker's handling of the dropped connection
+    assert failed == [] and agent_messages_per_conversation(engine) == {conv_id: 1}
+    with read_session(engine) as s:
+        assert (s.get(Conversation, conv_id).status, s.get(Conversation, conv_id).error) == ("completed", None)

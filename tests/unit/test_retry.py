@@ -169,3 +169,15 @@ def test_db_retry_with_a_deadline_outlasts_the_checklist_attempts_then_gives_up(
     # Waits of 0.01, 0.02, then 0.02 each (the checklist's longest): attempts at +0, .01, .03, .05, .07, .09.
     assert [round(t - started, 2) for t in calls] == [0.0, 0.01, 0.03, 0.05, 0.07, 0.09]
     assert now[0] < started + 0.1  # gave up rather than sleep past the deadline
+
+
+def test_a_drivers_own_connection_error_is_the_databases_trouble() -> None:
+    """psycopg2's error from a connection that died outside a statement reaches the worker unwrapped."""
+    import psycopg2
+
+    from core.retry import is_database_error, is_transient_db_error
+
+    dropped = psycopg2.OperationalError("server closed the connection unexpectedly")
+    assert is_database_error(dropped) and is_transient_db_error(dropped)
+    assert not is_transient_db_error(psycopg2.ProgrammingError('relation "x" does not exist'))
+    assert not is_database_error(ValueError("a template's own mistake"))
