@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Locator, Page, expect, sync_playwright
 from sqlalchemy import Engine
 
 from core.auth import system_actor
@@ -98,3 +98,17 @@ def settle(page: Page, quiet_seconds: float = 1.0) -> None:
 
 def no_error_box(page: Page) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def choose(page: Page, form: Locator, label: str, option: str | None = None) -> None:
+    """Open the select box LABEL in FORM and pick OPTION (the first one when None), as a person does: the box is
+    scrolled into view and left to settle first (a click that lands while the page is still scrolling to it opens
+    nothing, in a browser as in Playwright)."""
+    box = form.locator('[data-testid="stSelectbox"]').filter(has=page.get_by_text(label, exact=True))
+    box.scroll_into_view_if_needed()
+    settle(page, quiet_seconds=0.5)
+    box.click()
+    expect(page.get_by_role("option").first).to_be_visible(timeout=10_000)
+    names = page.get_by_role("option").all_inner_texts()
+    assert option is None or option in names, f"{option!r} is not among the choices {names}"
+    (page.get_by_role("option", name=option, exact=True) if option else page.get_by_role("option").first).click()

@@ -12,7 +12,7 @@ from core.queries.settings import get_activation_state
 from core.services import alerts
 from core.services.guard import record_refusal
 from core.uow import UnitOfWork
-from tests.e2e.conftest import no_error_box, open_page, settle, sign_in
+from tests.e2e.conftest import choose, no_error_box, open_page, settle, sign_in
 from tests.support.data import ROLE_ACTORS
 from tests.support.workers import wait_for
 
@@ -40,12 +40,18 @@ def test_engineer_acknowledges_an_alert_and_applies_its_mitigation(console: str,
     expect(page.get_by_text("Firing alerts: 1")).to_be_visible(timeout=20_000)
     open_page(page, console, "alerts", "Alerts")
     form = page.locator('[data-testid="stForm"]').filter(has=page.get_by_role("button", name="Apply to the alert"))
+
+    def choose_the_alert() -> None:  # the choice starts empty (a stale one fell back to the first alert)
+        choose(page, form, "Alert", f"#{alert_id} unauthorized")
+
+    choose_the_alert()
     form.get_by_label("Reason or comment (required)").fill("on it, checking the support account")
     form.get_by_role("button", name="Apply to the alert").click(force=True)
     wait_for(lambda: alert_row(engine).acked_by == "engineer", timeout=20, what="the acknowledgement")
     settle(page)
     expect(page.get_by_text(f"Alert #{alert_id} acknowledged by engineer.")).to_be_visible(timeout=20_000)
 
+    choose_the_alert()
     form.get_by_label("Action").click()
     page.get_by_role("option", name="Kill switch").click()
     form.get_by_label("Reason or comment (required)").fill("stop the agents while we look")

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, func, select
 from core.db import read_session
 from core.models import AgentInstance, RollbackRun
 from core.queries.settings import get_activation_state
-from tests.e2e.conftest import no_error_box, open_page, settle, sign_in
+from tests.e2e.conftest import choose, no_error_box, open_page, settle, sign_in
 from tests.support.workers import wait_for
 
 
@@ -58,6 +58,7 @@ def test_engineer_acts_on_the_first_click(console: str, page: Page, engine: Engi
 def controls_on_the_first_click(page: Page, console: str, engine: Engine) -> None:
     open_page(page, console, "controls", "Controls")
     form = a_form(page, "Apply to the agent type")
+    choose(page, form, "Agent type", "rebooking")  # choices start empty: a stale one fell back to the first
     form.get_by_label("Reason", exact=True).fill("rebooking replies are off-brand")
     form.get_by_role("button", name="Apply to the agent type").click(force=True)
 
@@ -68,6 +69,7 @@ def controls_on_the_first_click(page: Page, console: str, engine: Engine) -> Non
     wait_for(lambda: disabled_types() == ("rebooking",), timeout=20, what="the agent type disabled")
     settle(page)
     form = a_form(page, "Apply to the instance")
+    choose(page, form, "Instance")
     form.get_by_label("Reason", exact=True).fill("shop asked for a pause")
     form.get_by_role("button", name="Apply to the instance").click(force=True)
 
