@@ -78,6 +78,7 @@ def _check_workers_and_switch(engine: Engine, r: Readiness) -> None:
             alive = s.scalars(select(WorkerHeartbeat).where(*live_worker_conditions(now))).all()
             state = get_activation_state(s)
     except Exception as exc:  # noqa: BLE001
+        r.ok.remove("schema")  # the revision matched, but the tables themselves are gone (a cleanup): not ok
         r.failing["schema"] = f"agent tables unreadable ({type(exc).__name__}); run `python -m core db setup`"
         return
     r.info["workers_alive"] = len(alive)

@@ -186,3 +186,17 @@ def test_restore_of_a_truncated_backup_is_one_sentence(engine: Engine, capsys: p
     assert main(["db", "restore", str(backup)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "truncated" in err and err.count("\n") == 1
+
+
+def test_readiness_after_a_cleanup_names_the_schema_failing_only(engine: Engine, tmp_path: Path) -> None:
+    """With the agent tables dropped, /api/v2/agents/health listed "schema" as ok and as failing at once."""
+    from core.auth import system_actor
+    from core.queries.readiness import check_readiness
+    from core.services.schema import cleanup_agent_tables
+    from core.uow import UnitOfWork
+
+    seed_minimal(engine)
+    cleanup_agent_tables(actor=system_actor("test"), uow=UnitOfWork(engine), confirm="development",
+                         backup_dir=tmp_path)
+    ready = check_readiness(engine)
+    assert "schema" in ready.failing and "schema" not in ready.ok, ready.as_dict()
