@@ -30,9 +30,40 @@ BACKUP_FORMAT, BACKUP_VERSION = "agentops-agent-tables", 2
 
 @dataclass(frozen=True)
 class Backup:
-    rows: dict[str, list[dict[str, Any]]]
+    """A backup file checked whole (its rows are not kept: a 10M-conversation backup is tens of GB in memory);
+    `rows()` streams them again, checked again, for the restore."""
+
+    path: Path
+    counts: dict[str, int]  # rows per table
     sha256: str  # of the file as stored, for the audit record
     header: dict[str, Any]
+    settings: dict[str, Any]  # the backup's agent_settings row (id 1), {} when it has none
+    oldest_conversation: datetime | None
+    messages_without_month: bool  # written before revision 0011: messages lack their conversation's created_at
+    content_sha256: str  # of the lines as read, trailer included: rows() reads the same file or refuses
+
+    def rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(table, row) in file order (parents first, as written); raises UserInputError if the file changed since
+        it was checked."""
+        digest = hashlib.sha256()
+        for number, raw, last in _content(self.path):
+            digest.update(raw)
+            if number > 1 and not last:
+                yield _check_row(self.path, number, _parse(self.path, number, raw))
+            if last and digest.hexdigest() != self.content_sha256:
+                raise UserInputError(f"{self.path} changed while it was being restored; nothing was restored.")
+
+    def batches(self, size: int = 2000) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        """rows() as (table, up to SIZE rows of it), for batched INSERTs."""
+        table, batch = None, []
+        for name, row in self.rows():
+            if batch and (name != table or len(batch) >= size):
+                yield table, batch  # type: ignore[misc]
+                batch = []
+            table = name
+            batch.append(row)
+        if batch:
+            yield table, batch  # type: ignore[misc]
 
 
 def _encode(value: Any) -> Any:
@@ -100,23 +131,43 @@ def read_backup(path: Path) -> Backup:
 
 
 def _read(path: Path) -> Backup:
-    rows: dict[str, list[dict[str, Any]]] = {}
-    digest, header, pending, number = hashlib.sha256(), None, None, 0
-    for number, raw in enumerate(_lines(path), start=1):
-        if pending is not None:  # every line but the last is content; the last is the checksum
-            digest.update(pending)
-            item = _parse(path, number - 1, pending)
-            if header is None:
-                header = _check_header(path, item)
-            else:
-                name, row = _check_row(path, number - 1, item)
-                rows.setdefault(name, []).append(row)
-        pending = raw
+    counts: dict[str, int] = {}
+    digest, header, settings, oldest, without_month = hashlib.sha256(), None, {}, None, False
+    number, raw = 0, b""
+    for number, raw, last in _content(path):
+        if last:
+            break
+        digest.update(raw)
+        item = _parse(path, number, raw)
+        if header is None:
+            header = _check_header(path, item)
+            continue
+        name, row = _check_row(path, number, item)
+        counts[name] = counts.get(name, 0) + 1
+        if name == "agent_settings" and row.get("id") == 1:
+            settings = row
+        elif name == "agent_conversations" and row.get("created_at") is not None:
+            oldest = row["created_at"] if oldest is None else min(oldest, row["created_at"])
+        elif name == "agent_messages" and row.get("conversation_created_at") is None:
+            without_month = True
     if header is None:
         raise UserInputError(f"{path} cannot be restored: it does not start with the header of a backup written by "
-                             "`db cleanup`." if pending else f"{path} cannot be restored: it is empty.")
-    _check_trailer(path, _parse(path, number, pending), digest.hexdigest(), sum(map(len, rows.values())))
-    return Backup(rows, _file_sha256(path), header)
+                             "`db cleanup`." if number else f"{path} cannot be restored: it is empty.")
+    _check_trailer(path, _parse(path, number, raw), digest.hexdigest(), sum(counts.values()))
+    digest.update(raw)  # the trailer too: rows() compares the whole content
+    return Backup(path, counts, _file_sha256(path), header, settings, oldest, without_month, digest.hexdigest())
+
+
+def _content(path: Path) -> Iterator[tuple[int, bytes, bool]]:
+    """(line number, line, is it the last) of the file, streamed: every line but the last is content, the last is
+    the checksum."""
+    pending, number = None, 0
+    for number, raw in enumerate(_lines(path), start=1):
+        if pending is not None:
+            yield number - 1, pending, False
+        pending = raw
+    if pending is not None:
+        yield number, pending, True
 
 
 def _lines(path: Path) -> Iterator[bytes]:

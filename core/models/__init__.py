@@ -1,4 +1,6 @@
 """The data model. Agent tables are named agent… so the checklist's information_schema query finds them."""
+import functools
+
 from core.models.agents import AGENT_TYPES, INSTANCE_STATUSES, Agent, AgentInstance, AgentTemplate
 from core.models.alerts import (
     ALERT_STATES, CONTACT_KINDS, NO_DATA_MODES, SEVERITIES, AlertContact, AlertDelivery, AlertGroup, AlertLease,
@@ -30,10 +32,14 @@ AGENT_TABLES_KEPT_ON_CLEANUP = ("agent_audit_log", "agent_audit_head", "agent_ro
                                 "agent_checklist_results")
 
 
-def agent_tables() -> list[str]:
-    """Names of the agent tables the cleanup drops, parents first."""
-    return [t.name for t in Base.metadata.sorted_tables
-            if (t.name.startswith("agent") or t.name == "agents") and t.name not in AGENT_TABLES_KEPT_ON_CLEANUP]
+@functools.cache
+def agent_tables() -> tuple[str, ...]:
+    """Names of the agent tables the cleanup drops, parents first.
+
+    Cached: sorting the metadata's tables costs about 0.3 ms, and the backup reader asked once per row (a restore
+    of 200k conversations spent minutes here)."""
+    return tuple(t.name for t in Base.metadata.sorted_tables
+                 if (t.name.startswith("agent") or t.name == "agents") and t.name not in AGENT_TABLES_KEPT_ON_CLEANUP)
 
 
 __all__ = [name for name in dir() if not name.startswith("_")]

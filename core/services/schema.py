@@ -20,6 +20,8 @@ from core.models import AgentSettings, Base, HealthProbe, agent_tables, utcnow
 from core.services.guard import require
 from core.uow import UnitOfWork
 
+BATCH = 2000  # rows per INSERT while a backup is streamed back
+
 __all__ = ["BACKUP_FORMAT", "RestoreReport", "VerifyReport", "cleanup_agent_tables", "restore_agent_tables",
            "setup_database", "table_counts", "verify_database", "write_backup"]
 
@@ -172,14 +174,17 @@ def restore_agent_tables(*, actor: Actor, uow: UnitOfWork, path: Path) -> Restor
     with uow:
         current = _current_settings(uow)
         Base.metadata.create_all(uow.session.connection(), tables=[Base.metadata.tables[t] for t in agent_tables()])
-        busy = [t for t in backup.rows if t != "agent_settings" and uow.session.execute(
+        busy = [t for t in backup.counts if t != "agent_settings" and uow.session.execute(
             select(func.count()).select_from(Base.metadata.tables[t])).scalar_one()]
         if busy:
             raise Conflict(f"Tables {', '.join(busy)} already hold rows; run the cleanup first or restore elsewhere.")
         settings, mode_in_backup = _settings_after_restore(backup, current, actor, path)
-        _with_conversation_months(backup, uow)
+        # On PostgreSQL the backup's months get their partitions first (rows would otherwise land in DEFAULT).
+        from core.partitions import ensure_partitions
+
+        ensure_partitions(uow.session.connection(), utcnow(), since=backup.oldest_conversation)
         _insert_rows(uow, backup, settings, path)
-        counts = {t: len(r) for t, r in backup.rows.items()}
+        counts = dict(backup.counts)
         audit.append(uow.session, actor=actor, action="db.restore", target=str(path), after={
             "rows": counts, "file_sha256": backup.sha256,
             "settings": {"in_backup": mode_in_backup, "restored": "off"}})
@@ -198,7 +203,7 @@ def _current_settings(uow: UnitOfWork) -> dict[str, Any] | None:
 def _settings_after_restore(backup: Backup, current: dict[str, Any] | None, actor: Actor,
                             path: Path) -> tuple[dict[str, Any], str | None]:
     """The one settings row to write: off, a version above both, disabled types from both, scope from the file."""
-    stored = next((r for r in backup.rows.get("agent_settings", []) if r.get("id") == 1), {})
+    stored = backup.settings
     now_disabled = set((current or {}).get("disabled_agent_types") or [])
     row = {
         "id": 1, "mode": "off", "version": max(stored.get("version") or 0, (current or {}).get("version") or 0) + 1,
@@ -211,30 +216,36 @@ def _settings_after_restore(backup: Backup, current: dict[str, Any] | None, acto
     return row, stored.get("mode")
 
 
-def _with_conversation_months(backup: Backup, uow: UnitOfWork) -> None:
-    """Messages of a backup made before revision 0011 get their conversation's created_at; on PostgreSQL the
-    months of the backup get their partitions first (rows would otherwise all land in the DEFAULT one)."""
-    from core.partitions import ensure_partitions
-
-    created = {r["id"]: r.get("created_at") for r in backup.rows.get("agent_conversations", [])}
-    for message in backup.rows.get("agent_messages", []):
-        if message.get("conversation_created_at") is None:
-            message["conversation_created_at"] = created.get(message.get("conversation_id"))
-    oldest = min((c for c in created.values() if c is not None), default=None)
-    ensure_partitions(uow.session.connection(), utcnow(), since=oldest)
-
-
 def _insert_rows(uow: UnitOfWork, backup: Backup, settings: dict[str, Any], path: Path) -> None:
-    uow.session.execute(Base.metadata.tables["agent_settings"].delete())
+    """The backup's rows streamed from the file in batches (a large backup never sits in memory whole); the
+    settings row is the one computed for the restore, not the file's."""
+    session = uow.session
+    session.execute(Base.metadata.tables["agent_settings"].delete())
+    session.execute(insert(Base.metadata.tables["agent_settings"]), [settings])
+    # Messages of a backup made before revision 0011 take their conversation's created_at (their partition key).
+    created: dict[int, Any] | None = {} if backup.messages_without_month else None
     try:
-        for name in agent_tables():
-            rows = [settings] if name == "agent_settings" else backup.rows.get(name, [])
-            for start in range(0, len(rows), 2000):
-                uow.session.execute(insert(Base.metadata.tables[name]), rows[start:start + 2000])
-        for name in backup.rows:
+        for name, rows in backup.batches(BATCH):
+            if name == "agent_settings":
+                continue
+            if created is not None:
+                _with_conversation_months(name, rows, created)
+            session.execute(insert(Base.metadata.tables[name]), rows)
+        for name in backup.counts:
             if "id" in Base.metadata.tables[name].c:
-                reset_id_sequence(uow.session.connection(), name)
+                reset_id_sequence(session.connection(), name)
     except (IntegrityError, DataError, StatementError) as exc:
         if isinstance(exc, (OperationalError, ProgrammingError)):
             raise
         raise UserInputError(f"{path} cannot be restored: its rows do not fit the tables ({first_line(exc)}).") from None
+
+
+def _with_conversation_months(name: str, rows: list[dict[str, Any]], created: dict[int, Any]) -> None:
+    """Messages of a backup made before revision 0011 take their conversation's created_at (their partition key);
+    the conversations come first in the file."""
+    if name == "agent_conversations":
+        created.update((r["id"], r.get("created_at")) for r in rows)
+    elif name == "agent_messages":
+        for r in rows:
+            if r.get("conversation_created_at") is None:
+                r["conversation_created_at"] = created.get(r.get("conversation_id"))

@@ -200,3 +200,33 @@ def test_readiness_after_a_cleanup_names_the_schema_failing_only(engine: Engine,
                          backup_dir=tmp_path)
     ready = check_readiness(engine)
     assert "schema" in ready.failing and "schema" not in ready.ok, ready.as_dict()
+
+
+def test_a_restore_streams_the_backup_instead_of_holding_it(engine: Engine, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The crash review: restore read the whole backup into memory first (1.47 GB for 200k conversations), so a
+    large database's backup could not be restored on the machine that wrote it. Rows are now read twice, streamed:
+    once to check the file whole, once to insert, a batch at a time."""
+    import tracemalloc
+
+    from core.auth import system_actor
+    from core.backups import read_backup
+    from core.services import schema
+    from core.uow import UnitOfWork
+
+    seed_minimal(engine, conversations=1000)
+    path, _ = schema.cleanup_agent_tables(actor=system_actor("test"), uow=UnitOfWork(engine), confirm="development",
+                                          backup_dir=tmp_path)
+    monkeypatch.setattr(schema, "BATCH", 100)
+    tracemalloc.start()
+    try:
+        held = list(read_backup(path).rows())  # what holding every row costs
+        whole = tracemalloc.get_traced_memory()[1]
+        del held
+        tracemalloc.reset_peak()
+        report = schema.restore_agent_tables(actor=system_actor("test"), uow=UnitOfWork(engine), path=path)
+        streamed = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert report.counts["agent_conversations"] == 1000 and counts(engine)[2] == 1000
+    assert streamed < whole / 3, (streamed, whole)

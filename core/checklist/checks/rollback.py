@@ -29,13 +29,11 @@ def restore_into_scratch(path: Path) -> dict[str, int]:
             tables = [Base.metadata.tables[t] for t in agent_tables()]
             Base.metadata.create_all(engine, tables=tables)
             with engine.begin() as conn:
-                for table in tables:
-                    rows = backup.rows.get(table.name, [])
-                    for start in range(0, len(rows), BATCH):
-                        conn.execute(insert(table), rows[start:start + BATCH])
+                for name, rows in backup.batches(BATCH):  # streamed: a large backup never sits in memory whole
+                    conn.execute(insert(Base.metadata.tables[name]), rows)
         finally:
             engine.dispose()
-    return {t: len(r) for t, r in backup.rows.items() if r}
+    return {t: n for t, n in backup.counts.items() if n}
 
 
 def check_backup_restorable(ctx: CheckContext) -> Outcome:
