@@ -1,5 +1,5 @@
 """The data model. Agent tables are named agent… so the checklist's information_schema query finds them."""
-import functools
+import functools as _functools  # underscored: __all__ below lists every public name
 
 from core.models.agents import AGENT_TYPES, INSTANCE_STATUSES, Agent, AgentInstance, AgentTemplate
 from core.models.alerts import (
@@ -32,7 +32,7 @@ AGENT_TABLES_KEPT_ON_CLEANUP = ("agent_audit_log", "agent_audit_head", "agent_ro
                                 "agent_checklist_results")
 
 
-@functools.cache
+@_functools.cache
 def agent_tables() -> tuple[str, ...]:
     """Names of the agent tables the cleanup drops, parents first.
 
