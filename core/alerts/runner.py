@@ -9,12 +9,14 @@ import threading
 import uuid
 
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import DatabaseError
 
 from core.alerts.delivery import deliver_pending
 from core.alerts.evaluator import CycleResult, evaluate
 from core.auth import Actor, system_actor
 from core.config import Settings, get_settings
 from core.db import read_session
+from core.errors import describe_database_error, first_line
 from core.models import AlertRule, AlertState
 from core.uow import UnitOfWork
 
@@ -65,6 +67,7 @@ class Sender(threading.Thread):
         super().__init__(name="alert-sender", daemon=True)
         self.engine, self.owner, self.settings = engine, owner, settings
         self.wake, self.stopping = threading.Event(), threading.Event()
+        self.said: str | None = None  # the last problem logged, so that a lasting one is said once
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -72,6 +75,11 @@ class Sender(threading.Thread):
             self.wake.clear()
             try:
                 deliver_pending(self.engine, owner=self.owner, settings=self.settings)
+                self.said = None
             except Exception as exc:  # noqa: BLE001 - a database blip: the rows stay pending for the next round
-                log.warning("alert sender: %s", exc)
+                # One sentence, and only when it changes: the raw error (its SQL included) was logged every 15 s.
+                said = describe_database_error(exc) if isinstance(exc, DatabaseError) else first_line(exc)
+                if said != self.said:
+                    log.warning("alert sender: %s; the notifications stay queued", said)
+                self.said = said
 

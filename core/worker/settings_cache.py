@@ -14,6 +14,7 @@ from core.models import Shop
 from core.queries.settings import ActivationState, Scope, get_activation_state
 
 log = logging.getLogger(__name__)
+UNREADABLE_REMINDER_SECONDS = 60.0
 
 
 class SettingsCache:
@@ -31,6 +32,8 @@ class SettingsCache:
         self._read_at = float("-inf")
         self._scope = Scope(shops=frozenset())
         self._lock = threading.Lock()
+        self._failing_since: float | None = None  # when the settings became unreadable (None: readable)
+        self._warned_at = float("-inf")
 
     def get(self) -> ActivationState | None:
         """The state as of the last read, read again once it is older than the TTL (RECHECK while pushed)."""
@@ -70,12 +73,28 @@ class SettingsCache:
                 state = get_activation_state(s)
                 shop_ids = s.scalars(select(Shop.id)).all() if state.shop_percent is not None else ()
             self._state, self._scope = state, state.scope(shop_ids=shop_ids)
+            if self._failing_since is not None:
+                log.warning("the agent settings can be read again after %.0f s; claiming as they say",
+                            self._clock() - self._failing_since)
+                self._failing_since = None
         except Exception as exc:  # noqa: BLE001 - any failure to read means: claim nothing
-            log.warning("cannot read the agent settings (%s); claiming nothing until they can be read",
-                        type(exc).__name__)
             self._state, self._scope = None, Scope(shops=frozenset())
+            self._say_unreadable(exc)
         self._read_at = self._clock()
         return self._state
+
+    def _say_unreadable(self, exc: Exception) -> None:
+        """Once when the settings become unreadable, then once a minute: polled every TTL, a database outage
+        wrote this line 100 times a minute."""
+        now = self._clock()
+        if self._failing_since is None:
+            self._failing_since, self._warned_at = now, now
+            log.warning("cannot read the agent settings (%s); claiming nothing until they can be read",
+                        type(exc).__name__)
+        elif now - self._warned_at >= UNREADABLE_REMINDER_SECONDS:
+            self._warned_at = now
+            log.warning("still cannot read the agent settings after %.0f s (%s); claiming nothing",
+                        now - self._failing_since, type(exc).__name__)
 
     def scope(self) -> Scope:
         """What may start, as of the last read (nothing when the settings could not be read)."""

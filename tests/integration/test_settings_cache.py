@@ -72,3 +72,46 @@ def test_pushed_but_unreadable_is_polled_for_and_claims_nothing_meanwhile(engine
             conn.execute(text("ALTER TABLE agent_settings_away RENAME TO agent_settings"))
     clock.now += 0.6
     assert cache.get().running  # read again after the TTL, not the hour-long recheck
+
+
+def test_unreadable_settings_are_said_once_then_once_a_minute(engine: Engine, caplog) -> None:  # noqa: ANN001
+    """The crash review: with the tables gone, the worker wrote "cannot read the agent settings" every 0.6 s."""
+    import logging
+
+    seed_minimal(engine, conversations=0)
+    clock = Clock()
+    cache = SettingsCache(engine, ttl_seconds=0.5, clock=clock)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE agent_settings RENAME TO agent_settings_away"))
+    with caplog.at_level(logging.WARNING, logger="core.worker.settings_cache"):
+        for _ in range(241):  # two minutes of polls, every 0.5 s
+            assert cache.get() is None
+            clock.now += 0.5
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE agent_settings_away RENAME TO agent_settings"))
+        assert cache.get() is not None
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 4, said  # the outage, a reminder at 60 s and at 120 s, the recovery
+    assert said[0].startswith("cannot read the agent settings") and "still cannot" in said[1]
+    assert said[-1].startswith("the agent settings can be read again after 12") and "still cannot" in said[2]
+
+
+def test_the_alert_sender_says_a_lasting_database_problem_once(tmp_path, caplog) -> None:  # noqa: ANN001
+    """The crash review: with the tables missing, the alert sender logged the raw error, SQL included, every 15 s."""
+    import logging
+    import time
+
+    from sqlalchemy import create_engine
+
+    from core.alerts.runner import Sender
+    from core.config import get_settings
+
+    empty = create_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    sender = Sender(empty, "test", get_settings().model_copy(update={"alert_eval_seconds": 0.01}))
+    with caplog.at_level(logging.WARNING, logger="core.alerts.runner"):
+        sender.start()
+        time.sleep(0.5)  # dozens of rounds
+        sender.stopping.set()
+        sender.join(timeout=5)
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "SELECT" not in said[0] and said[0].endswith("the notifications stay queued"), said
