@@ -7,7 +7,7 @@ from pathlib import Path
 
 ALL = ["seed_load", "worker_throughput", "health_queries", "rollups_rebuild", "api_status", "kill_switch",
        "worker_bound", "read_replica", "cli_startup", "console_browser", "checklist", "alerts", "review",
-       "partitions"]
+       "partitions", "restore"]
 
 
 def main() -> int:
