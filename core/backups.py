@@ -84,11 +84,22 @@ def write_backup(engine: Engine, directory: Path) -> tuple[Path, dict[str, int]]
     partial = path.with_name(path.name + ".partial")
     try:
         counts = _dump(engine, partial)
+        _sync(partial)  # on disk before the tables it holds are dropped: a power cut must not keep only the drop
         os.replace(partial, path)
+        _sync(directory)  # the rename too
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
     return path, counts
+
+
+def _sync(path: Path) -> None:
+    """fsync a file or a directory (the directory holds the rename)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _dump(engine: Engine, target: Path) -> dict[str, int]:

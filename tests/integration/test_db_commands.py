@@ -230,3 +230,27 @@ def test_a_restore_streams_the_backup_instead_of_holding_it(engine: Engine, tmp_
         tracemalloc.stop()
     assert report.counts["agent_conversations"] == 1000 and counts(engine)[2] == 1000
     assert streamed < whole / 3, (streamed, whole)
+
+
+def test_the_backup_is_on_disk_before_the_tables_are_dropped(engine: Engine, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing flushed the backup before the drop committed: after a power cut the drop could survive the backup."""
+    import os
+
+    from core import backups
+    from core.auth import system_actor
+    from core.services import schema
+    from core.uow import UnitOfWork
+
+    seed_minimal(engine, conversations=5)
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(backups.os, "fsync", fsync)
+    path, _ = schema.cleanup_agent_tables(actor=system_actor("test"), uow=UnitOfWork(engine), confirm="development",
+                                          backup_dir=tmp_path)
+    assert synced == [str(path) + ".partial", str(tmp_path)]
