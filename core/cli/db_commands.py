@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from core.cli.common import actor_from_args, whole
@@ -84,8 +85,15 @@ def restore(args: argparse.Namespace) -> int:
 
 def run_seed(args: argparse.Namespace) -> int:
     engine, actor = get_engine(), actor_from_args(args)
-    report = seed(actor=actor, engine=engine, size=args.size, conversations=args.conversations, days=args.days,
-                  progress=lambda m: print(m, flush=True))
+    try:
+        report = seed(actor=actor, engine=engine, size=args.size, conversations=args.conversations, days=args.days,
+                      progress=lambda m: print(m, flush=True))
+    except KeyboardInterrupt:
+        # The seed commits in steps (shops, clients and instances first): say what may be left behind.
+        print("seed interrupted: the database may hold part of it (the shops, clients and agent instances, or "
+              "conversations whose figures are not rolled up yet); `python -m core rollups rebuild` recomputes the "
+              "figures, and a new seed adds to what is there rather than finishing this one.", file=sys.stderr)
+        return 130
     print(f"seeded {report.shops} shops, {report.clients:,} clients, {report.conversations:,} conversations, "
           f"{report.messages:,} messages in {report.seconds:.1f} s ({report.rows_per_second:,.0f} rows/s)")
     for user, role, password in seed_demo_users(actor=actor, engine=engine):

@@ -78,3 +78,20 @@ def test_each_kind_of_mistake_has_the_exit_code_the_readme_gives(tmp_path: Path)
         assert (proc.returncode, "Traceback" in proc.stderr) == (code, False), (args, proc.stderr)
         *usage, sentence = proc.stderr.strip().splitlines()  # argparse puts the usage before a bad flag's sentence
         assert said in sentence and all(line.startswith(("usage:", " ")) for line in usage), (args, proc.stderr)
+
+
+def test_an_interrupted_seed_says_what_it_may_leave_behind(tmp_path: Path) -> None:
+    """The crash review: Ctrl-C during a seed printed only "interrupted", and left shops, clients and instances."""
+    import signal
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    assert _core("db", "setup", url=url).returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "core", "seed", "--test-data", "load", "--conversations", "200000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "DATABASE_URL": url})
+    first = proc.stdout.readline()  # the host data is written: the conversations are under way
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert first.startswith("host data:"), first
+    assert proc.returncode == 130 and err.startswith("seed interrupted: the database may hold part of it"), err
+    assert "Traceback" not in err
