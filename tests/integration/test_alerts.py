@@ -297,6 +297,7 @@ def test_cli_run_once_installs_the_default_rules(engine: Engine, capsys) -> None
 def test_routing_by_severity_and_labels_and_grouping(engine: Engine, webhook: FakeReceiver) -> None:
     """A contact point kept in the database hears only critical alerts of shop 1, grouped by severity: two such
     alerts make one notification; the settings contact `webhook` hears warning and above, one group per rule."""
+    seed_minimal(engine, conversations=0)  # shops 1 and 2: a rule on a shop that does not exist is refused
     pager = FakeReceiver().start()
     try:
         alerts.save_contact_point(actor=ENGINEER, name="pager", kind="webhook", target=pager.url + "/p",
@@ -341,6 +342,7 @@ def test_a_sentry_contact_point_sends_an_event(engine: Engine, db_url: str) -> N
 def test_a_support_user_sees_only_alerts_of_their_shops(engine: Engine) -> None:
     from core.queries.alerts import count_firing, list_alerts
 
+    seed_minimal(engine, conversations=0)  # shops 1 and 2: a rule on a shop that does not exist is refused
     for key, shop in (("s1", 1), ("s2", 2)):
         alerts.save_rule(actor=ENGINEER, spec={"key": key, "metric": "failed_conversations", "op": ">=",
                                                "threshold": 0, "shop_id": shop}, uow=UnitOfWork(engine))
