@@ -80,18 +80,17 @@ def test_each_kind_of_mistake_has_the_exit_code_the_readme_gives(tmp_path: Path)
         assert said in sentence and all(line.startswith(("usage:", " ")) for line in usage), (args, proc.stderr)
 
 
-def test_an_interrupted_seed_says_what_it_may_leave_behind(tmp_path: Path) -> None:
+def test_an_interrupted_seed_says_what_it_may_leave_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture) -> None:
     """The crash review: Ctrl-C during a seed printed only "interrupted", and left shops, clients and instances."""
-    import signal
+    from core.cli import db_commands, main
 
-    url = f"sqlite:///{tmp_path / 'a.db'}"
-    assert _core("db", "setup", url=url).returncode == 0
-    proc = subprocess.Popen([sys.executable, "-m", "core", "seed", "--test-data", "load", "--conversations", "200000"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "DATABASE_URL": url})
-    first = proc.stdout.readline()  # the host data is written: the conversations are under way
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    assert first.startswith("host data:"), first
-    assert proc.returncode == 130 and err.startswith("seed interrupted: the database may hold part of it"), err
-    assert "Traceback" not in err
+    def interrupted(**_kwargs: object) -> None:
+        raise KeyboardInterrupt  # Ctrl-C while the conversations are written
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'a.db'}")
+    assert main(["db", "setup"]) == 0
+    monkeypatch.setattr(db_commands, "seed", interrupted)
+    assert main(["seed", "--test-data", "load", "--conversations", "1000"]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("seed interrupted: the database may hold part of it") and "Traceback" not in err
