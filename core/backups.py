@@ -253,14 +253,29 @@ def _decoders(table: str) -> dict[str, Callable[[Any], Any]]:
 
 
 def _decoder_for(col_type: Any) -> Callable[[Any], Any]:
-    """_decode for one column type, its type tests done once (the common types get a direct function)."""
+    """VALUE as the column's Python type; the same checks on both databases (SQLite would store anything). The
+    column's type is tested once, here: the decoder it returns is called for every value."""
     if isinstance(col_type, JSON):
-        return lambda value: value
+        return _as_written
     if isinstance(col_type, (UTCDateTime, DateTime)):
         return _decode_time
-    if isinstance(col_type, Integer) and not isinstance(col_type, Boolean):
+    if isinstance(col_type, Date):
+        return lambda value: date.fromisoformat(_text(value))
+    if isinstance(col_type, Boolean):
+        return lambda value: _typed(value, bool)
+    if isinstance(col_type, Integer):
         return _decode_int
-    return functools.partial(_decode, col_type)
+    if isinstance(col_type, Numeric) and not isinstance(col_type, Float):
+        return lambda value: Decimal(str(_typed(value, (str, int, float))))
+    if isinstance(col_type, Float):
+        return lambda value: float(_typed(value, (int, float)))
+    if isinstance(col_type, String):
+        return functools.partial(_decode_text, col_type.length)
+    return _as_written
+
+
+def _as_written(value: Any) -> Any:
+    return value
 
 
 def _decode_time(value: Any) -> datetime:
@@ -274,28 +289,11 @@ def _decode_int(value: Any) -> int:
     return _typed(value, int)
 
 
-def _decode(col_type: Any, value: Any) -> Any:
-    """VALUE as the column's Python type; the same checks on both databases (SQLite would store anything)."""
-    if value is None or isinstance(col_type, JSON):
-        return value
-    if isinstance(col_type, (UTCDateTime, DateTime)):
-        return _decode_time(value)
-    if isinstance(col_type, Date):
-        return date.fromisoformat(_text(value))
-    if isinstance(col_type, Boolean):
-        return _typed(value, bool)
-    if isinstance(col_type, Integer):
-        return _typed(value, int)
-    if isinstance(col_type, Numeric) and not isinstance(col_type, Float):
-        return Decimal(str(_typed(value, (str, int, float))))
-    if isinstance(col_type, Float):
-        return float(_typed(value, (int, float)))
-    if isinstance(col_type, String):
-        text = _text(value)
-        if col_type.length and len(text) > col_type.length:
-            raise ValueError(f"longer than {col_type.length} characters")
-        return text
-    return value
+def _decode_text(length: int | None, value: Any) -> str:
+    text = _text(value)
+    if length and len(text) > length:
+        raise ValueError(f"longer than {length} characters")
+    return text
 
 
 def _typed(value: Any, kinds: type | tuple[type, ...]) -> Any:

@@ -96,8 +96,11 @@ MISCONFIGURED_TEXTS = ("password authentication failed", "does not exist", "no p
 def is_driver_error(exc: BaseException) -> bool:
     """A driver's own error that SQLAlchemy did not wrap (psycopg2 or sqlite3): a connection that died while
     SQLAlchemy set its isolation level or returned it to the pool raises one of these, not a DBAPIError."""
-    return type(exc).__module__.split(".")[0] in ("psycopg2", "sqlite3") and isinstance(exc, Exception) and any(
-        c.__name__ == "Error" for c in type(exc).__mro__)
+    import sqlite3
+
+    import psycopg2  # imported here: the CLI's start does not pay for the driver until an error is classified
+
+    return isinstance(exc, (psycopg2.Error, sqlite3.Error))
 
 
 def is_database_error(exc: BaseException) -> bool:

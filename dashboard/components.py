@@ -218,6 +218,23 @@ def pick(where: Any, label: str, options: dict[Any, str], *, key: str, what: str
                            placeholder=f"Choose {what}")
 
 
+def intent_button(where: Any, label: str, *, key: str, intent: str, value: Any) -> None:
+    """A button whose click carries VALUE as it was when the button was drawn (Streamlit calls the callback with
+    that run's args); `clicked(INTENT)` hands it over on the rerun, even when the page no longer draws the button.
+    A click on "Disable" drawn before someone else disabled the user re-enabled them; an Approve whose run another
+    engineer had approved meanwhile was dropped without a word."""
+    where.button(label, key=key, on_click=_remember_click, args=(intent, value))
+
+
+def clicked(intent: str) -> Any:
+    """The value of the INTENT button clicked in this rerun (see intent_button), or None."""
+    return st.session_state.pop(f"_clicked_{intent}", None)
+
+
+def _remember_click(intent: str, value: Any) -> None:
+    st.session_state[f"_clicked_{intent}"] = value
+
+
 def nothing_picked(what: str) -> None:
     """The sentence for an action submitted without a choice (or with one that has just left the list)."""
     st.error(f"Choose {what} first. If you had chosen one, it has just left the list (someone else acted on it).")

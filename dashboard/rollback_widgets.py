@@ -10,7 +10,7 @@ from core.auth import Actor
 from core.services import rollbacks
 from core.services.rollbacks import RunView
 from core.uow import UnitOfWork
-from dashboard.components import act, form_key, live_fragment, reset_form
+from dashboard.components import act, clicked, form_key, intent_button, live_fragment, reset_form
 
 FOLLOWED = "rollback_run"  # the run this tab started last; its banner sits above the runs table
 
@@ -34,18 +34,11 @@ def start(fn: Callable[[], RunView], *, form: str) -> None:
         st.rerun()
 
 
-APPROVING = "_approving_run"
-
-
-def _approve_clicked(run_id: int) -> None:
-    st.session_state[APPROVING] = run_id
-
-
 def pending_database_runs(actor: Actor) -> None:
     """Database rollbacks waiting for approval or for their run, with the buttons that move them on."""
     waiting = [r for r in act(lambda: rollbacks.list_runs(actor=actor, uow=UnitOfWork())).value or []
                if r.kind == "database" and r.state in ("awaiting_approval", "approved")]
-    if (approving := st.session_state.pop(APPROVING, None)) is not None:  # even if the button is gone now
+    if (approving := clicked("approve")) is not None:  # even if the run no longer draws its button
         if act(lambda: rollbacks.approve_database_rollback(actor=actor, run_id=approving, uow=UnitOfWork())):
             st.rerun()
     for run in waiting:
@@ -54,7 +47,7 @@ def pending_database_runs(actor: Actor) -> None:
         if run.state == "awaiting_approval":
             # A callback keeps the click: when another engineer approved meanwhile, this run draws no button and
             # the click was dropped without a word; now the service says who approved it.
-            cols[1].button("Approve", key=f"approve_{run.id}", on_click=_approve_clicked, args=(run.id,))
+            intent_button(cols[1], "Approve", key=f"approve_{run.id}", intent="approve", value=run.id)
         if run.state == "approved" and cols[2].button("Run now", type="primary", key=f"run_{run.id}"):
             with st.spinner("Backing up and dropping the agent tables…"):
                 done = act(lambda r=run: rollbacks.execute_database_rollback(actor=actor, run_id=r.id,

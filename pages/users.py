@@ -22,15 +22,6 @@ NEW_TOKEN = "_issued_token"  # (issuer, token) just issued, until its issuer dis
 names = [p["user"] for p in people]
 
 
-DISABLE_INTENT = "_disable_intent"
-
-
-def _want_disabled(username: str, disabled: bool) -> None:
-    """The Disable/Enable click with what the button said when drawn (Streamlit calls it with the args of that
-    run): the button acts on the state the person saw, so a click on "Disable" never enables."""
-    st.session_state[DISABLE_INTENT] = (username, disabled)
-
-
 def done(form: str, sentence: str) -> None:
     """An action went through: say so after the rerun, draw the form afresh, reload the table."""
     components.flash(sentence)
@@ -70,9 +61,9 @@ with change:
                 lambda: users.set_password(actor=actor, username=who, password=new_password, uow=UnitOfWork())):
             done("set_password", f"Password of {who} changed; their sessions have ended.")
     disabled = next((p["disabled"] for p in people if p["user"] == who), False)
-    cols[2].button("Enable" if disabled else "Disable", key="do_disable", on_click=_want_disabled,
-                   args=(who, not disabled))
-    if (intent := st.session_state.pop(DISABLE_INTENT, None)) is not None:
+    components.intent_button(cols[2], "Enable" if disabled else "Disable", key="do_disable", intent="disable",
+                             value=(who, not disabled))
+    if (intent := components.clicked("disable")) is not None:
         target_user, target = intent
         state = "disabled" if target else "enabled"
         changed = act(lambda: users.set_disabled(actor=actor, username=target_user, disabled=target, uow=UnitOfWork()))
