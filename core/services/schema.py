@@ -7,20 +7,18 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, inspect, select, text
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError, ProgrammingError, StatementError
+from sqlalchemy.exc import OperationalError
 
 from core import audit
 from core.auth import Actor, Permission
+from core.backup_restore import insert_backup_rows
 from core.backups import BACKUP_FORMAT, Backup, read_backup, write_backup
 from core.config import get_settings
-from core.db import reset_id_sequence
 from core.errors import Conflict, DatabaseUnavailable, OperationFailed, PermissionDenied, UserInputError, first_line
 from core.migrate import current_revision, head_revision, upgrade_to_head
 from core.models import AgentSettings, Base, HealthProbe, agent_tables, utcnow
 from core.services.guard import require
 from core.uow import UnitOfWork
-
-BATCH = 2000  # rows per INSERT while a backup is streamed back
 
 __all__ = ["BACKUP_FORMAT", "RestoreReport", "VerifyReport", "cleanup_agent_tables", "restore_agent_tables",
            "setup_database", "table_counts", "verify_database", "write_backup"]
@@ -183,7 +181,7 @@ def restore_agent_tables(*, actor: Actor, uow: UnitOfWork, path: Path) -> Restor
         from core.partitions import ensure_partitions
 
         ensure_partitions(uow.session.connection(), utcnow(), since=backup.oldest_conversation)
-        _insert_rows(uow, backup, settings, path)
+        insert_backup_rows(uow.session.connection(), backup, path, settings)
         counts = dict(backup.counts)
         audit.append(uow.session, actor=actor, action="db.restore", target=str(path), after={
             "rows": counts, "file_sha256": backup.sha256,
@@ -214,38 +212,3 @@ def _settings_after_restore(backup: Backup, current: dict[str, Any] | None, acto
         "reason": f"restored from {path.name}; the agent system stays off until it is activated",
     }
     return row, stored.get("mode")
-
-
-def _insert_rows(uow: UnitOfWork, backup: Backup, settings: dict[str, Any], path: Path) -> None:
-    """The backup's rows streamed from the file in batches (a large backup never sits in memory whole); the
-    settings row is the one computed for the restore, not the file's."""
-    session = uow.session
-    session.execute(Base.metadata.tables["agent_settings"].delete())
-    session.execute(insert(Base.metadata.tables["agent_settings"]), [settings])
-    # Messages of a backup made before revision 0011 take their conversation's created_at (their partition key).
-    created: dict[int, Any] | None = {} if backup.messages_without_month else None
-    try:
-        for name, rows in backup.batches(BATCH):
-            if name == "agent_settings":
-                continue
-            if created is not None:
-                _with_conversation_months(name, rows, created)
-            session.execute(insert(Base.metadata.tables[name]), rows)
-        for name in backup.counts:
-            if "id" in Base.metadata.tables[name].c:
-                reset_id_sequence(session.connection(), name)
-    except (IntegrityError, DataError, StatementError) as exc:
-        if isinstance(exc, (OperationalError, ProgrammingError)):
-            raise
-        raise UserInputError(f"{path} cannot be restored: its rows do not fit the tables ({first_line(exc)}).") from None
-
-
-def _with_conversation_months(name: str, rows: list[dict[str, Any]], created: dict[int, Any]) -> None:
-    """Messages of a backup made before revision 0011 take their conversation's created_at (their partition key);
-    the conversations come first in the file."""
-    if name == "agent_conversations":
-        created.update((r["id"], r.get("created_at")) for r in rows)
-    elif name == "agent_messages":
-        for r in rows:
-            if r.get("conversation_created_at") is None:
-                r["conversation_created_at"] = created.get(r.get("conversation_id"))

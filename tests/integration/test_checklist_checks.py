@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import gzip
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, inspect, text
 
 from core.auth import Actor, Role
 from core.backups import write_backup
@@ -21,6 +22,7 @@ from core.migrate import alembic_config
 from core.models import agent_tables, utcnow
 from core.rollups import record_db_time
 from core.services import controls
+from core.services.schema import cleanup_agent_tables
 from core.services.guard import record_refusal
 from core.uow import UnitOfWork
 from tests.support.checklist import ADMIN, beat, context
@@ -242,6 +244,50 @@ def test_backup_readable_and_restorable(engine: Engine, monkeypatch, tmp_path: P
     damaged = directory / "agent-tables-99999999T999999999999.jsonl.gz"
     damaged.write_bytes(gzip.compress(path.read_bytes()[:200]))
     assert rollback.check_backup_restorable(context(engine)).status == "fail"
+
+
+def _agent_table_counts(engine: Engine) -> dict[str, int]:
+    present = set(inspect(engine).get_table_names())
+    with engine.connect() as conn:
+        return {t: conn.execute(text(f'SELECT count(*) FROM "{t}"')).scalar_one() for t in agent_tables() if t in present}
+
+
+def test_backup_restorable_leaves_the_deployment_as_it_was(engine: Engine, monkeypatch, tmp_path: Path) -> None:
+    seed_minimal(engine)
+    env(monkeypatch, BACKUP_DIR=str(tmp_path / "backups"))
+    _, written = write_backup(engine, tmp_path / "backups")
+    before = _agent_table_counts(engine)
+    for _ in range(2):  # a second run meets no scratch table left on a pooled connection
+        out = rollback.check_backup_restorable(context(engine))
+        assert out.status == "pass" and out.value["rows"] == sum(written.values())
+        assert "temporary copies" in out.detail
+    assert _agent_table_counts(engine) == before
+    cleanup_agent_tables(actor=ADMIN, uow=UnitOfWork(engine), backup_dir=tmp_path / "old")
+    # After the cleanup, when a database rollback needs it, the check still restores (into its copies) and the
+    # dropped tables stay dropped.
+    assert rollback.check_backup_restorable(context(engine)).status == "pass"
+    assert not set(agent_tables()) & set(inspect(engine).get_table_names())
+
+
+def test_backup_restorable_is_judged_by_the_deployments_own_database(pg_engine: Engine, monkeypatch,
+                                                                       tmp_path: Path, sqlite_template: Path) -> None:
+    """A backup whose cost does not fit numeric(12, 6): SQLite stores it, PostgreSQL refuses it. The check used to
+    restore into a scratch SQLite file, and passed a backup the PostgreSQL restore would then refuse."""
+    shutil.copy(sqlite_template, tmp_path / "other.db")
+    lite = make_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    try:
+        seed_minimal(lite)
+        with lite.begin() as conn:
+            conn.execute(text("UPDATE agent_conversations SET cost_usd = 12345678.5 "
+                              "WHERE id = (SELECT min(id) FROM agent_conversations)"))
+        write_backup(lite, tmp_path / "backups")
+        env(monkeypatch, BACKUP_DIR=str(tmp_path / "backups"))
+        assert rollback.check_backup_restorable(context(lite)).status == "pass"
+        out = rollback.check_backup_restorable(context(pg_engine))
+        assert out.status == "fail" and "rows do not fit the tables" in out.detail
+    finally:
+        lite.dispose()
+    assert _agent_table_counts(pg_engine)["agent_conversations"] == 0  # the real (empty) table was not written
 
 
 def test_main_application_impact_against_its_baseline(engine: Engine, monkeypatch) -> None:

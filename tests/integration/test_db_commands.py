@@ -210,6 +210,7 @@ def test_a_restore_streams_the_backup_instead_of_holding_it(engine: Engine, tmp_
     import tracemalloc
 
     from core.auth import system_actor
+    from core import backup_restore
     from core.backups import read_backup
     from core.services import schema
     from core.uow import UnitOfWork
@@ -217,7 +218,7 @@ def test_a_restore_streams_the_backup_instead_of_holding_it(engine: Engine, tmp_
     seed_minimal(engine, conversations=1000)
     path, _ = schema.cleanup_agent_tables(actor=system_actor("test"), uow=UnitOfWork(engine), confirm="development",
                                           backup_dir=tmp_path)
-    monkeypatch.setattr(schema, "BATCH", 100)
+    monkeypatch.setattr(backup_restore, "BATCH", 100)
     tracemalloc.start()
     try:
         held = list(read_backup(path).rows())  # what holding every row costs
