@@ -167,13 +167,21 @@ class Settings(BaseSettings):
         from sqlalchemy.exc import ArgumentError
 
         try:
-            backend = make_url(value).get_backend_name()
+            parsed = make_url(value)
         except (ArgumentError, ValueError):
             raise ValueError("a database URL such as postgresql://user:pass@host:5432/db or sqlite:///var/agentops.db")
+        backend, driver = parsed.get_backend_name(), parsed.drivername.partition("+")[2]
         if backend == "postgres":  # Heroku's and libpq's spelling: the same database (core.db.normalize_url)
-            return "postgresql" + value[len("postgres"):]
+            backend, value = "postgresql", "postgresql" + value[len("postgres"):]
         if backend not in ("postgresql", "sqlite"):  # the only drivers installed, and the only ones tested
             raise ValueError("a PostgreSQL (postgresql://) or SQLite (sqlite:///path) URL")
+        # Another driver (postgresql+asyncpg) is not installed; SQLite takes a path only. Either failed later as a
+        # traceback, and SQLAlchemy's message about a SQLite URL repeats it whole, token and all.
+        if backend == "postgresql" and driver not in ("", "psycopg2"):
+            raise ValueError("a PostgreSQL URL for the installed driver: postgresql:// or postgresql+psycopg2://")
+        if backend == "sqlite" and (driver not in ("", "pysqlite") or parsed.username or parsed.password
+                                    or parsed.host or parsed.port):
+            raise ValueError("a SQLite URL of a file, sqlite:///path, with no user, password or host")
         return value
 
     @field_validator("backup_dir")
@@ -290,8 +298,9 @@ def mask_url(url: str | None) -> str:
     if not url:
         return "(not set)"
     scheme, sep, rest = url.partition("://")
-    if not sep:
-        scheme, rest = "", url
+    prefix = f"{scheme}://" if sep else ""
+    if not sep:  # "postgres//user:pw@db/x", "http:/user:pw@host": the userinfo starts after the last "/" before "@"
+        prefix, rest = _before_userinfo(url)
     cut = min([i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0] or [len(rest)])
     netloc, tail = rest[:cut], rest[cut:]
     if "@" in netloc:
@@ -304,8 +313,17 @@ def mask_url(url: str | None) -> str:
     if qmark:
         pairs = [p.partition("=") for p in query.split("&") if p]
         path += "?" + "&".join(f"{k}={MASK}" if eq else k for k, eq, _v in pairs)
-    masked = (f"{scheme}://" if sep else "") + netloc + path
-    return masked + (f"#{MASK}" if fragment else "")
+    return prefix + netloc + path + (f"#{MASK}" if fragment else "")
+
+
+def _before_userinfo(url: str) -> tuple[str, str]:
+    """A URL without "://" split where its userinfo would start (at the last "/" before the "@"), if it has one."""
+    head = min([i for i in (url.find("?"), url.find("#")) if i >= 0] or [len(url)])
+    at = url.rfind("@", 0, head)
+    if at < 0:
+        return "", url
+    start = url.rfind("/", 0, at) + 1
+    return url[:start], url[start:]
 
 
 def mask_urls_in_text(text: str | None) -> str:

@@ -69,7 +69,7 @@ def _install_limits_and_timing(app: FastAPI, latency: Histogram) -> None:
     @app.middleware("http")
     async def limit_and_time(request: Request, call_next):  # noqa: ANN202
         started = time.perf_counter()
-        if app.state.refusals.due():
+        if request.url.path not in UNLIMITED_PATHS and app.state.refusals.due():  # liveness touches nothing
             await run_in_threadpool(app.state.refusals.flush, app.state.engine)
         budget = _budget(request)
         if budget is not None:

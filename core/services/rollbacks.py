@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from core import audit
 from core.auth import Actor, Permission, Role
-from core.config import get_settings, mask_command, mask_url, mask_urls_in_text
+from core.config import get_settings, mask_command, mask_secrets_in_text, mask_url
 from core.db import read_session
 from core.errors import Conflict, NotFound, UserInputError, first_line
 from core.models import RollbackRun, utcnow
@@ -138,7 +138,7 @@ def _call_hook(actor: Actor, reason: str) -> tuple[bool, str, str | None]:
             return resp.ok, f"HTTP {resp.status_code} after {time.perf_counter() - started:.1f} s", release
         proc = subprocess.run([*shlex.split(s.deploy_hook_command), "--rollback"], capture_output=True, text=True,
                               timeout=s.deploy_hook_timeout_seconds)
-        last = mask_urls_in_text((proc.stdout.strip().splitlines() or [""])[-1][:200])
+        last = mask_secrets_in_text((proc.stdout.strip().splitlines() or [""])[-1][:200])
         return proc.returncode == 0, f"exit {proc.returncode} after {time.perf_counter() - started:.1f} s: {last}", last or None
     except (requests.RequestException, ValueError, OSError, subprocess.TimeoutExpired) as exc:
         return False, f"the deploy hook failed: {_hook_problem(exc, s.deploy_hook_timeout_seconds)}", None
@@ -157,7 +157,7 @@ def _hook_problem(exc: BaseException, timeout: float) -> str:
         return f"no such command {mask_command(str(exc.filename or ''))}"
     if isinstance(exc, PermissionError):
         return f"{mask_command(str(exc.filename or 'the command'))} cannot be run (permission denied)"
-    return mask_urls_in_text(first_line(exc))[:200]
+    return mask_secrets_in_text(first_line(exc))[:200]
 
 
 def request_database_rollback(*, actor: Actor, reason: str, typed_environment: str, uow: UnitOfWork) -> RunView:

@@ -13,11 +13,14 @@ from core.api import create_app
 from core.api.ratelimit import MemoryLimiter
 from core.api.refusals import RefusalCollapser
 from core.config import reset_settings
-from core.db import read_session
+from core.db import make_engine, read_session
 from core.models import AuditRecord
 from core.services import controls
 from core.uow import UnitOfWork
 from tests.support.data import ROLE_ACTORS
+
+
+DOWN = "postgresql+psycopg2://postgres@127.0.0.1:1/nothing"
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -75,12 +78,37 @@ def test_refusals_from_one_address_become_one_counted_record_per_window(api: dic
     for _ in range(60):
         api["client"].get("/api/v2/agents/status", headers=bearer("bbat_" + secrets.token_urlsafe(32)))
     assert len(authenticate_refusals(engine)) == before + 1
-    now[0] += 61  # the window closes; the next request from anyone writes its count
+    now[0] += 61  # the window closes; the next request from anyone (but a liveness check) writes its count
     assert api["client"].get("/health").status_code == 200
+    assert len(authenticate_refusals(engine)) == before + 1
+    assert api["client"].get("/metrics").status_code == 200
     records = authenticate_refusals(engine)[before:]
     assert [r.after["count"] for r in records] == [1, 59]
     assert all(r.outcome == "refused" and r.after["address"] == "testclient" for r in records)
     assert "59 more" in records[1].reason
+
+
+def test_liveness_answers_and_the_counts_wait_while_the_database_is_away(api: dict, engine: Engine) -> None:
+    """The API and CLI attack: with a closed window's count to write and the database gone, /health (liveness)
+    answered 500, because every request wrote the counts first; and the count was dropped before it was written."""
+    now = [6_000_000.0]
+    collapsing(api["client"], now)
+    before = len(authenticate_refusals(engine))
+    for _ in range(5):
+        api["client"].get("/api/v2/agents/status", headers=bearer("bbat_" + secrets.token_urlsafe(32)))
+    now[0] += 61
+    app = api["client"].app
+    app.state.engine, working = make_engine(DOWN), app.state.engine
+    try:
+        assert api["client"].get("/health").status_code == 200
+        assert api["client"].get("/metrics").status_code == 200  # it tried to write, and kept the count
+        assert app.state.refusals.due()
+    finally:
+        app.state.engine.dispose()
+        app.state.engine = working
+    assert api["client"].get("/metrics").status_code == 200
+    records = authenticate_refusals(engine)[before:]
+    assert [r.after["count"] for r in records] == [1, 4] and not app.state.refusals.due()
 
 
 def test_the_token_cache_is_bounded(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
