@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.alerts.metrics import METRICS
-from core.alerts.rules import OPS
+from core.alerts.rules import OPS, resolve
 from core.auth import Actor
 from core.db import read_session
 from core.models import AGENT_TYPES, NO_DATA_MODES, SEVERITIES, AlertRule, utcnow
@@ -23,6 +23,7 @@ from dashboard.data import TTL_SECONDS, _actor, scope_args
 
 STATE_COLOURS = {"pending": "#f59e0b", "firing": "#dc2626", "resolved": "#16a34a", "normal": "#a3a3a3"}
 ACTIONS = {"acknowledge": "Acknowledge", **alerts.MITIGATIONS}
+NEW_RULE = "(new rule)"
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
@@ -102,23 +103,58 @@ def _done(form: str, sentence: str) -> None:
     st.rerun()
 
 
-def rule_form(actor: Actor, rule: AlertRule | None) -> None:
-    """Create a rule, or edit RULE; the service validates it (one sentence, nothing saved)."""
+def rule_form(actor: Actor, picked: str, rule: AlertRule | None) -> None:
+    """Create a rule, or edit the rule PICKED (RULE, or None when it has just been removed); the service validates
+    it (one sentence, nothing saved) and refuses a save made from a form showing an older version."""
+    new = picked == NEW_RULE
     r = alerts.rule_dict(rule) if rule else {}
-    key = f"{form_key('alert_rule')}_{r.get('key', 'new')}"
+    key = f"{form_key('alert_rule')}_{'new' if new else picked}"
+    shown = st.session_state.setdefault("alert_rule_versions", {})
+    drawn = shown.get(key)  # the version the person was looking at when they clicked, not the one read just now
+    if rule is not None:
+        shown[key] = rule.version
+    in_force = _in_force(rule)
     with st.form(key):
-        spec = {**r, **_what_fields(key, r, editing=rule is not None), **_how_fields(key, r)}
+        fields = {**_what_fields(key, r, in_force, editing=not new), **_how_fields(key, r)}
         if not st.form_submit_button("Save rule"):
             return
+    spec = _follow_settings({**r, **fields}, r, in_force)
     if spec["shop_id"] is not None and not str(spec["shop_id"]).isdigit():
         st.error(plain_md(f"The shop id must be a number (got {spec['shop_id']!r})."))
         return
-    if act(lambda: alerts.save_rule(actor=actor, spec=spec, uow=UnitOfWork())):
+    expected = 0 if new else (drawn if drawn is not None else getattr(rule, "version", None))
+    if act(lambda: alerts.save_rule(actor=actor, spec=spec, uow=UnitOfWork(), expected_version=expected)):
         _done("alert_rule", f"Rule {spec['key']} saved.")
 
 
-def _what_fields(key: str, r: dict[str, Any], *, editing: bool) -> dict[str, Any]:
-    """Key, name, metric, comparison and threshold; the window and the periods."""
+def _in_force(rule: AlertRule | None) -> dict[str, int]:
+    """The window and pending period the evaluator uses now: a default rule's come from settings."""
+    if rule is None:
+        return {}
+    resolved = resolve(rule)
+    return {"window_minutes": int(resolved.scope.window_minutes), "pending_seconds": int(resolved.pending_seconds)}
+
+
+def _follow_settings(spec: dict[str, Any], r: dict[str, Any], in_force: dict[str, int]) -> dict[str, Any]:
+    """A number left as shown keeps following its setting; a number changed replaces the setting."""
+    for name, setting in (("window_minutes", "window_setting"), ("pending_seconds", "pending_setting")):
+        if r.get(setting):
+            if spec[name] == in_force[name]:
+                spec[name] = r[name]
+            else:
+                spec[setting] = None
+    return spec
+
+
+def _setting_help(r: dict[str, Any], setting: str, in_force: dict[str, int], name: str) -> str | None:
+    if not r.get(setting):
+        return None
+    return (f"Follows the setting {r[setting]} (now {in_force[name]}). Leave it as it is to keep following it; "
+            "a different number saved here replaces the setting for this rule.")
+
+
+def _what_fields(key: str, r: dict[str, Any], in_force: dict[str, int], *, editing: bool) -> dict[str, Any]:
+    """Key, name, metric, comparison and threshold; the window and the periods (as in force now)."""
     c = st.columns(4)
     out = {"key": c[0].text_input("Key", value=r.get("key", ""), key=f"{key}_key", disabled=editing),
            "name": c[1].text_input("Name", value=r.get("name", ""), key=f"{key}_name"),
@@ -128,10 +164,12 @@ def _what_fields(key: str, r: dict[str, Any], *, editing: bool) -> dict[str, Any
     c = st.columns(4)
     out.update(_threshold(c[0].text_input("Threshold (a number or a setting name)", key=f"{key}_threshold",
                                           value=r.get("threshold_setting") or _num(r.get("threshold")))))
-    out["window_minutes"] = c[1].number_input("Window (minutes)", value=int(r.get("window_minutes", 60)),
-                                              key=f"{key}_window")
-    out["pending_seconds"] = c[2].number_input("Pending period (s)", value=int(r.get("pending_seconds", 0)),
-                                               key=f"{key}_pending")
+    out["window_minutes"] = c[1].number_input(
+        "Window (minutes)", value=in_force.get("window_minutes", int(r.get("window_minutes", 60))), key=f"{key}_window",
+        help=_setting_help(r, "window_setting", in_force, "window_minutes"))
+    out["pending_seconds"] = c[2].number_input(
+        "Pending period (s)", value=in_force.get("pending_seconds", int(r.get("pending_seconds", 0))),
+        key=f"{key}_pending", help=_setting_help(r, "pending_setting", in_force, "pending_seconds"))
     out["keep_firing_seconds"] = c[3].number_input("Keep firing for (s)", value=int(r.get("keep_firing_seconds", 0)),
                                                    key=f"{key}_keep")
     return out

@@ -69,11 +69,15 @@ st.subheader("Rules")
 st.dataframe(rules, hide_index=True, width="stretch")
 if can_edit:
     with st.expander("Add or edit a rule"):
-        keys = ["(new rule)", *[r["key"] for r in rules]]
-        picked = st.selectbox("Rule", keys, key="alert_rule_pick")
+        keys = [r["key"] for r in rules]
+        held = st.session_state.get("alert_rule_pick")
+        # A rule removed by someone else stays chosen: its form, and what was typed in it, stay on screen, and
+        # Save says what happened (a choice that left the list fell back to a blank new rule and lost the click).
+        gone = [held] if held and held != w.NEW_RULE and held not in keys else []
+        picked = st.selectbox("Rule", [w.NEW_RULE, *keys, *gone], key="alert_rule_pick")
         with read_session() as s:
-            rule = None if picked == "(new rule)" else q.get_rule(s, actor=actor, key=picked)
-        w.rule_form(actor, rule)
+            rule = None if picked == w.NEW_RULE else q.get_rule(s, actor=actor, key=picked)
+        w.rule_form(actor, picked, rule)
         w.remove_form(actor, "rule", [r["key"] for r in rules])
 
 st.subheader("Contact points")

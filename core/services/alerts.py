@@ -15,7 +15,7 @@ from core.alerts.delivery import SETTINGS_CONTACTS, deliver_pending, list_contac
 from core.alerts.rules import DEFAULT_RULES, parse_matchers, validate_rule
 from core.auth import Actor, Permission
 from core.config import get_settings
-from core.errors import NotFound, UserInputError
+from core.errors import Conflict, NotFound, UserInputError
 from core.inputs import finite_number
 from core.models import (
     CONTACT_KINDS,
@@ -46,14 +46,19 @@ def rule_dict(rule: AlertRule) -> dict[str, Any]:
     return {f: getattr(rule, f) for f in RULE_FIELDS}
 
 
-def save_rule(*, actor: Actor, spec: dict[str, Any], uow: UnitOfWork) -> int:
-    """Create a rule, or update the one with SPEC's key; validated (one sentence, nothing saved) and audited."""
+def save_rule(*, actor: Actor, spec: dict[str, Any], uow: UnitOfWork, expected_version: int | None = None) -> int:
+    """Create a rule, or update the one with SPEC's key; validated (one sentence, nothing saved) and audited.
+
+    EXPECTED_VERSION is what an editor was showing: 0 for a new rule (refused if the key is taken), else the
+    version it loaded (refused if the rule has changed or gone since). None updates whatever is there (CLI)."""
     with uow:
         require(uow, actor, Permission.CHECKLIST, action="alert_rule.save", target=str(spec.get("key", "")))
         clean = validate_rule(spec)
         if clean.get("shop_id") is not None and uow.session.get(Shop, clean["shop_id"]) is None:
             raise UserInputError(f"No shop with id {clean['shop_id']}.")  # a rule that could never match
-        rule = uow.session.scalars(select(AlertRule).where(AlertRule.key == clean["key"])).one_or_none()
+        rule = uow.session.scalars(select(AlertRule).where(AlertRule.key == clean["key"])
+                                   .with_for_update()).one_or_none()
+        _check_version(rule, clean["key"], expected_version)
         before = rule_dict(rule) if rule else None
         if rule is None:
             rule = AlertRule(key=clean["key"])
@@ -69,6 +74,21 @@ def save_rule(*, actor: Actor, spec: dict[str, Any], uow: UnitOfWork) -> int:
                      target=f"rule {rule.key}", before=before, after=rule_dict(rule))
         uow.commit()
         return rule.id
+
+
+def _check_version(rule: AlertRule | None, key: str, expected: int | None) -> None:
+    """Refuse a save made from an editor that showed something else than what is stored now."""
+    if expected is None:
+        return
+    if expected == 0 and rule is not None:
+        raise Conflict(f"A rule with key {key} already exists; choose it under Rule to edit it.")
+    if expected and rule is None:
+        raise Conflict(f"Rule {key} was removed by someone else; nothing was saved. Your values are still in the "
+                       "form: choose \"(new rule)\" and enter them again to add it back.")
+    if expected and rule is not None and rule.version != expected:
+        by = f" by {rule.updated_by}" if rule.updated_by else ""
+        raise Conflict(f"Rule {key} was changed{by} since you opened it; nothing was saved. Choose it again to see "
+                       "what it is now.")
 
 
 def delete_rule(*, actor: Actor, key: str, uow: UnitOfWork) -> None:

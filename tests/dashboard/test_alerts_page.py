@@ -157,3 +157,73 @@ def test_the_sidebar_count_leaves_out_a_silenced_alert(firing: Engine) -> None:
     assert {m.label: m.value for m in at.metric}["Firing"] == "0"
     assert {m.label: m.value for m in at.metric}["Silenced"] == "1"
     assert [p.label for p in at.sidebar.get("page_link") if p.label.startswith("Firing alerts")] == ["Firing alerts: 0"]
+
+
+def _edit(at, key: str):  # noqa: ANN001, ANN202 - AppTest
+    """Choose rule KEY in the editor's picker."""
+    at.selectbox(key="alert_rule_pick").select(key)
+    at = at.run()
+    assert not at.exception
+    return at
+
+
+def test_a_default_rules_window_shows_the_setting_in_force_and_a_change_replaces_it(console_db: Engine) -> None:
+    """The Chromium walkthrough: the form showed window 60 where the evaluator used the setting's 5, and a window
+    typed there was saved but ignored (the setting still won)."""
+    from core.alerts.rules import resolve
+    from core.config import get_settings
+
+    alerts.install_default_rules(actor=ROLE_ACTORS["engineer"], uow=UnitOfWork(console_db))
+    at = _edit(open_alerts("engineer"), "failed_conversations")
+    window = in_form(at, "alert_rule", "Window (minutes)")
+    assert window.value == get_settings().alert_failed_window_minutes == 5
+    assert "alert_failed_window_minutes" in window.help
+    in_form(at, "alert_rule", "Name").input("Failed conversations (renamed)")
+    at = submit(at, "alert_rule")
+    with read_session(console_db) as s:
+        rule = s.scalars(select(AlertRule).where(AlertRule.key == "failed_conversations")).one()
+        assert (rule.name, rule.window_setting) == ("Failed conversations (renamed)", "alert_failed_window_minutes")
+    at = _edit(at, "failed_conversations")
+    in_form(at, "alert_rule", "Window (minutes)").set_value(15)
+    at = submit(at, "alert_rule")
+    assert not at.error
+    with read_session(console_db) as s:
+        rule = s.scalars(select(AlertRule).where(AlertRule.key == "failed_conversations")).one()
+        assert rule.window_setting is None and resolve(rule).scope.window_minutes == 15
+
+
+def test_a_rule_changed_by_someone_else_since_the_form_was_drawn_is_not_overwritten(firing: Engine) -> None:
+    at = _edit(open_alerts("engineer"), "t_unauth")
+    alerts.save_rule(actor=ROLE_ACTORS["admin"], spec={**_stored(firing, "t_unauth"), "threshold": 5},
+                     uow=UnitOfWork(firing))
+    in_form(at, "alert_rule", "Name").input("Renamed by the engineer")
+    at = submit(at, "alert_rule")
+    assert shown(at.error) == [f"Rule t_unauth was changed by {ROLE_ACTORS['admin'].username} since you opened it; "
+                               "nothing was saved. Choose it again to see what it is now."]
+    assert in_form(at, "alert_rule", "Name").value == "Renamed by the engineer"  # what was typed is kept
+    assert _stored(firing, "t_unauth")["threshold"] == 5
+
+
+def test_saving_a_rule_removed_meanwhile_says_so_and_keeps_what_was_typed(firing: Engine) -> None:
+    at = _edit(open_alerts("engineer"), "t_unauth")
+    in_form(at, "alert_rule", "Name").input("Renamed by the engineer")
+    alerts.delete_rule(actor=ROLE_ACTORS["admin"], key="t_unauth", uow=UnitOfWork(firing))
+    at = submit(at, "alert_rule")
+    assert len(at.error) == 1 and shown(at.error)[0].startswith("Rule t_unauth was removed by someone else; nothing")
+    assert in_form(at, "alert_rule", "Name").value == "Renamed by the engineer"
+    with read_session(firing) as s:
+        assert s.scalars(select(AlertRule.key)).all() == []
+
+
+def test_a_new_rule_with_a_key_in_use_is_refused(firing: Engine) -> None:
+    at = open_alerts("engineer")
+    in_form(at, "alert_rule", "Key").input("t_unauth")
+    in_form(at, "alert_rule", "Threshold (a number or a setting name)").input("7")
+    at = submit(at, "alert_rule")
+    assert shown(at.error) == ["A rule with key t_unauth already exists; choose it under Rule to edit it."]
+    assert _stored(firing, "t_unauth")["threshold"] == 0
+
+
+def _stored(engine: Engine, key: str) -> dict:
+    with read_session(engine) as s:
+        return alerts.rule_dict(s.scalars(select(AlertRule).where(AlertRule.key == key)).one())
