@@ -131,7 +131,7 @@ rows = [{"created (UTC)" if k == "created_at" else k: v for k, v in
         for r in page.rows]
 # Said every time: after a refused change of filters the form shows what was typed, the table what was applied.
 applied = filters.describe()
-st.caption(f"Page {len(st.session_state['conv_pages'])} · {len(rows)} conversations, newest first · "
+st.caption(f"Page {len(st.session_state['conv_pages'])} · {len(rows)} conversation{'' if len(rows) == 1 else 's'}, newest first · "
            + (f"filters applied: {components.plain_md(applied)}" if applied else "no filters applied"))
 if filters.search and masks_pii(actor):
     st.caption("Client names, phone numbers and e-mail addresses are masked for you, so the search does not match "
@@ -141,12 +141,12 @@ if filters.search and masks_pii(actor):
 st.dataframe(components.visible_in_table(pd.DataFrame(rows).astype(str)) if rows else pd.DataFrame(), hide_index=True,
              width="stretch")
 prev, nxt, _ = st.columns([1.4, 1.2, 5])  # wide enough that "Previous page" is not cut
-if prev.button("Previous page", disabled=len(st.session_state["conv_pages"]) == 1):
-    st.session_state["conv_pages"].pop()
-    st.rerun()
-if nxt.button("Next page", disabled=page.next_cursor is None):
-    st.session_state["conv_pages"].append(page.next_cursor)
-    st.rerun()
+prev.button("Previous page", disabled=len(st.session_state["conv_pages"]) == 1,
+            on_click=lambda: st.session_state["conv_pages"].pop())
+# The cursor of the page on screen, taken when the button is drawn: the click's rerun reads page 1 again, and with
+# new traffic its last row is another one (page 2 repeated rows already seen).
+nxt.button("Next page", disabled=page.next_cursor is None,
+           on_click=lambda cursor: st.session_state["conv_pages"].append(cursor), args=(page.next_cursor,))
 
 link = st.query_params.get("conversation", "")
 # A new deep link fills the box; a dropped one (missing or refused id) leaves what was typed, to be corrected.

@@ -298,3 +298,26 @@ def test_after_a_refused_change_of_filters_the_page_says_which_filters_the_table
     at = submit(at, "conv_filter_form")
     assert not at.exception and len(at.error) == 1
     assert any("0 conversations, newest first · filters applied: shop 99" in c for c in shown(at.caption))
+
+
+def test_next_page_goes_on_from_the_page_on_screen_while_traffic_arrives(console_db: Engine, monkeypatch) -> None:
+    """The Chromium walkthrough: with demo traffic running, Next page repeated up to 12 rows of page 1, because the
+    click's rerun read page 1 again (with the new conversations on top) and took its cursor from that."""
+    from core.config import reset_settings
+    from core.services.conversations import enqueue_conversations
+
+    monkeypatch.setenv("REVIEW_PAGE_SIZE", "10")
+    reset_settings()
+    at = _open(sign_in(open_app(), "po"), "conversations.py")
+    first = [int(i) for i in at.dataframe[0].value["id"]]
+    assert len(first) == 10
+    enqueue_conversations(actor=system_actor("traffic"), count=3, uow=UnitOfWork(console_db))
+    next(b for b in at.button if b.label == "Next page").click()
+    at = at.run()
+    assert not at.exception
+    second = [int(i) for i in at.dataframe[0].value["id"]]
+    with read_session(console_db) as s:
+        order = s.scalars(select(Conversation.id).order_by(Conversation.created_at.desc(), Conversation.id.desc())).all()
+    assert not set(first) & set(second), (first, second)
+    after = order.index(first[-1]) + 1
+    assert second == order[after:after + 10]  # page 2 starts right after the last row that was shown
