@@ -64,6 +64,20 @@ def short_text(value: str, name: str, *, most: int) -> str:
     return text
 
 
+MAX_REASON = 500  # the API's limit too: a reason is a sentence for the audit trail, not a document
+
+
+def required_reason(value: str, missing: str) -> str:
+    """VALUE stripped, refused with the sentence MISSING when blank and with a length sentence when over MAX_REASON
+    characters (the CLI stored 100,000 characters in the audit trail and printed them back in `status`)."""
+    text = (value or "").strip()
+    if not text:
+        raise UserInputError(missing)
+    if len(text) > MAX_REASON:
+        raise UserInputError(f"A reason can have at most {MAX_REASON} characters (got {len(text):,}).")
+    return text
+
+
 def in_time_range(value: datetime, name: str) -> datetime:
     """VALUE when its year is between EARLIEST_YEAR and LATEST_YEAR: windows and partitions are computed from it,
     and a date near year 1 or 9999 overflowed that arithmetic."""

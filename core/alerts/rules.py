@@ -8,7 +8,7 @@ from typing import Any
 from core.alerts.metrics import METRICS, Scope
 from core.config import Settings, get_settings
 from core.errors import UserInputError
-from core.inputs import finite_number, whole_number
+from core.inputs import finite_number, short_text, whole_number
 from core.models import AGENT_TYPES, NO_DATA_MODES, SEVERITIES, AlertRule
 
 OPS = {">": lambda v, t: v > t, ">=": lambda v, t: v >= t, "<": lambda v, t: v < t, "<=": lambda v, t: v <= t}
@@ -102,7 +102,7 @@ def validate_rule(spec: dict[str, Any]) -> dict[str, Any]:
     out["window_minutes"] = _non_negative(out.get("window_minutes", 60), "window", MAX_WINDOW_MINUTES) or 1
     _check_choices(out, metric.scoped)
     out["labels"] = {str(k): str(v) for k, v in (out.get("labels") or {}).items()}
-    out["name"] = str(out.get("name") or out["key"])[:200]
+    out["name"] = short_text(str(out.get("name") or ""), "A rule's name", most=200) or out["key"]
     return out
 
 

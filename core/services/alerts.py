@@ -16,7 +16,7 @@ from core.alerts.rules import DEFAULT_RULES, parse_matchers, validate_rule
 from core.auth import Actor, Permission
 from core.config import get_settings
 from core.errors import Conflict, NotFound, UserInputError
-from core.inputs import finite_number
+from core.inputs import finite_number, required_reason
 from core.models import (
     CONTACT_KINDS,
     SEVERITIES,
@@ -192,8 +192,7 @@ def create_silence(*, actor: Actor, matchers: list[str] | str, minutes: float, r
             got = f"{length:,.0f}" if float(length).is_integer() else f"{length:g}"
             raise UserInputError(f"A silence lasts from 1 minute to {MAX_SILENCE_MINUTES:,} minutes (a year); "
                                  f"got {got}.")
-        if not reason.strip():
-            raise UserInputError("A reason is required for a silence.")
+        reason = required_reason(reason, "A reason is required for a silence.")
         start = now or utcnow()
         row = AlertSilence(matchers=[str(m) for m in parsed], starts_at=start, ends_at=start + timedelta(minutes=minutes),
                            reason=reason.strip(), created_by=actor.username, created_at=start)
@@ -231,8 +230,7 @@ def acknowledge_alert(*, actor: Actor, alert_id: int, comment: str, uow: UnitOfW
     """Say who owns alert ALERT_ID (default: the actor), with a comment; its repeats stop until it fires anew."""
     with uow:
         require(uow, actor, Permission.CHECKLIST, action="alert.acknowledge", target=f"alert {alert_id}")
-        if not comment.strip():
-            raise UserInputError("An acknowledgement needs a comment: what is being done about the alert.")
+        comment = required_reason(comment, "An acknowledgement needs a comment: what is being done about the alert.")
         alert = uow.session.get(AlertState, alert_id)
         if alert is None:
             raise NotFound(f"No alert with id {alert_id}.")
@@ -302,8 +300,7 @@ def mitigate_alert(*, actor: Actor, alert_id: int, action: str, reason: str, uow
         require(check, actor, Permission.CONTROL_SYSTEM, action="alert.mitigate", target=f"alert {alert_id}")
     if action not in MITIGATIONS:
         raise UserInputError(f"The mitigation must be one of {', '.join(MITIGATIONS)} (got {action!r}).")
-    if not reason.strip():
-        raise UserInputError("A reason is required for every change to the agent system.")
+    reason = required_reason(reason, "A reason is required for every change to the agent system.")
     rule = _rule_of_alert(UnitOfWork(uow.engine), alert_id)
     if action not in mitigations_for(rule):
         raise UserInputError(f"{MITIGATIONS[action]} does not fit alert #{alert_id} ({rule.key}).")

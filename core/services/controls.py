@@ -9,7 +9,7 @@ from sqlalchemy import select
 from core import audit
 from core.auth import Actor, Permission
 from core.errors import Conflict, NotFound, UserInputError
-from core.inputs import known_shops
+from core.inputs import known_shops, required_reason
 from core.models import ACTIVATION_MODES, AGENT_TYPES, AgentInstance, AgentSettings, utcnow
 from core.queries.settings import ActivationState, state_of
 from core.services.guard import require
@@ -35,8 +35,7 @@ def _change_settings(uow: UnitOfWork, *, actor: Actor, action: str, reason: str,
 def apply_settings_change(uow: UnitOfWork, *, actor: Actor, action: str, reason: str, expected_version: int | None,
                           apply: Callable[[AgentSettings], None]) -> tuple[ActivationState, bool]:
     """The change and its audit record inside the caller's transaction (the caller commits)."""
-    if not reason.strip():
-        raise UserInputError("A reason is required for every change to the agent system.")
+    reason = required_reason(reason, "A reason is required for every change to the agent system.")
     row = _locked_settings(uow)
     if expected_version is not None and row.version != expected_version:
         raise Conflict(f"The settings changed to version {row.version} (by {row.changed_by}) while you were "

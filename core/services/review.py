@@ -12,6 +12,7 @@ from core import audit
 from core.auth import Actor, Permission
 from core.config import get_settings
 from core.errors import NotFound, UserInputError
+from core.inputs import required_reason, short_text
 from core.models import Conversation, RevealGrant, ReviewQueueItem, ReviewRecord, ReviewState, utcnow
 from core.queries.scope import shop_filter
 from core.services.guard import require
@@ -19,6 +20,8 @@ from core.uow import UnitOfWork
 
 # Where a review state may go from each state (escalate asks for a second look; resolve closes it).
 TRANSITIONS = {"escalated": ("unreviewed", "reviewed", "resolved"), "resolved": ("escalated",)}
+
+MAX_NOTE = 4000  # a review note: refused beyond this with a sentence (it was cut there without a word)
 
 
 def check_review(rating: Any, flags: Sequence[str]) -> tuple[int, list[str]]:
@@ -64,6 +67,7 @@ def submit_review(*, actor: Actor, conversation_id: int, rating: Any, flags: Seq
                   uow: UnitOfWork, queue_id: int | None = None) -> dict[str, Any]:
     """Rate and flag a conversation; a second submission by the same reviewer is an edit (history kept)."""
     value, flag_list = check_review(rating, flags)
+    note = short_text(note, "A review note", most=MAX_NOTE)
     with uow:
         conv = _conversation(uow, actor, conversation_id, Permission.REVIEW_CONVERSATIONS, "review.submit")
         me, now = actor.username, utcnow()
@@ -73,7 +77,7 @@ def submit_review(*, actor: Actor, conversation_id: int, rating: Any, flags: Seq
         if previous is not None:
             previous.current = False
         rec = ReviewRecord(conversation_id=conv.id, queue_id=queue_id, reviewer=me, rating=value, flags=flag_list,
-                           note=(note or "").strip()[:4000], replaces_id=previous.id if previous else None,
+                           note=note, replaces_id=previous.id if previous else None,
                            current=True, created_at=now)
         uow.session.add(rec)
         row = _state_row(uow, conv)
@@ -118,8 +122,7 @@ def set_review_state(*, actor: Actor, conversation_id: int, state: str, reason: 
     """Escalate a conversation for a second look, or resolve an escalated one; a reason is required."""
     if state not in TRANSITIONS:
         raise UserInputError(f"A review can be set to {' or '.join(TRANSITIONS)}, not {state!r}.")
-    if not reason.strip():
-        raise UserInputError(f"A reason is required to mark a conversation {state}.")
+    reason = required_reason(reason, f"A reason is required to mark a conversation {state}.")
     with uow:
         conv = _conversation(uow, actor, conversation_id, Permission.REVIEW_CONVERSATIONS, f"review.{state}")
         row = _state_row(uow, conv)
@@ -137,8 +140,7 @@ def set_review_state(*, actor: Actor, conversation_id: int, state: str, reason: 
 def reveal_client(*, actor: Actor, conversation_id: int, reason: str, uow: UnitOfWork,
                   minutes: float | None = None) -> dict[str, Any]:
     """Break glass: show ACTOR this conversation's client data unmasked for a while (audited, reason required)."""
-    if not reason.strip():
-        raise UserInputError("A reason is required to reveal a client's name, phone and e-mail.")
+    reason = required_reason(reason, "A reason is required to reveal a client's name, phone and e-mail.")
     minutes = minutes or get_settings().review_reveal_minutes
     with uow:
         conv = _conversation(uow, actor, conversation_id, Permission.READ_CONVERSATIONS, "client.reveal")
@@ -158,8 +160,7 @@ def disable_agent_type_from_pattern(*, actor: Actor, agent_type: str, evidence: 
     """Disable AGENT_TYPE everywhere through the controls service; the audit reason carries the review evidence."""
     from core.services.controls import set_agent_type_enabled
 
-    if not reason.strip():
-        raise UserInputError("A reason is required to disable an agent type.")
+    reason = required_reason(reason, "A reason is required to disable an agent type.")
     counts = _pattern_counts(uow, actor, agent_type)
     shown = ", ".join(f"{k}={v}" for k, v in {**evidence, **counts}.items() if v not in (None, "", []))
     return set_agent_type_enabled(actor=actor, agent_type=agent_type, enabled=False, uow=uow,

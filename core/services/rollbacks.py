@@ -17,6 +17,7 @@ from core.auth import Actor, Permission, Role
 from core.config import get_settings, mask_command, mask_secrets_in_text, mask_url
 from core.db import read_session
 from core.errors import Conflict, NotFound, UserInputError, first_line
+from core.inputs import required_reason
 from core.models import RollbackRun, utcnow
 from core.services.controls import apply_settings_change, switch_off
 from core.services.guard import authorize_read, refuse, require
@@ -102,8 +103,7 @@ def run_full_rollback(*, actor: Actor, reason: str, uow: UnitOfWork) -> RunView:
     s = get_settings()
     if not (s.deploy_hook_url or s.deploy_hook_command):
         raise UserInputError("No deploy hook is configured: set DEPLOY_HOOK_URL or DEPLOY_HOOK_COMMAND.")
-    if not reason.strip():
-        raise UserInputError("A reason is required for a rollback.")
+    reason = required_reason(reason, "A reason is required for a rollback.")
     with uow:
         require(uow, actor, Permission.ROLLBACK, action="rollback.full.start", target=describe_deploy_hook())
         run = RollbackRun(kind="full", state="running", requested_by=actor.username, started_at=utcnow(),
@@ -165,8 +165,7 @@ def request_database_rollback(*, actor: Actor, reason: str, typed_environment: s
     env = get_settings().environment
     if typed_environment.strip() != env:
         raise UserInputError(f"Type the environment name ({env}) to confirm the database rollback.")
-    if not reason.strip():
-        raise UserInputError("A reason is required for a rollback.")
+    reason = required_reason(reason, "A reason is required for a rollback.")
     with uow:
         require(uow, actor, Permission.ROLLBACK, action="rollback.database.request", target=env)
         waiting = uow.session.execute(select(RollbackRun.id, RollbackRun.state).where(

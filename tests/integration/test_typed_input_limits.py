@@ -262,3 +262,42 @@ def test_a_second_kill_says_the_switch_was_already_engaged(engine: Engine, capsy
     assert "already engaged" not in first and "STOPPED" in first
     assert main(["kill", "--reason", "second"]) == 0
     assert "The kill switch was already engaged; nothing changed." in capsys.readouterr().out
+
+
+def test_reasons_comments_notes_and_names_have_a_stated_length(engine: Engine,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """The API and CLI attack: `kill --reason` took 100,000 characters into the audit trail and `status` printed
+    them back (the API stops at 500); a review note was cut at 4,000 and a rule's name at 200 without a word."""
+    from core.cli import main
+    from core.queries.settings import get_activation_state
+    from core.services import review
+
+    seed_minimal(engine)
+    long = "x" * 501
+    assert main(["kill", "--reason", long]) == 2
+    assert capsys.readouterr().err.strip() == "error: A reason can have at most 500 characters (got 501)."
+    with read_session(engine) as s:
+        assert get_activation_state(s).version == 1  # nothing changed
+    rule_id = alerts.save_rule(actor=ENGINEER, spec={"key": "r1", "metric": "error_rate", "threshold": 0.1},
+                               uow=UnitOfWork(engine))
+    with UnitOfWork(engine) as uow:
+        alert = AlertState(rule_id=rule_id, state="firing", firing_since=utcnow())
+        uow.session.add(alert)
+        uow.commit()
+        alert_id = alert.id
+    with pytest.raises(UserInputError, match="at most 500 characters"):
+        alerts.acknowledge_alert(actor=ENGINEER, alert_id=alert_id, comment=long, uow=UnitOfWork(engine))
+    with pytest.raises(UserInputError, match="A review note can have at most 4000 characters"):
+        review.submit_review(actor=SUPPORT, conversation_id=_a_conversation(engine), rating=3, note="n" * 4001,
+                             uow=UnitOfWork(engine))
+    with pytest.raises(UserInputError, match="A rule's name can have at most 200 characters"):
+        alerts.save_rule(actor=ENGINEER, spec={"key": "long_name", "name": "n" * 201, "metric": "error_rate",
+                                               "threshold": 1}, uow=UnitOfWork(engine))
+    assert main(["kill", "--reason", "x" * 500]) == 0  # the limit itself is allowed
+
+
+def _a_conversation(engine: Engine) -> int:
+    from core.models import Conversation
+
+    with read_session(engine) as s:
+        return s.scalar(select(func.min(Conversation.id)).where(Conversation.shop_id.in_(SUPPORT.shop_ids)))
