@@ -12,7 +12,7 @@ from core.errors import Conflict, NotFound, UserInputError
 from core.inputs import known_shops, required_reason
 from core.models import ACTIVATION_MODES, AGENT_TYPES, AgentInstance, AgentSettings, utcnow
 from core.queries.settings import ActivationState, state_of
-from core.services.guard import require
+from core.services.guard import refuse, require
 from core.services.rollback_runs import close_before_newer_version
 from core.settings_channel import announce_settings_change
 from core.uow import UnitOfWork
@@ -139,11 +139,13 @@ def set_instance_status(*, actor: Actor, instance_id: int, status: str, reason: 
     action = "instance.activate" if status == "active" else "instance.pause"
     with uow:
         inst = uow.session.get(AgentInstance, instance_id, with_for_update=True)
+        require(uow, actor, Permission.MANAGE_INSTANCES, action=action, target=f"instance {instance_id}")
+        missing = f"No agent instance with id {instance_id}."
         if inst is None:
-            require(uow, actor, Permission.MANAGE_INSTANCES, action=action, target=f"instance {instance_id}")
-            raise NotFound(f"No agent instance with id {instance_id}.")
-        require(uow, actor, Permission.MANAGE_INSTANCES, action=action, target=f"instance {instance_id}",
-                shop_id=inst.shop_id)
+            raise NotFound(missing)
+        if not actor.sees_shop(inst.shop_id):  # another shop's instance looks exactly like a missing one (audited)
+            refuse(uow, actor, action=action, target=f"instance {instance_id}", error=NotFound, message=missing,
+                   reason=f"instance of shop {inst.shop_id}, outside {actor.username}'s shops")
         if inst.status != status:
             before = inst.status
             inst.status, inst.updated_at = status, utcnow()

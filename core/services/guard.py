@@ -5,7 +5,7 @@ from typing import Any, NoReturn
 
 from core import audit
 from core.auth import ROLE_PERMISSIONS, Actor, Permission, Role
-from core.errors import PermissionDenied
+from core.errors import AgentOpsError, PermissionDenied
 from core.uow import UnitOfWork
 
 
@@ -16,9 +16,11 @@ def require(uow: UnitOfWork, actor: Actor, permission: Permission, *, action: st
         return
     reason = f"role {actor.role.value} lacks {permission.value}" + (
         "" if shop_id is None or actor.sees_shop(shop_id) else f" for shop {shop_id}")
+    why = f"that takes the {_who_may(permission)}" if not actor.can(permission) else \
+        f"shop {shop_id} is not one of theirs"  # they hold the permission: naming it told them nothing
     refuse(uow, actor, action=action, target=target, reason=reason,
            message=f"{actor.username} ({actor.role.value}) may not {action.replace('.', ' ').replace('_', ' ')}"
-                   + (f" for {target}" if target else "") + f": that takes the {_who_may(permission)}.")
+                   + (f" for {target}" if target else "") + f": {why}.")
 
 
 def _who_may(permission: Permission) -> str:
@@ -27,12 +29,14 @@ def _who_may(permission: Permission) -> str:
     return f"{permission.value.replace('_', ' ')} permission ({', '.join(roles)})"
 
 
-def refuse(uow: UnitOfWork, actor: Actor, *, action: str, target: str, reason: str, message: str) -> NoReturn:
-    """Drop the unit's changes, commit an audit record of the refused attempt, and raise PermissionDenied(MESSAGE)."""
+def refuse(uow: UnitOfWork, actor: Actor, *, action: str, target: str, reason: str, message: str,
+           error: type[AgentOpsError] = PermissionDenied) -> NoReturn:
+    """Drop the unit's changes, commit an audit record of the refused attempt, and raise ERROR(MESSAGE): a
+    PermissionDenied, or a NotFound where something outside the actor's shops must look like nothing at all."""
     uow.session.rollback()
     audit.append(uow.session, actor=actor, action=action, target=target, outcome="refused", reason=reason)
     uow.commit()
-    raise PermissionDenied(message)
+    raise error(message)
 
 
 def record_refusal(*, actor: Actor, action: str, target: str, reason: str, uow: UnitOfWork,

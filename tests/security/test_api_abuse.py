@@ -134,6 +134,23 @@ def test_another_shops_conversation_looks_exactly_like_a_missing_one(api: dict, 
     assert refused == [f"conversation {other}"]
 
 
+def test_another_shops_instance_looks_exactly_like_a_missing_one(api: dict, engine: Engine) -> None:
+    """The API and CLI attack: an owner's /activate of another shop's instance answered 403 ("…may not instance
+    activate for instance 10: that takes the manage instances permission"), a missing one 404: ids could be told
+    apart, and the sentence named a permission the owner has."""
+    other, missing = api["instance"][2], 987_654
+    a = api["client"].post("/api/v2/agents/activate", json={"instance_id": other},
+                           headers=bearer(api["tokens"]["shop_owner"]))
+    b = api["client"].post("/api/v2/agents/activate", json={"instance_id": missing},
+                           headers=bearer(api["tokens"]["shop_owner"]))
+    assert a.status_code == b.status_code == 404
+    assert a.text.replace(str(other), "N") == b.text.replace(str(missing), "N")
+    with read_session(engine) as s:
+        refused = s.scalars(select(AuditRecord.target).where(AuditRecord.action == "instance.activate",
+                                                             AuditRecord.outcome == "refused")).all()
+    assert refused == [f"instance {other}"]  # still recorded as an attempt
+
+
 def test_status_shows_shop_owners_no_operator_names_or_reasons(api: dict) -> None:
     controls.set_activation(actor=ROLE_ACTORS["engineer"], mode="limited", shops=[1, 2],
                             reason="pilot after incident INC-4411", uow=UnitOfWork(api["client"].app.state.engine))
@@ -193,3 +210,15 @@ def test_a_token_in_use_records_when_it_was_last_used(api: dict, engine: Engine)
     assert len(first) == 1
     with read_session(engine) as s:
         assert s.scalar(select(func.count()).select_from(ApiToken).where(ApiToken.last_used_at.is_not(None))) == 1
+
+
+def test_a_refusal_for_another_shop_names_the_shop_not_a_permission_held(api: dict, engine: Engine) -> None:
+    from core.auth import Permission
+    from core.errors import PermissionDenied
+    from core.services.guard import require
+
+    support = ROLE_ACTORS["support"]  # reviews conversations, of shop 1 only
+    with pytest.raises(PermissionDenied) as refused, UnitOfWork(engine) as uow:
+        require(uow, support, Permission.REVIEW_CONVERSATIONS, action="review.submit", target="conversation 9",
+                shop_id=2)
+    assert str(refused.value).endswith(": shop 2 is not one of theirs.") and "permission" not in str(refused.value)
