@@ -13,6 +13,7 @@ from core.alerts.delivery import active_silences, list_contact_points, silenced_
 from core.alerts.metrics import METRICS, window_start
 from core.alerts.rules import describe_threshold, matches_all, parse_matchers, resolve
 from core.auth import Actor, Permission
+from core.errors import UserInputError
 from core.models import AlertDelivery, AlertRule, AlertSilence, AlertState, AlertTransition, utcnow
 from core.queries.scope import require_read
 from core.text import counted
@@ -142,7 +143,20 @@ def list_silences(session: Session, *, actor: Actor, now: datetime | None = None
     rows = session.scalars(select(s).where(s.ends_at >= now - timedelta(days=1)).order_by(s.id.desc())).all()
     return [{"id": r.id, "matchers": ", ".join(r.matchers or []), "active": r.ends_at > now and r.starts_at <= now,
              "ends_at": r.ends_at, "reason": r.reason, "created_by": r.created_by, "expired_by": r.expired_by}
-            for r in rows]
+            for r in rows if _silence_visible(actor, r.matchers or [])]
+
+
+def _silence_visible(actor: Actor, matchers: list[str]) -> bool:
+    """A shop-scoped user sees the silences that name no shop or only their own (shop=N): one that names another
+    shop, or matches shops by exclusion or pattern, tells them of shops and reasons outside their scope."""
+    if actor.shop_ids is None:
+        return True
+    try:
+        parsed = parse_matchers(matchers)
+    except UserInputError:  # stored before a check that would refuse it now: show it to unscoped users only
+        return False
+    return all(m.op == "=" and m.value.isdigit() and actor.sees_shop(int(m.value))
+               for m in parsed if m.label == "shop")
 
 
 def list_deliveries(session: Session, *, actor: Actor, limit: int = 50,

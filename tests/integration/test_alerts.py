@@ -520,3 +520,20 @@ def test_the_cli_says_how_many_alerts_a_new_silence_holds(engine: Engine, capsys
     assert "created; it matches 1 alert now. It lasts 30 minutes." in capsys.readouterr().out
     assert main(["alerts", "silence", "--match", "rule=t_unuath", "--minutes", "30", "--reason", "typo"]) == 0
     assert "it matches no alert now (check the matchers" in capsys.readouterr().out
+
+
+def test_a_shop_scoped_user_sees_only_silences_of_their_shops(engine: Engine) -> None:
+    """The Chromium walkthrough: support (shop 1) was shown every silence, with matchers and reasons naming other
+    shops."""
+    from core.db import read_session
+    from core.queries.alerts import list_silences
+
+    seed_minimal(engine, conversations=0)
+    for matchers in ("rule=error_rate", "shop=1", "shop=2", "shop!=1", "shop=~1|2"):
+        alerts.create_silence(actor=ROLE_ACTORS["engineer"], matchers=matchers, minutes=60, reason=f"for {matchers}",
+                              uow=UnitOfWork(engine))
+    with read_session(engine) as s:
+        seen = {r["matchers"] for r in list_silences(s, actor=ROLE_ACTORS["support"])}
+        everything = {r["matchers"] for r in list_silences(s, actor=ROLE_ACTORS["engineer"])}
+    assert seen == {"rule=error_rate", "shop=1"}
+    assert everything == {"rule=error_rate", "shop=1", "shop=2", "shop!=1", "shop=~1|2"}
