@@ -21,7 +21,9 @@ def require_actor(request: Request, creds: HTTPAuthorizationCredentials | None =
     digest = secret_digest(creds.credentials)
     actor = state.token_cache.get(digest, lambda: use_token(engine=state.engine, token=creds.credentials))
     if actor is None:
-        _refuse(request, f"unknown, expired or revoked token ({creds.credentials[:9]}…)")
+        # Named by its stored digest, which finds a revoked or expired token's row: the first characters of the
+        # token itself put part of a secret into the append-only trail.
+        _refuse(request, f"unknown, expired or revoked token (sha256 {digest[:12]}…)")
     state.proven_tokens.put(digest, True)  # from now on this token has a rate-limit budget of its own
     return actor
 

@@ -101,11 +101,12 @@ def describe_deploy_hook() -> str:
 def run_full_rollback(*, actor: Actor, reason: str, uow: UnitOfWork) -> RunView:
     """Return to the previous release through the configured deploy hook; the run is recorded before the call."""
     s = get_settings()
-    if not (s.deploy_hook_url or s.deploy_hook_command):
-        raise UserInputError("No deploy hook is configured: set DEPLOY_HOOK_URL or DEPLOY_HOOK_COMMAND.")
     reason = required_reason(reason, "A reason is required for a rollback.")
     with uow:
+        # Permission first: someone who may not roll back is refused (and audited) whatever is configured.
         require(uow, actor, Permission.ROLLBACK, action="rollback.full.start", target=describe_deploy_hook())
+        if not (s.deploy_hook_url or s.deploy_hook_command):
+            raise UserInputError("No deploy hook is configured: set DEPLOY_HOOK_URL or DEPLOY_HOOK_COMMAND.")
         run = RollbackRun(kind="full", state="running", requested_by=actor.username, started_at=utcnow(),
                           target_s=TARGET_SECONDS["full"], details={"hook": describe_deploy_hook(), "from_release": s.release_id})
         uow.session.add(run)

@@ -137,6 +137,9 @@ def test_full_rollback_calls_the_hook_and_records_releases(engine: Engine, monke
     threading.Thread(target=server.serve_forever, daemon=True).start()
     with pytest.raises(UserInputError, match="No deploy hook"):
         rollbacks.run_full_rollback(actor=ENGINEER, reason="r", uow=UnitOfWork(engine))
+    # Someone who may not roll back is refused and audited first, hook or not (they were told to configure one).
+    with pytest.raises(PermissionDenied):
+        rollbacks.run_full_rollback(actor=ROLE_ACTORS["product_owner"], reason="r", uow=UnitOfWork(engine))
     monkeypatch.setenv("DEPLOY_HOOK_URL", f"http://127.0.0.1:{server.server_address[1]}/rollback")
     monkeypatch.setenv("RELEASE_ID", "r42")
     from core.config import reset_settings

@@ -222,3 +222,16 @@ def test_a_refusal_for_another_shop_names_the_shop_not_a_permission_held(api: di
         require(uow, support, Permission.REVIEW_CONVERSATIONS, action="review.submit", target="conversation 9",
                 shop_id=2)
     assert str(refused.value).endswith(": shop 2 is not one of theirs.") and "permission" not in str(refused.value)
+
+
+def test_a_refused_tokens_record_holds_no_part_of_it(api: dict, engine: Engine) -> None:
+    """The API and CLI attack: the refusal kept the token's first 9 characters (bbat_ and 4 of the secret)."""
+    from core.auth import secret_digest
+
+    now = [7_000_000.0]
+    collapsing(api["client"], now)
+    token = api["tokens"]["revoked"]
+    assert api["client"].get("/api/v2/agents/status", headers=bearer(token)).status_code == 401
+    reason = authenticate_refusals(engine)[-1].reason
+    secret = token.removeprefix("bbat_")
+    assert secret[:4] not in reason and f"sha256 {secret_digest(token)[:12]}" in reason
