@@ -71,7 +71,9 @@ def _history(t: dict[str, Any]) -> None:
                 f"{visible_controls(j['rationale'])}")
     if t["reviews"]:
         st.caption("Review history (edits kept)")
-        st.dataframe(visible_in_table(pd.DataFrame(t["reviews"]).astype(str)), hide_index=True, width="stretch")
+        reviews = [{**r, "flags": ", ".join(r["flags"] or [])} if isinstance(r.get("flags"), list) else r
+                   for r in t["reviews"]]  # "tone, wrong_info", not a Python list's repr
+        st.dataframe(visible_in_table(pd.DataFrame(reviews).astype(str)), hide_index=True, width="stretch")
     if t["audit"]:
         st.caption("Audit trail")
         st.dataframe(visible_in_table(pd.DataFrame(t["audit"]).astype(str)), hide_index=True, width="stretch")

@@ -121,7 +121,9 @@ except PermissionDenied as exc:  # a shop outside one's scope: an attempt on cli
     st.session_state["conv_filters"], st.session_state["conv_pages"] = {}, [None]
     for name in LINKED:
         st.query_params.pop(name, None)
-    filters, page = ConversationFilter(), rq.Page([], None)
+    filters = ConversationFilter()  # and the list without filters, as the caption below says (it showed none)
+    with read_session() as s:
+        page = rq.list_conversations(s, actor=actor, filters=filters)
 except AgentOpsError as exc:
     st.error(components.plain_md(str(exc)))
     filters, page = ConversationFilter(), rq.Page([], None)

@@ -159,6 +159,9 @@ def test_another_shops_link_is_refused_and_audited(console_db: Engine) -> None:
         refused = s.execute(select(AuditRecord.action, AuditRecord.target).where(
             AuditRecord.outcome == "refused", AuditRecord.actor == "sue")).all()
     assert sorted(refused) == [("conversation.read", "shop 2"), ("transcript.read", f"conversation {other}")]
+    # The table shows what its caption says: the list without filters (it was empty beside "no filters applied").
+    assert any("no filters applied" in c.value for c in at.caption)
+    assert len(at.dataframe[0].value) > 0 and set(at.dataframe[0].value["shop_id"].astype(int)) == {1}
     # The link's refused filter leaves the URL too: reloading the page would otherwise record a new attempt each time.
     assert "shop" not in at.query_params
     at.run()  # the next click on the page: the refused shop filter and link are not tried (and recorded) again
@@ -321,3 +324,16 @@ def test_next_page_goes_on_from_the_page_on_screen_while_traffic_arrives(console
     assert not set(first) & set(second), (first, second)
     after = order.index(first[-1]) + 1
     assert second == order[after:after + 10]  # page 2 starts right after the last row that was shown
+
+
+def test_review_history_shows_flags_as_words(console_db: Engine) -> None:
+    """The Chromium walkthrough: the history's flags column showed a Python list (['wrong_info', 'tone'])."""
+    from core.services import review
+    from tests.support.data import ROLE_ACTORS
+
+    conv_id, _ = _first(console_db, status="completed", shop_id=1)
+    review.submit_review(actor=ROLE_ACTORS["support"], conversation_id=conv_id, rating=2, flags=["tone", "wrong_info"],
+                         uow=UnitOfWork(console_db))
+    at = _open(sign_in(open_app(), "support"), "conversations.py", conversation=str(conv_id))
+    history = [d.value for d in at.dataframe if {"flags", "rating", "reviewer"} <= set(d.value.columns)]
+    assert len(history) == 1 and sorted(history[0]["flags"][0].split(", ")) == ["tone", "wrong_info"]
