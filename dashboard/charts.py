@@ -71,11 +71,14 @@ def probe_latency(points: list[dict[str, Any]], url: str, window: tuple[datetime
 
 
 def _time_axis(fig: go.Figure, series: list[dict[str, Any]]) -> go.Figure:
-    """Ticks at whole periods (every 10 minutes, 3 hours or day), labelled with the time and, below it, the date."""
-    periods = [row["period"] for row in series]
+    """Ticks at whole periods (every 10 minutes, 3 hours, or a day or a week), labelled with the time and, below it,
+    the date; the axis spans the window's periods and no more (markers made Plotly pad a 30-day axis by days)."""
+    periods = _periods(series)
     step = periods[1] - periods[0] if len(periods) > 1 else timedelta(hours=1)
+    if periods:
+        fig.update_xaxes(range=[periods[0] - step / 2, periods[-1] + step / 2])
     if step >= timedelta(days=1):
-        daily_axis(fig)
+        daily_axis(fig, days=len(periods))
     elif step >= timedelta(hours=1):
         fig.update_xaxes(dtick=3 * 3_600_000, tickformat="%H:%M\n%b %d")
     else:
@@ -83,9 +86,10 @@ def _time_axis(fig: go.Figure, series: list[dict[str, Any]]) -> go.Figure:
     return fig
 
 
-def daily_axis(fig: go.Figure) -> go.Figure:
-    """A time axis of whole days (plotly otherwise labels a single day in milliseconds around its midnight)."""
-    fig.update_xaxes(dtick=86_400_000, tickformat="%b %d", title=None)
+def daily_axis(fig: go.Figure, days: int = 1) -> go.Figure:
+    """A time axis of whole days (plotly otherwise labels a single day in milliseconds around its midnight); over
+    more than ten days a tick a week, as a label a day ran together ("No No No") in a third of the page."""
+    fig.update_xaxes(dtick=86_400_000 * (1 if days <= 10 else 7), tickformat="%b %d", title=None)
     return fig
 
 
