@@ -10,7 +10,7 @@ from core import audit
 from core.auth import CONSOLE_ROLES, Actor, Permission, Role, hash_password
 from core.errors import Conflict, NotFound, UserInputError
 from core.inputs import known_shops, shop_ids, short_text
-from core.models import ConsoleSession, Enterprise, User, UserShop, utcnow
+from core.models import ApiToken, ConsoleSession, Enterprise, User, UserShop, utcnow
 from core.services.guard import require
 from core.uow import UnitOfWork
 
@@ -128,7 +128,8 @@ def set_password(*, actor: Actor, username: str, password: str, uow: UnitOfWork)
 
 
 def set_disabled(*, actor: Actor, username: str, disabled: bool, uow: UnitOfWork) -> bool:
-    """Disable (or re-enable) a user; disabling ends their sessions at once. False: they already were."""
+    """Disable (or re-enable) a user; disabling ends their sessions and revokes their API tokens at once (enabling
+    them again brings no token back: an admin issues new ones). False: they already were."""
     action = "user.disable" if disabled else "user.enable"
     with uow:
         require(uow, actor, Permission.MANAGE_USERS, action=action, target=username)
@@ -139,9 +140,17 @@ def set_disabled(*, actor: Actor, username: str, disabled: bool, uow: UnitOfWork
             _keep_an_admin(uow, user)
         user.disabled, user.credentials_changed_at = disabled, utcnow()
         ended = end_sessions(uow, user.id, "user disabled") if disabled else 0
-        audit.append(uow.session, actor=actor, action=action, target=username, after={"sessions_ended": ended})
+        revoked = _revoke_tokens(uow, user.id) if disabled else 0
+        audit.append(uow.session, actor=actor, action=action, target=username,
+                     after={"sessions_ended": ended, "tokens_revoked": revoked})
         uow.commit()
         return True
+
+
+def _revoke_tokens(uow: UnitOfWork, user_id: int) -> int:
+    """Revoke the user's live API tokens; returns how many. Only refused while disabled, they came back on enable."""
+    return uow.session.execute(update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+                               .values(revoked_at=utcnow())).rowcount
 
 
 def set_role(*, actor: Actor, username: str, role: str, uow: UnitOfWork, shops: Sequence[int] | None = None) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, select
 from core.auth import check_password
 from core.db import read_session
 from core.errors import Conflict, PermissionDenied, UserInputError
-from core.models import ConsoleSession, User, utcnow
+from core.models import AuditRecord, ConsoleSession, User, utcnow
 from core.services import users
 from core.uow import UnitOfWork
 from tests.support.data import ROLE_ACTORS, seed_minimal
@@ -86,6 +86,23 @@ def test_credential_changes_end_open_sessions(engine: Engine, change: str) -> No
         users.set_role(actor=ROLE_ACTORS["admin"], username="ed", role="product_owner", uow=uow)
     with read_session(engine) as s:
         assert s.get(ConsoleSession, "s" * 64).ended_at is not None
+
+
+def test_disabling_a_user_revokes_their_api_tokens_for_good(engine: Engine) -> None:
+    """The API and CLI attack: a disabled user's tokens were only refused while disabled; enabling the user again
+    brought every old token back."""
+    from core.services import tokens
+
+    admin = ROLE_ACTORS["admin"]
+    users.add_user(actor=admin, username="ed", password="long enough pw", role="engineer", uow=UnitOfWork(engine))
+    token = tokens.create_token(actor=admin, username="ed", uow=UnitOfWork(engine)).token
+    assert tokens.use_token(engine=engine, token=token) is not None
+    users.set_disabled(actor=admin, username="ed", disabled=True, uow=UnitOfWork(engine))
+    users.set_disabled(actor=admin, username="ed", disabled=False, uow=UnitOfWork(engine))
+    assert tokens.use_token(engine=engine, token=token) is None
+    with read_session(engine) as s:
+        record = s.scalars(select(AuditRecord).where(AuditRecord.action == "user.disable")).one()
+    assert record.after == {"sessions_ended": 0, "tokens_revoked": 1}
 
 
 @pytest.fixture
