@@ -15,12 +15,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Engine, UniqueConstraint, text
-from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIndex, ExecutableDDLElement
+from sqlalchemy import Connection, Engine, text
 
+from core.bulk_load import set_aside
 from core.llm import DEFAULT_MODEL, PRICES
-from core.models import Base
-from core.models.partitioning import applies_to
 from core.partitions import ensure_partitions
 from core.seed import content, messages, shape
 from core.templates import load_templates
@@ -30,7 +28,6 @@ CHUNK = 500_000  # conversations per statement: progress every few seconds
 IN_DATABASE_FROM = 100_000
 # From this many, building indexes and constraints once is cheaper than keeping them current row by row.
 REBUILD_INDEXES_FROM = 500_000
-TABLES = ("agent_conversations", "agent_messages")
 
 
 def write(engine: Engine, *, count: int, days: int, now: datetime, instances: list[dict[str, Any]],
@@ -43,7 +40,7 @@ def write(engine: Engine, *, count: int, days: int, now: datetime, instances: li
         conn.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
         _lookup_tables(conn, instances, clients_by_shop)
         ensure_partitions(conn, now, since=now - timedelta(days=days))  # the rows go to their months, not DEFAULT
-        rebuilt = _set_aside(conn) if rebuild else []
+        rebuilt = set_aside(conn) if rebuild else []
         n_msg, started = 0, time.perf_counter()
         for lo in range(0, count, chunk):
             hi = min(count, lo + chunk) - 1
@@ -119,25 +116,6 @@ def _first_messages(conn: Connection, instances: list[dict[str, Any]], specs: di
             cols["offsets"].append(offset.total_seconds())
             cols["zones"].append(facts.shop_timezone)
     return cols
-
-
-def _set_aside(conn: Connection) -> list[ExecutableDDLElement]:
-    """Drop the two tables' secondary indexes, unique and foreign-key constraints (in this transaction): checked or
-    kept row by row they cost far more than the rows (an FK check locks the referenced row for every insert).
-    Returns the statements that build them again, from the models, indexes first."""
-    tables = [Base.metadata.tables[name] for name in TABLES]
-    pg = "postgresql"  # only the keys this database has (core.models.partitioning)
-    indexes = [ix for t in tables for ix in t.indexes if applies_to(ix, pg)]
-    uniques = [c for t in tables for c in t.constraints if isinstance(c, UniqueConstraint) and applies_to(c, pg)]
-    fks = [fk for t in tables for fk in t.foreign_key_constraints if applies_to(fk, pg)]
-    for c in [*fks, *uniques]:
-        conn.execute(DropConstraint(c))
-    for ix in indexes:
-        conn.execute(DropIndex(ix))
-    # isolate_from_table=False: by default AddConstraint marks the model's constraint "never inline", and every
-    # later CREATE TABLE in this process (a restore's create_all, on any database) would leave it out.
-    return [*(CreateIndex(ix) for ix in indexes),
-            *(AddConstraint(c, isolate_from_table=False) for c in [*uniques, *fks])]
 
 
 # One row per conversation number g: an instance and one of its shop's clients at random, a creation time spread

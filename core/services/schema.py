@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from core import audit
 from core.auth import Actor, Permission
-from core.backup_restore import insert_backup_rows
+from core.backup_restore import insert_backup_rows, rebuilds_indexes
 from core.backups import BACKUP_FORMAT, Backup, read_backup, write_backup
 from core.config import get_settings
 from core.errors import Conflict, DatabaseUnavailable, OperationFailed, PermissionDenied, UserInputError, first_line
@@ -181,7 +181,7 @@ def restore_agent_tables(*, actor: Actor, uow: UnitOfWork, path: Path) -> Restor
         from core.partitions import ensure_partitions
 
         ensure_partitions(uow.session.connection(), utcnow(), since=backup.oldest_conversation)
-        insert_backup_rows(uow.session.connection(), backup, path, settings)
+        insert_backup_rows(uow.session.connection(), backup, path, settings, rebuild_indexes=rebuilds_indexes(backup))
         counts = dict(backup.counts)
         audit.append(uow.session, actor=actor, action="db.restore", target=str(path), after={
             "rows": counts, "file_sha256": backup.sha256,

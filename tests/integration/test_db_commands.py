@@ -255,3 +255,53 @@ def test_the_backup_is_on_disk_before_the_tables_are_dropped(engine: Engine, tmp
     path, _ = schema.cleanup_agent_tables(actor=system_actor("test"), uow=UnitOfWork(engine), confirm="development",
                                           backup_dir=tmp_path)
     assert synced == [str(path) + ".partial", str(tmp_path)]
+
+
+def _keys_and_indexes(engine: Engine) -> dict[str, set[str]]:
+    from sqlalchemy import inspect
+
+    found = inspect(engine)
+    return {t: {i["name"] for i in found.get_indexes(t)} | {c["name"] for c in found.get_unique_constraints(t)}
+            | {f["name"] for f in found.get_foreign_keys(t)} for t in ("agent_conversations", "agent_messages")}
+
+
+def test_a_large_restore_builds_the_indexes_once_and_refuses_what_they_refuse(
+        pg_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From REBUILD_INDEXES_FROM rows the restore sets the big tables' indexes, unique keys and foreign keys aside
+    and builds them at the end: the same tables come back, and a row they refuse (a duplicate idempotency key)
+    still refuses the whole restore, indexes included."""
+    import gzip
+    import hashlib
+    import json
+
+    from sqlalchemy import inspect
+
+    from core import backup_restore
+    from core.auth import system_actor
+    from core.errors import UserInputError
+    from core.models import agent_tables
+    from core.services import schema
+    from core.uow import UnitOfWork
+
+    monkeypatch.setattr(backup_restore, "REBUILD_INDEXES_FROM", 0)
+    seed_minimal(pg_engine, conversations=300)
+    before = _keys_and_indexes(pg_engine)
+    actor = system_actor("test")
+    path, written = schema.cleanup_agent_tables(actor=actor, uow=UnitOfWork(pg_engine), backup_dir=tmp_path / "a")
+    report = schema.restore_agent_tables(actor=actor, uow=UnitOfWork(pg_engine), path=path)
+    assert report.counts == {t: n for t, n in written.items() if n} and counts(pg_engine)[2] == 300
+    assert _keys_and_indexes(pg_engine) == before
+    # The same backup with two messages sharing an idempotency key, sealed again with its checksum.
+    items = [json.loads(line) for line in gzip.decompress(path.read_bytes()).splitlines()]
+    keyed = [i["r"] for i in items if i.get("t") == "agent_messages" and i["r"].get("idempotency_key")]
+    keyed[1]["idempotency_key"] = keyed[0]["idempotency_key"]
+    keyed[1]["conversation_created_at"] = keyed[0]["conversation_created_at"]
+    body = b"".join(json.dumps(i).encode() + b"\n" for i in items[:-1])
+    trailer = {**items[-1], "sha256": hashlib.sha256(body).hexdigest()}
+    bad = tmp_path / "b" / path.name
+    bad.parent.mkdir()
+    bad.write_bytes(gzip.compress(body + json.dumps(trailer).encode() + b"\n"))
+    schema.cleanup_agent_tables(actor=actor, uow=UnitOfWork(pg_engine), backup_dir=tmp_path / "c")
+    with pytest.raises(UserInputError, match="rows do not fit the tables"):
+        schema.restore_agent_tables(actor=actor, uow=UnitOfWork(pg_engine), path=bad)
+    assert not set(agent_tables()) & set(inspect(pg_engine).get_table_names())  # as before it: nothing half-built
