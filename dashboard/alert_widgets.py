@@ -2,6 +2,7 @@
 through one core service; its error stays on screen until the person acts again)."""
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -212,7 +213,9 @@ def _num(value: float | None) -> str:
 
 def _threshold(text: str) -> dict[str, Any]:
     try:
-        return {"threshold": float(text), "threshold_setting": None}
+        number = float(text)
+        # 1e400 or nan go to the service as typed, so its sentence quotes them (it said "got inf" for 1e400)
+        return {"threshold": number if math.isfinite(number) else text.strip(), "threshold_setting": None}
     except ValueError:
         return {"threshold": None, "threshold_setting": text.strip().lower() or None}
 

@@ -227,3 +227,11 @@ def test_a_new_rule_with_a_key_in_use_is_refused(firing: Engine) -> None:
 def _stored(engine: Engine, key: str) -> dict:
     with read_session(engine) as s:
         return alerts.rule_dict(s.scalars(select(AlertRule).where(AlertRule.key == key)).one())
+
+
+def test_a_threshold_too_large_for_a_number_is_quoted_as_typed(firing: Engine) -> None:
+    at = open_alerts("engineer")
+    in_form(at, "alert_rule", "Key").input("huge")
+    in_form(at, "alert_rule", "Threshold (a number or a setting name)").input("1e400")
+    at = submit(at, "alert_rule")
+    assert shown(at.error) == ["The threshold must be a number (got '1e400')."]  # it said "got inf"
