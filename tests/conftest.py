@@ -74,10 +74,17 @@ def _use_database(monkeypatch: pytest.MonkeyPatch, url: str) -> Engine:
 
 def _truncate_postgres(engine: Engine) -> None:
     Base.metadata.create_all(engine)  # a cleanup test may have dropped agent tables
-    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    # Only the tables that hold rows: TRUNCATE makes new files for a table and each of its indexes, and doing it
+    # for all 52 cost 0.2-0.8 s before every PostgreSQL test. Every sequence starts again, as RESTART IDENTITY did.
+    probe = " UNION ALL ".join(f"SELECT '{t.name}' WHERE EXISTS (SELECT 1 FROM \"{t.name}\")"
+                               for t in Base.metadata.sorted_tables)
     with engine.begin() as conn:
+        full = ", ".join(f'"{name}"' for (name,) in conn.execute(text(probe)))
         conn.execute(text("SET LOCAL session_replication_role = replica"))  # the audit tables refuse TRUNCATE
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        if full:
+            conn.execute(text(f"TRUNCATE {full} CASCADE"))
+        conn.execute(text("SELECT setval(c.oid, 1, false) FROM pg_class c "
+                          "WHERE c.relkind = 'S' AND c.relnamespace = 'public'::regnamespace"))
         conn.execute(text("INSERT INTO agent_audit_head (id, seq, last_hash) VALUES (1, 0, :h)"), {"h": "0" * 64})
         conn.execute(text(
             "INSERT INTO agent_settings (id, version, mode, allowed_shops, allowed_agent_types, disabled_agent_types,"
