@@ -70,11 +70,9 @@ MAX_REASON = 500  # the API's limit too: a reason is a sentence for the audit tr
 def required_reason(value: str, missing: str) -> str:
     """VALUE stripped, refused with the sentence MISSING when blank and with a length sentence when over MAX_REASON
     characters (the CLI stored 100,000 characters in the audit trail and printed them back in `status`)."""
-    text = (value or "").strip()
+    text = short_text(value, "A reason", most=MAX_REASON)
     if not text:
         raise UserInputError(missing)
-    if len(text) > MAX_REASON:
-        raise UserInputError(f"A reason can have at most {MAX_REASON} characters (got {len(text):,}).")
     return text
 
 

@@ -71,8 +71,7 @@ def _history(t: dict[str, Any]) -> None:
                 f"{visible_controls(j['rationale'])}")
     if t["reviews"]:
         st.caption("Review history (edits kept)")
-        reviews = [{**r, "flags": ", ".join(r["flags"] or [])} if isinstance(r.get("flags"), list) else r
-                   for r in t["reviews"]]  # "tone, wrong_info", not a Python list's repr
+        reviews = [{**r, "flags": ", ".join(r["flags"])} for r in t["reviews"]]  # words, not a list's repr
         st.dataframe(visible_in_table(pd.DataFrame(reviews).astype(str)), hide_index=True, width="stretch")
     if t["audit"]:
         st.caption("Audit trail")

@@ -17,6 +17,7 @@ from core.queries import review as rq
 from core.queries.conversation_filters import STATUSES, ConversationFilter, parse_filter, parse_time
 from core.queries.privacy import masks_pii
 from core.services.guard import record_refusal
+from core.text import counted
 from core.uow import UnitOfWork
 from dashboard import components, review_widgets
 
@@ -133,7 +134,7 @@ rows = [{"created (UTC)" if k == "created_at" else k: v for k, v in
         for r in page.rows]
 # Said every time: after a refused change of filters the form shows what was typed, the table what was applied.
 applied = filters.describe()
-st.caption(f"Page {len(st.session_state['conv_pages'])} · {len(rows)} conversation{'' if len(rows) == 1 else 's'}, newest first · "
+st.caption(f"Page {len(st.session_state['conv_pages'])} · {counted(len(rows), 'conversation')}, newest first · "
            + (f"filters applied: {components.plain_md(applied)}" if applied else "no filters applied"))
 if filters.search and masks_pii(actor):
     st.caption("Client names, phone numbers and e-mail addresses are masked for you, so the search does not match "

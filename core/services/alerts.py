@@ -195,11 +195,11 @@ def create_silence(*, actor: Actor, matchers: list[str] | str, minutes: float, r
         reason = required_reason(reason, "A reason is required for a silence.")
         start = now or utcnow()
         row = AlertSilence(matchers=[str(m) for m in parsed], starts_at=start, ends_at=start + timedelta(minutes=minutes),
-                           reason=reason.strip(), created_by=actor.username, created_at=start)
+                           reason=reason, created_by=actor.username, created_at=start)
         uow.session.add(row)
         uow.session.flush()
         audit.append(uow.session, actor=actor, action="alert_silence.create", target=f"silence {row.id}",
-                     reason=reason.strip(), after={"matchers": row.matchers, "ends_at": row.ends_at.isoformat()})
+                     reason=reason, after={"matchers": row.matchers, "ends_at": row.ends_at.isoformat()})
         uow.commit()
         return row.id
 
@@ -237,9 +237,9 @@ def acknowledge_alert(*, actor: Actor, alert_id: int, comment: str, uow: UnitOfW
         if alert.state not in ("pending", "firing"):
             raise UserInputError(f"Alert #{alert_id} is {alert.state}; only pending or firing alerts are acknowledged.")
         alert.acked_by, alert.acked_at = _owner(uow, owner) if owner else actor.username, utcnow()
-        alert.ack_comment = comment.strip()
+        alert.ack_comment = comment
         audit.append(uow.session, actor=actor, action="alert.acknowledge", target=f"alert {alert_id}",
-                     reason=comment.strip(), after={"owner": alert.acked_by})
+                     reason=comment, after={"owner": alert.acked_by})
         uow.commit()
 
 
@@ -304,7 +304,7 @@ def mitigate_alert(*, actor: Actor, alert_id: int, action: str, reason: str, uow
     rule = _rule_of_alert(UnitOfWork(uow.engine), alert_id)
     if action not in mitigations_for(rule):
         raise UserInputError(f"{MITIGATIONS[action]} does not fit alert #{alert_id} ({rule.key}).")
-    why = f"alert #{alert_id} ({rule.key}): {reason.strip()}"
+    why = f"alert #{alert_id} ({rule.key}): {reason}"
     if action == "disable_agent_type":
         controls.set_agent_type_enabled(actor=actor, agent_type=rule.agent_type, enabled=False, reason=why, uow=uow)
         return f"Agent type {rule.agent_type} disabled for alert #{alert_id}."

@@ -47,8 +47,8 @@ def apply_settings_change(uow: UnitOfWork, *, actor: Actor, action: str, reason:
         return before, False
     close_before_newer_version(uow, actor=actor, new_version=row.version + 1)
     row.version += 1
-    row.changed_by, row.changed_at, row.reason = actor.username, utcnow(), reason.strip()
-    audit.append(uow.session, actor=actor, action=action, target="agent_settings", reason=reason.strip(),
+    row.changed_by, row.changed_at, row.reason = actor.username, utcnow(), reason
+    audit.append(uow.session, actor=actor, action=action, target="agent_settings", reason=reason,
                  before=before.as_dict(), after=state_of(row).as_dict())
     announce_settings_change(uow.session, version=row.version)  # pushed to the workers when the caller commits
     return state_of(row), True

@@ -132,7 +132,7 @@ def set_review_state(*, actor: Actor, conversation_id: int, state: str, reason: 
         row.state, row.updated_at = state, now
         row.reviewer, row.reviewed_at = actor.username, now
         audit.append(uow.session, actor=actor, action=f"review.{state}", target=f"conversation {conv.id}",
-                     reason=reason.strip(), before={"state": before}, after={"state": state})
+                     reason=reason, before={"state": before}, after={"state": state})
         uow.commit()
         return {"conversation_id": conv.id, "state": state}
 
@@ -145,11 +145,11 @@ def reveal_client(*, actor: Actor, conversation_id: int, reason: str, uow: UnitO
     with uow:
         conv = _conversation(uow, actor, conversation_id, Permission.READ_CONVERSATIONS, "client.reveal")
         now = utcnow()
-        grant = RevealGrant(username=actor.username, conversation_id=conv.id, reason=reason.strip(), created_at=now,
+        grant = RevealGrant(username=actor.username, conversation_id=conv.id, reason=reason, created_at=now,
                             expires_at=now + timedelta(minutes=minutes))
         uow.session.add(grant)
         audit.append(uow.session, actor=actor, action="client.reveal", target=f"conversation {conv.id}",
-                     reason=reason.strip(), after={"shop_id": conv.shop_id, "minutes": minutes,
+                     reason=reason, after={"shop_id": conv.shop_id, "minutes": minutes,
                                                    "expires_at": grant.expires_at})
         uow.commit()
         return {"conversation_id": conv.id, "expires_at": grant.expires_at}
@@ -164,7 +164,7 @@ def disable_agent_type_from_pattern(*, actor: Actor, agent_type: str, evidence: 
     counts = _pattern_counts(uow, actor, agent_type)
     shown = ", ".join(f"{k}={v}" for k, v in {**evidence, **counts}.items() if v not in (None, "", []))
     return set_agent_type_enabled(actor=actor, agent_type=agent_type, enabled=False, uow=uow,
-                                  reason=f"{reason.strip()} [review evidence: {shown}]")
+                                  reason=f"{reason} [review evidence: {shown}]")
 
 
 def _pattern_counts(uow: UnitOfWork, actor: Actor, agent_type: str) -> dict[str, Any]:
