@@ -7,7 +7,12 @@ from core.auth import Permission
 from core.db import read_session
 from core.models import AGENT_TYPES
 from core.queries.controls import (
-    evaluate_rollback_triggers, get_propagation, list_instances, list_shop_names, preview_kill,
+    Propagation,
+    evaluate_rollback_triggers,
+    get_propagation,
+    list_instances,
+    list_shop_names,
+    preview_kill,
 )
 from core.queries.settings import get_activation_state
 from core.services import controls, rollbacks
@@ -67,16 +72,28 @@ elif "propagating" not in st.session_state:
     st.caption("Switch it back on below, with limited or full scope.")
 
 
-@components.live_fragment(run_every=1)
-def propagation() -> None:
+def read_propagation() -> Propagation:
     version, changed_at = st.session_state["propagating"]
     with read_session() as s:
-        prop = get_propagation(s, actor=actor, version=version, changed_at=changed_at)
-    (st.success if prop.complete else st.info)(prop.sentence())
+        return get_propagation(s, actor=actor, version=version, changed_at=changed_at)
+
+
+@components.live_fragment(run_every=1)
+def follow_propagation() -> None:
+    """Every second while a live worker has yet to see the change; once none has, the page draws the outcome
+    once and stops asking (it asked every second for as long as the tab stayed open)."""
+    prop = read_propagation()
+    if prop.complete:
+        st.rerun(scope="app")
+    st.info(prop.sentence())
 
 
 if "propagating" in st.session_state:
-    propagation()
+    done = read_propagation()
+    if done.complete:
+        st.success(done.sentence())
+    else:
+        follow_propagation()
 
 st.subheader("Activation scope")
 control_widgets.activation_form(actor, state, shops, seen)

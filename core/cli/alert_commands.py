@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 
 from sqlalchemy import select
 
@@ -45,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from core.alerts.evaluator import release_lease
     from core.alerts.runner import Sender, evaluator_id, run_cycle
-    from core.cli.runtime_commands import repeat
+    from core.cli.runtime_commands import repeat, stop_on_sigterm
     from core.sentry import init_sentry
 
     settings, engine, owner = get_settings(), get_engine(), evaluator_id()
@@ -64,21 +63,18 @@ def run(args: argparse.Namespace) -> int:
             sender.wake.set()
         print(_describe(result), flush=True)
 
+    stop = None
     if sender is not None:
         sender.start()
-        signal.signal(signal.SIGTERM, _stop)  # `make run` and containers stop it so: the lease is given up
+        stop = stop_on_sigterm()  # `make run` and containers stop it so: the lease is given up
     print(f"alert evaluator {owner}: every {args.every or settings.alert_eval_seconds:g} s", flush=True)
     try:
-        return repeat(once, every=None if args.once else (args.every or settings.alert_eval_seconds))
+        return repeat(once, every=None if args.once else (args.every or settings.alert_eval_seconds), stop=stop)
     finally:
         if sender is not None:
             sender.stopping.set()
             sender.wake.set()
         release_lease(engine, owner=owner)
-
-
-def _stop(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _describe(result) -> str:

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-import time
+import threading
 from collections.abc import Callable
 
 from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
@@ -84,11 +85,12 @@ def probe(args: argparse.Namespace) -> int:
     return repeat(once, every=args.every)
 
 
-def repeat(step: Callable[[], None], *, every: float | None) -> int:
-    """Run STEP once, or every EVERY seconds until stopped. A loop outlives a database rollback or outage: it says
-    what is wrong once, waits, and carries on when the tables are back (bad flags still stop it at the start)."""
-    ran, waiting = False, ""
-    while True:
+def repeat(step: Callable[[], None], *, every: float | None, stop: threading.Event | None = None) -> int:
+    """Run STEP once, or every EVERY seconds until stopped (by STOP, when given). A loop outlives a database rollback
+    or outage: it says what is wrong once, waits, and carries on when the tables are back (bad flags still stop it
+    at the start)."""
+    ran, waiting, stop = False, "", stop or threading.Event()
+    while not stop.is_set():
         try:
             step()
         except (OperationalError, ProgrammingError, InterfaceError, AgentOpsError) as exc:
@@ -104,4 +106,21 @@ def repeat(step: Callable[[], None], *, every: float | None) -> int:
             ran, waiting = True, ""
         if not every:
             return 0
-        time.sleep(every)
+        stop.wait(every)
+    return 0
+
+
+def stop_on_sigterm() -> threading.Event:
+    """An event SIGTERM sets, so that a loop ends between two steps, never inside a database write.
+
+    Raising from the handler could land while a SQLite write transaction was open; the cleanup that followed
+    then waited on that transaction's lock for the 30 s busy timeout. A second SIGTERM still interrupts at once."""
+    stop = threading.Event()
+
+    def handle(_signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    return stop

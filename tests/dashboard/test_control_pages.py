@@ -133,6 +133,36 @@ def test_engineer_turns_the_system_off_with_a_reason(console_db: Engine) -> None
     assert in_form(at, "activation", "Mode").value == "off"  # the form shows the state as it now is
 
 
+def test_the_page_follows_a_change_until_every_live_worker_has_it(console_db: Engine) -> None:
+    """A live worker that has not seen the new version is named while the page waits; once it has, the outcome is
+    shown with the time it took (and the page stops asking)."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from core.models import WorkerHeartbeat, utcnow
+
+    controls.set_activation(actor=ROLE_ACTORS["admin"], mode="full", reason="go", uow=UnitOfWork(console_db))
+    with UnitOfWork(console_db) as uow:
+        uow.session.add(WorkerHeartbeat(id="w1", host="h", pid=1, settings_version=2, settings_seen_at=utcnow()))
+        uow.commit()
+    at = sign_in(open_app(), "engineer")
+    at.switch_page("../pages/controls.py").run()
+    at.button(key="kill_open").click().run()
+    in_form(at, "kill", "Reason (required)").input("replies are off-brand")
+    next(b for b in at.button if b.label == "Turn off now").click()
+    at.button(key="kill_open").click().run()
+    assert "0 of 1 worker acknowledged version 3; waiting for w1" in shown(at.info)
+    with UnitOfWork(console_db) as uow:
+        changed_at = get_activation_state(uow.session).changed_at
+        uow.session.execute(update(WorkerHeartbeat).values(settings_version=3, last_seen_at=utcnow(),
+                                                           settings_seen_at=changed_at + timedelta(seconds=0.4)))
+        uow.commit()
+    at.run()
+    assert "1 of 1 worker acknowledged version 3 in 0.4 s" in shown(at.success)
+    assert not any("waiting for" in text for text in shown(at.info))
+
+
 def test_activation_form_sets_limited_scope(console_db: Engine) -> None:
     at = sign_in(open_app(), "admin")
     at.switch_page("../pages/controls.py").run()

@@ -96,6 +96,15 @@ def settle(page: Page, quiet_seconds: float = 1.0) -> None:
     raise AssertionError("the console kept running for 30 s")
 
 
+def stays_idle(page: Page, seconds: float) -> None:
+    """The console runs nothing for SECONDS: no live panel is left asking the server over and over."""
+    idle = page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]')
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        assert idle.count() == 1, "the page ran again while nothing on it was changing"
+        page.wait_for_timeout(50)
+
+
 def no_error_box(page: Page) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0
 

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, func, select
 from core.db import read_session
 from core.models import AgentInstance, RollbackRun
 from core.queries.settings import get_activation_state
-from tests.e2e.conftest import choose, no_error_box, open_page, settle, sign_in
+from tests.e2e.conftest import choose, no_error_box, open_page, settle, sign_in, stays_idle
 from tests.support.workers import wait_for
 
 
@@ -68,6 +68,8 @@ def controls_on_the_first_click(page: Page, console: str, engine: Engine) -> Non
 
     wait_for(lambda: disabled_types() == ("rebooking",), timeout=20, what="the agent type disabled")
     settle(page)
+    expect(page.get_by_text("No worker is running; version")).to_be_visible()
+    stays_idle(page, seconds=3)  # nothing to follow: the propagation panel once asked every second, for ever
     form = a_form(page, "Apply to the instance")
     choose(page, form, "Instance")
     form.get_by_label("Reason", exact=True).fill("shop asked for a pause")
