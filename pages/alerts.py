@@ -68,7 +68,8 @@ else:
 st.subheader("Rules")
 st.dataframe(rules, hide_index=True, width="stretch")
 if can_edit:
-    with st.expander("Add or edit a rule"):
+    # Keyed, its open state lives in the session: a save's rerun redrew it folded away before.
+    with st.expander("Add or edit a rule", key="alert_rule_editor_open", on_change="rerun"):
         keys = [r["key"] for r in rules]
         held = st.session_state.get("alert_rule_pick")
         # A rule removed by someone else stays chosen: its form, and what was typed in it, stay on screen, and
@@ -87,7 +88,7 @@ else:
     st.caption("No contact point: set ALERT_WEBHOOK_URL or ALERT_EMAIL_TO (with SENDGRID_API_KEY), or add one here.")
 if can_edit:
     w.test_form(actor, [c["name"] for c in contacts if c["enabled"]])
-    with st.expander("Add or change a contact point"):
+    with st.expander("Add or change a contact point", key="alert_contact_editor_open", on_change="rerun"):
         w.contact_form(actor)
         w.remove_form(actor, "contact point", [c["name"] for c in contacts if c["from"] == "database"])
 

@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, select, text
 
+from core.db import read_session
 from core.migrate import current_revision, head_revision
 from core.models import WorkerHeartbeat, utcnow
 from core.queries.health import WORKER_ALIVE_SECONDS, live_worker_conditions
 from core.queries.settings import get_activation_state
-from core.db import read_session
+from core.text import counted
 
 
 @dataclass
@@ -86,10 +88,12 @@ def _check_workers_and_switch(engine: Engine, r: Readiness) -> None:
         r.ok.append("workers")
     else:
         r.failing["workers"] = f"no worker heartbeat in the last {WORKER_ALIVE_SECONDS} s"
-    open_breakers = sorted(b.id for b in alive if b.breaker_state == "open")
-    r.info["breakers"] = {b.id: b.breaker_state for b in alive}
-    if open_breakers:
-        r.failing["breakers"] = f"open on {', '.join(open_breakers)}: model calls are being deferred"
+    # Counts, not worker ids: readiness answers without a token, and an id carries a host name and a pid
+    # (the console's Agent health and `python -m core status` name the workers to those who may see them).
+    r.info["breakers"] = dict(Counter(b.breaker_state for b in alive))
+    opened = r.info["breakers"].get("open", 0)
+    if opened:
+        r.failing["breakers"] = f"open on {opened} of {counted(len(alive), 'live worker')}: model calls are deferred"
     else:
         r.ok.append("breakers")
     r.info["kill_switch"] = "engaged" if not state.running else "released"

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 from core import audit
+from core.action_words import doing
 from core.auth import ROLE_PERMISSIONS, Actor, Permission, Role
 from core.errors import AgentOpsError, PermissionDenied
 from core.uow import UnitOfWork
@@ -19,8 +20,8 @@ def require(uow: UnitOfWork, actor: Actor, permission: Permission, *, action: st
     why = f"that takes the {_who_may(permission)}" if not actor.can(permission) else \
         f"shop {shop_id} is not one of theirs"  # they hold the permission: naming it told them nothing
     refuse(uow, actor, action=action, target=target, reason=reason,
-           message=f"{actor.username} ({actor.role.value}) may not {action.replace('.', ' ').replace('_', ' ')}"
-                   + (f" for {target}" if target else "") + f": {why}.")
+           message=f"{actor.username} ({actor.role.value}) may not {doing(action)}"
+                   + (f" ({target})" if target else "") + f": {why}.")
 
 
 def _who_may(permission: Permission) -> str:

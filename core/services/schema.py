@@ -10,6 +10,7 @@ from sqlalchemy import Engine, func, insert, inspect, select, text
 from sqlalchemy.exc import OperationalError
 
 from core import audit
+from core.action_words import doing
 from core.auth import Actor, Permission
 from core.backup_restore import insert_backup_rows, rebuilds_indexes
 from core.backups import BACKUP_FORMAT, Backup, read_backup, write_backup
@@ -47,7 +48,7 @@ def _require_before_schema(actor: Actor, engine: Engine, permission: Permission,
     if "agent_audit_log" in inspect(engine).get_table_names():
         with UnitOfWork(engine) as uow:
             require(uow, actor, permission, action=action, target=engine.url.database or "")
-    raise PermissionDenied(f"{actor.username} ({actor.role.value}) may not {action.replace('.', ' ')}.")
+    raise PermissionDenied(f"{actor.username} ({actor.role.value}) may not {doing(action)}.")
 
 
 def setup_database(*, actor: Actor, engine: Engine) -> tuple[str | None, str, list[str]]:

@@ -7,7 +7,7 @@ from sqlalchemy import Engine, select
 
 from core.alerts.evaluator import evaluate
 from core.db import read_session
-from core.models import AlertState, AuditRecord
+from core.models import AlertRule, AlertState, AuditRecord
 from core.queries.settings import get_activation_state
 from core.services import alerts
 from core.services.guard import record_refusal
@@ -62,7 +62,30 @@ def test_engineer_acknowledges_an_alert_and_applies_its_mitigation(console: str,
     with read_session(engine) as s:
         rec = s.scalars(select(AuditRecord).where(AuditRecord.action == "kill_switch.engage")).one()
     assert rec.actor == "engineer" and rec.reason == f"alert #{alert_id} (unauthorized): stop the agents while we look"
+    edit_a_rule_twice(page, engine)
     no_error_box(page)
+
+
+def edit_a_rule_twice(page: Page, engine: Engine) -> None:
+    """The rule editor stays open after a save, so a second change needs no click to find it again (it folded
+    away as soon as a rule was chosen, and on every save)."""
+    page.get_by_text("Add or edit a rule").click()
+    settle(page)
+    editor = page.locator('[data-testid="stExpander"]').filter(has=page.get_by_text("Add or edit a rule"))
+    choose(page, editor, "Rule", "unauthorized")
+    settle(page)  # the form is drawn again with the rule in it
+    for name in ("Refused reads of client data", "Refused client-data reads (any shop)"):
+        editor.get_by_label("Name", exact=True).fill(name)
+        editor.get_by_role("button", name="Save rule").click(force=True)
+        wait_for(lambda n=name: _rule_name(engine) == n, timeout=20, what="the rule saved")
+        settle(page)
+        expect(page.get_by_text("Rule unauthorized saved.")).to_be_visible(timeout=20_000)
+        expect(editor.get_by_role("button", name="Save rule")).to_be_visible()
+
+
+def _rule_name(engine: Engine) -> str:
+    with read_session(engine) as s:
+        return s.scalars(select(AlertRule.name).where(AlertRule.key == "unauthorized")).one()
 
 
 def _running(engine: Engine) -> bool:

@@ -103,6 +103,15 @@ def test_readiness_names_what_fails(api: dict, engine: Engine) -> None:
     resp = api["client"].get("/api/v2/agents/health")
     assert resp.status_code == 200, resp.json()
     assert set(resp.json()["ok"]) == {"database", "schema", "workers", "breakers"}
+    with UnitOfWork(engine) as uow:
+        uow.session.add(WorkerHeartbeat(id="host-a-4242", host="host-a", pid=4242, last_seen_at=utcnow(),
+                                        breaker_state="open"))
+        uow.commit()
+    resp = api["client"].get("/api/v2/agents/health")
+    assert resp.status_code == 503
+    assert resp.json()["failing"] == {"breakers": "open on 1 of 2 live workers: model calls are deferred"}
+    assert resp.json()["info"]["breakers"] == {"closed": 1, "open": 1}
+    assert "host-a" not in resp.text and "w1" not in resp.text  # it answers anyone: no host names, no pids
 
 
 def test_missing_agent_tables_are_said_as_such_not_as_an_outage(api: dict, engine: Engine) -> None:

@@ -141,15 +141,22 @@ def test_ticks_waivers_and_bad_input_write_nothing(engine: Engine) -> None:
 def test_viewers_may_not_run_tick_waive_or_sign_off(engine: Engine) -> None:
     run = svc.start_run(actor=ERIN, uow=UnitOfWork(engine), release="r1")
     po = ROLE_ACTORS["product_owner"]
-    for act in (lambda: svc.run_checks(actor=po, run_id=run.id, uow=UnitOfWork(engine), item_id="db.create_tables"),
+    said = []  # each refusal in words a person says ('may not checklist start for development unknown' before)
+    for act in (lambda: svc.start_run(actor=po, uow=UnitOfWork(engine), release="r2"),
+                lambda: svc.run_checks(actor=po, run_id=run.id, uow=UnitOfWork(engine), item_id="db.create_tables"),
                 lambda: svc.tick_item(actor=po, run_id=run.id, item_id="code.merge", note="n", uow=UnitOfWork(engine)),
                 lambda: svc.waive_item(actor=po, run_id=run.id, item_id="code.merge", reason="x", uow=UnitOfWork(engine)),
                 lambda: svc.sign_off(actor=po, run_id=run.id, uow=UnitOfWork(engine))):
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(PermissionDenied) as refused:
             act()
+        said.append(str(refused.value).split(": ")[0])
+    assert said == [f"pat (product_owner) may not {words}" for words in (
+        "start a checklist run (development r2)", f"run checklist items (run {run.id})",
+        f"tick checklist items (run {run.id} code.merge)", f"waive checklist items (run {run.id} code.merge)",
+        f"sign a checklist run off (run {run.id})")]
     with read_session(engine) as s:
         refused = s.scalars(select(AuditRecord.action).where(AuditRecord.outcome == "refused")).all()
-    assert refused == ["checklist.run", "checklist.tick", "checklist.waive", "checklist.sign_off"]
+    assert refused == ["checklist.start", "checklist.run", "checklist.tick", "checklist.waive", "checklist.sign_off"]
     assert results(engine) == 0
 
 

@@ -147,8 +147,8 @@ def test_cli_refusal_is_exit_code_3_and_audited(engine: Engine, capsys: pytest.C
     users.add_user(actor=system_actor("t"), username="sam", password="long enough pw", role="support", shops=[1],
                    uow=UnitOfWork(engine))
     assert main(["--actor", "sam", "kill", "--reason", "not mine to pull"]) == 3
-    assert capsys.readouterr().err == ("error: sam (support) may not kill switch engage for agent_settings: that takes "
-                                       "the control system permission (engineer, admin).\n")  # and whom to ask
+    assert capsys.readouterr().err == ("error: sam (support) may not turn the agent system off (agent_settings): that "
+                                       "takes the control system permission (engineer, admin).\n")  # and whom to ask
     rec = last_audit(engine)
     assert (rec.actor, rec.action, rec.outcome) == ("sam", "kill_switch.engage", "refused")
 
