@@ -40,7 +40,7 @@ def database_name(engine: Engine) -> str:
 
 def anchor_path() -> Path:
     """Where the anchors are kept (AUDIT_ANCHOR_PATH)."""
-    return Path(get_settings().audit_anchor_path)
+    return get_settings().local_file("audit_anchor_path")
 
 
 def last_anchor(engine: Engine, path: Path | None = None) -> Anchor | None:

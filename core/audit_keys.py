@@ -35,7 +35,7 @@ class AuditKeys:
 def audit_keys() -> AuditKeys:
     """The keys in force, from the settings (development: generated on first use into AUDIT_KEY_FILE, 0600)."""
     s = get_settings()
-    current = s.audit_key.get_secret_value() if s.audit_key else development_key(Path(s.audit_key_file))
+    current = s.audit_key.get_secret_value() if s.audit_key else development_key(s.local_file("audit_key_file"))
     previous = s.audit_previous_keys.get_secret_value() if s.audit_previous_keys else ""
     return _keys(current.strip(), previous)
 

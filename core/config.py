@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -235,6 +236,15 @@ class Settings(BaseSettings):
         """Words that put a conversation into the complaints queue."""
         return tuple(k.strip().lower() for k in self.review_complaint_keywords.split(",") if k.strip())
 
+    def local_file(self, name: str) -> Path:
+        """The file setting NAME (AUDIT_KEY_FILE, AUDIT_ANCHOR_PATH) belongs to this database: left at its default,
+        it sits beside a SQLite database file, so a command run from another folder finds the same development key
+        and anchors (it made a key of its own there, and reported the chain as broken)."""
+        value, sqlite = Path(getattr(self, name)), re.match(r"sqlite(\+\w+)?:///([^?]+)", self.database_url)
+        if name in self.model_fields_set or value.is_absolute() or sqlite is None or sqlite[2] == ":memory:":
+            return value
+        return Path(sqlite[2]).parent / value.name
+
     def probe_urls(self) -> list[str]:
         """The health endpoints the console probes, by default the project's own API."""
         urls = [u.strip() for u in self.health_probe_urls.split(",") if u.strip()]
@@ -242,13 +252,11 @@ class Settings(BaseSettings):
 
     def _audit_key_view(self, name: str, value: SecretStr | None) -> str:
         """An audit key is shown by its id only (a hash of it), never by any of its characters."""
-        from pathlib import Path
-
         from core.audit_keys import key_id
 
         if value is not None:
             return "key id " + ", ".join(key_id(k) for k in value.get_secret_value().split(",") if k.strip())
-        dev_key = Path(self.audit_key_file)
+        dev_key = self.local_file("audit_key_file")
         if name == "audit_key" and self.environment == "development":
             if dev_key.is_file():
                 return f"(development key in {dev_key}, key id {key_id(dev_key.read_text())})"

@@ -162,7 +162,9 @@ def test_verify_prints_the_head_hash_and_anchors_it(anchored: Engine, capsys: py
     with anchored.connect() as conn:
         head = conn.execute(text("SELECT last_hash FROM agent_audit_head")).scalar_one()
     assert code == 0 and "7 records" in out and head in out
-    lines = [json.loads(line) for line in (tmp_path / "var" / "audit-anchors.jsonl").read_text().splitlines()]
+    from core.audit_anchor import anchor_path
+
+    lines = [json.loads(line) for line in anchor_path().read_text().splitlines()]
     assert [(a["seq"], a["hash"]) for a in lines][-1] == (7, head)
     assert lines[-2]["seq"] == 5
 

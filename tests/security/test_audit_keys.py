@@ -41,18 +41,25 @@ def use_keys(monkeypatch: pytest.MonkeyPatch, current: str, previous: str | None
 
 
 def test_development_generates_a_private_key_file_shared_by_every_process(engine: Engine, db_url: str,
+                                                                          backend: str,
                                                                           monkeypatch: pytest.MonkeyPatch,
                                                                           tmp_path: Path) -> None:
+    """The key of a SQLite database sits beside its file, so a command run from any folder verifies the chain (from
+    another folder it made a key of its own and said "audit chain broken"); PostgreSQL's stays in ./var."""
     monkeypatch.delenv("AUDIT_KEY")
     reset_settings()
     write(engine, 2)
-    key_file = tmp_path / "var" / "audit.key"
+    key_file = tmp_path / "var" / "audit.key" if backend == "postgresql" else tmp_path / "audit.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and len(key_file.read_text().strip()) == 64
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
     env = {"DATABASE_URL": db_url, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     proc = subprocess.run([sys.executable, "-m", "core", "audit", "verify"], capture_output=True, text=True,
-                          env=env, cwd=tmp_path, timeout=60)
+                          env=env, cwd=tmp_path if backend == "postgresql" else elsewhere, timeout=60)
     assert proc.returncode == 0 and "audit chain intact: 2 records" in proc.stdout, proc.stdout + proc.stderr
     assert key_file.read_text().strip() not in proc.stdout + proc.stderr
+    assert not (elsewhere / "var").exists()
+    assert (key_file.parent / "audit-anchors.jsonl").is_file()  # the anchors it wrote sit beside the key
 
 
 def test_outside_development_a_missing_key_is_a_settings_error(tmp_path: Path) -> None:
