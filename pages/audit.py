@@ -19,14 +19,15 @@ st.title("Audit log")
 with replica_session() as s:  # a record written a moment ago may appear a moment later: the read replica is fine
     actions = distinct_actions(s, actor=actor)
 cols = st.columns(5)
-who = cols[0].text_input("Actor")
+who = cols[0].text_input("Actor", help="A user name, exactly; end it with * for every name that starts so.").strip()
 action = cols[1].selectbox("Action", [""] + actions, format_func=lambda a: a or "any")
 target = cols[2].text_input("Target")
 outcome = cols[3].selectbox("Outcome", ["", "ok", "refused", "failed"], format_func=lambda o: o or "any")
 today = datetime.now(timezone.utc).date()
 span = cols[4].date_input("Between (UTC)", value=(today - timedelta(days=7), today))
 since = datetime.combine(span[0], time.min, tzinfo=timezone.utc) if span else None
-until = datetime.combine(span[-1], time.min, tzinfo=timezone.utc) + timedelta(days=1) if span else None
+# A start alone (the end not picked yet) is open-ended: it filtered to that one day while the end was being chosen.
+until = datetime.combine(span[1], time.min, tzinfo=timezone.utc) + timedelta(days=1) if len(span) == 2 else None
 
 with replica_session() as s:
     rows, total = list_audit(s, actor=actor, who=who, action=action, target=target, outcome=outcome,

@@ -29,6 +29,37 @@ def done(form: str, sentence: str) -> None:
     st.rerun()
 
 
+def change_user(person: dict) -> None:
+    """Role, password and access of PERSON, each checked against what this tab showed when it was clicked."""
+    who, seen = person["user"], st.session_state.setdefault("users_seen_roles", {})
+    drawn, seen[who] = seen.get(who), person["role"]  # the role on screen when the click was made, not read now
+    cols = st.columns(3)
+    key = f"{form_key('change_role')}_{who}"
+    with cols[0].form(key):
+        new_role = st.selectbox("New role", ROLES, index=ROLES.index(person["role"]) if person["role"] in ROLES
+                                else 0, key=f"{key}_role")
+        new_shops = st.text_input("Shops (support and shop owners; empty keeps theirs)", key=f"{key}_shops")
+        if (st.form_submit_button("Change role") and (picked := components.parse_ids(new_shops, "Shops")) is not None
+                and act(lambda: users.set_role(actor=actor, username=who, role=new_role, shops=picked or None,
+                                               uow=UnitOfWork(), expected_role=drawn))):
+            done("change_role", f"{who} is now {new_role}; their sessions have ended.")
+    with cols[1].form(form_key("set_password")):
+        new_password = st.text_input("New password", type="password", key=f"{form_key('set_password')}_pw")
+        if st.form_submit_button("Set password") and act(
+                lambda: users.set_password(actor=actor, username=who, password=new_password, uow=UnitOfWork())):
+            done("set_password", f"Password of {who} changed; their sessions have ended.")
+    components.intent_button(cols[2], "Enable" if person["disabled"] else "Disable", key="do_disable",
+                             intent="disable", value=(who, not person["disabled"]))
+    if (intent := components.clicked("disable")) is not None:
+        target_user, target = intent
+        state = "disabled" if target else "enabled"
+        changed = act(lambda: users.set_disabled(actor=actor, username=target_user, disabled=target, uow=UnitOfWork()))
+        if changed and changed.value:
+            done("disable", f"{target_user} is {state}.")
+        elif changed:
+            st.info(f"{target_user} is already {state} (someone else did it meanwhile); nothing changed.")
+
+
 add, change, token_tab = st.tabs(["Add a user", "Change a user", "API tokens"])
 with add:
     key = form_key("add_user")
@@ -45,32 +76,13 @@ with add:
             done("add_user", f"{username} added as {role}.")
 
 with change:
-    who = st.selectbox("User", names, key="change_user")
-    cols = st.columns(3)
-    with cols[0].form(form_key("change_role")):
-        new_role = st.selectbox("New role", ROLES, key=f"{form_key('change_role')}_role")
-        new_shops = st.text_input("Shops (support and shop owners; empty keeps theirs)",
-                                  key=f"{form_key('change_role')}_shops")
-        if (st.form_submit_button("Change role") and (picked := components.parse_ids(new_shops, "Shops")) is not None
-                and act(lambda: users.set_role(actor=actor, username=who, role=new_role, shops=picked or None,
-                                               uow=UnitOfWork()))):
-            done("change_role", f"{who} is now {new_role}; their sessions have ended.")
-    with cols[1].form(form_key("set_password")):
-        new_password = st.text_input("New password", type="password", key=f"{form_key('set_password')}_pw")
-        if st.form_submit_button("Set password") and act(
-                lambda: users.set_password(actor=actor, username=who, password=new_password, uow=UnitOfWork())):
-            done("set_password", f"Password of {who} changed; their sessions have ended.")
-    disabled = next((p["disabled"] for p in people if p["user"] == who), False)
-    components.intent_button(cols[2], "Enable" if disabled else "Disable", key="do_disable", intent="disable",
-                             value=(who, not disabled))
-    if (intent := components.clicked("disable")) is not None:
-        target_user, target = intent
-        state = "disabled" if target else "enabled"
-        changed = act(lambda: users.set_disabled(actor=actor, username=target_user, disabled=target, uow=UnitOfWork()))
-        if changed and changed.value:
-            done("disable", f"{target_user} is {state}.")
-        elif changed:
-            st.info(f"{target_user} is already {state} (someone else did it meanwhile); nothing changed.")
+    # Nobody is chosen at first: the first name in the list was, and one click on Disable acted on it.
+    who = st.selectbox("User", names, key="change_user", index=None, placeholder="Choose a user")
+    person = next((p for p in people if p["user"] == who), None)
+    if person is None:
+        st.caption("Choose a user to change their role, password or access.")
+    else:
+        change_user(person)
 
 with token_tab:
     listed = act(lambda: tokens.list_tokens(actor=actor, uow=UnitOfWork())).value or []

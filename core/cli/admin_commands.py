@@ -5,8 +5,8 @@ import argparse
 from datetime import datetime, timezone
 
 from core import audit
-from core.cli.common import actor_from_args, audited_read, emit, id_list, read_password, shop_id, whole
 from core.audit_anchor import anchor_path, write_anchor
+from core.cli.common import actor_from_args, audited_read, emit, id_list, read_password, shop_id, whole
 from core.config import get_settings
 from core.db import get_engine, read_session
 from core.errors import UserInputError
@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     au = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="audit_command", required=True)
     au.add_parser("verify", help="check the hash chain for edited or removed records").set_defaults(func=audit_verify)
     al = au.add_parser("list", help="print audit records, newest first")
-    al.add_argument("--actor-name", default="")
+    al.add_argument("--actor-name", default="", help="a user name, exactly; end it with * for a prefix, e.g. system*")
     al.add_argument("--action", default="", help="prefix, e.g. kill_switch or rollback")
     al.add_argument("--limit", type=whole(1, 10_000), default=50)
     al.set_defaults(func=audit_list)

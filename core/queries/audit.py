@@ -22,8 +22,10 @@ def list_audit(session: Session, *, actor: Actor, who: str = "", action: str = "
     require_read(actor, Permission.READ_AUDIT)
     a = AuditRecord
     where = []
-    if who:
-        where.append(a.actor.icontains(who, autoescape=True))  # '%' and '_' typed are matched as themselves
+    if who.endswith("*"):  # 'system*': every system actor; '%' and '_' typed are matched as themselves
+        where.append(a.actor.istartswith(who[:-1], autoescape=True))
+    elif who:  # exactly: 'po' matched every record of 'support' too
+        where.append(a.actor == who)
     if action:
         where.append(a.action.istartswith(action, autoescape=True))
     if target:

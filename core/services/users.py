@@ -114,6 +114,12 @@ def _keep_an_admin(uow: UnitOfWork, user: User) -> None:
                        "manage users any more.")
 
 
+def _not_yourself(actor: Actor, user: User, what: str) -> None:
+    """One click on the first name in a list signed an admin out for good: another admin does this for them."""
+    if user.username == actor.username:
+        raise UserInputError(f"You cannot {what} yourself; another admin can.")
+
+
 def set_password(*, actor: Actor, username: str, password: str, uow: UnitOfWork) -> None:
     """Replace a user's password; their open sessions end at once."""
     _check_password(password)
@@ -137,6 +143,7 @@ def set_disabled(*, actor: Actor, username: str, disabled: bool, uow: UnitOfWork
         if user.disabled == disabled:
             return False
         if disabled:
+            _not_yourself(actor, user, "disable")
             _keep_an_admin(uow, user)
         user.disabled, user.credentials_changed_at = disabled, utcnow()
         ended = end_sessions(uow, user.id, "user disabled") if disabled else 0
@@ -153,14 +160,21 @@ def _revoke_tokens(uow: UnitOfWork, user_id: int) -> int:
                                .values(revoked_at=utcnow())).rowcount
 
 
-def set_role(*, actor: Actor, username: str, role: str, uow: UnitOfWork, shops: Sequence[int] | None = None) -> None:
-    """Change a user's role (and shops); their sessions end so the new role applies at once."""
+def set_role(*, actor: Actor, username: str, role: str, uow: UnitOfWork, shops: Sequence[int] | None = None,
+             expected_role: str | None = None) -> None:
+    """Change a user's role (and shops); their sessions end so the new role applies at once. EXPECTED_ROLE (the
+    role the form showed) refuses a change made over someone else's."""
     parsed = parse_role(role)
     if shops is not None:
         shops = _scoped_shops(parsed, shops)
     with uow:
         require(uow, actor, Permission.MANAGE_USERS, action="user.set_role", target=username)
         user = _get_user(uow, username)
+        if expected_role is not None and user.role != expected_role:
+            raise Conflict(f"{user.username} became {user.role} (was {expected_role}) since you opened the form; "
+                           "nothing was saved. Look again and choose their new role.")
+        if parsed.value != user.role:
+            _not_yourself(actor, user, "change the role of")
         if parsed != Role.ADMIN:
             _keep_an_admin(uow, user)
         if shops is not None:

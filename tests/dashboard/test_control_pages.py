@@ -240,6 +240,18 @@ def test_audit_page_filters_and_exports(console_db: Engine) -> None:
     assert set(table["action"]) == {"sign_in"} and "po" in set(table["actor"])
 
 
+def test_the_actor_filter_matches_the_name_not_a_part_of_it(console_db: Engine) -> None:
+    """'po' listed the records of 'support' too (the Chromium walkthrough: 11 records, 6 of them support's)."""
+    for name in ("support", "po"):
+        sign_in(open_app(), name)
+    at = sign_in(open_app(), "po")
+    at.switch_page("../pages/audit.py").run()
+    at.text_input[0].input("po").run()
+    assert set(at.dataframe[0].value["actor"]) == {"po"}
+    at.text_input[0].input("s*").run()
+    assert set(at.dataframe[0].value["actor"]) == {"support"}
+
+
 def test_database_rollback_from_the_page_and_restore(console_db: Engine, tmp_path) -> None:
     from sqlalchemy import func, inspect
 
@@ -327,7 +339,7 @@ def test_add_user_form_keeps_its_values_after_a_validation_error(console_db: Eng
 def test_a_too_short_password_is_one_sentence_not_a_success(console_db: Engine) -> None:
     at = sign_in(open_app(), "admin")
     at.switch_page("../pages/users.py").run()
-    at.selectbox(key="change_user").set_value("po")
+    at.selectbox(key="change_user").set_value("po").run()
     in_form(at, "set_password", "New password").input("short")
     submit(at, "set_password")
     assert not at.exception
@@ -409,3 +421,28 @@ def test_admin_makes_an_engineer_a_support_user_of_a_shop_and_back(console_db: E
     in_form(at, "change_role", "Shops (support and shop owners; empty keeps theirs)").input("")
     at = submit(at, "change_role")
     assert not at.error and rosa() == ("engineer", [])
+
+
+def test_no_user_is_chosen_at_first_and_the_new_role_starts_at_theirs(console_db: Engine) -> None:
+    """The user box started on the first name (the admin's own) and New role on product_owner whatever the user's
+    role: Disable, or Change role without a look, acted on the wrong person or role."""
+    at = sign_in(open_app(), "admin")
+    at.switch_page("../pages/users.py").run()
+    assert at.selectbox(key="change_user").value is None
+    assert not any(b.key == "do_disable" for b in at.button)
+    assert "Choose a user to change their role, password or access." in shown(at.caption)
+    at.selectbox(key="change_user").set_value("support").run()
+    assert in_form(at, "change_role", "New role").value == "support"
+    at.selectbox(key="change_user").set_value("engineer").run()
+    assert in_form(at, "change_role", "New role").value == "engineer"
+    assert at.button(key="do_disable").label == "Disable"
+
+
+def test_a_start_date_alone_lists_everything_from_that_day_on(console_db: Engine) -> None:
+    """Picking the start of the range filtered to that one day ('0 of 0 matching records') until an end was picked."""
+    from datetime import date, timedelta
+
+    at = sign_in(open_app(), "po")
+    at.switch_page("../pages/audit.py").run()
+    at.date_input[0].set_value((date.today() - timedelta(days=3),)).run()
+    assert not at.exception and len(at.dataframe[0].value) > 0

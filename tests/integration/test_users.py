@@ -199,3 +199,35 @@ def test_an_unknown_role_is_said_before_the_password_is_asked_for(engine: Engine
     proc = subprocess.run([sys.executable, "-m", "core", "users", "add", "bob", "--role", "wizard"], input="",
                           capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 2 and proc.stderr.startswith("error: Unknown role 'wizard'"), proc.stderr
+
+
+def test_an_admin_cannot_disable_or_demote_themself(engine: Engine) -> None:
+    """The Chromium walkthrough: the user box started on the first name ('admin'), and one click on Disable signed
+    that admin out for good (another admin existed, so nothing refused it)."""
+    admin = ROLE_ACTORS["admin"]
+    for name in (admin.username, "second"):
+        users.add_user(actor=admin, username=name, password="long enough pw", role="admin", uow=UnitOfWork(engine))
+    with pytest.raises(UserInputError, match="^You cannot disable yourself; another admin can.$"):
+        users.set_disabled(actor=admin, username=admin.username, disabled=True, uow=UnitOfWork(engine))
+    with pytest.raises(UserInputError, match="^You cannot change the role of yourself; another admin can.$"):
+        users.set_role(actor=admin, username=admin.username, role="engineer", uow=UnitOfWork(engine))
+    users.set_role(actor=admin, username=admin.username, role="admin", uow=UnitOfWork(engine))  # no change: fine
+    with read_session(engine) as s:
+        me = s.scalars(select(User).where(User.username == admin.username)).one()
+    assert (me.role, me.disabled) == ("admin", False)
+    users.set_disabled(actor=admin, username="second", disabled=True, uow=UnitOfWork(engine))  # someone else: fine
+
+
+def test_a_role_change_over_someone_elses_is_refused(engine: Engine) -> None:
+    """Two admins on one user: the later change, made from a form that showed the earlier role, silently won."""
+    admin = ROLE_ACTORS["admin"]
+    seed_minimal(engine, conversations=0)
+    users.add_user(actor=admin, username="dana", password="long enough pw", role="engineer", uow=UnitOfWork(engine))
+    users.set_role(actor=admin, username="dana", role="engineer", uow=UnitOfWork(engine), expected_role="engineer")
+    users.set_role(actor=admin, username="dana", role="support", shops=[1], uow=UnitOfWork(engine),
+                   expected_role="engineer")
+    with pytest.raises(Conflict, match="^dana became support \\(was engineer\\) since you opened the form; nothing"):
+        users.set_role(actor=admin, username="dana", role="product_owner", uow=UnitOfWork(engine),
+                       expected_role="engineer")
+    with read_session(engine) as s:
+        assert s.scalars(select(User.role).where(User.username == "dana")).one() == "support"
