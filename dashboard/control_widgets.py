@@ -10,7 +10,7 @@ from core.auth import Actor
 from core.queries.settings import ActivationState
 from core.services import controls
 from core.uow import UnitOfWork
-from dashboard.components import act, form_key, nothing_picked, pick, reset_form
+from dashboard.components import act, flash, form_key, nothing_picked, pick, reset_form
 
 SEEN_VERSION = "controls_seen_version"
 
@@ -128,5 +128,6 @@ def instance_form(actor: Actor, instances: list[dict[str, Any]]) -> None:
                 st.info(f"Instance #{picked} is already {target}; nothing changed.")
             elif act(lambda: controls.set_instance_status(actor=actor, instance_id=picked, status=target,
                                                           reason=reason, uow=UnitOfWork())):
+                flash(f"Instance {labels[picked]} is {target} now.")  # the form just emptied before, without a word
                 reset_form("instance")
                 st.rerun()

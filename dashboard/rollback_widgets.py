@@ -13,6 +13,7 @@ from core.uow import UnitOfWork
 from dashboard.components import act, clicked, form_key, intent_button, live_fragment, reset_form
 
 FOLLOWED = "rollback_run"  # the run this tab started last; its banner sits above the runs table
+DATABASE_SAID = "rollback_database_said"  # the outcome of a database run or approval, for the run after it
 
 
 def reason_form(name: str, button: str, *, confirm: str | None = None, primary: bool = False) -> dict[str, str] | None:
@@ -38,9 +39,11 @@ def pending_database_runs(actor: Actor) -> None:
     """Database rollbacks waiting for approval or for their run, with the buttons that move them on."""
     waiting = [r for r in act(lambda: rollbacks.list_runs(actor=actor, uow=UnitOfWork())).value or []
                if r.kind == "database" and r.state in ("awaiting_approval", "approved")]
+    if said := st.session_state.pop(DATABASE_SAID, None):
+        st.success(said)
     if (approving := clicked("approve")) is not None:  # even if the run no longer draws its button
         if act(lambda: rollbacks.approve_database_rollback(actor=actor, run_id=approving, uow=UnitOfWork())):
-            st.rerun()
+            _said(f"Run {approving} approved by {actor.username}; it can run now.")
     for run in waiting:
         cols = st.columns([4, 1, 1])
         cols[0].text(f"Run {run.id}: {run.state.replace('_', ' ')}, requested by {run.requested_by}")
@@ -52,10 +55,16 @@ def pending_database_runs(actor: Actor) -> None:
             with st.spinner("Backing up and dropping the agent tables…"):
                 done = act(lambda r=run: rollbacks.execute_database_rollback(actor=actor, run_id=r.id,
                                                                              uow=UnitOfWork()))
-            if done:
+            if done:  # drawn again: the run left its Run now button and the table its old counts behind
                 st.session_state[FOLLOWED] = done.value.id
-                st.success(f"Run {done.value.id}: {done.value.state}, {done.value.outcome}. "
-                           "Restore with `python -m core db restore PATH`.")
+                _said(f"Run {done.value.id}: {done.value.state}, {done.value.outcome}. "
+                      "Restore with `python -m core db restore PATH`.")
+
+
+def _said(sentence: str) -> None:
+    """Say SENTENCE above the database runs once the page has been drawn again."""
+    st.session_state[DATABASE_SAID] = sentence
+    st.rerun()
 
 
 @live_fragment(run_every=2)

@@ -32,7 +32,7 @@ seen = control_widgets.seen_version(state)  # before any form: what this tab's f
 
 fired = [t for t in triggers if t.fired]
 if fired:
-    st.error("Rollback trigger fired: " + "; ".join(f"{t.label} = {t.value:g} (limit {t.threshold:g})" for t in fired))
+    st.error("Rollback trigger fired: " + "; ".join(t.said() for t in fired))
     if state.running:  # stopping every agent takes a reason, like the kill switch: the trigger may be a false alarm
         form = reason_form("trigger_rollback", "Immediate rollback now", primary=True)
         if form is not None:
@@ -61,9 +61,16 @@ def confirm_kill(version: int) -> None:
                                                                      expected_version=version))
             if new:
                 control_widgets.applied("kill", new.value)
+            with read_session() as s:
+                changed = get_activation_state(s).version != version
+            if changed:  # someone else switched meanwhile: close, and draw the page as it is now (it stayed stale)
+                st.session_state["kill_refused"] = new.error
+                st.rerun()
 
 
 st.subheader("Kill switch")
+if refused := st.session_state.pop("kill_refused", None):
+    st.warning(components.plain_md(refused))
 control_widgets.state_banner(state)
 if state.running:
     if st.button("Turn off…", type="primary", key="kill_open"):

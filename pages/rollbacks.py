@@ -22,9 +22,10 @@ with immediate:
     st.write("Engage the kill switch: no new conversation starts; in-flight ones finish. The run ends when every "
              "live worker has acknowledged, and its duration is measured from the click.")
     state = components.with_database(lambda: components.read(get_activation_state), fallback=None)
-    if state is not None and not state.running:
-        st.info(f"The agent system is already off (mode {state.mode}, settings version {state.version}, "
-                f"changed by {state.changed_by}); a rollback now stops nothing.")
+    if state is not None and not state.running:  # "already off" read as if one's own rollback had done nothing
+        by = "you" if state.changed_by == actor.username else state.changed_by
+        st.info(f"The agent system is off (mode {state.mode}, settings version {state.version}, switched by {by} "
+                f"at {state.changed_at:%H:%M:%S} UTC); another rollback now would stop nothing.")
     if (form := reason_form("immediate", "Start immediate rollback", primary=True)) is not None:
         start(lambda: rollbacks.start_immediate_rollback(actor=actor, reason=form["reason"], uow=UnitOfWork()),
               form="immediate")

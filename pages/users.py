@@ -111,7 +111,7 @@ with token_tab:
             st.rerun()  # the list above and the revoke choice below then hold the new token
     active = {t["id"]: f"token {t['id']} ({t['user']})" for t in listed if t["state"] == "active"}
     revoke_id = components.pick(st, "Revoke token", active, key="revoke_pick", what="a token")
-    if st.button("Revoke", key="do_revoke", disabled=not active):
+    if st.button("Revoke", key="do_revoke"):  # never disabled: a click whose token just went must be answered
         if revoke_id is None:
             components.nothing_picked("a token")
         elif act(lambda: tokens.revoke_token(actor=actor, token_id=revoke_id, uow=UnitOfWork())):

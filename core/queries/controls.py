@@ -88,6 +88,13 @@ class Trigger:
     threshold: float
     fired: bool
     detail: str
+    unit: str = ""
+
+    def said(self) -> str:
+        """'Database query time p95 (last hour) = 254.1 ms (limit 200 ms)': a unit, and no third decimal."""
+        unit = f" {self.unit}" if self.unit else ""
+        value = "no data" if self.value is None else f"{self.value:,.1f}".removesuffix(".0") + unit
+        return f"{self.label} = {value} (limit {self.threshold:,.1f}".removesuffix(".0") + f"{unit})"
 
 
 def evaluate_rollback_triggers(session: Session, *, actor: Actor, now: datetime | None = None) -> list[Trigger]:
@@ -104,9 +111,9 @@ def evaluate_rollback_triggers(session: Session, *, actor: Actor, now: datetime 
         a.outcome == "refused", a.action.in_(DATA_ACCESS_ACTIONS), a.created_at >= now - timedelta(hours=24)))
     return [
         Trigger("query_time", "Database query time p95 (last hour)", query_p95, s.rb_query_ms,
-                query_p95 is not None and query_p95 > s.rb_query_ms, f"goal: at most {s.rb_query_ms:g} ms"),
+                query_p95 is not None and query_p95 > s.rb_query_ms, f"goal: at most {s.rb_query_ms:g} ms", "ms"),
         Trigger("memory", "Worker memory (largest live worker)", memory, s.rb_memory_mb,
-                memory is not None and memory > s.rb_memory_mb, f"goal: at most {s.rb_memory_mb:g} MB"),
+                memory is not None and memory > s.rb_memory_mb, f"goal: at most {s.rb_memory_mb:g} MB", "MB"),
         Trigger("unauthorized", "Unauthorized data access attempts (24 h)", float(n_refused or 0),
                 float(s.rb_unauthorized_max), (n_refused or 0) > s.rb_unauthorized_max,
                 "; ".join(f"{r.actor}: {r.action} {r.target}" for r in refused) or "none"),

@@ -271,6 +271,9 @@ def test_database_rollback_from_the_page_and_restore(console_db: Engine, tmp_pat
     assert not at.exception
     done = next(s.value for s in at.success if "Restore with" in s.value)
     assert "agent_conversations" not in inspect(console_db).get_table_names()
+    # The page is drawn again after the run: no Run now left behind, no row counts of tables that are gone.
+    assert not any(b.key and b.key.startswith("run_") for b in at.button)
+    assert "agent_conversations" not in set(at.dataframe[0].value["agent table"])
     with read_session(console_db) as s:
         assert s.scalar(select(func.count()).select_from(Shop)) == 2
         assert s.scalar(select(func.count()).select_from(Client)) == 24
@@ -391,6 +394,19 @@ def test_the_instances_table_says_what_it_lists(console_db: Engine) -> None:
     said = f"{idle} of {len(statuses)} instances are not active:" if idle else \
         f"All {len(statuses)} instances are active."
     assert said in [c.value for c in at.caption]
+
+
+def test_pausing_an_instance_says_so(console_db: Engine) -> None:
+    """The form emptied after a pause, without a word."""
+    at = sign_in(open_app(), "engineer")
+    at.switch_page("../pages/controls.py").run()
+    choice = in_form(at, "instance", "Instance")
+    first = choice.options[0]
+    choice.set_value(int(first.split()[0].lstrip("#")))  # options read "#12 shop 1 rebooking"
+    in_form(at, "instance", "Reason").input("shop asked for a pause")
+    at = submit(at, "instance")
+    assert not at.exception and not at.error
+    assert [t.value for t in at.toast] == [f"Instance {first} is paused now."]
 
 
 def test_admin_makes_an_engineer_a_support_user_of_a_shop_and_back(console_db: Engine) -> None:

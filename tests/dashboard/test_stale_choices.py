@@ -84,6 +84,17 @@ def test_a_token_chosen_then_revoked_elsewhere_revokes_no_other(console_db: Engi
         assert s.get(ApiToken, first.id).revoked_at is None
 
 
+def test_the_only_token_revoked_elsewhere_gets_a_sentence_not_silence(console_db: Engine) -> None:
+    """With no active token left, the Revoke button was drawn disabled in the click's own run: nothing was said."""
+    only = tokens.create_token(actor=ADMIN, username="engineer", uow=UnitOfWork(console_db))
+    at = sign_in(open_app(), "admin")
+    at.switch_page("../pages/users.py").run()
+    at.selectbox(key="revoke_pick").set_value(only.id).run()
+    tokens.revoke_token(actor=ADMIN, token_id=only.id, uow=UnitOfWork(console_db))  # the other admin
+    at.button(key="do_revoke").click().run()
+    assert [e.value for e in at.error] == [f"Choose a token first. {GONE}"]
+
+
 def test_disable_clicked_after_someone_else_disabled_does_not_enable(console_db: Engine) -> None:
     at = sign_in(open_app(), "admin")
     at.switch_page("../pages/users.py").run()

@@ -8,7 +8,10 @@ from sqlalchemy import Engine
 
 from core.db import read_session
 from core.queries.settings import get_activation_state
+from core.services import controls
+from core.uow import UnitOfWork
 from tests.e2e.conftest import no_error_box, open_page, sign_in
+from tests.support.data import ROLE_ACTORS
 
 
 def test_engineer_switches_off_through_the_dialog(console: str, page: Page, engine: Engine) -> None:
@@ -18,6 +21,17 @@ def test_engineer_switches_off_through_the_dialog(console: str, page: Page, engi
     expect(page.get_by_text("RUNNING")).to_be_visible(timeout=20_000)
     page.get_by_role("button", name="Turn off…").click()
     dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("conversations in flight will finish")
+    # Meanwhile an admin narrows the scope: the dialog's click is refused, and the page shows the state as it now
+    # is (it stayed at the old version once the dialog was closed), with the way to turn it off still there.
+    controls.set_activation(actor=ROLE_ACTORS["admin"], mode="limited", shops=[1], reason="admin narrows",
+                            uow=UnitOfWork(engine))
+    dialog.get_by_label("Reason (required)").fill("e2e drill")
+    dialog.get_by_role("button", name="Turn off now").click(force=True)
+    expect(page.get_by_text("while you were looking at version")).to_be_visible(timeout=20_000)
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    expect(page.get_by_text("RUNNING mode limited")).to_be_visible()
+    page.get_by_role("button", name="Turn off…").click()
     expect(dialog).to_contain_text("conversations in flight will finish")
     dialog.get_by_label("Reason (required)").fill("e2e drill")
     dialog.get_by_role("button", name="Turn off now").click(force=True)  # once, as a person does
