@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 from core.audit_anchor import Anchor, last_anchor
 from core.audit_keys import AuditKeys, audit_keys
 from core.auth import Actor, Role
+from core.config import get_settings
+from core.errors import UserInputError
 from core.models import AuditHead, AuditRecord, utcnow
 
 GENESIS = "0" * 64
@@ -59,6 +61,7 @@ def append(session: Session, *, actor: Actor, action: str, target: str = "", out
     seq, last_hash, head_key = session.execute(
         select(AuditHead.seq, AuditHead.last_hash, AuditHead.key_id).where(AuditHead.id == 1)).one()
     keys = audit_keys()
+    _known_head_key(head_key, keys)
     if seq and head_key != keys.current_id:  # after an upgrade or a key rotation: seal what came before
         sealed = _chain(session, keys, seq=seq, prev_hash=last_hash, actor=CHAIN_ACTOR, action="audit.rekey",
                         target="agent_audit_log", outcome="ok", reason="records from here on are sealed with a new key",
@@ -66,6 +69,17 @@ def append(session: Session, *, actor: Actor, action: str, target: str = "", out
         seq, last_hash = sealed.seq, sealed.hash
     return _chain(session, keys, seq=seq, prev_hash=last_hash, actor=actor, action=action, target=target,
                   outcome=outcome, reason=reason, before=before, after=after)
+
+
+def _known_head_key(head_key: str | None, keys: AuditKeys) -> None:
+    """Outside development, refuse to write after a head sealed with a key that is neither AUDIT_KEY nor one of
+    AUDIT_PREVIOUS_KEYS: one command run with a mistyped key re-keyed the chain, and every later `audit verify` with
+    the right key reported it broken. (A development key is disposable: a lost one is re-keyed as before.)"""
+    if head_key in (None, "", UNKEYED) or head_key in keys.by_id or get_settings().environment == "development":
+        return
+    raise UserInputError(f"AUDIT_KEY is not the key that sealed the audit trail's last record (key id {head_key}); "
+                         "nothing was done. Set AUDIT_KEY to that key, or after a rotation put it in "
+                         "AUDIT_PREVIOUS_KEYS.")
 
 
 def _chain(session: Session, keys: AuditKeys, *, seq: int, prev_hash: str, actor: Actor, action: str, target: str,

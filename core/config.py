@@ -192,6 +192,20 @@ class Settings(BaseSettings):
             raise ValueError("a folder for the backups, such as var/backups")
         return value
 
+    @field_validator("sentry_dsn")
+    @classmethod
+    def _sentry_dsn(cls, value: SecretStr | None) -> SecretStr | None:
+        """Checked here, once: a DSN Sentry cannot parse ended the worker, the API and the evaluator in a traceback."""
+        if value is None or not value.get_secret_value().strip():
+            return None
+        from sentry_sdk.utils import BadDsn, Dsn
+
+        try:
+            Dsn(value.get_secret_value().strip())
+        except BadDsn:
+            raise ValueError("a Sentry DSN such as https://KEY@o0.ingest.sentry.io/PROJECT_ID") from None
+        return value
+
     @field_validator("environment", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:

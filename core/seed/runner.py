@@ -60,6 +60,8 @@ def seed(*, actor: Actor, engine: Engine, size: str, conversations: int | None =
                          days or base.days, story=base.story)
     if plan.conversations < 0 or plan.days < 1:
         raise UserInputError("--conversations must be 0 or more and --days at least 1.")
+    if get_settings().environment == "production":  # made-up shops, clients and conversations among real ones
+        raise UserInputError("Test data is for development and staging; nothing was written to production.")
     with UnitOfWork(engine) as uow:
         require(uow, actor, Permission.MANAGE_USERS, action="seed", target=size)
     started, rng, now = time.perf_counter(), random.Random(rng_seed), utcnow()

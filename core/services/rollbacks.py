@@ -214,15 +214,19 @@ def execute_database_rollback(*, actor: Actor, run_id: int, uow: UnitOfWork, bac
     with uow:
         require(uow, actor, Permission.ROLLBACK, action="rollback.database.run", target=f"run {run_id}")
         run = _get_run(uow, run_id, "database")
+        if run.state in ("running", "done", "failed"):  # 'is done; it must be approved before it runs' before
+            raise Conflict(f"Run {run_id} has already run ({run.state}); request a new database rollback to run "
+                           "another.")
         if run.state != "approved":
-            raise Conflict(f"Run {run_id} is {run.state}; it must be approved before it runs.")
+            raise Conflict(f"Run {run_id} is {run.state.replace('_', ' ')}; it must be approved before it runs.")
         _same_environment(run)
         run.state = "running"
         uow.commit()
     started = time.perf_counter()
     confirm = get_settings().environment
     try:
-        path, counts = cleanup_agent_tables(actor=actor, uow=UnitOfWork(uow.engine), confirm=confirm, backup_dir=backup_dir)
+        path, counts = cleanup_agent_tables(actor=actor, uow=UnitOfWork(uow.engine), confirm=confirm,
+                                            backup_dir=backup_dir, approved_run=run_id)
         state, outcome, extra = "done", f"backup {path}", {"backup": str(path), "rows": counts}
     except Exception as exc:  # noqa: BLE001 - the run records the failure; the caller sees it too
         state, outcome, extra = "failed", f"{type(exc).__name__}: {exc}", {}

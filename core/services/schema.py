@@ -18,7 +18,7 @@ from core.config import get_settings
 from core.errors import Conflict, DatabaseUnavailable, OperationFailed, PermissionDenied, UserInputError, first_line
 from core.migrate import current_revision, head_revision, upgrade_to_head
 from core.models import AgentSettings, Base, HealthProbe, agent_tables, utcnow
-from core.services.guard import require
+from core.services.guard import refuse, require
 from core.uow import UnitOfWork
 
 __all__ = ["BACKUP_FORMAT", "RestoreReport", "VerifyReport", "cleanup_agent_tables", "restore_agent_tables",
@@ -113,8 +113,9 @@ def table_counts(engine: Engine) -> dict[str, int]:
 
 
 def cleanup_agent_tables(*, actor: Actor, uow: UnitOfWork, confirm: str | None = None,
-                         backup_dir: Path | None = None) -> tuple[Path, dict[str, int]]:
-    """Back up, then drop only the agent tables (the checklist's --mode=cleanup); shops and clients stay.
+                         backup_dir: Path | None = None, approved_run: int | None = None) -> tuple[Path, dict[str, int]]:
+    """Back up, then drop only the agent tables (the checklist's --mode=cleanup); shops and clients stay. In
+    production only an approved database rollback (APPROVED_RUN) drops them: a second engineer signs it off.
 
     When the backup cannot be written (a full disk), nothing is dropped, no partial file is left, and the failed
     attempt is audited."""
@@ -124,6 +125,12 @@ def cleanup_agent_tables(*, actor: Actor, uow: UnitOfWork, confirm: str | None =
     engine, directory = uow.engine, backup_dir or Path(get_settings().backup_dir)
     with uow:
         require(uow, actor, Permission.ROLLBACK, action="db.cleanup", target=engine.url.database or "")
+        if env == "production" and approved_run is None:  # `db cleanup --yes` went around the second engineer
+            refuse(uow, actor, action="db.cleanup", target=engine.url.database or "",
+                   reason="production: not an approved database rollback",
+                   message="In production the agent tables are dropped only by an approved database rollback: "
+                           "`python -m core rollback database request --confirm production --reason …`, which a "
+                           "second engineer approves and runs.")
     if not set(agent_tables()) & set(inspect(engine).get_table_names()):
         # A second cleanup would write an empty backup, the newest one: restoring "the latest" would restore nothing.
         raise Conflict(f"The agent tables are already gone: nothing to back up or drop (the backups in {directory} "

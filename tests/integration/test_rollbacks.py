@@ -89,6 +89,8 @@ def test_database_rollback_in_production_needs_a_second_engineer(engine: Engine,
     done = rollbacks.execute_database_rollback(actor=ENGINEER, run_id=run.id, uow=UnitOfWork(engine), backup_dir=tmp_path)
     assert done.state == "done" and done.details["rows"]["agent_conversations"] == 60
     assert "agent_conversations" not in inspect(engine).get_table_names()
+    with pytest.raises(Conflict, match=f"^Run {run.id} has already run \\(done\\); request a new database rollback"):
+        rollbacks.execute_database_rollback(actor=ENGINEER, run_id=run.id, uow=UnitOfWork(engine), backup_dir=tmp_path)
     with read_session(engine) as s:
         assert s.scalar(select(func.count()).select_from(Shop)) == shops
         assert s.scalar(select(func.count()).select_from(Client)) == clients

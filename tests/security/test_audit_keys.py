@@ -95,6 +95,27 @@ def test_a_rotated_key_keeps_the_chain_verifiable(engine: Engine, monkeypatch: p
     assert "is sealed with key id" in capsys.readouterr().out
 
 
+def test_outside_development_a_mistyped_key_writes_nothing(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One command run in staging with the wrong AUDIT_KEY re-keyed the chain without a word, and every later
+    `audit verify` with the right key said 'audit chain broken' (a CLI review). Now nothing is written."""
+    from core.errors import UserInputError
+
+    monkeypatch.setenv("ENVIRONMENT", "staging")
+    monkeypatch.setenv("COOKIE_KEY", "a-real-staging-cookie-secret")
+    use_keys(monkeypatch, KEY_A)
+    write(engine, 2)
+    use_keys(monkeypatch, KEY_B)
+    with pytest.raises(UserInputError, match="^AUDIT_KEY is not the key that sealed the audit trail's last record"):
+        write(engine, 1)
+    use_keys(monkeypatch, KEY_A)
+    with read_session(engine) as s:
+        assert audit.verify_chain(s).ok
+    use_keys(monkeypatch, KEY_B, previous=KEY_A)  # a rotation, done as the README says: fine
+    write(engine, 1)
+    with read_session(engine) as s:
+        assert audit.verify_chain(s).checked == 4  # two, the rekey record, one
+
+
 def test_an_unkeyed_chain_from_before_the_upgrade_stays_intact(engine: Engine, backend: str,
                                                                capsys: pytest.CaptureFixture) -> None:
     cfg = alembic_config(engine)

@@ -118,6 +118,21 @@ def test_a_database_rollback_approval_never_rests_on_a_name(production: dict, en
         assert s.get(RollbackRun, run.id).approved_by == "eli"
 
 
+def test_in_production_db_cleanup_does_not_go_around_the_second_engineer(production: dict, engine: Engine,
+                                                                         monkeypatch: pytest.MonkeyPatch,
+                                                                         capsys: pytest.CaptureFixture) -> None:
+    """`db cleanup --yes --confirm production` dropped every agent table on one engineer's word, where
+    `rollback database` waits for a second engineer's approval (a CLI review)."""
+    as_user(monkeypatch, production["erin"])
+    before = conversations(engine)
+    assert main(["--actor", "erin", "db", "cleanup", "--yes", "--confirm", "production"]) == 3
+    assert "only by an approved database rollback" in capsys.readouterr().err
+    assert conversations(engine) == before
+    with read_session(engine) as s:
+        refused = s.scalars(select(AuditRecord).where(AuditRecord.action == "db.cleanup")).one()
+    assert (refused.actor, refused.outcome) == ("erin", "refused")
+
+
 def test_development_keeps_plain_actor_names(engine: Engine) -> None:
     seed_minimal(engine, conversations=0)
     users.add_user(actor=system_actor("setup"), username="dev", password=PASSWORD, role="engineer",
@@ -142,3 +157,14 @@ def test_output_cut_short_by_a_closed_pipe_is_not_a_traceback(engine: Engine, db
     shell = subprocess.run(f"{sys.executable} -m core tokens create --user piper | head -1", shell=True,
                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
     assert shell.stdout.startswith("bbat_") and shell.stderr == ""
+
+
+def test_no_test_data_goes_into_production(production: dict, engine: Engine, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture) -> None:
+    """`seed --test-data minimal` wrote made-up shops, clients and conversations into production (a CLI review)."""
+    as_user(monkeypatch, production["ada"])
+    before = conversations(engine)
+    assert main(["--actor", "ada", "seed", "--test-data", "minimal"]) == 2
+    assert capsys.readouterr().err == "error: Test data is for development and staging; nothing was written to " \
+                                      "production.\n"
+    assert conversations(engine) == before

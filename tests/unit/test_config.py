@@ -128,3 +128,17 @@ def test_an_empty_backup_dir_is_refused(monkeypatch: pytest.MonkeyPatch) -> None
     reset_settings()
     with pytest.raises(SettingsError, match="BACKUP_DIR: expected a folder for the backups, such as var/backups"):
         get_settings()
+
+
+@pytest.mark.parametrize("dsn", ["https://s3cretkey@sentry.io", "not-a-dsn-s3cretkey"])
+def test_a_sentry_dsn_sentry_cannot_read_is_a_settings_error(monkeypatch: pytest.MonkeyPatch, dsn: str) -> None:
+    """A DSN without a project id ended `worker`, `api` and `alerts run` in a traceback (BadDsn) that `config`
+    had accepted (a CLI review)."""
+    monkeypatch.setenv("SENTRY_DSN", dsn)
+    reset_settings()
+    with pytest.raises(SettingsError) as err:
+        get_settings()
+    assert str(err.value) == "SENTRY_DSN: expected a Sentry DSN such as https://KEY@o0.ingest.sentry.io/PROJECT_ID"
+    monkeypatch.setenv("SENTRY_DSN", "https://s3cretkey@127.0.0.1:1/42")
+    reset_settings()
+    assert get_settings().sentry_dsn is not None
