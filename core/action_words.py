@@ -40,6 +40,7 @@ PHRASES: dict[str, str] = {
     "rollback.database.approve": "approve a database rollback",
     "rollback.database.request": "request a database rollback",
     "rollback.database.run": "run a database rollback",
+    "rollback.database.withdraw": "withdraw a database rollback",
     "rollback.full.start": "start a full rollback",
     "rollback.immediate.check": "follow an immediate rollback",
     "rollback.immediate.start": "start an immediate rollback",

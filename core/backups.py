@@ -106,6 +106,8 @@ def _dump(engine: Engine, target: Path) -> dict[str, int]:
     existing, counts, digest = set(inspect(engine).get_table_names()), {}, hashlib.sha256()
     header = {"format": BACKUP_FORMAT, "version": BACKUP_VERSION, "revision": current_revision(engine),
               "written_at": utcnow().isoformat()}
+    target.touch(mode=0o600)  # client messages inside: the owner's alone (they were world-readable, 0644)
+    os.chmod(target, 0o600)  # whatever the umask
     with gzip.open(target, "wb") as out, engine.connect() as conn:
 
         def emit(item: dict[str, Any]) -> None:

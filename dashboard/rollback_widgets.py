@@ -10,7 +10,16 @@ from core.auth import Actor
 from core.services import rollbacks
 from core.services.rollbacks import RunView
 from core.uow import UnitOfWork
-from dashboard.components import act, clicked, form_key, intent_button, live_fragment, reset_form
+from dashboard.components import (
+    act,
+    clicked,
+    form_key,
+    intent_button,
+    live_fragment,
+    nothing_picked,
+    pick,
+    reset_form,
+)
 
 FOLLOWED = "rollback_run"  # the run this tab started last; its banner sits above the runs table
 DATABASE_SAID = "rollback_database_said"  # the outcome of a database run or approval, for the run after it
@@ -59,6 +68,25 @@ def pending_database_runs(actor: Actor) -> None:
                 st.session_state[FOLLOWED] = done.value.id
                 _said(f"Run {done.value.id}: {done.value.state}, {done.value.outcome}. "
                       "Restore with `python -m core db restore PATH`.")
+    if waiting:
+        _withdraw_form(actor, {r.id: f"run {r.id} ({r.state.replace('_', ' ')}, by {r.requested_by})" for r in waiting})
+
+
+def _withdraw_form(actor: Actor, runs: dict[int, str]) -> None:
+    """Withdraw a request that has not run: a mistaken or stale one otherwise blocked every new request."""
+    key = form_key("withdraw_database")
+    with st.form(key):
+        cols = st.columns([2, 3, 1])
+        picked = pick(cols[0], "Withdraw request", runs, key=f"{key}_pick", what="a request")
+        reason = cols[1].text_input("Reason", key=f"{key}_reason")
+        if not cols[2].form_submit_button("Withdraw"):
+            return
+    if picked is None:
+        nothing_picked("a request")
+    elif act(lambda: rollbacks.withdraw_database_rollback(actor=actor, run_id=picked, reason=reason,
+                                                         uow=UnitOfWork())):
+        reset_form("withdraw_database")
+        _said(f"Run {picked} withdrawn.")
 
 
 def _said(sentence: str) -> None:

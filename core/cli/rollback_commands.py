@@ -31,6 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         p = dsub.add_parser(name)
         p.add_argument("run_id", type=row_id)
         p.set_defaults(func=fn)
+    w = dsub.add_parser("withdraw", help="withdraw a request that has not run (it blocks any new one)")
+    w.add_argument("run_id", type=row_id)
+    w.add_argument("--reason", required=True)
+    w.set_defaults(func=db_withdraw)
     r.add_parser("list", help="recent rollback runs").set_defaults(func=list_runs)
 
 
@@ -78,6 +82,12 @@ def db_request(args: argparse.Namespace) -> int:
 def db_approve(args: argparse.Namespace) -> int:
     _print_run(rollbacks.approve_database_rollback(actor=actor_from_args(args), run_id=args.run_id,
                                                    uow=UnitOfWork(get_engine())))
+    return 0
+
+
+def db_withdraw(args: argparse.Namespace) -> int:
+    _print_run(rollbacks.withdraw_database_rollback(actor=actor_from_args(args), run_id=args.run_id,
+                                                    reason=args.reason, uow=UnitOfWork(get_engine())))
     return 0
 
 

@@ -174,7 +174,7 @@ def request_database_rollback(*, actor: Actor, reason: str, typed_environment: s
         if waiting:
             step = "approve it" if waiting.state == "awaiting_approval" else "run it"
             raise Conflict(f"Database rollback run {waiting.id} is already {waiting.state.replace('_', ' ')}; "
-                           f"{step} first.")
+                           f"{step} first, or withdraw it.")
         state = "awaiting_approval" if env == "production" else "approved"
         run = RollbackRun(kind="database", state=state, requested_by=actor.username, started_at=utcnow(),
                           target_s=TARGET_SECONDS["database"], details={"environment": env, "reason": reason})
@@ -209,14 +209,32 @@ def approve_database_rollback(*, actor: Actor, run_id: int, uow: UnitOfWork) -> 
         return _view(run)
 
 
+def withdraw_database_rollback(*, actor: Actor, run_id: int, reason: str, uow: UnitOfWork) -> RunView:
+    """Withdraw a database rollback that has not run (mistaken or stale): it no longer blocks a new request.
+
+    Without this a request could only be approved and run: one made by mistake blocked every other for good."""
+    reason = required_reason(reason, "A reason is required to withdraw a database rollback.")
+    with uow:
+        require(uow, actor, Permission.ROLLBACK, action="rollback.database.withdraw", target=f"run {run_id}")
+        run = _get_run(uow, run_id, "database")
+        if run.state not in ("awaiting_approval", "approved"):
+            raise Conflict(f"Run {run_id} is {run.state.replace('_', ' ')}; only a request that has not run can be "
+                           "withdrawn.")
+        run.state, run.outcome, run.finished_at = "withdrawn", f"withdrawn by {actor.username}: {reason}", utcnow()
+        audit.append(uow.session, actor=actor, action="rollback.database.withdraw", target=f"run {run_id}",
+                     reason=reason, after={"requested_by": run.requested_by})
+        uow.commit()
+        return _view(run)
+
+
 def execute_database_rollback(*, actor: Actor, run_id: int, uow: UnitOfWork, backup_dir: Path | None = None) -> RunView:
     """Run an approved database rollback: backup, then drop the agent tables (the same code as `db cleanup`)."""
     with uow:
         require(uow, actor, Permission.ROLLBACK, action="rollback.database.run", target=f"run {run_id}")
         run = _get_run(uow, run_id, "database")
-        if run.state in ("running", "done", "failed"):  # 'is done; it must be approved before it runs' before
-            raise Conflict(f"Run {run_id} has already run ({run.state}); request a new database rollback to run "
-                           "another.")
+        if run.state in ("running", "done", "failed", "withdrawn"):  # 'is done; it must be approved…' before
+            how = "was withdrawn" if run.state == "withdrawn" else f"has already run ({run.state})"
+            raise Conflict(f"Run {run_id} {how}; request a new database rollback to run another.")
         if run.state != "approved":
             raise Conflict(f"Run {run_id} is {run.state.replace('_', ' ')}; it must be approved before it runs.")
         _same_environment(run)

@@ -284,6 +284,29 @@ def test_database_rollback_from_the_page_and_restore(console_db: Engine, tmp_pat
     assert (runs["kind"].iloc[0], runs["state"].iloc[0], runs["by"].iloc[0]) == ("database", "done", "engineer")
 
 
+def test_a_database_rollback_request_is_withdrawn_from_the_page(console_db: Engine) -> None:
+    """A request made by mistake blocked every new one, with no way to withdraw it (a Chromium walkthrough)."""
+    from core.models import RollbackRun
+
+    at = sign_in(open_app(), "engineer")
+    at.switch_page("../pages/rollbacks.py").run()
+    in_form(at, "database", "Type the environment name (development) to confirm").input("development")
+    in_form(at, "database", "Reason").input("drill")
+    at = submit(at, "database")
+    with read_session(console_db) as s:
+        run_id = s.scalars(select(RollbackRun.id)).one()
+    in_form(at, "withdraw_database", "Withdraw request").set_value(run_id)
+    at = submit(at, "withdraw_database")
+    assert "A reason is required to withdraw a database rollback." in shown(at.error)
+    assert in_form(at, "withdraw_database", "Withdraw request").value == run_id  # the choice is kept
+    in_form(at, "withdraw_database", "Reason").input("requested on the wrong day")
+    at = submit(at, "withdraw_database")
+    assert not at.exception and f"Run {run_id} withdrawn." in shown(at.success)
+    assert not any(b.key and b.key.startswith("run_") for b in at.button)
+    with read_session(console_db) as s:
+        assert s.get(RollbackRun, run_id).state == "withdrawn"
+
+
 PASSWORD, SHOPS = "Initial password (10 characters or more)", "Shops (support and shop owners), e.g. 1,2"
 
 

@@ -36,7 +36,7 @@ def test_cleanup_keeps_host_tables_and_backup_restores(engine: Engine, capsys: p
     assert main(["db", "cleanup", "--yes"]) == 0
     out = capsys.readouterr().out
     backup = Path(next(line.split()[-1] for line in out.splitlines() if line.startswith("backup written to")))
-    assert backup.exists()
+    assert backup.stat().st_mode & 0o777 == 0o600  # client messages inside: it was world-readable (0644)
     assert main(["db", "verify"]) == 1
     assert "MISSING  agent_conversations" in capsys.readouterr().out
     # A second cleanup wrote an empty backup, the newest: restoring "the latest" would have restored nothing.
@@ -209,8 +209,8 @@ def test_a_restore_streams_the_backup_instead_of_holding_it(engine: Engine, tmp_
     once to check the file whole, once to insert, a batch at a time."""
     import tracemalloc
 
-    from core.auth import system_actor
     from core import backup_restore
+    from core.auth import system_actor
     from core.backups import read_backup
     from core.services import schema
     from core.uow import UnitOfWork

@@ -261,3 +261,29 @@ def test_a_rollback_run_is_timed_by_its_own_version_even_when_a_newer_change_fol
     done, _ = rollbacks.check_immediate_rollback(actor=ENGINEER, run_id=run.id, uow=UnitOfWork(engine))
     assert done.state == "done" and done.duration_s == pytest.approx(0.5, abs=0.01)
     assert done.outcome == f"1 of 1 worker acknowledged version {version} in 0.5 s"
+
+
+def test_a_request_that_has_not_run_can_be_withdrawn(engine: Engine, capsys: pytest.CaptureFixture) -> None:
+    """A mistaken or stale database rollback request could only be approved and run: it blocked every new request
+    ('already approved; run it first') for good (a Chromium walkthrough)."""
+    seed_minimal(engine, conversations=0)
+    run = rollbacks.request_database_rollback(actor=ENGINEER, reason="drill", typed_environment="development",
+                                              uow=UnitOfWork(engine))
+    with pytest.raises(Conflict, match="run it first, or withdraw it"):
+        rollbacks.request_database_rollback(actor=ENGINEER, reason="again", typed_environment="development",
+                                            uow=UnitOfWork(engine))
+    with pytest.raises(UserInputError, match="A reason is required to withdraw"):
+        rollbacks.withdraw_database_rollback(actor=ENGINEER, run_id=run.id, reason=" ", uow=UnitOfWork(engine))
+    with pytest.raises(PermissionDenied, match="may not withdraw a database rollback"):
+        rollbacks.withdraw_database_rollback(actor=ROLE_ACTORS["support"], run_id=run.id, reason="x",
+                                             uow=UnitOfWork(engine))
+    assert main(["rollback", "database", "withdraw", str(run.id), "--reason", "requested on the wrong day"]) == 0
+    assert f"run {run.id} database: withdrawn" in capsys.readouterr().out
+    assert main(["rollback", "database", "withdraw", str(run.id), "--reason", "twice"]) == 1
+    assert "only a request that has not run can be withdrawn" in capsys.readouterr().err
+    with pytest.raises(Conflict, match=f"^Run {run.id} was withdrawn; request a new database rollback"):
+        rollbacks.execute_database_rollback(actor=ENGINEER, run_id=run.id, uow=UnitOfWork(engine))
+    assert "agent_conversations" in inspect(engine).get_table_names()
+    again = rollbacks.request_database_rollback(actor=ENGINEER, reason="the real one", typed_environment="development",
+                                                uow=UnitOfWork(engine))
+    assert again.state == "approved"

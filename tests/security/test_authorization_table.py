@@ -131,6 +131,9 @@ ACTIONS: dict[str, Action] = {
     "database rollback run": Action(CONTROL, svc("rollbacks.execute_database_rollback", lambda w, a: (
         rollbacks.execute_database_rollback(actor=a, run_id=999_999, uow=UnitOfWork(w.engine)))),
         cli=("rollback", "database", "run", "999999")),
+    "database rollback withdraw": Action(CONTROL, svc("rollbacks.withdraw_database_rollback", lambda w, a: (
+        rollbacks.withdraw_database_rollback(actor=a, run_id=999_999, reason="t", uow=UnitOfWork(w.engine)))),
+        cli=("rollback", "database", "withdraw", "999999", "--reason", "table")),
     "rollback runs": Action(CONTROL, svc("rollbacks.list_runs", lambda w, a: rollbacks.list_runs(
         actor=a, uow=UnitOfWork(w.engine))), cli=("rollback", "list")),
     "rollups rebuild": Action(CONTROL, svc("rollups.rebuild_rollups", lambda w, a: rollups.rebuild_rollups(
