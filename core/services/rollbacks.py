@@ -94,7 +94,7 @@ def describe_deploy_hook() -> str:
     if s.deploy_hook_url:
         return f"HTTP POST {mask_url(s.deploy_hook_url)} with {{'action': 'rollback', 'from_release': '{s.release_id}'}}"
     if s.deploy_hook_command:
-        return f"command: {mask_command(s.deploy_hook_command)} --rollback"
+        return f"command: {mask_command(shlex.join(hook_argv(s.deploy_hook_command)))}"
     return "nothing: set DEPLOY_HOOK_URL or DEPLOY_HOOK_COMMAND to enable the full rollback"
 
 
@@ -137,12 +137,27 @@ def _call_hook(actor: Actor, reason: str) -> tuple[bool, str, str | None]:
             body = resp.json() if resp.headers.get("content-type", "").startswith("application/json") else {}
             release = body.get("release") or body.get("to_release")
             return resp.ok, f"HTTP {resp.status_code} after {time.perf_counter() - started:.1f} s", release
-        proc = subprocess.run([*shlex.split(s.deploy_hook_command), "--rollback"], capture_output=True, text=True,
+        proc = subprocess.run(hook_argv(s.deploy_hook_command), capture_output=True, text=True,
                               timeout=s.deploy_hook_timeout_seconds)
-        last = mask_secrets_in_text((proc.stdout.strip().splitlines() or [""])[-1][:200])
-        return proc.returncode == 0, f"exit {proc.returncode} after {time.perf_counter() - started:.1f} s: {last}", last or None
+        said = _last_line(proc.stdout)
+        if proc.returncode != 0:  # why it failed is on stderr, which was thrown away ('exit 7 after 0.0 s: ')
+            said = _last_line(proc.stderr) or said
+        took = f"exit {proc.returncode} after {time.perf_counter() - started:.1f} s: {said}"
+        return proc.returncode == 0, took, (said or None) if proc.returncode == 0 else None
     except (requests.RequestException, ValueError, OSError, subprocess.TimeoutExpired) as exc:
         return False, f"the deploy hook failed: {_hook_problem(exc, s.deploy_hook_timeout_seconds)}", None
+
+
+def hook_argv(command: str) -> list[str]:
+    """DEPLOY_HOOK_COMMAND with --rollback added, once: the checklist's `deploy-staging.sh --rollback`, typed as it
+    is there, was called with `--rollback --rollback`."""
+    argv = shlex.split(command)
+    return argv if "--rollback" in argv else [*argv, "--rollback"]
+
+
+def _last_line(text: str) -> str:
+    """The last line a hook wrote, secrets masked, at most 200 characters."""
+    return mask_secrets_in_text((text.strip().splitlines() or [""])[-1][:200])
 
 
 def _hook_problem(exc: BaseException, timeout: float) -> str:

@@ -211,6 +211,24 @@ def test_full_rollback_runs_the_deploy_hook_command(engine: Engine, monkeypatch,
     assert failed.state == "failed" and failed.outcome.startswith("exit 1 after ")
 
 
+def test_the_hook_typed_as_the_checklist_has_it_and_its_error_are_kept(engine: Engine, monkeypatch,
+                                                                       tmp_path: Path) -> None:
+    """A CLI review: `deploy-staging.sh --rollback`, typed as the checklist has it, was called with --rollback twice,
+    and a failing hook's stderr was thrown away ('exit 7 after 0.0 s: ')."""
+    from core.config import reset_settings
+
+    script = tmp_path / "deploy-staging.sh"
+    script.write_text('#!/bin/sh\necho "called with $*" > "$(dirname "$0")/called"\necho "r41 not found" >&2\nexit 7\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("DEPLOY_HOOK_COMMAND", f"{script} --rollback")
+    reset_settings()
+    assert rollbacks.describe_deploy_hook() == f"command: {script} --rollback"
+    failed = rollbacks.run_full_rollback(actor=ENGINEER, reason="bad release", uow=UnitOfWork(engine))
+    assert (tmp_path / "called").read_text().strip() == "called with --rollback"
+    assert failed.state == "failed" and failed.outcome.startswith("exit 7 after ")
+    assert failed.outcome.endswith(": r41 not found")
+
+
 def test_a_rollback_interrupted_midway_is_closed_as_failed_not_left_running(engine: Engine, monkeypatch,
                                                                             tmp_path: Path) -> None:
     """Ctrl-C during the deploy hook or the cleanup left the run "running" for good: nothing closed it, and the

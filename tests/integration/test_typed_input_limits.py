@@ -223,7 +223,7 @@ def test_a_deploy_hook_failure_says_what_went_wrong(engine: Engine, monkeypatch:
 
 
 @pytest.mark.parametrize("argv, named", [(["agent-type"], "{disable,enable}"),
-                                         (["rollback", "database"], "{request,approve,run}")])
+                                         (["rollback", "database"], "{request,approve,run,withdraw}")])
 def test_a_missing_subcommand_is_named_by_its_choices(argv: list[str], named: str,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     """It said 'the following arguments are required: t' (the name the code reads it under)."""
