@@ -259,6 +259,10 @@ class Settings(BaseSettings):
             return value
         return Path(sqlite[2]).parent / value.name
 
+    def docs_served(self) -> bool:
+        """Whether the API serves /docs, /redoc and /openapi.json: API_DOCS, else in development only."""
+        return self.api_docs if self.api_docs is not None else self.environment == "development"
+
     def probe_urls(self) -> list[str]:
         """The health endpoints the console probes, by default the project's own API."""
         urls = [u.strip() for u in self.health_probe_urls.split(",") if u.strip()]

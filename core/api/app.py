@@ -39,7 +39,7 @@ PROVEN_TOKEN_SECONDS = 60.0
 def create_app(*, engine: Engine | None = None, settings: Settings | None = None) -> FastAPI:
     """A ready-to-serve app; nothing connects until the first request."""
     settings = settings or get_settings()
-    docs = settings.api_docs if settings.api_docs is not None else settings.environment == "development"
+    docs = settings.docs_served()
     app = FastAPI(title="BookedBarber V2 agent API", version="2.0", lifespan=_lifespan,
                   description="Health, status and activation of the agent system.",
                   openapi_url="/openapi.json" if docs else None, docs_url="/docs" if docs else None,

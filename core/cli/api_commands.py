@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from core.cli.common import actor_from_args, row_id, whole
+from core.config import get_settings
 from core.db import get_engine
 from core.errors import UserInputError
 from core.services import tokens
@@ -50,7 +51,8 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     _check_address(args.host, args.port)
-    print(f"agent API on http://{args.host}:{args.port} (docs at /docs)", flush=True)
+    docs = " (docs at /docs)" if get_settings().docs_served() else ""  # it pointed at a 404 outside development
+    print(f"agent API on http://{args.host}:{args.port}{docs}", flush=True)
     uvicorn.run("core.cli.api_commands:create_reporting_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level="warning", proxy_headers=False)
     return 0

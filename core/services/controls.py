@@ -91,8 +91,8 @@ def set_activation(*, actor: Actor, mode: str, reason: str, uow: UnitOfWork, sho
             got = int(shop_percent) if float(shop_percent).is_integer() else f"{shop_percent:g}"  # 10**20, not 1e+20
             raise UserInputError(f"The shop percentage must be a whole number from 0 to 100 (got {got}).")
         shop_percent = int(shop_percent)
-    if mode == "limited" and not shops and shop_percent is None:
-        raise UserInputError("Limited mode needs at least one shop or a percentage of shops.")
+    if mode == "limited" and not shops and not shop_percent:  # 0 % alone: 'RUNNING' with nothing in scope
+        raise UserInputError("Limited mode needs at least one shop or a percentage of shops above 0.")
     with uow:
         require(uow, actor, Permission.CONTROL_SYSTEM, action=f"activation.{mode}", target="agent_settings")
         types, shop_ids = _check_types(agent_types), known_shops(uow.session, shops)

@@ -94,3 +94,21 @@ def test_an_interrupted_seed_says_what_it_may_leave_behind(tmp_path: Path, monke
     assert main(["seed", "--test-data", "load", "--conversations", "1000"]) == 130
     err = capsys.readouterr().err
     assert err.startswith("seed interrupted: the database may hold part of it") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("environment, docs", [("development", " (docs at /docs)"), ("staging", "")])
+def test_the_api_points_at_its_docs_only_where_it_serves_them(tmp_path: Path, environment: str, docs: str) -> None:
+    """In staging it said '(docs at /docs)', and /docs answered 404 (a CLI review)."""
+    from tests.support.net import free_port
+
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}", "ENVIRONMENT": environment,
+           "COOKIE_KEY": "a-real-staging-cookie-secret", "AUDIT_KEY": "k" * 40}
+    proc = subprocess.Popen([sys.executable, "-m", "core", "api", "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        first = proc.stdout.readline()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert first == f"agent API on http://127.0.0.1:{port}{docs}\n"

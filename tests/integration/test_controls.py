@@ -56,6 +56,12 @@ def test_limited_activation_scope(engine: Engine) -> None:
     state = controls.set_agent_type_enabled(actor=ROLE_ACTORS["engineer"], agent_type="rebooking", enabled=False,
                                             reason="poor replies", uow=UnitOfWork(engine))
     assert not state.allows(shop_id=1, agent_type="rebooking")
+    # 0 % and no shop: 'RUNNING (mode limited) shops: -; plus 0% of shops', nothing in scope (a CLI review).
+    with pytest.raises(UserInputError, match="^Limited mode needs at least one shop or a percentage of shops above 0"):
+        controls.set_activation(actor=ROLE_ACTORS["engineer"], mode="limited", shop_percent=0, reason="x",
+                                uow=UnitOfWork(engine))
+    assert controls.set_activation(actor=ROLE_ACTORS["engineer"], mode="limited", shops=[1], shop_percent=0,
+                                   reason="one shop, no share", uow=UnitOfWork(engine)).allows(shop_id=1, agent_type="upsell")
 
 
 @pytest.mark.parametrize("kwargs, message", [
