@@ -66,14 +66,15 @@ def render(text: str, context: Mapping[str, Any], *, where: str = "template") ->
     return text.format_map(dict(context))
 
 
-def check_templates(context: Mapping[str, Any] = SAMPLE_CONTEXT) -> list[str]:
-    """Render every template with CONTEXT; returns one problem line per failure (empty: all good)."""
+def check_templates(context: Mapping[str, Any] = SAMPLE_CONTEXT, specs: Mapping[str, TemplateSpec] | None = None,
+                    *, missing: str = "no template shipped") -> list[str]:
+    """Render every template (the shipped ones, or SPECS) with CONTEXT; one problem line per failure."""
     problems = []
-    specs = load_templates()
+    specs = load_templates() if specs is None else specs
     for agent_type in AGENT_TYPES:
         spec = specs.get(agent_type)
         if spec is None:
-            problems.append(f"{agent_type}: no template shipped")
+            problems.append(f"{agent_type}: {missing}")
             continue
         for part, text in [("system_prompt", spec.system_prompt), ("initial_message", spec.initial_message),
                            *[(f"follow_up {i + 1}", t) for i, t in enumerate(spec.follow_ups)]]:

@@ -101,13 +101,22 @@ def list_users(args: argparse.Namespace) -> int:
 
 
 def templates_check(args: argparse.Namespace) -> int:
+    """The shipped templates, then the stored ones the worker renders (it read the shipped file alone, and said ok
+    of a database that held none)."""
+    from core.seed.catalog import stored_templates
+
+    with read_session() as s:
+        stored = stored_templates(s)
     problems = check_templates()
+    in_database = check_templates(specs=stored, missing="no template in the database (`python -m core db setup` "
+                                                         "installs them)")
     for agent_type, spec in load_templates().items():
-        mark = "FAIL" if any(p.startswith(agent_type) for p in problems) else "ok"
-        print(f"  {mark:5} {agent_type:22} {spec.channel:6} {len(spec.required_variables)} variables")
-    for p in problems:
+        mark = "FAIL" if any(p.startswith(agent_type) for p in problems + in_database) else "ok"
+        version = "stored" if agent_type in stored else "NOT STORED"
+        print(f"  {mark:5} {agent_type:22} {spec.channel:6} {len(spec.required_variables)} variables, {version}")
+    for p in problems + [f"stored {p}" for p in in_database]:
         print(f"error: {p}")
-    return 1 if problems else 0
+    return 1 if problems or in_database else 0
 
 
 def rollups_rebuild(args: argparse.Namespace) -> int:

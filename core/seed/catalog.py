@@ -34,3 +34,13 @@ def ensure_catalog(session: Session) -> dict[str, int]:
 def _text_of(template: AgentTemplate | TemplateSpec) -> tuple:
     return (template.channel, template.system_prompt, template.initial_message, list(template.follow_ups),
             list(template.required_variables))
+
+
+def stored_templates(session: Session) -> dict[str, TemplateSpec]:
+    """The newest stored template of each agent type: what the worker renders (not the shipped file)."""
+    rows = session.execute(select(Agent, AgentTemplate).join(AgentTemplate, AgentTemplate.agent_id == Agent.id)
+                           .order_by(AgentTemplate.version)).all()
+    return {agent.agent_type: TemplateSpec(  # the newest version wins
+        agent_type=agent.agent_type, name=agent.name, description=agent.description or "", channel=t.channel,
+        system_prompt=t.system_prompt, initial_message=t.initial_message, follow_ups=tuple(t.follow_ups or ()),
+        required_variables=tuple(t.required_variables or ())) for agent, t in rows}

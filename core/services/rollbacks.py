@@ -94,7 +94,7 @@ def describe_deploy_hook() -> str:
     if s.deploy_hook_url:
         return f"HTTP POST {mask_url(s.deploy_hook_url)} with {{'action': 'rollback', 'from_release': '{s.release_id}'}}"
     if s.deploy_hook_command:
-        return f"command: {mask_command(shlex.join(hook_argv(s.deploy_hook_command)))}"
+        return f"command: {mask_command(shlex.join(_hook_argv(s.deploy_hook_command)))}"
     return "nothing: set DEPLOY_HOOK_URL or DEPLOY_HOOK_COMMAND to enable the full rollback"
 
 
@@ -137,7 +137,7 @@ def _call_hook(actor: Actor, reason: str) -> tuple[bool, str, str | None]:
             body = resp.json() if resp.headers.get("content-type", "").startswith("application/json") else {}
             release = body.get("release") or body.get("to_release")
             return resp.ok, f"HTTP {resp.status_code} after {time.perf_counter() - started:.1f} s", release
-        proc = subprocess.run(hook_argv(s.deploy_hook_command), capture_output=True, text=True,
+        proc = subprocess.run(_hook_argv(s.deploy_hook_command), capture_output=True, text=True,
                               timeout=s.deploy_hook_timeout_seconds)
         said = _last_line(proc.stdout)
         if proc.returncode != 0:  # why it failed is on stderr, which was thrown away ('exit 7 after 0.0 s: ')
@@ -148,7 +148,7 @@ def _call_hook(actor: Actor, reason: str) -> tuple[bool, str, str | None]:
         return False, f"the deploy hook failed: {_hook_problem(exc, s.deploy_hook_timeout_seconds)}", None
 
 
-def hook_argv(command: str) -> list[str]:
+def _hook_argv(command: str) -> list[str]:
     """DEPLOY_HOOK_COMMAND with --rollback added, once: the checklist's `deploy-staging.sh --rollback`, typed as it
     is there, was called with `--rollback --rollback`."""
     argv = shlex.split(command)

@@ -17,7 +17,8 @@ from core.backups import BACKUP_FORMAT, Backup, read_backup, write_backup
 from core.config import get_settings
 from core.errors import Conflict, DatabaseUnavailable, OperationFailed, PermissionDenied, UserInputError, first_line
 from core.migrate import current_revision, head_revision, upgrade_to_head
-from core.models import AgentSettings, Base, HealthProbe, agent_tables, utcnow
+from core.models import AgentSettings, AgentTemplate, Base, HealthProbe, agent_tables, utcnow
+from core.seed.catalog import ensure_catalog
 from core.services.guard import refuse, require
 from core.uow import UnitOfWork
 
@@ -64,11 +65,20 @@ def setup_database(*, actor: Actor, engine: Engine) -> tuple[str | None, str, li
     with UnitOfWork(engine) as uow:
         if uow.session.get(AgentSettings, 1) is None:
             uow.session.add(AgentSettings(id=1, version=1, mode="off", changed_by="system", reason="initial state"))
-        if before != after or missing:
+        # The agents and their shipped templates: the worker renders the stored ones, and only `seed` wrote them.
+        templates = _count(uow, AgentTemplate)
+        ensure_catalog(uow.session)
+        installed = _count(uow, AgentTemplate) - templates
+        if before != after or missing or installed:
             audit.append(uow.session, actor=actor, action="db.setup", target=engine.url.database or "",
-                         before={"revision": before}, after={"revision": after, "recreated": missing})
+                         before={"revision": before},
+                         after={"revision": after, "recreated": missing, "templates_installed": installed})
         uow.commit()
     return before, after, missing
+
+
+def _count(uow: UnitOfWork, model: type) -> int:
+    return uow.session.scalar(select(func.count()).select_from(model)) or 0
 
 
 def verify_database(engine: Engine) -> VerifyReport:

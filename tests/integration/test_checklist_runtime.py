@@ -41,6 +41,9 @@ def test_limited_activation_in_force(engine: Engine) -> None:
 
 
 def test_templates_load_and_a_broken_file_fails(engine: Engine, monkeypatch, tmp_path: Path) -> None:
+    empty = activation.check_templates_load(context(engine))  # it passed on a database holding no template
+    assert empty.status == "fail" and "stored rebooking: no template in the database" in empty.detail
+    seed_minimal(engine, conversations=0)
     assert activation.check_templates_load(context(engine)).status == "pass"
     broken = tmp_path / "templates.toml"
     broken.write_text('[rebooking]\nname = "Rebooking"\ndescription = "x"\nchannel = "sms"\n'
@@ -108,10 +111,10 @@ def _acknowledged(engine: Engine) -> bool:
 
 
 def test_kill_switch_dry_run_needs_the_typed_confirmation_in_production(engine: Engine, monkeypatch) -> None:
+    seed_minimal(engine, conversations=0)  # before production: no test data goes into production
     monkeypatch.setenv("ENVIRONMENT", "production")
     monkeypatch.setenv("COOKIE_KEY", "a-long-random-cookie-key-for-production-tests")
     reset_settings()
-    seed_minimal(engine, conversations=0)
     limited(engine, [1])
     out = activation.check_kill_switch_dry_run(context(engine))
     assert out.status == "fail" and "typed confirmation" in out.detail

@@ -8,7 +8,8 @@ from core.checklist.outcome import CheckContext, Outcome, failed, passed, verdic
 from core.db import read_session
 from core.queries.controls import get_propagation
 from core.queries.settings import get_activation_state
-from core.templates import check_templates, load_templates
+from core.seed.catalog import stored_templates
+from core.templates import check_templates
 from core.uow import UnitOfWork
 
 TARGET_SECONDS = 300  # the seed's "Immediate Rollback (< 5 minutes)"
@@ -31,10 +32,14 @@ def check_limited_activation(ctx: CheckContext) -> Outcome:
 
 
 def check_templates_load(ctx: CheckContext) -> Outcome:
-    """Every agent type's template loads and renders with a sample context."""
-    problems = check_templates()
-    return verdict(not problems, "templates", len(load_templates()),
-                   "; ".join(problems[:5]) or f"all {len(load_templates())} templates render")
+    """Every agent type's template, shipped and stored (what the worker renders), loads and renders with a sample
+    context. It checked the shipped file alone, and passed on a database that held no template at all."""
+    with read_session(ctx.engine) as s:
+        stored = stored_templates(s)
+    problems = check_templates() + [f"stored {p}" for p in check_templates(
+        specs=stored, missing="no template in the database (`python -m core db setup` installs them)")]
+    return verdict(not problems, "templates", len(stored),
+                   "; ".join(problems[:5]) or f"all {len(stored)} stored templates render")
 
 
 def _wait_for_workers(ctx: CheckContext, version: int, changed_at, deadline: float):
