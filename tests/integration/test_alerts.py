@@ -340,6 +340,29 @@ def test_a_sentry_contact_point_sends_an_event(engine: Engine, db_url: str) -> N
         sentry.stop()
 
 
+def test_a_sentry_ingest_that_refuses_the_event_is_a_failed_delivery(engine: Engine, db_url: str) -> None:
+    """The SDK drops a refused event silently; `alerts test` must not call it delivered."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.fake_sentry import FakeSentry
+
+    sentry = FakeSentry(status=403).start()
+    try:
+        env = {**os.environ, "DATABASE_URL": db_url, "SENTRY_DSN": sentry.dsn, "ALERT_RETRY_ATTEMPTS": "2",
+               "ALERT_RETRY_BASE_SECONDS": "0.01"}
+        done = subprocess.run([sys.executable, "-m", "core", "alerts", "test", "--contact", "sentry"], env=env,
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode != 0
+        assert "delivered" not in done.stdout
+        out = done.stdout + done.stderr
+        assert "the Sentry ingest answered HTTP 403" in out and "public@" not in out
+        assert "Traceback" not in out
+    finally:
+        sentry.stop()
+
+
 def test_a_support_user_sees_only_alerts_of_their_shops(engine: Engine) -> None:
     from core.queries.alerts import count_firing, list_alerts
 

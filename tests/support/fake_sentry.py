@@ -44,7 +44,8 @@ def parse_envelope(raw: bytes) -> list[tuple[dict[str, Any], bytes]]:
 class FakeSentry:
     """`dsn` points the SDK here; `events` holds every error event received (with its tags), in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, status: int = 200) -> None:
+        self.status = status  # what the ingest answers; a refusal keeps nothing
         self.events: list[dict[str, Any]] = []
         self.envelopes = 0
         self._lock = threading.Lock()
@@ -90,9 +91,10 @@ class FakeSentry:
 
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                fake._receive(decode_body(body, self.headers.get("Content-Encoding", "")), self.path)
-                reply = b'{"id": "0"}'
-                self.send_response(200)
+                if fake.status == 200:
+                    fake._receive(decode_body(body, self.headers.get("Content-Encoding", "")), self.path)
+                reply = b'{"id": "0"}' if fake.status == 200 else b'{"detail": "refused"}'
+                self.send_response(fake.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
