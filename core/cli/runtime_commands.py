@@ -65,10 +65,27 @@ def enqueue(args: argparse.Namespace) -> int:
     def batch() -> None:
         ids = enqueue_conversations(actor=actor, count=args.count, agent_type=args.agent_type, shop_id=args.shop,
                                     uow=UnitOfWork(get_engine()), action=action[0])
-        action[0] = None  # demo traffic is audited once, when it starts
         print(f"enqueued {len(ids)} conversations ({ids[0]}…{ids[-1]})", flush=True)
+        if action[0]:
+            _warn_held_back(ids)
+        action[0] = None  # demo traffic is audited once, when it starts
 
     return repeat(batch, every=args.every)
+
+
+def _warn_held_back(ids: list[int]) -> None:
+    """Say when the switch keeps what was just queued from starting: otherwise it only looks like a stuck worker."""
+    from core.db import read_session
+    from core.queries.settings import held_back
+
+    with read_session(get_engine()) as s:
+        waiting, state = held_back(s, ids)
+    if waiting:
+        why = "the agent system is off" if not state.running else f"the switch is in {state.mode} mode"
+        if state.running and state.disabled_agent_types:
+            why += f" with {', '.join(state.disabled_agent_types)} disabled"
+        print(f"warning: {waiting} of {len(ids)} will wait: {why}; they start once the switch allows them.",
+              file=sys.stderr, flush=True)
 
 
 def probe(args: argparse.Namespace) -> int:

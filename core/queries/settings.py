@@ -106,3 +106,16 @@ def get_activation_state(session: Session) -> ActivationState:
     """The current switch and scope (anyone may read it: it holds no client data)."""
     row = session.scalars(select(AgentSettings).where(AgentSettings.id == 1)).one()
     return state_of(row)
+
+
+def held_back(session: Session, conversation_ids: Iterable[int]) -> tuple[int, ActivationState]:
+    """How many of these conversations the switch keeps from starting now, and the switch that says so."""
+    from core.models import Conversation, Shop
+
+    state = get_activation_state(session)
+    ids = list(conversation_ids)
+    rows = session.execute(select(Conversation.shop_id, Conversation.agent_type)
+                           .where(Conversation.id.in_(ids))).all() if ids else []
+    shop_ids = session.scalars(select(Shop.id)).all() if state.shop_percent is not None else ()
+    scope = state.scope(shop_ids=shop_ids)
+    return sum(not scope.allows(shop_id=s, agent_type=t) for s, t in rows), state

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from core import audit, rollups
 from core.auth import Actor, Permission
 from core.errors import UserInputError
+from core.inputs import known_shops
 from core.models import AGENT_TYPES, AgentInstance, Appointment, Client, Conversation, utcnow
 from core.services.guard import require
 from core.templates import load_templates
@@ -35,6 +36,7 @@ def enqueue_conversations(*, actor: Actor, count: int, uow: UnitOfWork, agent_ty
         if agent_type:
             q = q.where(AgentInstance.agent_type == agent_type)
         if shop_id is not None:
+            known_shops(uow.session, [shop_id])  # "no shop 999", not "no active instance"
             q = q.where(AgentInstance.shop_id == shop_id)
         instances = list(uow.session.scalars(q))
         if not instances:

@@ -190,3 +190,23 @@ def test_rollups_rebuild_is_a_checked_audited_service(engine: Engine, capsys: py
     assert created() == before == 60
     rec = last_audit(engine)
     assert (rec.action, rec.outcome, rec.target) == ("rollups.rebuild", "ok", "all")
+
+
+def test_enqueue_says_when_the_switch_holds_the_new_conversations_back(engine: Engine,
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    """Queued behind a switch that is off, conversations only looked like a stuck worker."""
+    from core.cli import main
+
+    seed_minimal(engine, conversations=0)
+    assert main(["kill", "--reason", "before the trial"]) == 0
+    capsys.readouterr()
+    assert main(["conversations", "enqueue", "--count", "3"]) == 0
+    err = capsys.readouterr().err
+    assert err.strip() == "warning: 3 of 3 will wait: the agent system is off; they start once the switch allows them."
+    assert main(["activate", "--mode", "limited", "--shops", "1", "--reason", "one shop"]) == 0
+    assert main(["conversations", "enqueue", "--count", "2", "--shop", "2"]) == 0
+    assert "warning: 2 of 2 will wait: the switch is in limited mode;" in capsys.readouterr().err
+    assert main(["conversations", "enqueue", "--count", "2", "--shop", "1"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["conversations", "enqueue", "--count", "2", "--shop", "999"]) == 2
+    assert capsys.readouterr().err.strip() == "error: No shop with id 999."
