@@ -66,6 +66,30 @@ class Backup:
         if batch:
             yield table, batch  # type: ignore[misc]
 
+    @property
+    def origin(self) -> str | None:
+        """The database the backup was written from (`database_origin`); None in files written before it was kept."""
+        origin = self.header.get("origin")
+        return origin if isinstance(origin, str) else None
+
+
+def database_origin(engine: Engine) -> str:
+    """Which database this is, as a backup header keeps it: a restore elsewhere (staging's tables into production)
+    must be asked for by name. PostgreSQL: the cluster's system identifier and the database; SQLite: the file."""
+    from sqlalchemy import text
+
+    if engine.dialect.name != "postgresql":
+        return f"sqlite {Path(engine.url.database or ':memory:').resolve()}"
+    with engine.connect() as conn:
+        name = conn.scalar(text("SELECT current_database()"))
+        try:
+            with conn.begin_nested():
+                cluster = conn.scalar(text("SELECT system_identifier FROM pg_control_system()"))
+        except Exception:  # noqa: BLE001 - a role without the function: the server's address names it instead
+            cluster = conn.scalar(text("SELECT coalesce(host(inet_server_addr()), 'socket') || ':' || "
+                                       "current_setting('port')"))
+    return f"postgresql cluster {cluster}, database {name}"
+
 
 def _encode(value: Any) -> Any:
     if isinstance(value, (datetime, date)):
@@ -105,7 +129,7 @@ def _sync(path: Path) -> None:
 def _dump(engine: Engine, target: Path) -> dict[str, int]:
     existing, counts, digest = set(inspect(engine).get_table_names()), {}, hashlib.sha256()
     header = {"format": BACKUP_FORMAT, "version": BACKUP_VERSION, "revision": current_revision(engine),
-              "written_at": utcnow().isoformat()}
+              "written_at": utcnow().isoformat(), "origin": database_origin(engine)}
     target.touch(mode=0o600)  # client messages inside: the owner's alone (they were world-readable, 0644)
     os.chmod(target, 0o600)  # whatever the umask
     with gzip.open(target, "wb") as out, engine.connect() as conn:

@@ -17,6 +17,8 @@ from core.errors import UserInputError
 _engines: dict[tuple[str, bool], Engine] = {}
 _relaxed: dict[tuple[str, str], Engine] = {}
 _lock = threading.Lock()
+# Only `db setup` makes a new SQLite file; every other surface refuses a path that holds none.
+_may_create = False
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -51,18 +53,15 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def make_engine(url: str, *, connect_timeout: int = 5, application_name: str = "agentops") -> Engine:
-    """A new engine for URL with this project's connection settings."""
+def make_engine(url: str, *, connect_timeout: int = 5, application_name: str = "agentops",
+                create: bool = True) -> Engine:
+    """A new engine for URL with this project's connection settings; with CREATE false, a SQLite file (and its
+    folder) that does not exist yet is refused instead of made."""
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            folder = Path(parsed.database).parent
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:  # a file where a folder should be, a read-only place
-                raise UserInputError(f"DATABASE_URL: the folder of the SQLite file cannot be made ({folder}: "
-                                     f"{exc.strerror or type(exc).__name__}).") from None
+            _sqlite_file_ready(Path(parsed.database), create=create)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
         _sqlite_setup(engine)
         return engine
@@ -72,6 +71,23 @@ def make_engine(url: str, *, connect_timeout: int = 5, application_name: str = "
         url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800, hide_parameters=True,
         connect_args={"connect_timeout": connect_timeout, "application_name": application_name},
     )
+
+
+def _sqlite_file_ready(path: Path, *, create: bool) -> None:
+    if not create and not path.exists():  # a typo must not leave an empty database (and folders) behind
+        raise UserInputError(f"DATABASE_URL: there is no SQLite file at {path}; check the path, or create the "
+                             "database with `python -m core db setup`.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file where a folder should be, a read-only place
+        raise UserInputError(f"DATABASE_URL: the folder of the SQLite file cannot be made ({path.parent}: "
+                             f"{exc.strerror or type(exc).__name__}).") from None
+
+
+def may_create_database() -> None:
+    """Let this process's shared engine create a SQLite file that is missing (`db setup` only)."""
+    global _may_create
+    _may_create = True
 
 
 def get_engine(url: str | None = None, *, read: bool = False) -> Engine:
@@ -87,7 +103,8 @@ def get_engine(url: str | None = None, *, read: bool = False) -> Engine:
     with _lock:
         if key not in _engines:
             _engines[key] = (make_engine(url, connect_timeout=settings.database_read_connect_timeout_seconds,
-                                         application_name="agentops-read") if replica else make_engine(url))
+                                         application_name="agentops-read", create=False) if replica
+                             else make_engine(url, create=_may_create))
         return _engines[key]
 
 

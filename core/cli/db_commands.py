@@ -7,7 +7,7 @@ from pathlib import Path
 
 from core.cli.common import actor_from_args, whole
 from core.config import get_settings, mask_url
-from core.db import get_engine
+from core.db import get_engine, may_create_database
 from core.errors import UserInputError
 from core.seed.runner import seed, seed_demo_users
 from core.services import schema
@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=cleanup)
     r = dsub.add_parser("restore", help="put back the agent tables from a cleanup backup")
     r.add_argument("path", type=Path)
+    r.add_argument("--from-another-database", action="store_true",
+                   help="the backup was written from another database (another file, cluster or environment)")
     r.set_defaults(func=restore)
     s = sub.add_parser("seed", help="write demo or load data")
     s.add_argument("--test-data", dest="size", default="demo", help="minimal | demo | load")
@@ -34,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def setup(args: argparse.Namespace) -> int:
+    may_create_database()
     engine = get_engine()
     before, after, recreated = schema.setup_database(actor=actor_from_args(args), engine=engine)
     where = f"{mask_url(get_settings().database_url)} ({get_settings().environment})"
@@ -74,7 +77,8 @@ def cleanup(args: argparse.Namespace) -> int:
 
 
 def restore(args: argparse.Namespace) -> int:
-    report = schema.restore_agent_tables(actor=actor_from_args(args), uow=UnitOfWork(get_engine()), path=args.path)
+    report = schema.restore_agent_tables(actor=actor_from_args(args), uow=UnitOfWork(get_engine()), path=args.path,
+                                         from_another_database=args.from_another_database)
     print(f"restored {sum(report.counts.values()):,} rows into {len(report.counts)} tables from {args.path} "
           f"(sha256 {report.file_sha256})")
     had = f" (the backup had mode {report.mode_in_backup})" if report.mode_in_backup not in (None, "off") else ""

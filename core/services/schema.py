@@ -13,7 +13,7 @@ from core import audit
 from core.action_words import doing
 from core.auth import Actor, Permission
 from core.backup_restore import insert_backup_rows, rebuilds_indexes
-from core.backups import BACKUP_FORMAT, Backup, read_backup, write_backup
+from core.backups import BACKUP_FORMAT, Backup, database_origin, read_backup, write_backup
 from core.config import get_settings
 from core.errors import Conflict, DatabaseUnavailable, OperationFailed, PermissionDenied, UserInputError, first_line
 from core.migrate import current_revision, head_revision, upgrade_to_head
@@ -179,14 +179,20 @@ class RestoreReport:
     settings_version: int
 
 
-def restore_agent_tables(*, actor: Actor, uow: UnitOfWork, path: Path) -> RestoreReport:
-    """Recreate the agent tables from a cleanup backup; refuses to overwrite tables that hold rows.
+def restore_agent_tables(*, actor: Actor, uow: UnitOfWork, path: Path,
+                         from_another_database: bool = False) -> RestoreReport:
+    """Recreate the agent tables from a cleanup backup; refuses to overwrite tables that hold rows, and a backup of
+    another database unless FROM_ANOTHER_DATABASE says that is meant.
 
     The file is checked whole before anything is written. The kill switch is restored OFF whatever the file says
     (scope and disabled types are kept), so a restore can never switch a stopped system back on."""
     with uow:
         require(uow, actor, Permission.ROLLBACK, action="db.restore", target=str(path))
     backup = read_backup(path)
+    here = database_origin(uow.engine)
+    if backup.origin not in (None, here) and not from_another_database:
+        raise Conflict(f"{path} was written from another database ({backup.origin}); this is {here}. Nothing was "
+                       "restored; if these tables belong here, restore with --from-another-database.")
     with uow:
         current = _current_settings(uow)
         Base.metadata.create_all(uow.session.connection(), tables=[Base.metadata.tables[t] for t in agent_tables()])
@@ -202,7 +208,7 @@ def restore_agent_tables(*, actor: Actor, uow: UnitOfWork, path: Path) -> Restor
         insert_backup_rows(uow.session.connection(), backup, path, settings, rebuild_indexes=rebuilds_indexes(backup))
         counts = dict(backup.counts)
         audit.append(uow.session, actor=actor, action="db.restore", target=str(path), after={
-            "rows": counts, "file_sha256": backup.sha256,
+            "rows": counts, "file_sha256": backup.sha256, "origin": backup.origin, "here": here,
             "settings": {"in_backup": mode_in_backup, "restored": "off"}})
         uow.commit()
     return RestoreReport(counts, backup.sha256, mode_in_backup, settings["version"])

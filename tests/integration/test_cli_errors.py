@@ -16,13 +16,16 @@ def _core(*args: str, url: str, stdout=subprocess.PIPE) -> subprocess.CompletedP
                           env=env, timeout=60)
 
 
-@pytest.mark.parametrize("make_url, code, said", [
-    (lambda tmp: "sqlite:////etc/passwd/a.db", 2, "DATABASE_URL: the folder of the SQLite file cannot be made"),
-    (lambda tmp: f"sqlite:///{tmp / 'notes.txt'}", 1, "DATABASE_URL points at a file that is not a SQLite database"),
+@pytest.mark.parametrize("make_url, commands, code, said", [
+    (lambda tmp: "sqlite:////etc/passwd/a.db", [["db", "setup"]], 2,
+     "DATABASE_URL: the folder of the SQLite file cannot be made"),
+    (lambda tmp: f"sqlite:///{tmp / 'notes.txt'}", [["db", "setup"], ["status"]], 1,
+     "DATABASE_URL points at a file that is not a SQLite database"),
 ])
-def test_a_database_url_that_is_no_database_is_one_sentence(tmp_path: Path, make_url, code: int, said: str) -> None:  # noqa: ANN001
+def test_a_database_url_that_is_no_database_is_one_sentence(tmp_path: Path, make_url, commands: list[list[str]],  # noqa: ANN001
+                                                             code: int, said: str) -> None:
     (tmp_path / "notes.txt").write_text("these are my notes, not a database\n" * 100)
-    for command in (["status"], ["db", "setup"]):
+    for command in commands:
         proc = _core(*command, url=make_url(tmp_path))
         assert proc.returncode == code and said in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
@@ -34,11 +37,16 @@ def test_output_that_cannot_be_written_is_one_sentence(tmp_path: Path) -> None:
     assert proc.returncode == 1 and proc.stderr.strip() == "error: No space left on device.", proc.stderr
 
 
-def test_a_mistyped_sqlite_path_is_not_called_missing_tables_to_restore(tmp_path: Path) -> None:
-    """A new, empty file at a typo's path was reported as agent tables to put back from a backup."""
-    proc = _core("status", url=f"sqlite:///{tmp_path / 'typo' / 'a.db'}")
-    assert proc.returncode == 1 and "This database has no tables at all: check DATABASE_URL first" in proc.stderr
-    assert "The agent tables are missing" not in proc.stderr
+def test_a_mistyped_sqlite_path_is_refused_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    """A typo's path became a new, empty file (and its folders), reported as tables to restore from a backup."""
+    for command in (["status"], ["seed", "--test-data", "demo"], ["users", "list"]):
+        proc = _core(*command, url=f"sqlite:///{tmp_path / 'typo' / 'a.db'}")
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.strip() == (f"error: DATABASE_URL: there is no SQLite file at {tmp_path / 'typo' / 'a.db'}; "
+                                       "check the path, or create the database with `python -m core db setup`.")
+        assert not (tmp_path / "typo").exists()
+    assert _core("db", "setup", url=f"sqlite:///{tmp_path / 'new' / 'a.db'}").returncode == 0
+    assert (tmp_path / "new" / "a.db").is_file()
 
 
 def test_the_api_on_a_taken_port_or_unknown_host_is_one_sentence(tmp_path: Path) -> None:

@@ -129,6 +129,7 @@ def test_sqlite_default_creates_var_directory(tmp_path: Path) -> None:
 
 
 def test_unmigrated_database_gives_a_clear_message(tmp_path: Path) -> None:
+    (tmp_path / "empty.db").touch()  # an empty file is a SQLite database without tables
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path}/empty.db"}
     proc = subprocess.run([sys.executable, "-m", "core", "status"], capture_output=True, text=True,
                           env=env, timeout=60, cwd=tmp_path)
@@ -305,3 +306,34 @@ def test_a_large_restore_builds_the_indexes_once_and_refuses_what_they_refuse(
     with pytest.raises(UserInputError, match="rows do not fit the tables"):
         schema.restore_agent_tables(actor=actor, uow=UnitOfWork(pg_engine), path=bad)
     assert not set(agent_tables()) & set(inspect(pg_engine).get_table_names())  # as before it: nothing half-built
+
+
+def test_a_backup_of_another_database_is_restored_only_when_asked(engine: Engine, tmp_path: Path, sqlite_template: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    """Staging's backup restored into production went through without a word: the file names where it came from."""
+    import os
+    import shutil
+
+    from core.db import get_engine
+    from tests.conftest import _use_database
+
+    here = os.environ["DATABASE_URL"]
+    seed_minimal(engine)
+    shops, clients, _ = counts(engine)
+    assert main(["db", "cleanup", "--yes"]) == 0
+    other = tmp_path / "other.db"
+    shutil.copy(sqlite_template, other)
+    _use_database(monkeypatch, f"sqlite:///{other}")
+    seed_minimal(get_engine())
+    capsys.readouterr()
+    assert main(["db", "cleanup", "--yes"]) == 0
+    backup = next(line.split()[-1] for line in capsys.readouterr().out.splitlines() if line.startswith("backup written"))
+    engine = _use_database(monkeypatch, here)
+    assert main(["db", "restore", backup]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {backup} was written from another database (sqlite {other}); this is "), err
+    assert err.endswith("Nothing was restored; if these tables belong here, restore with --from-another-database.")
+    assert main(["db", "verify"]) == 1  # the agent tables are still gone
+    assert main(["db", "restore", backup, "--from-another-database"]) == 0
+    assert counts(engine) == (shops, clients, 60)
