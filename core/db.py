@@ -1,11 +1,14 @@
 """Engines and sessions. Nothing here connects until a caller asks for a connection."""
 from __future__ import annotations
 
+import functools
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -60,9 +63,15 @@ def make_engine(url: str, *, connect_timeout: int = 5, application_name: str = "
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        extra: dict[str, Any] = {}
         if parsed.database and parsed.database != ":memory:":
-            _sqlite_file_ready(Path(parsed.database), create=create)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
+            path = Path(parsed.database)
+            if create:
+                _make_folder(path)
+            else:  # open, never make: a typo must not leave an empty database (and folders) behind
+                extra["creator"] = functools.partial(_open_existing_sqlite, path)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True,
+                               **extra)
         _sqlite_setup(engine)
         return engine
     # hide_parameters: an unexpected database error (its traceback, a log line, Sentry) must not carry the values
@@ -73,10 +82,13 @@ def make_engine(url: str, *, connect_timeout: int = 5, application_name: str = "
     )
 
 
-def _sqlite_file_ready(path: Path, *, create: bool) -> None:
-    if not create and not path.exists():  # a typo must not leave an empty database (and folders) behind
-        raise UserInputError(f"DATABASE_URL: there is no SQLite file at {path}; check the path, or create the "
-                             "database with `python -m core db setup`.")
+def _open_existing_sqlite(path: Path) -> sqlite3.Connection:
+    """A connection to the SQLite file at PATH, which must exist (an OperationalError says it does not)."""
+    return sqlite3.connect(f"file:{quote(str(path.absolute()))}?mode=rw", uri=True, check_same_thread=False,
+                           timeout=30)
+
+
+def _make_folder(path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a file where a folder should be, a read-only place

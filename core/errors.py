@@ -58,8 +58,8 @@ def describe_database_error(exc: BaseException) -> str:
 
     first = first_line(exc)
     if ("no such table" in first or ("relation" in first and "does not exist" in first)) and _empty_database():
-        return ("This database has no tables at all: check DATABASE_URL first (a mistyped SQLite path makes a new, "
-                "empty file); then set it up with `python -m core db setup`, or put a backup back with "
+        return ("This database has no tables at all: check DATABASE_URL first (is it the database you meant?); "
+                "then set it up with `python -m core db setup`, or put a backup back with "
                 "`python -m core db restore PATH`.")
     if "no such table" in first or ("relation" in first and "does not exist" in first):
         return (f"The agent tables are missing ({first}): put the last backup back with "
@@ -67,12 +67,29 @@ def describe_database_error(exc: BaseException) -> str:
                 "with `python -m core db setup`.")
     if isinstance(exc, ProgrammingError):
         return f"The database schema does not match this version ({first}): run `python -m core db setup`."
+    if "unable to open database file" in first and (missing := _no_sqlite_file()):
+        return missing
     if "file is not a database" in first:
         return "DATABASE_URL points at a file that is not a SQLite database: check the path."
     if isinstance(exc, (IntegrityError, DataError)):
         return f"The database refused the change ({first})."
     return (f"The database cannot be reached ({first}): check that it is running and that DATABASE_URL points at "
             "it (`python -m core db verify` tests the connection).")
+
+
+def _no_sqlite_file() -> str | None:
+    """The sentence for a SQLite path that holds no file (only `db setup` makes one); None when the file is there."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    from core.config import get_settings
+
+    url = make_url(get_settings().database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or Path(url.database).exists():
+        return None
+    return (f"DATABASE_URL: there is no SQLite file at {url.database}; check the path, or create the database with "
+            "`python -m core db setup`.")
 
 
 def _empty_database() -> bool:

@@ -53,3 +53,16 @@ def test_the_rollbacks_page_still_lists_its_runs_after_a_database_rollback(conso
     assert not at.exception
     assert "agent tables are missing" in body_text(at)
     assert "Runs" in [h.value for h in at.subheader]
+
+
+def test_the_console_on_a_mistyped_sqlite_path_says_so_and_makes_nothing(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """Opening the console made an empty database (and its folders) at a typo's path."""
+    missing = tmp_path / "typo" / "agentops.db"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{missing}")
+    reset_settings()
+    dispose_engines()
+    at = sign_in(open_app(), "admin")
+    assert not at.exception
+    assert [e.value for e in at.error] == [f"DATABASE_URL: there is no SQLite file at {missing}; check the path, "
+                                           "or create the database with `python -m core db setup`."]
+    assert not (tmp_path / "typo").exists()

@@ -41,7 +41,7 @@ def test_a_mistyped_sqlite_path_is_refused_and_leaves_nothing_behind(tmp_path: P
     """A typo's path became a new, empty file (and its folders), reported as tables to restore from a backup."""
     for command in (["status"], ["seed", "--test-data", "demo"], ["users", "list"]):
         proc = _core(*command, url=f"sqlite:///{tmp_path / 'typo' / 'a.db'}")
-        assert proc.returncode == 2, proc.stderr
+        assert proc.returncode == 1, proc.stderr
         assert proc.stderr.strip() == (f"error: DATABASE_URL: there is no SQLite file at {tmp_path / 'typo' / 'a.db'}; "
                                        "check the path, or create the database with `python -m core db setup`.")
         assert not (tmp_path / "typo").exists()
