@@ -32,3 +32,8 @@ def test_the_running_indicator_stays_visible() -> None:
     # ran), so a click looked ignored for the seconds a sign-in or a slow page took. "viewer" keeps it, without
     # developer options.
     assert CONFIG["client"]["toolbarMode"] == "viewer"
+
+
+def test_no_full_garbage_collection_after_every_run() -> None:
+    """Streamlit's post-run gc.collect(2) held the GIL for 100-150 ms after each click, and the websocket waited."""
+    assert CONFIG["runner"]["postScriptGC"] is False
