@@ -103,11 +103,16 @@ def connect_for_reads(primary: Engine | None = None) -> tuple[Connection, Route]
 
 
 @contextmanager
-def replica_session(primary: Engine | None = None) -> Iterator[Session]:
-    """A read-only session for reads that tolerate lag; `session.info["route"]` says where it went.
+def replica_session(primary: Engine | None = None, *, one_snapshot: bool = False) -> Iterator[Session]:
+    """A read-only session for reads that tolerate lag; `session.info["route"]` says where it went. With ONE_SNAPSHOT
+    every statement sees the same snapshot (REPEATABLE READ on PostgreSQL; a SQLite transaction is one already).
 
     A replica that fails during the read is marked down, so the next read goes to the primary."""
     conn, route = connect_for_reads(primary)
+    if one_snapshot and conn.dialect.name == "postgresql":
+        # Before the first statement. The figures' own snapshot_session() then reads in it instead of each
+        # checking out, pinging and opening a connection of its own: one connection and one snapshot per page.
+        conn.execution_options(isolation_level="REPEATABLE READ")
     session = Session(bind=conn, expire_on_commit=False)
     session.info["route"] = route
     try:
@@ -127,16 +132,17 @@ def route_of(session: Session) -> Route:
 
 
 def run_read(read: Callable[[Session], T], primary: Engine | None = None) -> T:
-    """READ(session) on the replica; if the replica fails during it, READ again on the primary (once).
+    """READ(session) on the replica, every statement in one snapshot; if the replica fails during it, READ again on
+    the primary (once).
 
     For reads with no side effects: a replica stopped in the middle of a page's reads costs a repeat, not an error."""
     on_replica = False
     try:
-        with replica_session(primary) as session:
+        with replica_session(primary, one_snapshot=True) as session:
             on_replica = route_of(session).read_from == ON_REPLICA
             return read(session)
     except REPLICA_ERRORS:
         if not on_replica:  # the primary failed: that is the page's database problem, not a fallback
             raise
-    with replica_session(primary) as session:  # the replica is marked down now: this one is the primary's
+    with replica_session(primary, one_snapshot=True) as session:  # the replica is marked down: the primary's
         return read(session)

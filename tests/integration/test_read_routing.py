@@ -96,3 +96,39 @@ def test_the_down_state_lasts_the_retry_window_and_no_longer() -> None:
     health.mark_down(ConnectionRefusedError("again"))
     health.mark_up()
     assert not health.skipped() and health.problem is None
+
+
+def test_a_pages_reads_see_one_snapshot_on_one_connection(engine: Engine) -> None:
+    """run_read (the health page, the API's status, `metrics`): a shop committed between two figures is in neither,
+    and the figures' own snapshot_session() reads on the page's connection instead of checking out more."""
+    from sqlalchemy import insert
+
+    from core.db import make_engine, snapshot_session
+    from core.models import Shop
+    from core.read_routing import run_read
+
+    other = make_engine(engine.url.render_as_string(hide_password=False))  # another client, another pool
+    checkouts: list[object] = []
+
+    def count(*_args: object) -> None:
+        checkouts.append(1)
+
+    def shops(s) -> int:  # noqa: ANN001
+        return s.scalar(select(func.count()).select_from(Shop))
+
+    def page(s) -> tuple[int, int]:  # noqa: ANN001
+        first = shops(s)
+        with other.begin() as conn:  # commits between the page's two figures
+            conn.execute(insert(Shop).values(name="opened meanwhile"))
+        with snapshot_session(s) as figure:
+            return first, shops(figure)
+
+    event.listen(engine.pool, "checkout", count)
+    try:
+        assert run_read(page) == (0, 0)
+    finally:
+        event.remove(engine.pool, "checkout", count)
+        other.dispose()
+    assert len(checkouts) == 1
+    with replica_session() as s:
+        assert shops(s) == 1
