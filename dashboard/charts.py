@@ -54,20 +54,29 @@ def _line(series: list[dict[str, Any]], ys: list[Any], y_title: str, threshold: 
                      layout={"yaxis_title": y_title, "showlegend": False, "shapes": [shape], "annotations": [note]})
 
 
-def probe_latency(points: list[dict[str, Any]], url: str, window: tuple[datetime, datetime]) -> go.Figure:
-    """Latency of one probed endpoint over the whole WINDOW: a line through the probes, failed ones marked red."""
-    df = pd.DataFrame(points, columns=["checked_at", "latency_ms", "ok"])
-    df["checked_at"] = pd.to_datetime(df["checked_at"], utc=True).dt.tz_localize(None)
-    fig = go.Figure(go.Scatter(x=df["checked_at"], y=df["latency_ms"], mode="lines+markers", name="latency",
-                               line={"color": "#16a34a"}, marker={"size": 5}))
-    down = df[~df["ok"].astype(bool)]
-    fig.add_trace(go.Scatter(x=down["checked_at"], y=[0] * len(down), mode="markers", name="down",
-                             marker={"color": "#dc2626", "size": 9, "symbol": "x"}))
+PROBE_COLOURS = ("#16a34a", "#2563eb", "#9333ea", "#ea580c", "#0891b2", "#65a30d")
+
+
+def probe_latency(probes: list[dict[str, Any]], window: tuple[datetime, datetime]) -> go.Figure:
+    """Latency of every probed endpoint over the whole WINDOW in one chart: a line per URL through its probes, its
+    failed probes marked with a red cross on the zero line (one chart, not one per URL: each chart costs the
+    browser tens of milliseconds to draw on every click)."""
+    fig = go.Figure()
+    for i, probe in enumerate(probes):
+        df = pd.DataFrame(probe["points"], columns=["checked_at", "latency_ms", "ok"])
+        df["checked_at"] = pd.to_datetime(df["checked_at"], utc=True).dt.tz_localize(None)
+        colour = PROBE_COLOURS[i % len(PROBE_COLOURS)]
+        fig.add_trace(go.Scatter(x=df["checked_at"], y=df["latency_ms"], mode="lines+markers", name=probe["url"],
+                                 legendgroup=probe["url"], line={"color": colour}, marker={"size": 5}))
+        down = df[~df["ok"].astype(bool)]
+        fig.add_trace(go.Scatter(x=down["checked_at"], y=[0] * len(down), mode="markers", legendgroup=probe["url"],
+                                 name=f"{probe['url']} down", showlegend=len(down) > 0,
+                                 marker={"color": "#dc2626", "size": 9, "symbol": "x"}))
     fig.update_yaxes(title="ms", rangemode="tozero")
     # The axis spans the window, so one point (a new prober, or hourly averages) sits at its time, not alone
     # on a few milliseconds of axis; Plotly then picks minute, hour or day ticks as the window needs.
     fig.update_xaxes(range=[t.replace(tzinfo=None) for t in window])
-    return _tidy(fig, url, height=240)
+    return _tidy(fig, "Health endpoint latency", height=280)
 
 
 def _time_axis(fig: go.Figure, series: list[dict[str, Any]]) -> go.Figure:

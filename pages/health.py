@@ -99,7 +99,7 @@ def render_probes(probes: list[dict]) -> None:
         earlier = f" (none earlier in the last {window})" if first - p["since"] > PROBE_GAP else ""
         st.text(f"{p['url']}: {state} · uptime {p['uptime_percent']:.1f} % of {n:,} probe{'s' if n != 1 else ''}, "
                 f"{describe_window(first, p['last_checked'])}{earlier}")
-        st.plotly_chart(charts.probe_latency(p["points"], p["url"], (p["since"], p["until"])), width="stretch")
+    st.plotly_chart(charts.probe_latency(probes, (probes[0]["since"], probes[0]["until"])), width="stretch")
 
 
 live_panels()

@@ -137,6 +137,24 @@ def test_probes_state_their_window_and_plot_their_points(console_db: Engine) -> 
     assert len(chart["data"][0]["x"]) == 2 and len(chart["data"][1]["x"]) == 2  # two probes, both down
 
 
+def test_every_endpoint_is_a_line_of_one_latency_chart(console_db: Engine) -> None:
+    from core.probes import run_once
+
+    urls = ["http://127.0.0.1:1/health", "http://127.0.0.1:1/api/v2/agents/health"]
+    for _ in range(3):
+        run_once(console_db, urls)
+    at = sign_in(open_app(), "engineer")
+    assert not at.exception
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    latency = [c for c in charts if c["layout"]["title"]["text"] == "Health endpoint latency"]
+    assert len(latency) == 1
+    lines = [t for t in latency[0]["data"] if t["mode"] == "lines+markers"]
+    assert sorted(t["name"] for t in lines) == sorted(urls) and all(len(t["x"]) == 3 for t in lines)
+    crosses = [t for t in latency[0]["data"] if t["mode"] == "markers"]
+    assert sorted(t["name"] for t in crosses) == sorted(f"{u} down" for u in urls)
+    assert all(len(t["x"]) == 3 for t in crosses)  # nothing listens on port 1: every probe failed
+
+
 def test_a_month_of_uptime_is_not_claimed_from_an_hour_of_probes(console_db: Engine) -> None:
     """The walkthrough's finding: two probes of the last minutes were stated as 'uptime … in the last 30d'; and the
     worker tiles, which show the live workers' latest heartbeat, read as if they covered the window."""
