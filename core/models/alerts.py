@@ -21,6 +21,7 @@ class AlertRule(Base):
     """A condition on one metric: `metric op threshold` over a window, within a scope, held for a pending period."""
 
     __tablename__ = "agent_alert_rules"
+    __table_args__ = ({"sqlite_autoincrement": True},)  # a removed rule's id is never given again (migration 0014)
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -50,7 +51,9 @@ class AlertState(Base):
     """One alert: a rule and one label set (e.g. one probed URL), its state and who acknowledged it."""
 
     __tablename__ = "agent_alert_states"
-    __table_args__ = (UniqueConstraint("rule_id", "series"), Index("ix_agent_alert_states_state", "state"))
+    # sqlite_autoincrement: an old notification's "ack 12" must never reach a newer alert (migration 0014).
+    __table_args__ = (UniqueConstraint("rule_id", "series"), Index("ix_agent_alert_states_state", "state"),
+                      {"sqlite_autoincrement": True})
     id: Mapped[int] = mapped_column(primary_key=True)
     rule_id: Mapped[int] = mapped_column(ForeignKey("agent_alert_rules.id", ondelete="CASCADE"))
     series: Mapped[str] = mapped_column(String(300), default="")

@@ -566,3 +566,23 @@ def test_a_shop_scoped_user_sees_only_silences_of_their_shops(engine: Engine) ->
         everything = {r["matchers"] for r in list_silences(s, actor=ROLE_ACTORS["engineer"])}
     assert seen == {"rule=error_rate", "shop=1"}
     assert everything == {"rule=error_rate", "shop=1", "shop=2", "shop!=1", "shop=~1|2"}
+
+
+def test_a_removed_rules_ids_and_its_alerts_ids_are_never_given_again(engine: Engine) -> None:
+    """SQLite gave the next alert the id of a removed one: an old notification's `ack 12` reached a newer alert."""
+    from core.models import AlertState
+
+    def newest_alert() -> int:
+        with read_session(engine) as s:
+            return s.scalar(select(func.max(AlertState.id)))
+
+    refused_read(engine)
+    first_rule = rule(engine, pending_seconds=0)
+    evaluate(engine, owner="a", now=utcnow())
+    removed_alert = newest_alert()
+    alerts.delete_rule(actor=ENGINEER, key=RULE["key"], uow=UnitOfWork(engine))
+    assert newest_alert() is None  # the rule took its alert with it
+    second_rule = rule(engine, pending_seconds=0, key="t_unauth_again")
+    evaluate(engine, owner="a", now=utcnow())
+    assert second_rule > first_rule and newest_alert() > removed_alert
+    assert main(["alerts", "ack", str(removed_alert), "--comment", "from an old notification"]) != 0
