@@ -54,11 +54,10 @@ def report(exc: BaseException) -> None:
     sentry_sdk.capture_exception(exc)
 
 
-def envelope_request(settings: Settings, *, message: str, level: str, tags: dict[str, str],
-                     component: str) -> tuple[str, bytes, dict[str, str]]:
-    """The URL, body and headers that deliver one message event to the DSN's ingest, for a caller that must know
-    whether it was accepted."""
-    import uuid
+def envelope_request(settings: Settings, *, message: str, level: str, tags: dict[str, str], component: str,
+                     event_id: str) -> tuple[str, bytes, dict[str, str]]:
+    """The URL, body and headers that deliver one message event (EVENT_ID, the same for every retry of it, so the
+    ingest keeps one) to the DSN's ingest, for a caller that must know whether it was accepted."""
     from datetime import datetime, timezone
 
     from sentry_sdk.envelope import Envelope
@@ -66,11 +65,11 @@ def envelope_request(settings: Settings, *, message: str, level: str, tags: dict
 
     dsn = Dsn(settings.sentry_dsn.get_secret_value() if settings.sentry_dsn else "")
     auth = dsn.to_auth(client=f"sentry.python/{sentry_sdk.VERSION}")
-    event = {"event_id": uuid.uuid4().hex, "timestamp": datetime.now(timezone.utc).isoformat(),
+    event = {"event_id": event_id, "timestamp": datetime.now(timezone.utc).isoformat(),
              "platform": "python", "level": level, "environment": settings.environment,
              "logentry": {"message": message}, "message": message,
              "tags": {"component": component, "environment": settings.environment, **tags}}
-    envelope = Envelope(headers={"event_id": event["event_id"], "dsn": str(dsn)})
+    envelope = Envelope(headers={"event_id": event_id})  # no "dsn": its text would carry a secret key
     envelope.add_event(event)
     headers = {"X-Sentry-Auth": auth.to_header(), "Content-Type": "application/x-sentry-envelope"}
     return auth.get_api_url(), envelope.serialize(), headers

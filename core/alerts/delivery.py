@@ -7,6 +7,7 @@ own), so an unreachable contact point is retried and logged without ever holding
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import requests
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from core.alerts.rules import SEVERITY_RANK, matches_all, parse_matchers
 from core.config import MASK, Settings, get_settings, mask_url, mask_urls_in_text
@@ -34,7 +35,16 @@ SETTINGS_CONTACTS = ("webhook", "email", "sentry")
 
 
 class DeliveryError(Exception):
-    """A contact point did not accept a notification; the message is one line without secrets."""
+    """A contact point did not accept a notification; the message is one line without secrets. FINAL: trying again
+    cannot help (the request itself was refused), so it is not retried."""
+
+    def __init__(self, message: str, *, final: bool = False) -> None:
+        super().__init__(message)
+        self.final = final
+
+
+# Answers that a later attempt may change: a timeout, a rate limit, a conflict. Other 4xx refuse the request itself.
+RETRIED_4XX = (408, 409, 425, 429)
 
 
 @dataclass(frozen=True)
@@ -192,14 +202,15 @@ def test_payload() -> dict[str, Any]:
 
 # --- sending ---------------------------------------------------------------------------------------------------
 
-def send(contact: ContactPoint, payload: dict[str, Any], settings: Settings) -> None:
-    """Send PAYLOAD to CONTACT once; raise DeliveryError (one line, no secrets) when it is not accepted."""
+def send(contact: ContactPoint, payload: dict[str, Any], settings: Settings, *, event_id: str | None = None) -> None:
+    """Send PAYLOAD to CONTACT once; raise DeliveryError (one line, no secrets) when it is not accepted. EVENT_ID
+    names a Sentry event (the same for each attempt of one notification)."""
     if contact.kind == "webhook":
         _post(contact.target, {"text": payload["text"], **payload}, settings, ok=range(200, 300))
     elif contact.kind == "email":
         _send_email(contact.target, payload, settings)
     elif contact.kind == "sentry":
-        _send_sentry(payload, settings)
+        _send_sentry(payload, settings, event_id or uuid.uuid4().hex)
     else:
         raise DeliveryError(f"unknown contact point kind {contact.kind!r}")
 
@@ -216,7 +227,8 @@ def _post(url: str, body: dict[str, Any] | bytes, settings: Settings, *, ok: ran
         kind = "timed out" if isinstance(exc, requests.Timeout) else f"could not be reached ({type(exc).__name__})"
         raise DeliveryError(f"{shown} {kind}") from None
     if resp.status_code not in ok:
-        raise DeliveryError(f"{shown} answered HTTP {resp.status_code}")
+        final = 400 <= resp.status_code < 500 and resp.status_code not in RETRIED_4XX
+        raise DeliveryError(f"{shown} answered HTTP {resp.status_code}", final=final)
 
 
 def _send_email(to: str, payload: dict[str, Any], s: Settings) -> None:
@@ -237,7 +249,7 @@ def _email_text(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _send_sentry(payload: dict[str, Any], s: Settings) -> None:
+def _send_sentry(payload: dict[str, Any], s: Settings, event_id: str) -> None:
     # Straight to the ingest, not through the SDK: the SDK sends on a thread of its own and drops a refused
     # event silently, so "delivered" could not be told from "lost".
     if not s.sentry_dsn:
@@ -246,20 +258,21 @@ def _send_sentry(payload: dict[str, Any], s: Settings) -> None:
 
     level = "error" if payload["status"] == "firing" and not payload.get("test") else "info"
     tags = {"alert_group": payload["group"][:200], "alert_status": payload["status"]}
-    url, body, headers = envelope_request(s, message=payload["text"], level=level, tags=tags, component="alerts")
+    url, body, headers = envelope_request(s, message=payload["text"], level=level, tags=tags, component="alerts",
+                                          event_id=event_id)
     _post(url, body, s, ok=range(200, 300), headers=headers, name="the Sentry ingest")
 
 
 def send_with_retries(contact: ContactPoint, payload: dict[str, Any], settings: Settings) -> tuple[int, str | None]:
     """Send with retries and exponential backoff; returns (attempts, error or None)."""
-    attempts = 0
+    attempts, event_id = 0, uuid.uuid4().hex  # every attempt is the same event: an ingest keeps one
     try:
         for attempt in Retrying(stop=stop_after_attempt(settings.alert_retry_attempts), reraise=True,
                                 wait=wait_exponential(multiplier=settings.alert_retry_base_seconds, max=30),
-                                retry=retry_if_exception_type(DeliveryError)):
+                                retry=retry_if_exception(lambda e: isinstance(e, DeliveryError) and not e.final)):
             with attempt:
                 attempts += 1
-                send(contact, payload, settings)
+                send(contact, payload, settings, event_id=event_id)
     except DeliveryError as exc:
         return attempts, str(exc)
     return attempts, None

@@ -3,6 +3,7 @@ SendGrid), silences, the repeat interval, two evaluators, invalid rules, an unre
 mitigations through the controls services and AUTO_ROLLBACK."""
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -340,25 +341,31 @@ def test_a_sentry_contact_point_sends_an_event(engine: Engine, db_url: str) -> N
         sentry.stop()
 
 
-def test_a_sentry_ingest_that_refuses_the_event_is_a_failed_delivery(engine: Engine, db_url: str) -> None:
-    """The SDK drops a refused event silently; `alerts test` must not call it delivered."""
+@pytest.mark.parametrize("status, attempts", [(403, 1), (503, 3)])
+def test_a_sentry_ingest_that_refuses_the_event_is_a_failed_delivery(engine: Engine, db_url: str, status: int,
+                                                                     attempts: int) -> None:
+    """The SDK drops a refused event silently; `alerts test` must not call it delivered. A refusal of the request
+    (403) is not tried again; an outage (503) is, with the same event id, so an ingest that did keep an attempt
+    keeps one event; and the secret key of the DSN never travels in the body."""
     import os
     import subprocess
     import sys
 
     from tests.support.fake_sentry import FakeSentry
 
-    sentry = FakeSentry(status=403).start()
+    sentry = FakeSentry(status=status).start()
     try:
-        env = {**os.environ, "DATABASE_URL": db_url, "SENTRY_DSN": sentry.dsn, "ALERT_RETRY_ATTEMPTS": "2",
+        dsn = sentry.dsn.replace("http://public@", "http://public:s3cr3t@")
+        env = {**os.environ, "DATABASE_URL": db_url, "SENTRY_DSN": dsn, "ALERT_RETRY_ATTEMPTS": "3",
                "ALERT_RETRY_BASE_SECONDS": "0.01"}
         done = subprocess.run([sys.executable, "-m", "core", "alerts", "test", "--contact", "sentry"], env=env,
                               capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode != 0
         assert "delivered" not in done.stdout
         out = done.stdout + done.stderr
-        assert "the Sentry ingest answered HTTP 403" in out and "public@" not in out
-        assert "Traceback" not in out
+        assert f"the Sentry ingest answered HTTP {status}" in out and "s3cr3t" not in out and "Traceback" not in out
+        assert len(sentry.attempts) == attempts and len({event_id for event_id, _ in sentry.attempts}) == 1
+        assert all("s3cr3t" not in json.dumps(header) for _, header in sentry.attempts)
     finally:
         sentry.stop()
 

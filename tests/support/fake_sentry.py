@@ -46,6 +46,7 @@ class FakeSentry:
 
     def __init__(self, *, status: int = 200) -> None:
         self.status = status  # what the ingest answers; a refusal keeps nothing
+        self.attempts: list[tuple[str, dict[str, Any]]] = []  # (event id, envelope header) of every POST, refused too
         self.events: list[dict[str, Any]] = []
         self.envelopes = 0
         self._lock = threading.Lock()
@@ -91,8 +92,11 @@ class FakeSentry:
 
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                raw = decode_body(body, self.headers.get("Content-Encoding", ""))
+                header = json.loads(raw.partition(b"\n")[0] or b"{}")
+                fake.attempts.append((header.get("event_id", ""), header))
                 if fake.status == 200:
-                    fake._receive(decode_body(body, self.headers.get("Content-Encoding", "")), self.path)
+                    fake._receive(raw, self.path)
                 reply = b'{"id": "0"}' if fake.status == 200 else b'{"detail": "refused"}'
                 self.send_response(fake.status)
                 self.send_header("Content-Type", "application/json")
