@@ -68,7 +68,8 @@ def make_engine(url: str, *, connect_timeout: int = 5, application_name: str = "
             path = Path(parsed.database)
             if create:
                 _make_folder(path)
-            else:  # open, never make: a typo must not leave an empty database (and folders) behind
+            elif not parsed.query:  # open, never make: a typo must not leave an empty database (and folders) behind
+                # (A URL with options of its own, such as uri=true or timeout, is opened as it says.)
                 extra["creator"] = functools.partial(_open_existing_sqlite, path)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True,
                                **extra)

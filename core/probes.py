@@ -12,12 +12,13 @@ from sqlalchemy import Engine, insert
 
 from core import rollups
 from core.audit_anchor import anchor_head
-from core.partitions import ensure_partitions
-from core.rollups_daily import refresh_daily
 from core.auth import system_actor
+from core.config import mask_url
 from core.db import read_session, write_bind
 from core.models import HealthProbe, utcnow
+from core.partitions import ensure_partitions
 from core.queries import metrics
+from core.rollups_daily import refresh_daily
 
 PROBE_TIMEOUT_SECONDS = 2.0
 
@@ -53,7 +54,8 @@ def run_once(engine: Engine, urls: Sequence[str]) -> list[dict]:
     now = utcnow()
     with write_bind(engine).begin() as conn:
         if results:
-            conn.execute(insert(HealthProbe), [{**r, "checked_at": now} for r in results])
+            # Stored masked (house rule 10): a probed URL may carry a password or a token in its query.
+            conn.execute(insert(HealthProbe), [{**r, "url": mask_url(r["url"]), "checked_at": now} for r in results])
         rollups.record_db_time(conn, source="probe", samples_ms=samples, at=now)
         refresh_daily(conn, stale_only=True)  # only days a late completion changed, not the last three each cycle
         ensure_partitions(conn, now)  # next months' partitions exist long before their first row (PostgreSQL)

@@ -7,6 +7,8 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from core.config import mask_url
+
 STATUS_COLOURS = {"completed": "#16a34a", "failed": "#dc2626", "opted_out": "#a3a3a3", "still open": "#93c5fd"}
 
 
@@ -63,14 +65,15 @@ def probe_latency(probes: list[dict[str, Any]], window: tuple[datetime, datetime
     browser tens of milliseconds to draw on every click)."""
     fig = go.Figure()
     for i, probe in enumerate(probes):
+        url = mask_url(probe["url"])  # rows stored before URLs were masked at the source
         df = pd.DataFrame(probe["points"], columns=["checked_at", "latency_ms", "ok"])
         df["checked_at"] = pd.to_datetime(df["checked_at"], utc=True).dt.tz_localize(None)
         colour = PROBE_COLOURS[i % len(PROBE_COLOURS)]
-        fig.add_trace(go.Scatter(x=df["checked_at"], y=df["latency_ms"], mode="lines+markers", name=probe["url"],
-                                 legendgroup=probe["url"], line={"color": colour}, marker={"size": 5}))
+        fig.add_trace(go.Scatter(x=df["checked_at"], y=df["latency_ms"], mode="lines+markers", name=url,
+                                 legendgroup=url, line={"color": colour}, marker={"size": 5}))
         down = df[~df["ok"].astype(bool)]
-        fig.add_trace(go.Scatter(x=down["checked_at"], y=[0] * len(down), mode="markers", legendgroup=probe["url"],
-                                 name=f"{probe['url']} down", showlegend=len(down) > 0,
+        fig.add_trace(go.Scatter(x=down["checked_at"], y=[0] * len(down), mode="markers", legendgroup=url,
+                                 name=f"{url} down", showlegend=len(down) > 0,
                                  marker={"color": "#dc2626", "size": 9, "symbol": "x"}))
     fig.update_yaxes(title="ms", rangemode="tozero")
     # The axis spans the window, so one point (a new prober, or hourly averages) sits at its time, not alone

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 
+from core.auth import Actor
 from core.cli.common import actor_from_args, seconds, shop_id, whole
 from core.config import get_settings, mask_url
 from core.db import get_engine
@@ -67,19 +68,19 @@ def enqueue(args: argparse.Namespace) -> int:
                                     uow=UnitOfWork(get_engine()), action=action[0])
         print(f"enqueued {len(ids)} conversations ({ids[0]}…{ids[-1]})", flush=True)
         if action[0]:
-            _warn_held_back(ids)
+            _warn_held_back(actor, ids)
         action[0] = None  # demo traffic is audited once, when it starts
 
     return repeat(batch, every=args.every)
 
 
-def _warn_held_back(ids: list[int]) -> None:
+def _warn_held_back(actor: Actor, ids: list[int]) -> None:
     """Say when the switch keeps what was just queued from starting: otherwise it only looks like a stuck worker."""
     from core.db import read_session
     from core.queries.settings import held_back
 
     with read_session(get_engine()) as s:
-        waiting, state = held_back(s, ids)
+        waiting, state = held_back(s, actor=actor, conversation_ids=ids)
     if waiting:
         why = "the agent system is off" if not state.running else f"the switch is in {state.mode} mode"
         if state.running and state.disabled_agent_types:

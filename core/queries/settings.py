@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.auth import Actor
 from core.config import get_settings
 from core.models import AgentSettings
 
@@ -108,10 +109,14 @@ def get_activation_state(session: Session) -> ActivationState:
     return state_of(row)
 
 
-def held_back(session: Session, conversation_ids: Iterable[int]) -> tuple[int, ActivationState]:
-    """How many of these conversations the switch keeps from starting now, and the switch that says so."""
+def held_back(session: Session, *, actor: Actor, conversation_ids: Iterable[int]) -> tuple[int, ActivationState]:
+    """How many of these conversations the switch keeps from starting now, and the switch that says so (for whoever
+    may queue conversations)."""
+    from core.auth import Permission
     from core.models import Conversation, Shop
+    from core.queries.scope import require_read
 
+    require_read(actor, Permission.CONTROL_SYSTEM)
     state = get_activation_state(session)
     ids = list(conversation_ids)
     rows = session.execute(select(Conversation.shop_id, Conversation.agent_type)

@@ -191,8 +191,8 @@ def restore_agent_tables(*, actor: Actor, uow: UnitOfWork, path: Path,
     backup = read_backup(path)
     here = database_origin(uow.engine)
     if backup.origin not in (None, here) and not from_another_database:
-        raise Conflict(f"{path} was written from another database ({backup.origin}); this is {here}. Nothing was "
-                       "restored; if these tables belong here, restore with --from-another-database.")
+        raise Conflict(f"{path} was written from another database ({backup.origin}), not this one ({here}), so "
+                       "nothing was restored; if these tables belong here, restore with --from-another-database.")
     with uow:
         current = _current_settings(uow)
         Base.metadata.create_all(uow.session.connection(), tables=[Base.metadata.tables[t] for t in agent_tables()])

@@ -168,3 +168,21 @@ def test_a_month_of_uptime_is_not_claimed_from_an_hour_of_probes(console_db: Eng
     assert re.search(r"uptime 0\.0 % of 1 probe, \d\d:\d\d–\d\d:\d\d UTC \(none earlier in the last 30d\)", text), text
     labels = [m.label for m in at.metric]
     assert "Worker memory growth (now)" in labels and "Worker CPU (now)" in labels
+
+
+def test_a_probed_url_with_a_secret_is_stored_and_shown_masked(console_db: Engine) -> None:
+    """The probe stored the URL as configured (password and token included), and the page's legend showed it."""
+    from sqlalchemy import select
+
+    from core.db import read_session
+    from core.models import HealthProbe
+    from core.probes import run_once
+
+    run_once(console_db, ["http://probe:s3cret@127.0.0.1:1/health?token=abc123"])
+    with read_session(console_db) as s:
+        assert s.scalars(select(HealthProbe.url)).all() == ["http://probe:***@127.0.0.1:1/health?token=***"]
+    at = sign_in(open_app(), "engineer")
+    assert not at.exception
+    shown = body_text(at) + " ".join(c.proto.spec for c in at.get("plotly_chart"))
+    assert "http://probe:***@127.0.0.1:1/health?token=***: DOWN" in shown
+    assert "s3cret" not in shown and "abc123" not in shown

@@ -120,3 +120,13 @@ def test_the_api_points_at_its_docs_only_where_it_serves_them(tmp_path: Path, en
         proc.terminate()
         proc.wait(timeout=20)
     assert first == f"agent API on http://127.0.0.1:{port}{docs}\n"
+
+
+def test_a_sqlite_url_with_options_of_its_own_opens_as_it_says(tmp_path: Path) -> None:
+    """`db setup` accepted sqlite:///file:…?mode=ro&uri=true and every other command then failed to open it."""
+    made = _core("db", "setup", url=f"sqlite:///{tmp_path / 'a.db'}")
+    assert made.returncode == 0, made.stderr
+    url = f"sqlite:///file:{tmp_path / 'a.db'}?mode=ro&uri=true"
+    proc = _core("status", url=url)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("agent system: STOPPED (mode off, settings version 1)")

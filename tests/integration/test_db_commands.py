@@ -332,8 +332,9 @@ def test_a_backup_of_another_database_is_restored_only_when_asked(engine: Engine
     engine = _use_database(monkeypatch, here)
     assert main(["db", "restore", backup]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"error: {backup} was written from another database (sqlite {other}); this is "), err
-    assert err.endswith("Nothing was restored; if these tables belong here, restore with --from-another-database.")
+    assert err.startswith(f"error: {backup} was written from another database (sqlite {other}), not this one ("), err
+    assert err.endswith("), so nothing was restored; if these tables belong here, restore with "
+                        "--from-another-database.")
     assert main(["db", "verify"]) == 1  # the agent tables are still gone
     assert main(["db", "restore", backup, "--from-another-database"]) == 0
     assert counts(engine) == (shops, clients, 60)
