@@ -50,6 +50,7 @@ class Metric:
     read: Reader
     scoped: bool = False  # takes an agent-type / shop scope
     conversations: bool = False  # the conversations behind it can be listed (a link from the alert)
+    signed: bool = False  # may be below zero (a difference); counts, rates and times never are
 
 
 def window_start(scope: Scope, now: datetime) -> datetime:
@@ -238,9 +239,9 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("error_rate", "Error rate (share of finished conversations)", "", error_rate, scoped=True, conversations=True),
     Metric("failed_conversations", "Failed conversations", "", failed_conversations, scoped=True, conversations=True),
     Metric("opt_out_over_baseline_pp", "Opt-out rate above its 7-day baseline", "pp", opt_out_over_baseline,
-           scoped=True, conversations=True),
+           scoped=True, conversations=True, signed=True),
     Metric("worker_memory_growth_mb", "Worker memory growth", "MB",
-           _live_max("growth")),
+           _live_max("growth"), signed=True),
     Metric("worker_memory_mb", "Worker memory", "MB", _live_max("rss")),
     Metric("worker_cpu_percent", "Worker CPU", "%", _live_max("cpu")),
     Metric("worker_heartbeat_age_s", "Seconds since the last worker heartbeat", "s", heartbeat_age),

@@ -93,6 +93,9 @@ def validate_rule(spec: dict[str, Any]) -> dict[str, Any]:
         raise UserInputError("A rule needs a threshold: a number or the name of a setting.")
     else:
         out["threshold"] = finite_number(out["threshold"], "The threshold")
+        if out["threshold"] < 0 and not metric.signed:  # a count, rate or time: such a rule fires at once, always
+            raise UserInputError(f"The threshold of {metric.label.lower()} cannot be below 0, as the metric never is "
+                                 f"(got {out['threshold']:g}).")
     for name in ("pending_setting", "window_setting"):
         if out.get(name):
             _number_setting(out[name], name.split("_")[0])
@@ -192,6 +195,22 @@ def parse_matchers(texts: list[str] | str) -> list[Matcher]:
                 raise UserInputError(f"Bad matcher {text.strip()!r}: the regular expression is invalid ({exc}).") from None
         out.append(Matcher(m.group(1), m.group(2), m.group(3)))
     return out
+
+
+# The labels an alert carries (alert_labels): its rule's identity and scope, and a probe series' URL. A rule's own
+# labels (AlertRule.labels) add more: the caller passes them.
+BUILT_IN_LABELS = frozenset({"rule", "metric", "severity", "agent_type", "shop", "rollback_trigger", "url"})
+
+
+def check_matcher_labels(matchers: list[Matcher], custom: set[str]) -> None:
+    """A matcher on a label no alert carries, or `shop` compared to something other than a shop id, could never
+    match (a silence or a route written with a typo): one sentence (UserInputError)."""
+    known = BUILT_IN_LABELS | custom
+    for m in matchers:
+        if m.label not in known:
+            raise UserInputError(f"No alert has a label {m.label!r}; labels are {', '.join(sorted(known))}.")
+        if m.label == "shop" and m.op in ("=", "!=") and not m.value.isdigit():
+            raise UserInputError(f"shop{m.op}{m.value} names no shop: a shop is its number, such as shop=1.")
 
 
 def matches_all(matchers: list[Matcher], labels: dict[str, str]) -> bool:

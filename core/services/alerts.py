@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from core import audit
 from core.alerts.delivery import SETTINGS_CONTACTS, deliver_pending, list_contact_points, mask_webhook, test_payload
-from core.alerts.rules import DEFAULT_RULES, parse_matchers, validate_rule
+from core.alerts.rules import DEFAULT_RULES, check_matcher_labels, parse_matchers, validate_rule
 from core.auth import Actor, Permission
 from core.config import get_settings
 from core.errors import Conflict, NotFound, UserInputError
@@ -134,6 +134,11 @@ def _check_contact(name: str, kind: str, target: str, min_severity: str, matcher
     parse_matchers(matchers)
 
 
+def _custom_labels(uow: UnitOfWork) -> set[str]:
+    """The label names the rules add of their own (AlertRule.labels)."""
+    return {name for labels in uow.session.scalars(select(AlertRule.labels)) for name in (labels or {})}
+
+
 def save_contact_point(*, actor: Actor, name: str, kind: str, target: str, uow: UnitOfWork,
                        min_severity: str = "warning", matchers: list[str] | None = None,
                        group_by: list[str] | None = None, repeat_minutes: float | None = None,
@@ -143,6 +148,7 @@ def save_contact_point(*, actor: Actor, name: str, kind: str, target: str, uow: 
     with uow:
         require(uow, actor, Permission.CHECKLIST, action="alert_contact.save", target=f"contact {name}")
         _check_contact(name, kind, target.strip(), min_severity, matchers)
+        check_matcher_labels(parse_matchers(matchers), _custom_labels(uow))
         if repeat_minutes is not None and repeat_minutes <= 0:
             raise UserInputError("The repeat interval must be a positive number of minutes.")
         row = uow.session.scalars(select(AlertContact).where(AlertContact.name == name)).one_or_none()
@@ -187,6 +193,7 @@ def create_silence(*, actor: Actor, matchers: list[str] | str, minutes: float, r
         parsed = parse_matchers(matchers)
         if not parsed:
             raise UserInputError("A silence needs at least one matcher, such as rule=error_rate.")
+        check_matcher_labels(parsed, _custom_labels(uow))
         length = finite_number(minutes or 0, "A silence's minutes")
         if not 0 < length <= MAX_SILENCE_MINUTES:
             got = f"{length:,.0f}" if float(length).is_integer() else f"{length:g}"

@@ -593,3 +593,30 @@ def test_a_removed_rules_ids_and_its_alerts_ids_are_never_given_again(engine: En
     evaluate(engine, owner="a", now=utcnow())
     assert second_rule > first_rule and newest_alert() > removed_alert
     assert main(["alerts", "ack", str(removed_alert), "--comment", "from an old notification"]) != 0
+
+
+def test_a_threshold_below_zero_is_refused_where_the_metric_never_is(engine: Engine) -> None:
+    """Saved, a failed-conversations rule at -5 fired at once and for ever."""
+    for metric in ("failed_conversations", "error_rate", "response_p95_ms"):
+        with pytest.raises(UserInputError, match=r"cannot be below 0, as the metric never is \(got -5\)"):
+            rule(engine, key=f"neg_{metric}", metric=metric, threshold=-5)
+    assert rule(engine, key="opt_out_drop", metric="opt_out_over_baseline_pp", op="<", threshold=-2)
+
+
+def test_a_silence_or_route_on_a_label_no_alert_has_is_refused(engine: Engine) -> None:
+    """`rul=opt_out_rate` and `shop=abc` were accepted and listed as active silences that could never match."""
+    def silence(matchers: str) -> int:
+        return alerts.create_silence(actor=ENGINEER, matchers=matchers, minutes=30, reason="maintenance",
+                                     uow=UnitOfWork(engine))
+
+    with pytest.raises(UserInputError, match="No alert has a label 'rul'; labels are "):
+        silence("rul=opt_out_rate")
+    with pytest.raises(UserInputError, match="shop=abc names no shop: a shop is its number, such as shop=1."):
+        silence("shop=abc")
+    with pytest.raises(UserInputError, match="No alert has a label 'team'"):
+        alerts.save_contact_point(actor=ENGINEER, name="pager", kind="webhook", target="http://127.0.0.1:1/h",
+                                  matchers=["team=payments"], uow=UnitOfWork(engine))
+    rule(engine, labels={"team": "payments"})  # a rule's own label is a label alerts carry
+    assert silence("team=payments, shop!=2, rule=~t_.*") > 0
+    assert alerts.save_contact_point(actor=ENGINEER, name="pager", kind="webhook", target="http://127.0.0.1:1/h",
+                                     matchers=["team=payments"], uow=UnitOfWork(engine)) > 0
