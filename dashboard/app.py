@@ -5,7 +5,7 @@ import streamlit as st
 
 from core.config import SettingsError, get_settings
 from core.sentry import init_sentry
-from dashboard import alert_widgets, components, context, signin
+from dashboard import alert_widgets, components, context, control_widgets, signin
 from dashboard.navigation import build_navigation, signed_out_navigation
 
 st.set_page_config(page_title="BookedBarber Agent Ops", page_icon=":material/content_cut:", layout="wide")
@@ -28,6 +28,7 @@ try:
     context.persist(signed)
     page = build_navigation(signed.actor)  # first: its menu (or its one link) heads the sidebar
     components.identity_sidebar(signed, settings.environment)
+    control_widgets.sidebar_state()  # every role: is the agent system on, limited or stopped
     alert_widgets.sidebar_count(signed.actor)  # every role: how many alerts fire now (cached for a few seconds)
     signin.render_sign_out(signed.token)
     components.run_page(page)

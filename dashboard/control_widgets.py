@@ -10,7 +10,7 @@ from core.auth import Actor
 from core.queries.settings import ActivationState
 from core.services import controls
 from core.uow import UnitOfWork
-from dashboard.components import act, flash, form_key, nothing_picked, pick, reset_form
+from dashboard.components import act, flash, form_key, nothing_picked, pick, plain_md, reset_form
 
 SEEN_VERSION = "controls_seen_version"
 
@@ -23,6 +23,28 @@ def state_banner(state: ActivationState) -> None:
     st.text("\n".join([*state.scope_lines(), last]))  # a limited scope in full: "RUNNING mode limited" alone hid it
     if not state.env_enabled:
         st.warning("AGENT_SYSTEM_ENABLED=false in this environment: the system stays off whatever is set here.")
+
+
+def sidebar_state() -> None:
+    """The switch for every role, on every page: RUNNING, LIMITED (with its scope) or STOPPED, read fresh (not
+    cached: a kill must show at once). Agent health's numbers otherwise gave no hint why pending work climbed."""
+    from core.db import read_session
+    from core.queries.settings import get_activation_state
+    from dashboard.components import DATABASE_ERRORS
+
+    try:
+        with read_session() as s:
+            state = get_activation_state(s)
+    except DATABASE_ERRORS:
+        st.sidebar.caption("Agent system: unavailable")
+        return
+    if not state.running:
+        word, colour = "STOPPED", "red"
+    else:
+        word, colour = ("LIMITED", "orange") if state.mode == "limited" else ("RUNNING", "green")
+    st.sidebar.markdown(f"Agent system: :{colour}-badge[{word}]")
+    if state.running and state.scope_lines():
+        st.sidebar.caption(plain_md("; ".join(state.scope_lines())))
 
 
 def applied(form: str, new: Any) -> None:

@@ -99,6 +99,7 @@ def list_alerts(args: argparse.Namespace) -> int:
     with read_session() as s:
         rows = query(s, actor=actor_from_args(args), states=None if args.all else ("pending", "firing"))
     text = "\n".join(f"#{r['id']} {r['state']:8} {r['severity']:8} {r['rule']}: {r['name']} value {r['value']}"
+                     + (f" (silenced by silence {r['silenced_by']})" if r["silenced_by"] else "")
                      + (f" (acked by {r['acked_by']})" if r["acked_by"] else "") for r in rows) or "no alerts"
     emit(rows, as_json=args.json, text=text)
     return 0

@@ -485,3 +485,25 @@ def test_a_start_date_alone_lists_everything_from_that_day_on(console_db: Engine
     at.switch_page("../pages/audit.py").run()
     at.date_input[0].set_value((date.today() - timedelta(days=3),)).run()
     assert not at.exception and len(at.dataframe[0].value) > 0
+
+
+def test_every_role_sees_in_the_sidebar_whether_the_system_runs(console_db: Engine) -> None:
+    """Only Controls and `core status` said STOPPED or limited; Agent health showed pending work climbing unexplained."""
+    engineer = ROLE_ACTORS["engineer"]
+
+    def sidebar(at) -> list[str]:  # noqa: ANN001
+        return [m.value for m in at.sidebar.markdown] + [c.value for c in at.sidebar.caption]
+
+    at = sign_in(open_app(), "po")
+    assert not at.exception
+    assert "Agent system: :red-badge[STOPPED]" in sidebar(at)  # a new database starts with the system off
+    controls.set_activation(actor=engineer, mode="limited", shops=[1, 2], reason="staging step 3",
+                            uow=UnitOfWork(console_db))
+    at.run()
+    assert "Agent system: :orange-badge[LIMITED]" in sidebar(at) and "shops: 1, 2; agent types: all" in sidebar(at)
+    controls.set_activation(actor=engineer, mode="full", reason="all shops", uow=UnitOfWork(console_db))
+    at.run()
+    assert "Agent system: :green-badge[RUNNING]" in sidebar(at)
+    controls.engage_kill_switch(actor=engineer, reason="incident", uow=UnitOfWork(console_db))
+    at.run()
+    assert "Agent system: :red-badge[STOPPED]" in sidebar(at)

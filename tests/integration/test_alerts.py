@@ -620,3 +620,16 @@ def test_a_silence_or_route_on_a_label_no_alert_has_is_refused(engine: Engine) -
     assert silence("team=payments, shop!=2, rule=~t_.*") > 0
     assert alerts.save_contact_point(actor=ENGINEER, name="pager", kind="webhook", target="http://127.0.0.1:1/h",
                                      matchers=["team=payments"], uow=UnitOfWork(engine)) > 0
+
+
+def test_alerts_list_says_which_firing_alerts_are_silenced(engine: Engine, capsys: pytest.CaptureFixture) -> None:
+    """The console said "Firing 0 · Silenced 1" while `alerts list` showed the alert as plainly firing."""
+    refused_read(engine)
+    rule(engine, pending_seconds=0)
+    evaluate(engine, owner="a", now=utcnow())
+    sid = alerts.create_silence(actor=ENGINEER, matchers="rule=t_unauth", minutes=30, reason="maintenance",
+                                uow=UnitOfWork(engine))
+    capsys.readouterr()
+    assert main(["alerts", "list"]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert " firing " in line and line.endswith(f"(silenced by silence {sid})")
