@@ -70,6 +70,12 @@ def test_synthetic_conversation_goes_through_a_worker_and_is_removed(engine: Eng
     with read_session(engine) as s:
         actions = list(s.scalars(select(AuditRecord.action).order_by(AuditRecord.seq)))
     assert actions[-2:] == ["checklist.synthetic_conversation", "checklist.synthetic_cleanup"]
+    # Gone from the health figures too: the walkthrough found the 30-day tile one above the statuses below it.
+    from core.queries import metrics
+
+    with read_session(engine) as s:
+        summary = metrics.get_summary(s, actor=ADMIN, window_hours=24)
+    assert summary.conversations == 0 and sum(summary.by_status.values()) == 0 and summary.tokens == 0
 
 
 def test_synthetic_conversation_fails_without_a_worker_and_is_still_removed(engine: Engine, monkeypatch) -> None:
@@ -79,6 +85,10 @@ def test_synthetic_conversation_fails_without_a_worker_and_is_still_removed(engi
     out = integration.check_synthetic_conversation(context(engine))
     assert out.status == "fail" and "still pending" in out.detail and out.value["cleaned_up"]
     assert conversations(engine) == 0
+    from core.queries import metrics
+
+    with read_session(engine) as s:
+        assert metrics.get_summary(s, actor=ADMIN, window_hours=24).conversations == 0
 
 
 def test_synthetic_conversation_fails_when_the_system_is_off(engine: Engine) -> None:

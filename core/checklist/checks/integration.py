@@ -73,15 +73,22 @@ def _wait(ctx: CheckContext, conv_id: int, deadline: float) -> tuple[str, int]:
 
 
 def _remove(ctx: CheckContext, conv_id: int) -> bool:
-    """Delete the synthetic conversation unless a worker still holds it (audited either way)."""
+    """Delete the synthetic conversation unless a worker still holds it (audited either way), and take it out of
+    the health figures: the rollups from its hour are recomputed from the conversations that remain."""
+    from core import rollups
+
     with UnitOfWork(ctx.engine) as uow:
-        status = uow.session.scalar(select(Conversation.status).where(Conversation.id == conv_id))
+        status, created_at = uow.session.execute(select(Conversation.status, Conversation.created_at)
+                                                 .where(Conversation.id == conv_id)).one()
         held = status == "in_progress"
         if not held:  # no foreign key cascades to the review rows on PostgreSQL (partitioned): delete them here
             for table in REVIEW_TABLES:
                 uow.session.execute(text(f"DELETE FROM {table} WHERE conversation_id = :id"), {"id": conv_id})
             uow.session.execute(delete(Message).where(Message.conversation_id == conv_id))
             uow.session.execute(delete(Conversation).where(Conversation.id == conv_id))
+            # It was counted when queued and when answered: left in, Agent health counted a conversation (its
+            # reply time, tokens and cost) that no longer exists, one more after every checklist run.
+            rollups.rebuild(uow.session, since=created_at)
         audit.append(uow.session, actor=ctx.actor, action="checklist.synthetic_cleanup", target=f"conversation {conv_id}",
                      outcome="ok" if not held else "failed", reason="held by a worker" if held else "removed")
         uow.commit()
