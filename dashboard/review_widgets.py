@@ -132,3 +132,12 @@ def state_form(actor: Actor, t: dict[str, Any]) -> None:
                 reset_form(name)
                 flash(f"Conversation {t['id']} is {target}.")
                 st.rerun()
+
+
+def agreement_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Cohen's kappa per queue as text, "–" where a queue has no pair of reviews yet (the cells read None and {})."""
+    def cell(v: Any) -> str:
+        empty = v is None or (isinstance(v, float) and v != v) or (isinstance(v, dict | list) and not v)  # v != v: NaN
+        return "–" if empty else str(v)
+
+    return pd.DataFrame(rows).astype(object).map(cell)

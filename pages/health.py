@@ -94,6 +94,8 @@ def render_probes(probes: list[dict]) -> None:
         return
     for p in probes:
         state = "up" if p["ok"] else f"DOWN ({p['error'] or p['status_code']})"
+        if p["until"] - p["last_checked"] > PROBE_GAP:  # an endpoint no longer probed is not down "now"
+            state = f"not probed since {p['last_checked']:%H:%M} UTC (then {state.split(' (')[0]})"
         # The uptime is of the probes there are: a prober started an hour ago gives an hour, not the window.
         n, first = p["probes"], p["first_checked"]
         earlier = f" (none earlier in the last {window})" if first - p["since"] > PROBE_GAP else ""

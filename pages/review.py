@@ -101,7 +101,7 @@ st.caption("Conversations both the judge and a person rated. An offline-heuristi
 st.dataframe(pd.DataFrame(judge).astype(str) if judge else pd.DataFrame(), hide_index=True, width="stretch")
 if kappa:
     st.subheader("Agreement between reviewers (Cohen's kappa)")
-    st.dataframe(pd.DataFrame(kappa).astype(str), hide_index=True, width="stretch")
+    st.dataframe(review_widgets.agreement_table(kappa), hide_index=True, width="stretch")
 
 st.subheader("Flagged patterns")
 st.dataframe(pd.DataFrame(patterns) if patterns else pd.DataFrame(), hide_index=True, width="stretch")

@@ -110,6 +110,7 @@ def parse_filter(raw: dict[str, Any]) -> ConversationFilter:
     if rating is not None and not settings.review_rating_min <= rating <= settings.review_rating_max:
         raise UserInputError(f"rating must be between {settings.review_rating_min} and {settings.review_rating_max}.")
     search = (raw.get("search") or "").strip() or None
+    scale = {"low": settings.review_rating_min, "high": settings.review_rating_max}  # the judge scores on it too
     f = ConversationFilter(
         status=_choice(raw.get("status"), STATUSES, "status"),
         agent_type=_choice(raw.get("agent_type"), AGENT_TYPES, "agent type"),
@@ -119,8 +120,8 @@ def parse_filter(raw: dict[str, Any]) -> ConversationFilter:
         until=parse_time(raw.get("until"), "until"),
         review_state=_choice(raw.get("review_state"), REVIEW_STATES, "review state"), rating=rating,
         flag=_choice(raw.get("flag"), settings.review_flag_names(), "flag"), has_error=_flag(raw.get("has_error")),
-        judge_min=_optional(raw.get("judge_min"), lambda v: finite_number(v, "Judge score at least")),
-        judge_max=_optional(raw.get("judge_max"), lambda v: finite_number(v, "Judge score at most")),
+        judge_min=_optional(raw.get("judge_min"), lambda v: finite_number(v, "Judge score at least", **scale)),
+        judge_max=_optional(raw.get("judge_max"), lambda v: finite_number(v, "Judge score at most", **scale)),
         search=search[:200] if search else None)
     if f.since and f.until and f.since >= f.until:
         raise UserInputError("since must be before until.")

@@ -186,3 +186,21 @@ def test_a_probed_url_with_a_secret_is_stored_and_shown_masked(console_db: Engin
     shown = body_text(at) + " ".join(c.proto.spec for c in at.get("plotly_chart"))
     assert "http://probe:***@127.0.0.1:1/health?token=***: DOWN" in shown
     assert "s3cret" not in shown and "abc123" not in shown
+
+
+def test_an_endpoint_no_longer_probed_is_not_shown_as_down_now(console_db: Engine) -> None:
+    """An old URL's one failed probe of the morning read "DOWN" all day, beside the endpoints probed now."""
+    from datetime import timedelta
+
+    from core.models import HealthProbe, utcnow
+    from core.probes import run_once
+
+    with console_db.begin() as conn:
+        conn.execute(HealthProbe.__table__.insert().values(url="http://127.0.0.1:8000/health", ok=False,
+                                                           error="Connection error", checked_at=utcnow() - timedelta(hours=2)))
+    run_once(console_db, ["http://127.0.0.1:1/health"])
+    at = sign_in(open_app(), "engineer")
+    assert not at.exception
+    text = body_text(at)
+    assert re.search(r"http://127\.0\.0\.1:8000/health: not probed since \d\d:\d\d UTC \(then DOWN\)", text), text
+    assert "http://127.0.0.1:1/health: DOWN (Connection error)" in text

@@ -183,7 +183,7 @@ def test_provider_and_judge_score_filters_on_the_page(console_db: Engine) -> Non
     assert not at.exception and len(at.dataframe[0].value) == 0
     at.text_input(key="f_judge_min").set_value("lots")
     at = submit(at, "conv_filter_form")
-    assert not at.exception and shown(at.error) == ["Judge score at least must be a number (got 'lots')."]
+    assert not at.exception and shown(at.error) == ["Judge score at least must be a number from 1 to 5 (got 'lots')."]
     assert at.text_input(key="f_judge_min").value == "lots"  # the form keeps what was typed
 
 

@@ -61,6 +61,9 @@ def test_a_role_change_to_a_scoped_role_needs_shops_that_exist(engine: Engine) -
     ({"judge_min": "nan"}, "Judge score at least must be a number"),
     ({"judge_max": "1e400"}, "Judge score at most must be a number"),
     ({"judge_min": "4", "judge_max": "2"}, "at least cannot be above"),
+    # The judge scores on the review scale (1-5): "at least 9" showed 0 conversations without a word why.
+    ({"judge_min": "9"}, r"Judge score at least must be a number from 1 to 5 \(got '9'\)"),
+    ({"judge_max": "0"}, r"Judge score at most must be a number from 1 to 5 \(got '0'\)"),
 ])
 def test_conversation_filters_refuse_numbers_no_row_can_match(raw: dict, error: str) -> None:
     with pytest.raises(UserInputError, match=error):

@@ -20,3 +20,13 @@ def test_a_textbook_case() -> None:
 def test_undefined_without_pairs_or_with_one_label_only() -> None:
     assert cohen_kappa([]) is None
     assert cohen_kappa([(3, 3), (3, 3)]) is None
+
+
+def test_a_queue_without_a_pair_of_reviews_reads_as_a_dash_not_python() -> None:
+    """The page showed "failed | 0 | None | {}" under Agreement between reviewers."""
+    from dashboard.review_widgets import agreement_table
+
+    table = agreement_table([{"queue": "failed", "pairs": 0, "kappa": None, "matrix": {}},
+                             {"queue": "complaints", "pairs": 4, "kappa": 0.5, "matrix": {"1/1": 2}}])
+    assert table.to_dict("records") == [{"queue": "failed", "pairs": "0", "kappa": "–", "matrix": "–"},
+                                        {"queue": "complaints", "pairs": "4", "kappa": "0.5", "matrix": "{'1/1': 2}"}]
