@@ -42,6 +42,14 @@ def _forget_item() -> None:
 
 if reviewer and queues:
     st.subheader("Review")
+    item = st.session_state.get("review_item")
+    if item is None and "review_item" not in st.session_state:  # a reload: the lease outlives the browser tab
+        with read_session() as s:
+            item = st.session_state["review_item"] = held_item(s, actor=actor)
+    if item and "review_queue" not in st.session_state and item["queue"] in [q["queue"] for q in queues]:
+        # The picker shows the held item's queue: after a reload it showed the first queue, and the next item
+        # came from there.
+        st.session_state["review_queue"] = item["queue"]
     with st.form("next_item"):
         queue = st.selectbox("Queue", [q["queue"] for q in queues], key="review_queue")
         if st.form_submit_button("Next item", type="primary"):
@@ -53,9 +61,6 @@ if reviewer and queues:
                 else:
                     st.rerun()  # the Queues table above was drawn before the item was taken: held counts it now
     item = st.session_state.get("review_item")
-    if item is None and "review_item" not in st.session_state:  # a reload: the lease outlives the browser tab
-        with read_session() as s:
-            item = st.session_state["review_item"] = held_item(s, actor=actor)
     if item:
         st.caption(f"Reviewing item {item['item_id']} from the “{item['queue']}” queue; it is held for you until "
                    f"{item['lease_expires_at']:%H:%M:%S} UTC (Skip sends it to the back of the queue).")

@@ -110,6 +110,9 @@ def test_a_reload_mid_review_shows_the_held_item_again(console_db: Engine) -> No
     at = _open(sign_in(open_app(), "engineer"), "review.py")  # a new browser session: nothing in it yet
     assert not at.exception
     assert f"Conversation {held['conversation_id']}" in [h.value for h in at.subheader]
+    # The picker shows that item's queue ("opt-outs" is not the first): it showed the first, and Next item after
+    # the review then came from there.
+    assert at.selectbox(key="review_queue").value == "opt-outs" != at.selectbox(key="review_queue").options[0]
 
 
 def test_a_review_without_a_rating_keeps_the_error_on_screen(console_db: Engine) -> None:
