@@ -8,8 +8,10 @@ from core.uow import UnitOfWork
 from dashboard import cookies
 
 SESSION_KEY = "agentops_session"
+ENDED_KEY = "agentops_session_ended"  # a session this tab held has just ended
 OWNER_KEY = "_state_owner"  # whose this tab's state is
 # What survives a change of user: the session itself, the cookie's bookkeeping, and the markers of the run under way.
+# (agentops_session_ended is kept too: it starts with agentops_session.)
 _KEPT = ("agentops_session", "agentops_signed_in", "agentops_cookie_sealed", "_run_", "_banner_")
 
 
@@ -22,6 +24,7 @@ def current() -> SignedIn | None:
     signed = resume_session(token=token, uow=UnitOfWork())
     if signed is None:
         st.session_state.pop(SESSION_KEY, None)
+        st.session_state[ENDED_KEY] = True  # the sign-in form says why it is back
         cookies.forget()
         return None
     st.session_state[SESSION_KEY] = token
@@ -35,6 +38,7 @@ def session_still_open() -> bool:
     if signed is None:
         st.session_state.pop(SESSION_KEY, None)
         st.session_state.pop("agentops_signed_in", None)
+        st.session_state[ENDED_KEY] = token is not None
         return False
     st.session_state["agentops_signed_in"] = signed
     return True

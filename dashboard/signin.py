@@ -16,6 +16,9 @@ def render_sign_in() -> None:
     """The form; on success the page reruns signed in."""
     st.title("BookedBarber agent operations")
     st.caption(f"Environment: {get_settings().environment}")
+    if st.session_state.get(context.ENDED_KEY):  # a click after a demotion only showed this form, without a word
+        st.info("Your session has ended: you signed out elsewhere, it expired, or an admin changed your role, "
+                "password or access. Sign in again to go on.")
     with st.form("sign_in", clear_on_submit=False):
         username = st.text_input("User name", autocomplete="username")
         password = st.text_input("Password", type="password", autocomplete="current-password")
@@ -31,6 +34,7 @@ def render_sign_in() -> None:
         st.error(str(exc))
         return
     context.remember(signed)
+    st.session_state.pop(context.ENDED_KEY, None)
     st.rerun()
 
 

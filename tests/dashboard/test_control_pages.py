@@ -441,7 +441,7 @@ def test_admin_makes_an_engineer_a_support_user_of_a_shop_and_back(console_db: E
                                                  PASSWORD: "a long enough password"})
     at.selectbox(key="change_user").set_value("rosa").run()
     in_form(at, "change_role", "New role").set_value("support")
-    in_form(at, "change_role", "Shops (support and shop owners; empty keeps theirs)").input("2")
+    in_form(at, "change_role", "Shops (support and shop owners; empty keeps the ones they have now, if any)").input("2")
     at = submit(at, "change_role")
     assert not at.exception and not at.error
 
@@ -452,12 +452,12 @@ def test_admin_makes_an_engineer_a_support_user_of_a_shop_and_back(console_db: E
 
     assert rosa() == ("support", [2])
     in_form(at, "change_role", "New role").set_value("engineer")
-    in_form(at, "change_role", "Shops (support and shop owners; empty keeps theirs)").input("1")
+    in_form(at, "change_role", "Shops (support and shop owners; empty keeps the ones they have now, if any)").input("1")
     at = submit(at, "change_role")
     assert shown(at.error) == ["An engineer sees every shop; shops are for support users and shop owners (got 1)."]
-    assert in_form(at, "change_role", "Shops (support and shop owners; empty keeps theirs)").value == "1"
+    assert in_form(at, "change_role", "Shops (support and shop owners; empty keeps the ones they have now, if any)").value == "1"
     assert rosa() == ("support", [2])
-    in_form(at, "change_role", "Shops (support and shop owners; empty keeps theirs)").input("")
+    in_form(at, "change_role", "Shops (support and shop owners; empty keeps the ones they have now, if any)").input("")
     at = submit(at, "change_role")
     assert not at.error and rosa() == ("engineer", [])
 

@@ -71,11 +71,27 @@ def test_disabling_a_user_ends_their_session_at_the_next_rerun(console_db: Engin
     assert [b.label for b in at.button] == ["Sign in"]
 
 
-def test_role_change_ends_the_session(console_db: Engine) -> None:
+ENDED = ("Your session has ended: you signed out elsewhere, it expired, or an admin changed your role, password or "
+         "access. Sign in again to go on.")
+
+
+def test_role_change_ends_the_session_and_the_form_says_why(console_db: Engine) -> None:
+    """A demoted user's next click showed only the sign-in form, without a word."""
     at = sign_in(open_app(), "support")
     users.set_role(actor=ROLE_ACTORS["admin"], username="support", role="product_owner", uow=UnitOfWork(console_db))
     at.run()
     assert [b.label for b in at.button] == ["Sign in"]
+    assert [i.value for i in at.info if i.value.startswith("Your session")] == [ENDED]
+    sign_in(at, "engineer")  # someone signs in again: the sentence goes
+    assert not at.exception and not [i for i in at.info if i.value.startswith("Your session")]
+
+
+def test_signing_out_is_not_called_an_ended_session(console_db: Engine) -> None:
+    at = sign_in(open_app(), "engineer")
+    at.sidebar.button[0].click()
+    at.run()
+    assert [b.label for b in at.button] == ["Sign in"]
+    assert not [i for i in at.info if i.value.startswith("Your session")]
 
 
 def test_demo_users_cannot_sign_in_outside_development(console_db: Engine, monkeypatch) -> None:
