@@ -18,7 +18,7 @@ with read_session() as s:
     people = list_users(s, actor=actor)
 st.dataframe(pd.DataFrame(people), hide_index=True, width="stretch")
 ROLES = [r.value for r in (*CONSOLE_ROLES, Role.SHOP_OWNER, Role.ENTERPRISE_OWNER)]
-NEW_TOKEN = "_issued_token"  # (issuer, token) just issued, until its issuer dismisses it
+NEW_TOKEN = "_issued_token"  # {"issuer": …, "token": …} just issued, until its issuer dismisses it
 names = [p["user"] for p in people]
 
 
@@ -90,15 +90,18 @@ with token_tab:
     # The token just issued stays on screen, in place of the form, until its issuer says it is copied: a second
     # click that lands while the first one's run is under way then finds no form to submit (it used to issue a
     # second token, and the first was never shown), and no rerun can take the token off screen unread.
-    issuer, token = st.session_state.get(NEW_TOKEN) or (None, None)
-    if token and issuer == actor.username:
+    # Fetched before the service runs and written after it as a plain dict: every read or write of st.session_state
+    # is a point where Streamlit may stop this run for a newer click, and a run stopped between the commit and
+    # the write lost the token (never shown), while the replayed click issued a second one.
+    issued_box: dict[str, str] = st.session_state.setdefault(NEW_TOKEN, {})
+    if issued_box.get("token") and issued_box.get("issuer") == actor.username:
         st.warning("Copy the token now: it is stored only as a hash, and once dismissed it cannot be shown again.")
-        st.code(token, language=None)
+        st.code(issued_box["token"], language=None)
         if st.button("I have copied it", key="token_copied"):
-            st.session_state.pop(NEW_TOKEN)
+            issued_box.clear()
             st.rerun()
     else:
-        st.session_state.pop(NEW_TOKEN, None)  # another admin's, from before a sign-out in this browser
+        issued_box.clear()  # another admin's, from before a sign-out in this browser
         with st.form("issue_token"):
             cols = st.columns(2)
             owner = cols[0].selectbox("Token for", names, key="token_user")
@@ -107,7 +110,7 @@ with token_tab:
             issued = st.form_submit_button("Issue token")
         if issued and (new := act(lambda: tokens.create_token(actor=actor, username=owner,
                                                               expires_days=int(days), uow=UnitOfWork()))):
-            st.session_state[NEW_TOKEN] = (actor.username, new.value.token)
+            issued_box.update(issuer=actor.username, token=new.value.token)
             st.rerun()  # the list above and the revoke choice below then hold the new token
     active = {t["id"]: f"token {t['id']} ({t['user']})" for t in listed if t["state"] == "active"}
     revoke_id = components.pick(st, "Revoke token", active, key="revoke_pick", what="a token")

@@ -18,7 +18,8 @@ def test_engineer_switches_off_through_the_dialog(console: str, page: Page, engi
     sign_in(page, console, "engineer")
     expect(page.locator('[data-testid="stSidebarNav"]')).to_contain_text("Controls")
     open_page(page, console, "controls", "Controls")
-    expect(page.get_by_text("RUNNING")).to_be_visible(timeout=20_000)
+    main = page.get_by_test_id("stMainBlockContainer")  # the sidebar shows the state as well
+    expect(main.get_by_text("RUNNING")).to_be_visible(timeout=20_000)
     page.get_by_role("button", name="Turn off…").click()
     dialog = page.get_by_role("dialog")
     expect(dialog).to_contain_text("conversations in flight will finish")
@@ -30,12 +31,13 @@ def test_engineer_switches_off_through_the_dialog(console: str, page: Page, engi
     dialog.get_by_role("button", name="Turn off now").click(force=True)
     expect(page.get_by_text("while you were looking at version")).to_be_visible(timeout=20_000)
     expect(page.get_by_role("dialog")).to_have_count(0)
-    expect(page.get_by_text("RUNNING mode limited")).to_be_visible()
+    expect(main.get_by_text("RUNNING mode limited")).to_be_visible()
     page.get_by_role("button", name="Turn off…").click()
     expect(dialog).to_contain_text("conversations in flight will finish")
     dialog.get_by_label("Reason (required)").fill("e2e drill")
     dialog.get_by_role("button", name="Turn off now").click(force=True)  # once, as a person does
-    expect(page.get_by_text("STOPPED")).to_be_visible(timeout=20_000)
+    expect(main.get_by_text("STOPPED")).to_be_visible(timeout=20_000)
+    expect(page.get_by_test_id("stSidebarUserContent").get_by_text("STOPPED")).to_be_visible()
     no_error_box(page)
     with read_session(engine) as s:
         state = get_activation_state(s)
