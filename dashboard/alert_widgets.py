@@ -84,7 +84,7 @@ def act_form(actor: Actor, shown: list[dict[str, Any]]) -> None:
         if not st.form_submit_button("Apply to the alert", type="primary"):
             return
     if alert_id is None:
-        nothing_picked("an alert")
+        nothing_picked("an alert", key=f"{key}_alert")
         return
     if action == "acknowledge":
         done = act(lambda: alerts.acknowledge_alert(actor=actor, alert_id=alert_id, comment=reason, uow=UnitOfWork()))
@@ -200,7 +200,7 @@ def remove_form(actor: Actor, what: str, names: list[str]) -> None:
         if not c[1].form_submit_button(f"Remove {what}"):
             return
     if name is None:
-        nothing_picked(f"a {what}")
+        nothing_picked(f"a {what}", key=f"{key}_name")
         return
     remove = alerts.delete_rule if what == "rule" else alerts.delete_contact_point
     if act(lambda: remove(actor=actor, **{"key" if what == "rule" else "name": name}, uow=UnitOfWork())):
@@ -279,6 +279,6 @@ def silence_forms(actor: Actor, silences: list[dict[str, Any]]) -> None:
             if not st.form_submit_button("Expire silence now"):
                 return
         if sid is None:
-            nothing_picked("a silence")
+            nothing_picked("a silence", key=f"{key}_id")
         elif act(lambda: alerts.expire_silence(actor=actor, silence_id=sid, uow=UnitOfWork())):
             _done("alert_expire", f"Silence #{sid} expired.")

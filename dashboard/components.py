@@ -193,6 +193,10 @@ def plain_md(text: str) -> str:
     return _MARKDOWN_SPECIALS.sub(r"\\\1", text).replace("www.", "www\\.").replace("://", "\\://")
 
 
+_PICKS = "_picks"  # a pick's key → the options ({value: label}) it drew last
+_GONE = "_picks_gone"  # a pick's key → the labels of the options that left its list since the run before
+
+
 def act(fn: Callable[[], T]) -> Acted[T]:
     """Run a core service; a refusal, a conflict or bad input becomes one sentence on the page.
 
@@ -214,8 +218,15 @@ def pick(where: Any, label: str, options: dict[Any, str], *, key: str, what: str
     Streamlit puts a choice it no longer finds among the options back to the default, the first option unless
     there is none: a form submitted after someone else removed the chosen rule removed the first rule instead.
     Labels should name the thing (not its state), so that only a thing that is gone empties the choice."""
-    return where.selectbox(label, list(options), index=None, format_func=lambda v: options.get(v, str(v)), key=key,
-                           placeholder=f"Choose {what}")
+    value = where.selectbox(label, list(options), index=None, format_func=lambda v: options.get(v, str(v)), key=key,
+                            placeholder=f"Choose {what}")
+    # The options drawn last time tell `nothing_picked` what left the list since the person saw it: a choice of
+    # one of those comes back empty just like no choice at all, and only the first is someone else's doing.
+    drawn = st.session_state.setdefault(_PICKS, {})
+    before = drawn.get(key, {})
+    drawn[key] = dict(options)
+    st.session_state.setdefault(_GONE, {})[key] = [label for v, label in before.items() if v not in options]
+    return value
 
 
 def intent_button(where: Any, label: str, *, key: str, intent: str, value: Any) -> None:
@@ -235,9 +246,14 @@ def _remember_click(intent: str, value: Any) -> None:
     st.session_state[f"_clicked_{intent}"] = value
 
 
-def nothing_picked(what: str) -> None:
-    """The sentence for an action submitted without a choice (or with one that has just left the list)."""
-    st.error(f"Choose {what} first. If you had chosen one, it has just left the list (someone else acted on it).")
+def nothing_picked(what: str, *, key: str) -> None:
+    """The sentence for an action submitted without a choice, naming what left the list (drawn by `pick` under
+    KEY) since the person saw it."""
+    if gone := st.session_state.get(_GONE, {}).get(key):
+        st.error(f"{plain_md(', '.join(gone))} left the list since it was drawn (someone else acted on it): "
+                 f"choose {what} again.")
+    else:
+        st.error(f"Choose {what} first.")
 
 
 def form_key(name: str) -> str:

@@ -107,7 +107,7 @@ def agent_type_form(actor: Actor, state: ActivationState, agent_types: tuple[str
         if st.form_submit_button("Apply to the agent type"):
             enable = action == "Enable"
             if agent_type is None:
-                nothing_picked("an agent type")
+                nothing_picked("an agent type", key=f"{key}_type")
                 return
             if enable == (agent_type not in off):
                 st.info(f"{agent_type} is already {'enabled' if enable else 'disabled'}; nothing changed.")
@@ -143,7 +143,7 @@ def instance_form(actor: Actor, instances: list[dict[str, Any]]) -> None:
         if st.form_submit_button("Apply to the instance"):
             target = "active" if action == "Resume" else "paused"
             if picked is None:
-                nothing_picked("an instance")
+                nothing_picked("an instance", key=f"{key}_pick")
             elif not reason.strip():
                 st.error("A reason is required for every change to the agent system.")
             elif status[picked] == target:

@@ -82,7 +82,7 @@ def _withdraw_form(actor: Actor, runs: dict[int, str]) -> None:
         if not cols[2].form_submit_button("Withdraw"):
             return
     if picked is None:
-        nothing_picked("a request")
+        nothing_picked("a request", key=f"{key}_pick")
     elif act(lambda: rollbacks.withdraw_database_rollback(actor=actor, run_id=picked, reason=reason,
                                                          uow=UnitOfWork())):
         reset_form("withdraw_database")

@@ -121,7 +121,7 @@ if patterns and actor.can(Permission.CONTROL_SYSTEM):
         reason = st.text_input("Reason (required)", key=f"{key}_reason")
         submitted = st.form_submit_button("Disable this agent type", type="primary")
     if submitted and choice is None:
-        components.nothing_picked("a pattern")
+        components.nothing_picked("a pattern", key=f"{key}_pattern")
     elif submitted:
         p = by_name[choice]
         evidence = {"queue": st.session_state.get("review_queue") or "all", "filter": f"flag={p['flag']}",

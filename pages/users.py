@@ -116,6 +116,6 @@ with token_tab:
     revoke_id = components.pick(st, "Revoke token", active, key="revoke_pick", what="a token")
     if st.button("Revoke", key="do_revoke"):  # never disabled: a click whose token just went must be answered
         if revoke_id is None:
-            components.nothing_picked("a token")
+            components.nothing_picked("a token", key="revoke_pick")
         elif act(lambda: tokens.revoke_token(actor=actor, token_id=revoke_id, uow=UnitOfWork())):
             done("revoke", f"Token {revoke_id} revoked.")

@@ -21,7 +21,7 @@ from tests.dashboard.conftest import in_form, open_app, shown, sign_in, submit
 from tests.support.data import ROLE_ACTORS
 
 ENGINEER, ADMIN = ROLE_ACTORS["engineer"], ROLE_ACTORS["admin"]
-GONE = "If you had chosen one, it has just left the list (someone else acted on it)."
+GONE = "{} left the list since it was drawn (someone else acted on it): choose {} again."  # markdown source
 
 
 def _two_firing_rules(engine: Engine) -> None:
@@ -49,12 +49,13 @@ def _alert_of(engine: Engine, key: str) -> AlertState:
 def test_an_alert_chosen_then_removed_is_not_replaced_by_the_first_one(console_db: Engine) -> None:
     _two_firing_rules(console_db)
     at = _alerts_page("engineer")
-    in_form(at, "alert_act", "Alert").set_value(_alert_of(console_db, "b_second").id)
+    second = _alert_of(console_db, "b_second").id
+    in_form(at, "alert_act", "Alert").set_value(second)
     in_form(at, "alert_act", "Reason or comment (required)").input("looking into it")
     alerts.delete_rule(actor=ADMIN, key="b_second", uow=UnitOfWork(console_db))  # another engineer, meanwhile
     at = submit(at, "alert_act")
     assert not at.exception
-    assert [e.value for e in at.error] == [f"Choose an alert first. {GONE}"]
+    assert [e.value for e in at.error] == [GONE.format(f"#{second} b\\_second", "an alert")]
     assert _alert_of(console_db, "a_first").acked_by is None  # it acknowledged #1, the critical one, before
     assert in_form(at, "alert_act", "Reason or comment (required)").value == "looking into it"
 
@@ -65,7 +66,7 @@ def test_a_rule_chosen_for_removal_then_removed_removes_nothing_else(console_db:
     in_form(at, "alert_remove_rule", "Remove rule").set_value("b_second")
     alerts.delete_rule(actor=ADMIN, key="b_second", uow=UnitOfWork(console_db))
     at = submit(at, "alert_remove_rule")
-    assert [e.value for e in at.error] == [f"Choose a rule first. {GONE}"]
+    assert [e.value for e in at.error] == [GONE.format("b\\_second", "a rule")]
     with read_session(console_db) as s:
         assert s.scalars(select(AlertRule.key)).all() == ["a_first"]
 
@@ -79,7 +80,7 @@ def test_a_token_chosen_then_revoked_elsewhere_revokes_no_other(console_db: Engi
     tokens.revoke_token(actor=ADMIN, token_id=second.id, uow=UnitOfWork(console_db))  # the other admin
     at.button(key="do_revoke").click().run()
     assert not at.exception
-    assert [e.value for e in at.error] == [f"Choose a token first. {GONE}"]
+    assert [e.value for e in at.error] == [GONE.format(f"token {second.id} (po)", "a token")]
     with read_session(console_db) as s:
         assert s.get(ApiToken, first.id).revoked_at is None
 
@@ -92,7 +93,25 @@ def test_the_only_token_revoked_elsewhere_gets_a_sentence_not_silence(console_db
     at.selectbox(key="revoke_pick").set_value(only.id).run()
     tokens.revoke_token(actor=ADMIN, token_id=only.id, uow=UnitOfWork(console_db))  # the other admin
     at.button(key="do_revoke").click().run()
-    assert [e.value for e in at.error] == [f"Choose a token first. {GONE}"]
+    assert [e.value for e in at.error] == [GONE.format(f"token {only.id} (engineer)", "a token")]
+
+
+def test_revoke_with_nothing_chosen_asks_for_a_choice_and_blames_no_one(console_db: Engine) -> None:
+    """The walkthrough's finding: a click with nothing chosen was told someone else might have acted."""
+    token = tokens.create_token(actor=ADMIN, username="engineer", uow=UnitOfWork(console_db))
+    at = sign_in(open_app(), "admin")
+    at.switch_page("../pages/users.py").run()
+    at.button(key="do_revoke").click().run()
+    assert [e.value for e in at.error] == ["Choose a token first."]
+    at.selectbox(key="revoke_pick").set_value(token.id).run()
+    at.selectbox(key="revoke_pick").set_value(None).run()  # chosen, then emptied again by the person
+    at.button(key="do_revoke").click().run()
+    assert [e.value for e in at.error] == ["Choose a token first."]
+    at.selectbox(key="revoke_pick").set_value(token.id).run()
+    at.button(key="do_revoke").click().run()  # revoked by this admin: it leaves the list, and that is no news
+    assert not at.error
+    at.button(key="do_revoke").click().run()
+    assert [e.value for e in at.error] == ["Choose a token first."]
 
 
 def test_disable_clicked_after_someone_else_disabled_does_not_enable(console_db: Engine) -> None:
