@@ -16,12 +16,19 @@ SEEN_VERSION = "controls_seen_version"
 
 
 def state_banner(state: ActivationState) -> None:
-    """RUNNING or STOPPED, with who changed it, when and why."""
-    word, colour = ("RUNNING", "green") if state.running else ("STOPPED", "red")
+    """RUNNING or STOPPED as the live workers obey it, with who changed it, when and why."""
+    from core.db import read_session
+    from core.queries.settings import as_workers_see_it, workers_switch_line
+
+    with read_session() as s:
+        seen, live, off = as_workers_see_it(s)
+    word, colour = ("RUNNING", "green") if seen.running else ("STOPPED", "red")
     st.markdown(f":{colour}-background[**{word}**] mode **{state.mode}**, settings version {state.version}")
     last = f"Last change by {state.changed_by} at {state.changed_at:%Y-%m-%d %H:%M:%S} UTC: {state.reason}"
     st.text("\n".join([*state.scope_lines(), last]))  # a limited scope in full: "RUNNING mode limited" alone hid it
-    if not state.env_enabled:
+    if line := workers_switch_line(live, off):
+        st.warning(line[0].upper() + line[1:] + ".")
+    elif not live and not state.env_enabled:
         st.warning("AGENT_SYSTEM_ENABLED=false in this environment: the system stays off whatever is set here.")
 
 
@@ -29,12 +36,12 @@ def sidebar_state() -> None:
     """The switch for every role, on every page: RUNNING, LIMITED (with its scope) or STOPPED, read fresh (not
     cached: a kill must show at once). Agent health's numbers otherwise gave no hint why pending work climbed."""
     from core.db import read_session
-    from core.queries.settings import get_activation_state
+    from core.queries.settings import as_workers_see_it, workers_switch_line
     from dashboard.components import DATABASE_ERRORS
 
     try:
         with read_session() as s:
-            state = get_activation_state(s)
+            state, live, off = as_workers_see_it(s)
     except DATABASE_ERRORS:
         st.sidebar.caption("Agent system: unavailable")
         return
@@ -45,6 +52,8 @@ def sidebar_state() -> None:
     st.sidebar.markdown(f"Agent system: :{colour}-badge[{word}]")
     if state.running and state.scope_lines():
         st.sidebar.caption(plain_md("; ".join(state.scope_lines())))
+    if line := workers_switch_line(live, off):
+        st.sidebar.caption(plain_md(line[0].upper() + line[1:] + "."))
 
 
 def applied(form: str, new: Any) -> None:

@@ -79,11 +79,12 @@ def render_workers(workers: list[dict]) -> None:
     if not workers:
         st.info("No worker has reported in the last day. Start one with `python -m core worker`.")
         return
-    df = pd.DataFrame(workers)[["worker", "alive", "age_s", "in_flight", "processed", "settings_version", "breaker",
-                                "rss_mb", "rss_growth_mb", "cpu_percent"]]
+    df = pd.DataFrame(workers)[["worker", "alive", "env_enabled", "age_s", "in_flight", "processed",
+                                "settings_version", "breaker", "rss_mb", "rss_growth_mb", "cpu_percent"]]
     df["age_s"] = df["age_s"].round(1)
-    st.dataframe(df.rename(columns={"age_s": "last heartbeat (s ago)", "settings_version": "settings version seen"}),
-                 hide_index=True, width="stretch")
+    # A worker's own AGENT_SYSTEM_ENABLED=false starts nothing whatever the stored switch says.
+    st.dataframe(df.rename(columns={"age_s": "last heartbeat (s ago)", "settings_version": "settings version seen",
+                                    "env_enabled": "AGENT_SYSTEM_ENABLED"}), hide_index=True, width="stretch")
 
 
 def render_probes(probes: list[dict]) -> None:

@@ -13,7 +13,7 @@ from core.db import read_session
 from core.models import AuditHead, WorkerHeartbeat, utcnow
 from core.queries.health import live_worker_conditions
 from core.queries.metrics import get_summary
-from core.queries.settings import get_activation_state
+from core.queries.settings import as_workers_see_it
 
 
 class AgentStateCollector(Collector):
@@ -25,7 +25,7 @@ class AgentStateCollector(Collector):
     def _read(self) -> tuple:
         with read_session(self.engine) as s:
             summary = get_summary(s, actor=system_actor("metrics"), window_hours=1)
-            state = get_activation_state(s)
+            state = as_workers_see_it(s)[0]  # the workers' own AGENT_SYSTEM_ENABLED, not this process's
             breakers = s.execute(select(WorkerHeartbeat.breaker_state, func.count()).where(
                 *live_worker_conditions(utcnow()))
                 .group_by(WorkerHeartbeat.breaker_state)).all()

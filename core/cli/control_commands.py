@@ -6,7 +6,7 @@ import argparse
 from core.cli.common import actor_from_args, emit, id_list, name_list
 from core.db import get_engine, read_session
 from core.errors import UserInputError
-from core.queries.settings import ActivationState, get_activation_state
+from core.queries.settings import ActivationState, as_workers_see_it, get_activation_state, workers_switch_line
 from core.services import controls
 from core.uow import UnitOfWork
 
@@ -33,10 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.set_defaults(func=agent_type, enabled=name == "enable")
 
 
-def describe(state: ActivationState) -> str:
-    """One paragraph a person reads at a glance."""
+def describe(state: ActivationState, workers: str | None = None) -> str:
+    """One paragraph a person reads at a glance (WORKERS: what the live workers' own switch says, if it matters)."""
     lines = [f"agent system: {'RUNNING' if state.running else 'STOPPED'} (mode {state.mode}, settings version {state.version})"]
-    if not state.env_enabled:
+    if workers:
+        lines.append(f"workers: {workers}")
+    elif not state.env_enabled:
         lines.append("AGENT_SYSTEM_ENABLED=false in this environment overrides the stored mode")
     lines += state.scope_lines()
     lines.append(f"last change: {state.changed_by} at {state.changed_at:%Y-%m-%d %H:%M:%S} UTC: {state.reason}")
@@ -45,8 +47,9 @@ def describe(state: ActivationState) -> str:
 
 def status(args: argparse.Namespace) -> int:
     with read_session() as s:
-        state = get_activation_state(s)
-    emit(state.as_dict(), as_json=args.json, text=describe(state))
+        state, live, off = as_workers_see_it(s)
+    emit({**state.as_dict(), "workers_live": live, "workers_env_off": off}, as_json=args.json,
+         text=describe(state, workers_switch_line(live, off)))
     return 0
 
 

@@ -80,11 +80,8 @@ def _warn_held_back(actor: Actor, ids: list[int]) -> None:
     from core.queries.settings import held_back
 
     with read_session(get_engine()) as s:
-        waiting, state = held_back(s, actor=actor, conversation_ids=ids)
+        waiting, why = held_back(s, actor=actor, conversation_ids=ids)
     if waiting:
-        why = "the agent system is off" if not state.running else f"the switch is in {state.mode} mode"
-        if state.running and state.disabled_agent_types:
-            why += f" with {', '.join(state.disabled_agent_types)} disabled"
         print(f"warning: {waiting} of {len(ids)} will wait: {why}; they start once the switch allows them.",
               file=sys.stderr, flush=True)
 

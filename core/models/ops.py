@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Float, Index, Integer, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -82,6 +82,8 @@ class WorkerHeartbeat(Base):
     rss_mb: Mapped[float] = mapped_column(Float, default=0)
     rss_start_mb: Mapped[float] = mapped_column(Float, default=0, server_default="0")
     cpu_percent: Mapped[float] = mapped_column(Float, default=0)
+    # The worker's own AGENT_SYSTEM_ENABLED: false starts nothing whatever the stored switch says (migration 0015).
+    env_enabled: Mapped[bool] = mapped_column(default=True, server_default=true())
 
 
 class MaskedURL(TypeDecorator):

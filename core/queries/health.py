@@ -62,7 +62,7 @@ def list_workers(session: Session, *, actor: Actor, now: datetime | None = None)
              "age_s": (now - w.last_seen_at).total_seconds(), "in_flight": w.in_flight, "processed": w.processed,
              "settings_version": w.settings_version, "breaker": w.breaker_state, "rss_mb": round(w.rss_mb, 1),
              "rss_growth_mb": round(w.rss_mb - (w.rss_start_mb or w.rss_mb), 1), "cpu_percent": round(w.cpu_percent, 1),
-             "stopped": w.stopped_at is not None} for w in rows]
+             "stopped": w.stopped_at is not None, "env_enabled": w.env_enabled} for w in rows]
 
 
 def _alive(w: WorkerHeartbeat, now: datetime) -> bool:

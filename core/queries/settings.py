@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.auth import Actor
@@ -109,18 +109,51 @@ def get_activation_state(session: Session) -> ActivationState:
     return state_of(row)
 
 
-def held_back(session: Session, *, actor: Actor, conversation_ids: Iterable[int]) -> tuple[int, ActivationState]:
-    """How many of these conversations the switch keeps from starting now, and the switch that says so (for whoever
-    may queue conversations)."""
+def workers_switched_off(session: Session) -> tuple[int, int]:
+    """(live workers, how many of them run with AGENT_SYSTEM_ENABLED=false): those start nothing whatever the stored
+    switch says, and only their heartbeats tell (the reader's own environment may say otherwise)."""
+    from core.models import WorkerHeartbeat, utcnow
+    from core.queries.health import live_worker_conditions
+
+    live, off = session.execute(select(func.count(), func.count().filter(WorkerHeartbeat.env_enabled.is_(False)))
+                                .where(*live_worker_conditions(utcnow()))).one()
+    return int(live), int(off)
+
+
+def as_workers_see_it(session: Session) -> tuple[ActivationState, int, int]:
+    """The switch with AGENT_SYSTEM_ENABLED as the live workers report it (this process's own while none is live),
+    with (live workers, how many of them are off): the reader's environment may differ from theirs."""
+    state = get_activation_state(session)
+    live, off = workers_switched_off(session)
+    return (replace(state, env_enabled=off < live) if live else state), live, off
+
+
+def workers_switch_line(live: int, off: int) -> str | None:
+    """The sentence for live workers whose own AGENT_SYSTEM_ENABLED is false, or None when there are none."""
+    if not off:
+        return None
+    if off == live:
+        return f"every live worker ({live}) runs with AGENT_SYSTEM_ENABLED=false: nothing starts, whatever is set here"
+    return f"{off} of {live} live workers run with AGENT_SYSTEM_ENABLED=false: those start nothing"
+
+
+def held_back(session: Session, *, actor: Actor, conversation_ids: Iterable[int]) -> tuple[int, str]:
+    """How many of these conversations cannot start now, and why in words (for whoever may queue conversations)."""
     from core.auth import Permission
     from core.models import Conversation, Shop
     from core.queries.scope import require_read
 
     require_read(actor, Permission.CONTROL_SYSTEM)
-    state = get_activation_state(session)
+    state, live, _ = as_workers_see_it(session)
     ids = list(conversation_ids)
     rows = session.execute(select(Conversation.shop_id, Conversation.agent_type)
                            .where(Conversation.id.in_(ids))).all() if ids else []
+    if state.mode != "off" and not state.env_enabled:
+        return len(rows), (f"every live worker ({live}) runs with AGENT_SYSTEM_ENABLED=false" if live
+                           else "AGENT_SYSTEM_ENABLED=false in this environment")
     shop_ids = session.scalars(select(Shop.id)).all() if state.shop_percent is not None else ()
     scope = state.scope(shop_ids=shop_ids)
-    return sum(not scope.allows(shop_id=s, agent_type=t) for s, t in rows), state
+    why = "the agent system is off" if not state.running else f"the switch is in {state.mode} mode"
+    if state.running and state.disabled_agent_types:
+        why += f" with {', '.join(state.disabled_agent_types)} disabled"
+    return sum(not scope.allows(shop_id=s, agent_type=t) for s, t in rows), why

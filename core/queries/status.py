@@ -10,7 +10,7 @@ from core.auth import Actor, Permission
 from core.models import AGENT_TYPES, AgentInstance
 from core.queries.metrics import get_summary
 from core.queries.scope import require_read, shop_filter
-from core.queries.settings import get_activation_state
+from core.queries.settings import as_workers_see_it
 from core.read_routing import route_of
 
 
@@ -20,7 +20,7 @@ def get_status(session: Session, *, actor: Actor, figures: Session | None = None
     The switch and the instances come from SESSION (the primary); the last hour's figures may come from FIGURES,
     a session on the read replica, since a moment's lag does not change them in any way that matters."""
     require_read(actor, Permission.VIEW_HEALTH)
-    state = get_activation_state(session)
+    state = as_workers_see_it(session)[0]  # the workers' own AGENT_SYSTEM_ENABLED, not this process's
     i = AgentInstance
     rows = session.execute(select(i.agent_type, i.status, func.count()).where(*shop_filter(actor, i.shop_id))
                            .group_by(i.agent_type, i.status)).all()

@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Engine
 
 from core import sentry
 from core.breaker import CircuitBreaker
-from core.config import Settings
+from core.config import Settings, get_settings
 from core.llm import Provider, Reply, make_provider
 from core.models import utcnow
 from core.queries.settings import ActivationState
@@ -463,7 +463,8 @@ class Worker:
                "processed": processed, "settings_version": self._seen_version, "settings_seen_at": self._seen_at,
                "breaker_state": self.breaker.snapshot().state,
                "rss_mb": self._process.memory_info().rss / 1e6, "rss_start_mb": self._rss_start_mb,
-               "cpu_percent": self._process.cpu_percent(None)}
+               "cpu_percent": self._process.cpu_percent(None),
+               "env_enabled": get_settings().agent_system_enabled}  # the switch state_of obeys in this process
         try:
             store.write_heartbeat(self.engine, row, samples)
         except Exception as exc:  # noqa: BLE001

@@ -507,3 +507,38 @@ def test_every_role_sees_in_the_sidebar_whether_the_system_runs(console_db: Engi
     controls.engage_kill_switch(actor=engineer, reason="incident", uow=UnitOfWork(console_db))
     at.run()
     assert "Agent system: :red-badge[STOPPED]" in sidebar(at)
+
+
+def test_the_live_workers_own_switch_shows_in_the_sidebar_and_on_controls(console_db: Engine) -> None:
+    """A worker started with AGENT_SYSTEM_ENABLED=false starts nothing; the console read only its own environment
+    and showed RUNNING."""
+    from core.models import WorkerHeartbeat
+
+    controls.set_activation(actor=ROLE_ACTORS["admin"], mode="full", reason="go", uow=UnitOfWork(console_db))
+    with UnitOfWork(console_db) as uow:
+        uow.session.add_all([WorkerHeartbeat(id="w1", host="h", pid=1, env_enabled=False),
+                             WorkerHeartbeat(id="w2", host="h", pid=2)])
+        uow.commit()
+    at = sign_in(open_app(), "engineer")
+    at.switch_page("../pages/controls.py").run()
+    assert not at.exception
+    assert "Agent system: :green-badge[RUNNING]" in [m.value for m in at.sidebar.markdown]
+    one_off = "1 of 2 live workers run with AGENT\\_SYSTEM\\_ENABLED=false: those start nothing."
+    assert one_off in [c.value for c in at.sidebar.caption]
+    assert [w.value for w in at.warning] == ["1 of 2 live workers run with AGENT_SYSTEM_ENABLED=false: "
+                                             "those start nothing."]
+    with UnitOfWork(console_db) as uow:
+        uow.session.get(WorkerHeartbeat, "w2").env_enabled = False
+        uow.commit()
+    at.run()
+    assert "Agent system: :red-badge[STOPPED]" in [m.value for m in at.sidebar.markdown]
+    assert any(m.value.startswith(":red-background[**STOPPED**] mode **full**") for m in at.markdown)
+    assert [w.value for w in at.warning] == ["Every live worker (2) runs with AGENT_SYSTEM_ENABLED=false: nothing "
+                                             "starts, whatever is set here."]
+    from dashboard import data
+
+    data.health_figures.clear()  # drawn at sign-in, before w2 changed; the page keeps its figures a few seconds
+    at.switch_page("../pages/health.py").run()
+    assert not at.exception
+    table = next(d.value for d in at.dataframe if "AGENT_SYSTEM_ENABLED" in d.value.columns)
+    assert dict(zip(table["worker"], table["AGENT_SYSTEM_ENABLED"])) == {"w1": False, "w2": False}

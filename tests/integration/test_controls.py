@@ -210,3 +210,41 @@ def test_enqueue_says_when_the_switch_holds_the_new_conversations_back(engine: E
     assert capsys.readouterr().err == ""
     assert main(["conversations", "enqueue", "--count", "2", "--shop", "999"]) == 2
     assert capsys.readouterr().err.strip() == "error: No shop with id 999."
+
+
+def test_enqueue_and_status_go_by_the_live_workers_own_switch(engine: Engine, capsys: pytest.CaptureFixture,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The warning and `core status` read the CLI's own AGENT_SYSTEM_ENABLED; the workers' may say otherwise."""
+    import json
+
+    from core.cli import main
+    from core.config import reset_settings
+    from core.models import WorkerHeartbeat
+
+    seed_minimal(engine, conversations=0)
+    assert main(["activate", "--mode", "full", "--reason", "all shops"]) == 0
+    with UnitOfWork(engine) as uow:
+        uow.session.add(WorkerHeartbeat(id="w1", host="h", pid=1, env_enabled=False))
+        uow.commit()
+    capsys.readouterr()
+    assert main(["conversations", "enqueue", "--count", "2"]) == 0
+    assert capsys.readouterr().err.strip() == ("warning: 2 of 2 will wait: every live worker (1) runs with "
+                                               "AGENT_SYSTEM_ENABLED=false; they start once the switch allows them.")
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("agent system: STOPPED (mode full")
+    assert ("workers: every live worker (1) runs with AGENT_SYSTEM_ENABLED=false: nothing starts, whatever is set "
+            "here") in out
+    assert main(["status", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert (got["running"], got["workers_live"], got["workers_env_off"]) == (False, 1, 1)
+    # The other way round: the CLI's environment says off, the live worker says on, and the worker decides.
+    with UnitOfWork(engine) as uow:
+        uow.session.get(WorkerHeartbeat, "w1").env_enabled = True
+        uow.commit()
+    monkeypatch.setenv("AGENT_SYSTEM_ENABLED", "false")
+    reset_settings()
+    assert main(["conversations", "enqueue", "--count", "2"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["status"]) == 0
+    assert capsys.readouterr().out.startswith("agent system: RUNNING (mode full")

@@ -165,10 +165,12 @@ def test_environment_switch_overrides_database(engine: Engine, monkeypatch) -> N
         wait_for(lambda: _seen(engine, worker.id, stored.version), what="the worker to read the stored mode")
         first = _beat(engine, worker.id).last_seen_at
         wait_for(lambda: _beat(engine, worker.id).last_seen_at > first, what="a later heartbeat (more claim rounds)")
+        assert _beat(engine, worker.id).env_enabled is False  # what the console and `core status` then show
     assert status_counts(engine) == {"pending": 3}
     configure(monkeypatch, AGENT_SYSTEM_ENABLED="true")
-    with RunningWorker(engine):  # the same conversations were claimable all along: with the switch on, they go
+    with RunningWorker(engine) as worker:  # the same conversations were claimable all along: with the switch on
         wait_for(lambda: done(engine, 3), what="the conversations once the environment allows")
+        assert _beat(engine, worker.id).env_enabled is True
 
 
 def test_limited_scope_disabled_type_and_paused_instance(engine: Engine, monkeypatch) -> None:
