@@ -193,8 +193,8 @@ def plain_md(text: str) -> str:
     return _MARKDOWN_SPECIALS.sub(r"\\\1", text).replace("www.", "www\\.").replace("://", "\\://")
 
 
-_PICKS = "_picks"  # a pick's key → the options ({value: label}) it drew last
-_GONE = "_picks_gone"  # a pick's key → the labels of the options that left its list since the run before
+_PICKS = "_picks"  # a pick's key → the options ({value: label}) it drew last, and the value it had then
+_GONE = "_picks_gone"  # a pick's key → the labels of the options that left its list since the run before (see pick)
 
 
 def act(fn: Callable[[], T]) -> Acted[T]:
@@ -211,7 +211,7 @@ def act(fn: Callable[[], T]) -> Acted[T]:
         return Acted(False, error=str(exc))
 
 
-def pick(where: Any, label: str, options: dict[Any, str], *, key: str, what: str) -> Any:
+def pick(where: Any, label: str, options: dict[Any, str], *, key: str, what: str, in_form: bool = True) -> Any:
     """A choice of one of OPTIONS (value → label) that starts empty and comes back empty (None) when the chosen
     one has left the list since the page was drawn.
 
@@ -220,12 +220,17 @@ def pick(where: Any, label: str, options: dict[Any, str], *, key: str, what: str
     Labels should name the thing (not its state), so that only a thing that is gone empties the choice."""
     value = where.selectbox(label, list(options), index=None, format_func=lambda v: options.get(v, str(v)), key=key,
                             placeholder=f"Choose {what}")
-    # The options drawn last time tell `nothing_picked` what left the list since the person saw it: a choice of
-    # one of those comes back empty just like no choice at all, and only the first is someone else's doing.
+    # What was drawn last time tells `nothing_picked` what left the list since the person saw it. Outside a form
+    # each choice reruns the page, so the one chosen is known; inside one it reaches the page only with the
+    # submit, emptied alike whether nothing was chosen or the chosen one has gone: every option gone is named.
     drawn = st.session_state.setdefault(_PICKS, {})
-    before = drawn.get(key, {})
-    drawn[key] = dict(options)
-    st.session_state.setdefault(_GONE, {})[key] = [label for v, label in before.items() if v not in options]
+    before, chosen = drawn.get(key, ({}, None))
+    drawn[key] = (dict(options), value)
+    if chosen is not None or not in_form:
+        gone = [before[chosen]] if chosen is not None and chosen in before and chosen not in options else []
+    else:
+        gone = [label for v, label in before.items() if v not in options]
+    st.session_state.setdefault(_GONE, {})[key] = gone
     return value
 
 
@@ -250,8 +255,8 @@ def nothing_picked(what: str, *, key: str) -> None:
     """The sentence for an action submitted without a choice, naming what left the list (drawn by `pick` under
     KEY) since the person saw it."""
     if gone := st.session_state.get(_GONE, {}).get(key):
-        st.error(f"{plain_md(', '.join(gone))} left the list since it was drawn (someone else acted on it): "
-                 f"choose {what} again.")
+        st.error(f"Since the list was drawn, {plain_md(', '.join(gone))} left it (someone else acted on it): "
+                 f"choose {what}.")
     else:
         st.error(f"Choose {what} first.")
 

@@ -113,7 +113,7 @@ with token_tab:
             issued_box.update(issuer=actor.username, token=new.value.token)
             st.rerun()  # the list above and the revoke choice below then hold the new token
     active = {t["id"]: f"token {t['id']} ({t['user']})" for t in listed if t["state"] == "active"}
-    revoke_id = components.pick(st, "Revoke token", active, key="revoke_pick", what="a token")
+    revoke_id = components.pick(st, "Revoke token", active, key="revoke_pick", what="a token", in_form=False)
     if st.button("Revoke", key="do_revoke"):  # never disabled: a click whose token just went must be answered
         if revoke_id is None:
             components.nothing_picked("a token", key="revoke_pick")

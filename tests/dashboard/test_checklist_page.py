@@ -82,6 +82,7 @@ def test_run_all_records_every_automated_item_and_sign_off_is_refused_while_no_g
     start(console_db)
     at = open_checklist("admin")
     # Said before the click: the run switches the live system off for a moment (the walkthrough found no word of it).
+    assert any(c.value.startswith(f"Runs the {AUTOMATED} automated checks. Among them, ") for c in at.caption)
     assert any("the kill-switch dry run switches the agent system off until every live worker acknowledges "
                "(at most 20 s), then puts it back as it was" in c.value for c in at.caption)
     at = submit(at, "checklist_run_all")

@@ -21,7 +21,7 @@ from tests.dashboard.conftest import in_form, open_app, shown, sign_in, submit
 from tests.support.data import ROLE_ACTORS
 
 ENGINEER, ADMIN = ROLE_ACTORS["engineer"], ROLE_ACTORS["admin"]
-GONE = "{} left the list since it was drawn (someone else acted on it): choose {} again."  # markdown source
+GONE = "Since the list was drawn, {} left it (someone else acted on it): choose {}."  # markdown source
 
 
 def _two_firing_rules(engine: Engine) -> None:
@@ -106,6 +106,11 @@ def test_revoke_with_nothing_chosen_asks_for_a_choice_and_blames_no_one(console_
     at.selectbox(key="revoke_pick").set_value(token.id).run()
     at.selectbox(key="revoke_pick").set_value(None).run()  # chosen, then emptied again by the person
     at.button(key="do_revoke").click().run()
+    assert [e.value for e in at.error] == ["Choose a token first."]
+    other = tokens.create_token(actor=ADMIN, username="po", uow=UnitOfWork(console_db))
+    at.run()
+    tokens.revoke_token(actor=ADMIN, token_id=other.id, uow=UnitOfWork(console_db))  # another admin, meanwhile
+    at.button(key="do_revoke").click().run()  # this admin had chosen nothing: the other's revoke is no news here
     assert [e.value for e in at.error] == ["Choose a token first."]
     at.selectbox(key="revoke_pick").set_value(token.id).run()
     at.button(key="do_revoke").click().run()  # revoked by this admin: it leaves the list, and that is no news
