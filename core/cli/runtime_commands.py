@@ -75,15 +75,15 @@ def enqueue(args: argparse.Namespace) -> int:
 
 
 def _warn_held_back(actor: Actor, ids: list[int]) -> None:
-    """Say when the switch keeps what was just queued from starting: otherwise it only looks like a stuck worker."""
+    """Say when the switch, or the lack of a live worker, keeps what was just queued from starting: otherwise it only
+    looks like a stuck worker."""
     from core.db import read_session
     from core.queries.settings import held_back
 
     with read_session(get_engine()) as s:
         waiting, why = held_back(s, actor=actor, conversation_ids=ids)
     if waiting:
-        print(f"warning: {waiting} of {len(ids)} will wait: {why}; they start once the switch allows them.",
-              file=sys.stderr, flush=True)
+        print(f"warning: {waiting} of {len(ids)} will wait: {why}.", file=sys.stderr, flush=True)
 
 
 def probe(args: argparse.Namespace) -> int:

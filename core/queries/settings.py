@@ -138,9 +138,11 @@ def workers_switch_line(live: int, off: int) -> str | None:
 
 
 def held_back(session: Session, *, actor: Actor, conversation_ids: Iterable[int]) -> tuple[int, str]:
-    """How many of these conversations cannot start now, and why in words (for whoever may queue conversations)."""
+    """How many of these conversations cannot start now, and why and until when, in words (for whoever may queue
+    conversations)."""
     from core.auth import Permission
     from core.models import Conversation, Shop
+    from core.queries.health import WORKER_ALIVE_SECONDS
     from core.queries.scope import require_read
 
     require_read(actor, Permission.CONTROL_SYSTEM)
@@ -148,12 +150,17 @@ def held_back(session: Session, *, actor: Actor, conversation_ids: Iterable[int]
     ids = list(conversation_ids)
     rows = session.execute(select(Conversation.shop_id, Conversation.agent_type)
                            .where(Conversation.id.in_(ids))).all() if ids else []
+    until = "; they start once the switch allows them"
     if state.mode != "off" and not state.env_enabled:
         return len(rows), (f"every live worker ({live}) runs with AGENT_SYSTEM_ENABLED=false" if live
-                           else "AGENT_SYSTEM_ENABLED=false in this environment")
+                           else "AGENT_SYSTEM_ENABLED=false in this environment") + until
     shop_ids = session.scalars(select(Shop.id)).all() if state.shop_percent is not None else ()
     scope = state.scope(shop_ids=shop_ids)
+    waiting = sum(not scope.allows(shop_id=s, agent_type=t) for s, t in rows)
+    if not waiting and rows and not live:  # the switch lets them start, but nothing is there to start them
+        return len(rows), (f"no worker is alive (none has sent a heartbeat in the last {WORKER_ALIVE_SECONDS} s); "
+                           "they start once one runs (python -m core worker)")
     why = "the agent system is off" if not state.running else f"the switch is in {state.mode} mode"
     if state.running and state.disabled_agent_types:
         why += f" with {', '.join(state.disabled_agent_types)} disabled"
-    return sum(not scope.allows(shop_id=s, agent_type=t) for s, t in rows), why
+    return waiting, why + until

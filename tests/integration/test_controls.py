@@ -207,6 +207,15 @@ def test_enqueue_says_when_the_switch_holds_the_new_conversations_back(engine: E
     assert main(["conversations", "enqueue", "--count", "2", "--shop", "2"]) == 0
     assert "warning: 2 of 2 will wait: the switch is in limited mode;" in capsys.readouterr().err
     assert main(["conversations", "enqueue", "--count", "2", "--shop", "1"]) == 0
+    assert capsys.readouterr().err.strip() == (  # allowed by the switch, but nothing runs them
+        "warning: 2 of 2 will wait: no worker is alive (none has sent a heartbeat in the last 30 s); "
+        "they start once one runs (python -m core worker).")
+    from core.models import WorkerHeartbeat
+
+    with UnitOfWork(engine) as uow:
+        uow.session.add(WorkerHeartbeat(id="w1", host="h", pid=1))
+        uow.commit()
+    assert main(["conversations", "enqueue", "--count", "2", "--shop", "1"]) == 0
     assert capsys.readouterr().err == ""
     assert main(["conversations", "enqueue", "--count", "2", "--shop", "999"]) == 2
     assert capsys.readouterr().err.strip() == "error: No shop with id 999."
