@@ -7,8 +7,6 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.config import mask_url
-
 STATUS_COLOURS = {"completed": "#16a34a", "failed": "#dc2626", "opted_out": "#a3a3a3", "still open": "#93c5fd"}
 
 
@@ -65,7 +63,7 @@ def probe_latency(probes: list[dict[str, Any]], window: tuple[datetime, datetime
     browser tens of milliseconds to draw on every click)."""
     fig = go.Figure()
     for i, probe in enumerate(probes):
-        url = mask_url(probe["url"])  # rows stored before URLs were masked at the source
+        url = probe["url"]
         df = pd.DataFrame(probe["points"], columns=["checked_at", "latency_ms", "ok"])
         df["checked_at"] = pd.to_datetime(df["checked_at"], utc=True).dt.tz_localize(None)
         colour = PROBE_COLOURS[i % len(PROBE_COLOURS)]

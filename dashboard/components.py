@@ -193,8 +193,7 @@ def plain_md(text: str) -> str:
     return _MARKDOWN_SPECIALS.sub(r"\\\1", text).replace("www.", "www\\.").replace("://", "\\://")
 
 
-_PICKS = "_picks"  # a pick's key → the options ({value: label}) it drew last, and the value it had then
-_GONE = "_picks_gone"  # a pick's key → the labels of the options that left its list since the run before (see pick)
+_PICKS = "_picks"  # a pick's key → (the options it drew last, its value then, the labels gone since the run before)
 
 
 def act(fn: Callable[[], T]) -> Acted[T]:
@@ -224,13 +223,12 @@ def pick(where: Any, label: str, options: dict[Any, str], *, key: str, what: str
     # each choice reruns the page, so the one chosen is known; inside one it reaches the page only with the
     # submit, emptied alike whether nothing was chosen or the chosen one has gone: every option gone is named.
     drawn = st.session_state.setdefault(_PICKS, {})
-    before, chosen = drawn.get(key, ({}, None))
-    drawn[key] = (dict(options), value)
+    before, chosen, _ = drawn.get(key, ({}, None, []))
     if chosen is not None or not in_form:
-        gone = [before[chosen]] if chosen is not None and chosen in before and chosen not in options else []
+        gone = [before[chosen]] if chosen is not None and chosen not in options else []
     else:
         gone = [label for v, label in before.items() if v not in options]
-    st.session_state.setdefault(_GONE, {})[key] = gone
+    drawn[key] = (dict(options), value, gone)
     return value
 
 
@@ -254,7 +252,7 @@ def _remember_click(intent: str, value: Any) -> None:
 def nothing_picked(what: str, *, key: str) -> None:
     """The sentence for an action submitted without a choice, naming what left the list (drawn by `pick` under
     KEY) since the person saw it."""
-    if gone := st.session_state.get(_GONE, {}).get(key):
+    if gone := st.session_state.get(_PICKS, {}).get(key, ({}, None, []))[2]:
         st.error(f"Since the list was drawn, {plain_md(', '.join(gone))} left it (someone else acted on it): "
                  f"choose {what}.")
     else:

@@ -18,16 +18,16 @@ SEEN_VERSION = "controls_seen_version"
 def state_banner(state: ActivationState) -> None:
     """RUNNING or STOPPED as the live workers obey it, with who changed it, when and why."""
     from core.db import read_session
-    from core.queries.settings import as_workers_see_it, workers_switch_line
+    from core.queries.settings import with_workers_switch, workers_switch_line, workers_switched_off
 
     with read_session() as s:
-        seen, live, off = as_workers_see_it(s)
-    word, colour = ("RUNNING", "green") if seen.running else ("STOPPED", "red")
+        live, off = workers_switched_off(s)
+    word, colour = ("RUNNING", "green") if with_workers_switch(state, live, off).running else ("STOPPED", "red")
     st.markdown(f":{colour}-background[**{word}**] mode **{state.mode}**, settings version {state.version}")
     last = f"Last change by {state.changed_by} at {state.changed_at:%Y-%m-%d %H:%M:%S} UTC: {state.reason}"
     st.text("\n".join([*state.scope_lines(), last]))  # a limited scope in full: "RUNNING mode limited" alone hid it
     if line := workers_switch_line(live, off):
-        st.warning(line[0].upper() + line[1:] + ".")
+        st.warning(_sentence(line))
     elif not live and not state.env_enabled:
         st.warning("AGENT_SYSTEM_ENABLED=false in this environment: the system stays off whatever is set here.")
 
@@ -53,7 +53,11 @@ def sidebar_state() -> None:
     if state.running and state.scope_lines():
         st.sidebar.caption(plain_md("; ".join(state.scope_lines())))
     if line := workers_switch_line(live, off):
-        st.sidebar.caption(plain_md(line[0].upper() + line[1:] + "."))
+        st.sidebar.caption(plain_md(_sentence(line)))
+
+
+def _sentence(clause: str) -> str:
+    return clause[0].upper() + clause[1:] + "."
 
 
 def applied(form: str, new: Any) -> None:

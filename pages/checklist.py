@@ -49,9 +49,10 @@ if can_act:
     with left, st.form(components.form_key("checklist_run_all")):
         # Said before the click: the run changes the live system for a moment, and people watching the agents
         # should not learn it from the sidebar turning STOPPED.
-        st.caption(f"Runs the {automated} automated checks. Among them, the kill-switch dry run switches the agent system off until every live worker "
-                   f"acknowledges (at most {get_settings().checklist_item_timeout_seconds:g} s), then puts it back as "
-                   "it was; a synthetic conversation is run and removed.")
+        limit = get_settings().checklist_item_timeout_seconds
+        st.caption(f"Runs the {automated} automated checks. Among them, the kill-switch dry run switches the agent "
+                   f"system off until every live worker acknowledges (at most {limit:g} s), then puts it back as it "
+                   "was; a synthetic conversation is run and removed.")
         confirm = st.text_input("Type 'production' to allow the kill-switch dry run") if env == "production" else None
         if st.form_submit_button("Run all automated checks", type="primary"):
             seen = w.run_all_with_progress(lambda on_result: svc.run_checks(

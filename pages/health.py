@@ -100,7 +100,8 @@ def render_probes(probes: list[dict]) -> None:
         # The uptime is of the probes there are: a prober started an hour ago gives an hour, not the window.
         n, first = p["probes"], p["first_checked"]
         earlier = f" (none earlier in the last {window})" if first - p["since"] > PROBE_GAP else ""
-        st.text(f"{mask_url(p['url'])}: {state} · uptime {p['uptime_percent']:.1f} % of {n:,} probe{'s' if n != 1 else ''}, "
+        st.text(f"{p['url']}: {state} · uptime {p['uptime_percent']:.1f} % of {n:,} "
+                f"probe{'s' if n != 1 else ''}, "
                 f"{describe_window(first, p['last_checked'])}{earlier}")
     st.plotly_chart(charts.probe_latency(probes, (probes[0]["since"], probes[0]["until"])), width="stretch")
 

@@ -38,7 +38,8 @@ def change_user(person: dict) -> None:
     with cols[0].form(key):
         new_role = st.selectbox("New role", ROLES, index=ROLES.index(person["role"]) if person["role"] in ROLES
                                 else 0, key=f"{key}_role")
-        new_shops = st.text_input("Shops (support and shop owners; empty keeps the ones they have now, if any)", key=f"{key}_shops")
+        new_shops = st.text_input("Shops (support and shop owners; empty keeps the ones they have now, if any)",
+                                  key=f"{key}_shops")
         if (st.form_submit_button("Change role") and (picked := components.parse_ids(new_shops, "Shops")) is not None
                 and act(lambda: users.set_role(actor=actor, username=who, role=new_role, shops=picked or None,
                                                uow=UnitOfWork(), expected_role=drawn))):

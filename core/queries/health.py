@@ -9,7 +9,7 @@ from sqlalchemy import func, literal_column, select
 from sqlalchemy.orm import Session
 
 from core.auth import Actor, Permission
-from core.config import Settings, get_settings
+from core.config import Settings, get_settings, mask_url
 from core.models import AgentDbTiming, HealthProbe, WorkerHeartbeat, utcnow
 from core.queries.metrics import Summary, window_bounds
 from core.queries.rollup_reads import as_utc, hour_of
@@ -110,7 +110,8 @@ def probe_history(session: Session, *, actor: Actor, window_hours: int, now: dat
     for url, probes, up, last_at, first_at in totals:
         last = session.execute(select(p.ok, p.status_code, p.error).where(p.url == url, p.checked_at == last_at)
                                .limit(1)).one()
-        out.append({"url": url, "ok": last.ok, "status_code": last.status_code, "error": last.error,
+        # Masked here, for every reader: rows stored before URLs were masked at the source (core.probes) keep theirs.
+        out.append({"url": mask_url(url), "ok": last.ok, "status_code": last.status_code, "error": last.error,
                     "last_checked": last_at, "first_checked": first_at, "probes": probes, "since": since,
                     "until": until, "uptime_percent": 100 * up / probes,
                     "points": _probe_points(session, url, since, hourly=window_hours > 24)})

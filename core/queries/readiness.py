@@ -12,7 +12,7 @@ from core.db import read_session
 from core.migrate import current_revision, head_revision
 from core.models import WorkerHeartbeat, utcnow
 from core.queries.health import WORKER_ALIVE_SECONDS, live_worker_conditions
-from core.queries.settings import as_workers_see_it
+from core.queries.settings import get_activation_state, with_workers_switch
 from core.text import counted
 
 
@@ -78,7 +78,8 @@ def _check_workers_and_switch(engine: Engine, r: Readiness) -> None:
     try:
         with read_session(engine) as s:
             alive = s.scalars(select(WorkerHeartbeat).where(*live_worker_conditions(now))).all()
-            state = as_workers_see_it(s)[0]  # the live workers' own AGENT_SYSTEM_ENABLED, not this process's
+            # The live workers' own AGENT_SYSTEM_ENABLED, not this process's: counted from the rows just read.
+            state = with_workers_switch(get_activation_state(s), len(alive), sum(not w.env_enabled for w in alive))
     except Exception as exc:  # noqa: BLE001
         r.ok.remove("schema")  # the revision matched, but the tables themselves are gone (a cleanup): not ok
         r.failing["schema"] = f"agent tables unreadable ({type(exc).__name__}); run `python -m core db setup`"

@@ -120,12 +120,16 @@ def workers_switched_off(session: Session) -> tuple[int, int]:
     return int(live), int(off)
 
 
+def with_workers_switch(state: ActivationState, live: int, off: int) -> ActivationState:
+    """STATE with AGENT_SYSTEM_ENABLED as the LIVE workers report it (OFF of them false); this process's own while
+    none is live: the reader's environment may differ from theirs."""
+    return replace(state, env_enabled=off < live) if live else state
+
+
 def as_workers_see_it(session: Session) -> tuple[ActivationState, int, int]:
-    """The switch with AGENT_SYSTEM_ENABLED as the live workers report it (this process's own while none is live),
-    with (live workers, how many of them are off): the reader's environment may differ from theirs."""
-    state = get_activation_state(session)
+    """The switch as the live workers obey it (see with_workers_switch), with (live workers, how many are off)."""
     live, off = workers_switched_off(session)
-    return (replace(state, env_enabled=off < live) if live else state), live, off
+    return with_workers_switch(get_activation_state(session), live, off), live, off
 
 
 def workers_switch_line(live: int, off: int) -> str | None:
