@@ -39,9 +39,10 @@ class Conversation(Base):
         Index("ix_agent_conversations_due", text(DUE_AT), postgresql_where=text(CLAIMABLE),
               sqlite_where=text(CLAIMABLE)),
         # Agent health counts the open conversations of a window from this (the status already decides the claim
-        # index above, so it costs the worker's updates nothing more).
-        Index("ix_agent_conversations_open", "created_at", postgresql_where=text(OPEN_STATUSES),
-              sqlite_where=text(OPEN_STATUSES), postgresql_include=["status", "shop_id"]),
+        # index above, so it costs the worker's updates nothing more). Status first: a day's window counts only
+        # its queue (pending, in progress) and takes the rest from the rollups (migration 0016).
+        Index("ix_agent_conversations_open", "status", "created_at", postgresql_where=text(OPEN_STATUSES),
+              sqlite_where=text(OPEN_STATUSES), postgresql_include=["shop_id"]),
         Index("ix_agent_conversations_outcome_created", "status", "created_at", postgresql_where=text(OUTCOMES),
               sqlite_where=text(OUTCOMES)),
         Index("ix_agent_conversations_error_created", "created_at", postgresql_where=text(HAS_ERROR),

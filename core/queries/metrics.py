@@ -69,13 +69,27 @@ class Summary:
                 "completion_tokens": self.completion_tokens, "cost_usd": round(self.cost_usd, 6)}
 
 
-def _open_counts(session: Session, actor: Actor, since: datetime, until: datetime) -> dict[str, int]:
+def _open_counts(session: Session, actor: Actor, since: datetime, until: datetime, plan: Plan,
+                 totals: dict[str, float]) -> dict[str, int]:
+    """The window's conversations still open, by status. Without whole days in the plan, only the queue (pending,
+    in progress) is counted row by row: every other open one waits for a response, and the rollups already say how
+    many are open (created less finished), exactly, in the read's snapshot. Daily rows reach a late finish only at
+    the probe's next refresh, so a plan with whole days counts every open conversation."""
+    if plan.days:
+        return _count_open(session, actor, since, until, OPEN)
+    queue = _count_open(session, actor, since, until, OPEN[:2])
+    still_open = int(totals["created"] - totals["completed"] - totals["failed"] - totals["opted_out"])
+    return {**queue, OPEN[2]: still_open - sum(queue.values())}
+
+
+def _count_open(session: Session, actor: Actor, since: datetime, until: datetime,
+                statuses: tuple[str, ...]) -> dict[str, int]:
     c = Conversation
     # Bounded at both ends, so PostgreSQL plans only the months of the window, not the empty months ahead and the
-    # DEFAULT partition (half the statement's time at 10M).
+    # DEFAULT partition (half the statement's time at 10M); the rollups' current hour reaches now, and so does this.
     rows = session.execute(select(c.status, func.count()).where(
-        c.status.in_(OPEN), c.created_at >= since, c.created_at <= until, *shop_filter(actor, c.shop_id))
-        .group_by(c.status))
+        c.status.in_(statuses), c.created_at >= since, c.created_at <= max(until, utcnow()),
+        *shop_filter(actor, c.shop_id)).group_by(c.status))
     return {status: int(n) for status, n in rows}
 
 
@@ -93,7 +107,7 @@ def _summary(session: Session, actor: Actor, window_hours: int, now: datetime | 
     t = sums.get(None, dict.fromkeys(SUM_COLUMNS, 0))
     completed, failed = int(t["completed"]), int(t["failed"])
     by_status = {"completed": completed, "failed": failed, "opted_out": int(t["opted_out"]),
-                 **{s: 0 for s in OPEN}, **_open_counts(session, actor, since, until)}
+                 **{s: 0 for s in OPEN}, **_open_counts(session, actor, since, until, plan, t)}
     hist = hists.get(None, {})
     return Summary(window_hours=window_hours, since=since, until=until, conversations=int(t["created"]),
                    by_status=by_status,

@@ -1,11 +1,13 @@
 """Sums and histograms over a window to the minute: whole hours from the hourly rollups (whole days from the daily
-ones), the current hour from its hourly rows too (nothing is created after now), and only the partial hour at the
-start from the raw conversations (an indexed range of created_at), in one scan for both sums and histograms.
+ones), the current hour from its hourly rows too (nothing is created after now), and the partial hour at the start
+with at most 30 minutes of raw conversations (an indexed range of created_at), in one scan for sums and histograms:
+a window starting early in its hour reads that whole hour from the rollups less the minutes before its start, one
+starting late reads the minutes after its start.
 
-The raw minutes and the rollups never cover the same conversation: each is counted by exactly one statement, so a
-conversation that finishes while the statements run cannot be counted twice or taken away once too often (reading
-the whole first hour from the rollups less the minutes before the window would need one snapshot for all of them,
-and whole days from daily rows that a late finish reaches only at the probe's next refresh)."""
+The readers run in one snapshot (core.db.snapshot_session), and the worker counts a conversation in the hourly
+rollups in the statement that changes its status, so within a snapshot an hour's rollups hold exactly what its raw
+conversations say: taking the minutes before the start away from the whole hour is exact. Whole days are never
+taken from: their rows reach a late finish only at the probe's next refresh."""
 from __future__ import annotations
 
 import math
@@ -33,6 +35,9 @@ SUM_COLUMNS = ("created", "completed", "failed", "opted_out", "prompt_tokens", "
 # Up to this many hours a window reads hourly rows only; longer windows read whole days from the daily rollups.
 HOURLY_ONLY_HOURS = 48
 Range = tuple[datetime, datetime | None]  # [start, end); None: everything since start
+# A window starting fewer minutes than this into its hour reads the whole hour less the minutes before its start;
+# later starts read the minutes after it: at most 30 minutes of raw conversations either way (0: always after).
+WHOLE_FIRST_HOUR_BELOW_MINUTES = 30
 
 
 @dataclass
@@ -41,6 +46,7 @@ class Plan:
     hourly: list[Range] = field(default_factory=list)  # whole hours read from the hourly rollups
     days: list[datetime] = field(default_factory=list)  # whole days read from the daily tables
     raw: list[Range] = field(default_factory=list)  # the partial hour at the start, read from the conversations
+    less: list[Range] = field(default_factory=list)  # minutes before the start of a first hour read whole: taken away
 
 
 def plan_window(session: Session, *, actor: Actor, since: datetime, now: datetime | None = None) -> Plan:
@@ -58,9 +64,16 @@ def plan_window(session: Session, *, actor: Actor, since: datetime, now: datetim
 
 
 def _whole_hours(session: Session, *, actor: Actor, since: datetime, current: datetime) -> Plan:
-    """The plan up to the current hour: the partial hour at the start raw, whole days daily, whole hours hourly."""
-    first_whole = since if since == floor_hour(since) else floor_hour(since) + timedelta(hours=1)
-    plan = Plan(since, raw=[(since, first_whole)] if since < first_whole else [])
+    """The plan up to the current hour: the partial hour at the start raw (or read whole, less its minutes before
+    the start), whole days daily, whole hours hourly."""
+    hour = floor_hour(since)
+    if since == hour:
+        first_whole, plan = since, Plan(since)
+    elif since - hour < timedelta(minutes=WHOLE_FIRST_HOUR_BELOW_MINUTES):
+        first_whole, plan = hour, Plan(since, less=[(hour, since)])
+    else:
+        first_whole = hour + timedelta(hours=1)
+        plan = Plan(since, raw=[(since, first_whole)])
     if first_whole >= current:
         return plan
     if current - first_whole <= timedelta(hours=HOURLY_ONLY_HOURS):
@@ -109,7 +122,25 @@ def window_figures(session: Session, *, actor: Actor, plan: Plan, by: str | None
         _add_rollup_histograms(session, actor, plan, by, out_hists)
     if plan.raw:
         _add_raw(session, actor, plan.raw, by, out_sums if sums else None, out_hists if hists else None)
+    if plan.less:
+        taken = _add_raw(session, actor, plan.less, by, out_sums if sums else None, out_hists if hists else None,
+                         sign=-1)
+        _drop_emptied(taken, out_sums, out_hists)
     return dict(out_sums), {k: dict(v) for k, v in out_hists.items()}
+
+
+def _drop_emptied(keys: set[Any], sums: dict[Any, dict[str, float]], hists: dict[Any, dict[int, int]]) -> None:
+    """Keys whose every conversation was created before the window (the minutes taken away) are not in it, and
+    neither are buckets emptied that way: as if those minutes had never been read."""
+    for key in keys:
+        if key in sums and sums[key]["created"] == 0:
+            del sums[key]
+        if key in hists:
+            kept = {b: n for b, n in hists[key].items() if n}
+            if kept:
+                hists[key] = defaultdict(int, kept)
+            else:
+                del hists[key]
 
 
 def metric_sums(session: Session, *, actor: Actor, plan: Plan, by: str | None = None) -> dict[Any, dict[str, float]]:
@@ -147,9 +178,11 @@ def _rollup_sums(session: Session, actor: Actor, model: Any, time_col: Any, wher
 
 
 def _add_raw(session: Session, actor: Actor, ranges: list[Range], by: str | None,
-             sums: dict[Any, dict[str, float]] | None, hists: dict[Any, dict[int, int]] | None) -> None:
+             sums: dict[Any, dict[str, float]] | None, hists: dict[Any, dict[int, int]] | None,
+             sign: int = 1) -> set[Any]:
     """The rollups' columns and buckets computed from the conversations created in RANGES (as core.rollups.rebuild
-    does), added to SUMS and HISTS: one scan, grouped by key and response-time bucket."""
+    does), added to SUMS and HISTS (taken away with SIGN -1): one scan, grouped by key and response-time bucket.
+    Returns the keys met."""
     c = Conversation
     finished = c.status.in_(TERMINAL_COLUMNS)
     timed = and_(c.status == "completed", c.response_time_ms.is_not(None))
@@ -164,7 +197,7 @@ def _add_raw(session: Session, actor: Actor, ranges: list[Range], by: str | None
     for k, b, *figures in _rows(session, query):
         key = _norm(k, by)
         if hists is not None and b is not None:  # every row of a bucket's group is a timed, completed one
-            hists[key][int(b)] += int(figures[0])
+            hists[key][int(b)] += sign * int(figures[0])
         running = totals.setdefault(key, [0] * len(SUM_COLUMNS))
         for i, v in enumerate(figures):
             if v:
@@ -172,7 +205,8 @@ def _add_raw(session: Session, actor: Actor, ranges: list[Range], by: str | None
     for key, running in totals.items() if sums is not None else ():
         target = sums[key]  # type: ignore[index]
         for col, total in zip(SUM_COLUMNS, running):
-            target[col] += float(total)
+            target[col] += sign * float(total)
+    return set(totals)
 
 
 def _add_rollup_histograms(session: Session, actor: Actor, plan: Plan, by: str | None,

@@ -101,20 +101,90 @@ def test_scoped_users_read_only_their_shops(engine: Engine) -> None:
     assert figures(engine, 720, ROLE_ACTORS["shop_owner"])[0]["conversations"] < everyone
 
 
-def test_the_plan_reads_raw_rows_only_for_the_partial_hour_at_the_start(engine: Engine) -> None:
+def test_the_plan_reads_at_most_half_an_hour_of_raw_rows(engine: Engine) -> None:
+    """A window starting 8 minutes into its hour reads that hour whole, less its first 8 minutes; one starting 38
+    minutes in reads the 22 minutes after its start: 30 minutes of raw rows at most, never the 52 or 59."""
     now = datetime(2026, 11, 25, 11, 8, 30, tzinfo=timezone.utc)
     hour = timedelta(hours=1)
     with read_session(engine) as s:
         last_hour = plan_window(s, actor=ACTOR, since=metrics.window_bounds(1, now)[0], now=now)
         last_day = plan_window(s, actor=ACTOR, since=metrics.window_bounds(24, now)[0], now=now)
-    ten_past = datetime(2026, 11, 25, 10, 8, tzinfo=timezone.utc)
-    eight_past_eleven, eleven = ten_past + hour, ten_past.replace(minute=0) + hour
+        half_past = now + timedelta(minutes=30)
+        later = plan_window(s, actor=ACTOR, since=metrics.window_bounds(24, half_past)[0], now=half_past)
+    ten, eight_past_ten = (datetime(2026, 11, 25, 10, m, tzinfo=timezone.utc) for m in (0, 8))
+    eleven = ten + hour
     # The current hour is read from its hourly rows (it holds everything created so far), not from raw rows.
-    assert (last_hour.raw, last_hour.hourly) == ([(ten_past, eleven)], [(eleven, None)])
-    yesterday = eight_past_eleven - 24 * hour
-    assert last_day.raw == [(yesterday, eleven - 23 * hour)]
-    assert last_day.hourly == [(eleven - 23 * hour, None)]
+    assert (last_hour.raw, last_hour.less, last_hour.hourly) == ([], [(ten, eight_past_ten)], [(ten, None)])
+    yesterday_eleven = eleven - 24 * hour
+    assert (last_day.raw, last_day.less) == ([], [(yesterday_eleven, yesterday_eleven + timedelta(minutes=8))])
+    assert last_day.hourly == [(yesterday_eleven, None)]
+    assert (later.raw, later.less) == ([(yesterday_eleven + timedelta(minutes=38), yesterday_eleven + hour)], [])
+    assert later.hourly == [(yesterday_eleven + hour, None)]
     assert metrics.describe_window(*metrics.window_bounds(1, now)) == "10:08–11:08 UTC"
+
+
+def _at_minute(minute: int) -> datetime:
+    """The next time at MINUTE past the hour (ahead of the clock by under an hour: nothing is created meanwhile)."""
+    now = utcnow()
+    return now + timedelta(minutes=(minute - now.minute) % 60)
+
+
+@pytest.mark.parametrize("minute", [3, 20, 40, 57])
+def test_a_window_read_whole_less_its_first_minutes_is_true_to_raw_rows(engine: Engine, minute: int) -> None:
+    """Windows starting 3 or 20 minutes into their hour read it whole less those minutes; 40 and 57 read the
+    minutes after the start. Every figure equals the conversations' own, and a shop whose conversations of that
+    hour all came before the start is not in the window: no row of zeros, no emptied histogram."""
+    seed_minimal(engine, conversations=2000, days=2)
+    now = _at_minute(minute)
+    since = metrics.window_bounds(24, now)[0]
+    hour_start = since.replace(minute=0)
+    table = Conversation.__table__
+    with UnitOfWork(engine) as uow:  # shop 2 keeps only conversations created before the window, one completed
+        uow.session.execute(update(Conversation).where(Conversation.shop_id == 2, Conversation.created_at >= since)
+                            .values(shop_id=1))
+        model = uow.session.execute(select(table).where(table.c.status == "completed").limit(1)).mappings().one()
+        early = hour_start + (since - hour_start) / 2
+        uow.session.execute(table.insert().values(
+            {**{k: v for k, v in model.items() if k != "id"}, "shop_id": 2, "created_at": early}))
+        rollups.rebuild(uow.session)
+        uow.commit()
+    with read_session(engine) as s:
+        before_start = s.scalar(select(func.count()).where(
+            Conversation.shop_id == 2, Conversation.created_at >= hour_start, Conversation.created_at < since))
+        plan = plan_window(s, actor=ACTOR, since=since, now=now)
+    assert (plan.less != []) == (minute < 30)
+    assert before_start > 0, "shop 2 has conversations in the first minutes of the window's first hour"
+    assert_true_to_raw_rows(engine, 24, now=now)
+    assert_true_to_raw_rows(engine, 24 * 7, now=now)
+    assert_true_to_raw_rows(engine, 24, actor=ROLE_ACTORS["shop_owner"], shops={1}, now=now)
+    by_shop = figures(engine, 24, now=now)[3]
+    assert [r["created"] for r in by_shop] == [raw(engine, since, {1})["conversations"]]
+    with read_session(engine) as s:
+        assert rollup_reads.histograms(s, actor=ACTOR, plan=plan, by="shop_id").keys() == {1}
+
+
+def test_a_day_counts_only_its_queue_row_by_row(engine: Engine) -> None:
+    """A 24-hour summary reads the pending and in-progress conversations themselves and takes the ones waiting for a
+    response from the rollups (created less finished); a 30-day one, with whole days whose rows a late finish reaches
+    only at the probe's refresh, counts them all. Both agree with the conversations."""
+    seed_minimal(engine, conversations=2000, days=2)
+    asked: dict[int, list] = {}
+    for hours in (24, 720):
+        seen = asked.setdefault(hours, [])
+        listen = lambda conn, cursor, statement, params, *a, seen=seen: seen.append(str(params))  # noqa: E731
+        event.listen(engine, "before_cursor_execute", listen)
+        try:
+            assert_true_to_raw_rows(engine, hours)
+        finally:
+            event.remove(engine, "before_cursor_execute", listen)
+    day = [p for p in asked[24] if "pending" in p]
+    month = [p for p in asked[720] if "pending" in p]
+    assert day and not any("waiting_response" in p for p in day)
+    assert any("waiting_response" in p for p in month)
+    with read_session(engine) as s:
+        waiting = s.scalar(select(func.count()).where(Conversation.status == "waiting_response",
+                                                      Conversation.created_at >= utcnow() - timedelta(hours=24)))
+    assert waiting > 0, "the seed leaves conversations waiting for a response in the last day"
 
 
 def _finish(engine: Engine, conv_id: int) -> None:
