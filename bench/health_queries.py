@@ -2,7 +2,8 @@
 its growth from 100k; the instance-keyed histogram read (the table before 0010), the stored histograms decoded row by
 row (the read before 0013) and pandas over raw rows beside it.
 
-    python -m bench health_queries [--reps 20] [--small-db NAME] [--no-page] [--huge-db NAME]
+    python -m bench health_queries [--reps 20] [--small-db NAME] [--no-page] [--huge-db NAME] [--minute M]
+    python -m bench health_queries --first-hour [--huge-db NAME]   # the partial first hour only, minute by minute
 
 --huge-db adds a third size, e.g. the 10M database `python -m bench seed_load --conversations 10000000 --keep-as
 agentops_bench_10m` leaves, with each query's growth from 1M to it.
@@ -37,7 +38,7 @@ def _queries(s, actor, hours: int, now: datetime | None) -> dict[str, Callable[[
 
 def window_end(minute: int | None) -> datetime | None:
     """The windows' end: now, or the next time at MINUTE past the hour (ahead of the clock by under an hour; nothing
-    is created in between). The minute decides how much of the first hour is read raw: 60 − MINUTE minutes."""
+    is created in between). The minute decides how much of the first hour is read raw (_raw_minutes)."""
     if minute is None:
         return None
     from core.models import utcnow
@@ -84,6 +85,56 @@ def measure(url: str, reps: int, now: datetime | None = None) -> dict[tuple[str,
         workers = lambda: health.list_workers(s, actor=system_actor("b"))  # noqa: E731
         out[("all shops", "workers", "–")] = pct(time_ms(workers, reps), 0.95), _rows_read(s, workers)
     return out
+
+
+FIRST_HOUR_MINUTES = (1, 10, 20, 29, 31, 40, 50, 59)
+
+
+def first_hour_rows(url: str, size: str, reps: int) -> list[tuple[str, str, str, str]]:
+    """The 24-hour figures over all shops at windows ending at FIRST_HOUR_MINUTES past the hour, as now (the first
+    hour read whole less its minutes before the start, or the minutes after it from minute 30; only the queue of
+    open conversations counted row by row) against the read before (the minutes after the start always, every open
+    conversation counted), same database, same run. The worst minute of each is reported."""
+    from contextlib import ExitStack
+    from unittest import mock
+
+    from core.auth import system_actor
+    from core.db import read_session
+    from core.queries import metrics, rollup_reads
+
+    def count_every_open(session, actor, since, until, plan, totals):  # noqa: ANN001, ANN202 - the read before
+        return metrics._count_open(session, actor, since, until, metrics.OPEN)
+
+    engine, actor, rows = use_database(url), system_actor("bench"), []
+    found: dict[tuple[str, bool], dict[int, tuple[float, int]]] = {}
+    with read_session(engine) as s, read_session(engine) as counted:
+        counted.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        for minute in FIRST_HOUR_MINUTES:  # both reads at each minute in turn: the machine's load falls on both
+            now = window_end(minute)
+            for before in (False, True):
+                with ExitStack() as patched:
+                    if before:
+                        patched.enter_context(mock.patch.object(rollup_reads, "WHOLE_FIRST_HOUR_BELOW_MINUTES", 0))
+                        patched.enter_context(mock.patch.object(metrics, "_open_counts", count_every_open))
+                    tallied = _queries(counted, actor, 24, now)
+                    for name, fn in _queries(s, actor, 24, now).items():
+                        fn()
+                        found.setdefault((name, before), {})[minute] = (pct(time_ms(fn, reps), 0.95),
+                                                                         _rows_read(counted, tallied[name]))
+
+    def worst(by_minute: dict[int, tuple[float, int]]) -> str:
+        ms_minute = max(by_minute, key=lambda m: by_minute[m][0])
+        rows_minute = max(by_minute, key=lambda m: by_minute[m][1])
+        return (f"worst p95 {by_minute[ms_minute][0]:.1f} ms (minute {ms_minute}), worst rows read "
+                f"{by_minute[rows_minute][1]:,} (minute {rows_minute}); at minute 1: {by_minute[1][0]:.1f} ms, "
+                f"{by_minute[1][1]:,} rows")
+
+    for name in ("summary", "timeseries", "by agent type", "by shop"):
+        rows.append((f"{name} (24h, all shops) at {size}, windows ending at minutes "
+                     f"{', '.join(map(str, FIRST_HOUR_MINUTES))}", worst(found[(name, False)]), "≤ 20 ms",
+                     f"the minutes after the start always, every open conversation counted (before): "
+                     f"{worst(found[(name, True)])}"))
+    return rows
 
 
 def peer_histogram_reads(url: str, reps: int) -> list[tuple[str, str, str, str]]:
@@ -225,9 +276,17 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--no-page", action="store_true")
     ap.add_argument("--huge-db", help="an existing database seeded by `seed --test-data load` (e.g. 10M)")
     ap.add_argument("--minute", type=int, choices=range(60), metavar="0-59",
-                    help="end the windows at this minute past the hour (1: the most raw minutes, 59 of them)")
+                    help="end the windows at this minute past the hour (29 and 31: the most raw minutes, 29)")
+    ap.add_argument("--first-hour", action="store_true",
+                    help="only the 24-hour figures, minute by minute, against the read before (first hour, open)")
     args, _ = ap.parse_known_args(argv)
     big_url = loaded_postgres()
+    if args.first_hour:
+        rows = first_hour_rows(big_url, "1M", args.reps)
+        if args.huge_db:
+            huge_url, huge_size = _existing(args.huge_db)
+            rows += first_hour_rows(huge_url, huge_size, args.reps)
+        return table("Agent Health, the window's partial first hour and its open conversations (PostgreSQL)", rows)
     small = measure(small_database(args.small_db), args.reps, window_end(args.minute))
     big = measure(big_url, args.reps, window_end(args.minute))
     huge_url, huge_size = _existing(args.huge_db) if args.huge_db else ("", "")
@@ -258,9 +317,16 @@ def main(argv: list[str] | None = None) -> str:
                  f"pd.read_sql + groupby: {pct(naive, 0.5):,.0f} ms ({pct(naive, 0.5) / pct(ours, 0.5):,.0f}× slower)"))
     rows += page_rows
     sizes = f"{huge_size}, 1M and 100k" if huge else "1,000,000 and 100,000"
-    when = (f"windows ending at minute {minute} of the hour: {(60 - minute) % 60} raw minutes" if minute is not None
+    when = (f"windows ending at minute {minute} of the hour: {_raw_minutes(minute)} raw minutes" if minute is not None
             else f"windows ending now, {_utc_minute()} minutes past the hour")
     return table(f"Agent Health (PostgreSQL, {sizes} conversations; {when})", rows)
+
+
+def _raw_minutes(minute: int) -> int:
+    """Minutes of raw conversations a window starting MINUTE past its hour reads."""
+    from core.queries.rollup_reads import WHOLE_FIRST_HOUR_BELOW_MINUTES
+
+    return minute if 0 < minute < WHOLE_FIRST_HOUR_BELOW_MINUTES else (60 - minute) % 60
 
 
 def _utc_minute() -> int:
