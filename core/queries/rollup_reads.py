@@ -49,13 +49,16 @@ class Plan:
     less: list[Range] = field(default_factory=list)  # minutes before the start of a first hour read whole: taken away
 
 
-def plan_window(session: Session, *, actor: Actor, since: datetime, now: datetime | None = None) -> Plan:
+def plan_window(session: Session, *, actor: Actor, since: datetime, now: datetime | None = None,
+                hourly_days: int = 0) -> Plan:
     """Raw rows for the partial hour at the start, daily rows for whole days that have them, hourly rows from there
-    on, the current hour included: nothing is created after now, so its hourly rows hold all of it so far."""
+    on, the current hour included: nothing is created after now, so its hourly rows hold all of it so far. The last
+    HOURLY_DAYS whole days are read from hourly rows too (they see a late finish at once, daily rows at the probe's
+    next refresh)."""
     current = floor_hour(now or utcnow())
     if since > current:  # a window inside the current hour: its minutes from the raw rows
         return Plan(since, raw=[(since, None)])
-    plan = _whole_hours(session, actor=actor, since=since, current=current)
+    plan = _whole_hours(session, actor=actor, since=since, current=current, hourly_days=hourly_days)
     if plan.hourly and plan.hourly[-1][1] == current:
         plan.hourly[-1] = (plan.hourly[-1][0], None)
     else:
@@ -63,7 +66,7 @@ def plan_window(session: Session, *, actor: Actor, since: datetime, now: datetim
     return plan
 
 
-def _whole_hours(session: Session, *, actor: Actor, since: datetime, current: datetime) -> Plan:
+def _whole_hours(session: Session, *, actor: Actor, since: datetime, current: datetime, hourly_days: int) -> Plan:
     """The plan up to the current hour: the partial hour at the start raw (or read whole, less its minutes before
     the start), whole days daily, whole hours hourly."""
     hour = floor_hour(since)
@@ -80,12 +83,12 @@ def _whole_hours(session: Session, *, actor: Actor, since: datetime, current: da
         plan.hourly.append((first_whole, current))
         return plan
     first_day = floor_day(first_whole) + (timedelta(days=1) if first_whole != floor_day(first_whole) else timedelta(0))
-    today = floor_day(current)
+    daily_until = floor_day(current) - timedelta(days=hourly_days)
     d = AgentMetricDailyByType  # the smallest daily table: ~10 rows a day
     covered = {as_utc(day) for day in session.scalars(
-        select(d.day).distinct().where(d.day >= first_day, d.day < today))}
+        select(d.day).distinct().where(d.day >= first_day, d.day < daily_until))}
     cursor, day = first_whole, first_day
-    while day < today:
+    while day < daily_until:
         if day in covered:
             if cursor < day:
                 plan.hourly.append((cursor, day))

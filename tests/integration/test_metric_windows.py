@@ -20,6 +20,7 @@ from core.queries import metrics
 from core.queries import rollup_reads
 from core.queries.rollup_reads import plan_window
 from core.rollups import BUCKET_RATIO, bucket_of
+from core.rollups_daily import floor_day, refresh_daily
 from core.uow import UnitOfWork
 from tests.support.data import ROLE_ACTORS, seed_minimal
 
@@ -165,9 +166,10 @@ def test_a_window_read_whole_less_its_first_minutes_is_true_to_raw_rows(engine: 
 
 def test_a_day_counts_only_its_queue_row_by_row(engine: Engine) -> None:
     """A 24-hour summary reads the pending and in-progress conversations themselves and takes the ones waiting for a
-    response from the rollups (created less finished); a 30-day one, with whole days whose rows a late finish reaches
-    only at the probe's refresh, counts them all. Both agree with the conversations."""
-    seed_minimal(engine, conversations=2000, days=2)
+    response from the rollups (created less finished); a 30-day one does so too, except in its whole days before
+    yesterday, whose daily rows a late finish reaches only at the probe's refresh: those count every open status.
+    Both agree with the conversations."""
+    seed_minimal(engine, conversations=2000, days=5)
     asked: dict[int, list] = {}
     for hours in (24, 720):
         seen = asked.setdefault(hours, [])
@@ -180,11 +182,42 @@ def test_a_day_counts_only_its_queue_row_by_row(engine: Engine) -> None:
     day = [p for p in asked[24] if "pending" in p]
     month = [p for p in asked[720] if "pending" in p]
     assert day and not any("waiting_response" in p for p in day)
-    assert any("waiting_response" in p for p in month)
+    assert len([p for p in month if "waiting_response" in p]) == 1, "whole days only"
     with read_session(engine) as s:
         waiting = s.scalar(select(func.count()).where(Conversation.status == "waiting_response",
                                                       Conversation.created_at >= utcnow() - timedelta(hours=24)))
+        plan = plan_window(s, actor=ACTOR, since=metrics.window_bounds(720)[0], hourly_days=1)
     assert waiting > 0, "the seed leaves conversations waiting for a response in the last day"
+    assert plan.days and max(plan.days) < floor_day(utcnow()) - timedelta(days=1), "yesterday is read hourly"
+
+
+def test_a_late_finish_in_a_whole_day_moves_one_conversation_at_once(engine: Engine) -> None:
+    """A conversation of three days ago, waiting for a response, finishes after its day's daily rows were written:
+    the 30-day summary shows one fewer waiting at once (counted row by row in whole days), and nothing else moves
+    before the probe refreshes the daily rows."""
+    seed_minimal(engine, conversations=2000, days=5)
+    three_days_ago = floor_day(utcnow()) - timedelta(days=3)
+    with UnitOfWork(engine) as uow:
+        conv_id = uow.session.scalar(select(Conversation.id).where(
+            Conversation.created_at >= three_days_ago + timedelta(hours=10), Conversation.status == "completed")
+            .order_by(Conversation.id).limit(1))
+        uow.session.execute(update(Conversation).where(Conversation.id == conv_id).values(
+            status="waiting_response", response_time_ms=None, prompt_tokens=0, completion_tokens=0, cost_usd=0,
+            completed_at=None))
+        rollups.rebuild(uow.session)
+        uow.commit()
+    before = figures(engine, 720)[0]
+    assert_true_to_raw_rows(engine, 720)
+    _finish(engine, conv_id)  # the worker's way: the hourly rows at once, the daily rows at the probe's refresh
+    after = figures(engine, 720)[0]
+    assert after["by_status"]["waiting_response"] == before["by_status"]["waiting_response"] - 1
+    assert after["conversations"] == before["conversations"]
+    assert {k: v for k, v in after["by_status"].items() if k != "waiting_response"} == {
+        k: v for k, v in before["by_status"].items() if k != "waiting_response"}
+    with UnitOfWork(engine) as uow:  # the probe's refresh: every figure agrees with the conversations again
+        refresh_daily(uow.session, days=5)
+        uow.commit()
+    assert_true_to_raw_rows(engine, 720)
 
 
 def _finish(engine: Engine, conv_id: int) -> None:
