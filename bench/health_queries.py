@@ -111,6 +111,9 @@ def first_hour_rows(url: str, size: str, reps: int) -> list[tuple[str, str, str,
 
     engine, actor, rows = use_database(url), system_actor("bench"), []
     found: dict[tuple[str, bool], dict[int, tuple[float, int]]] = {}
+
+    def day_and_month(session, now: datetime) -> dict[str, Callable[[], object]]:  # noqa: ANN001
+        return {**_queries(session, actor, 24, now), "summary 30d": _queries(session, actor, 720, now)["summary"]}
     with read_session(engine) as s, read_session(engine) as counted:
         counted.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         for minute in FIRST_HOUR_MINUTES:  # both reads at each minute in turn: the machine's load falls on both
@@ -121,10 +124,8 @@ def first_hour_rows(url: str, size: str, reps: int) -> list[tuple[str, str, str,
                         patched.enter_context(mock.patch.object(rollup_reads, "WHOLE_FIRST_HOUR_BELOW_MINUTES", 0))
                         patched.enter_context(mock.patch.object(metrics, "_open_counts", count_every_open))
                         patched.enter_context(mock.patch.object(metrics, "plan_window", daily_yesterday))
-                    tallied = {**_queries(counted, actor, 24, now),
-                               "summary 30d": _queries(counted, actor, 720, now)["summary"]}
-                    for name, fn in {**_queries(s, actor, 24, now),
-                                     "summary 30d": _queries(s, actor, 720, now)["summary"]}.items():
+                    tallied = day_and_month(counted, now)
+                    for name, fn in day_and_month(s, now).items():
                         fn()
                         found.setdefault((name, before), {})[minute] = (pct(time_ms(fn, reps), 0.95),
                                                                          _rows_read(counted, tallied[name]))

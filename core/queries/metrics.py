@@ -1,8 +1,8 @@
 """Agent health figures from the hourly rollups: the same functions feed the console, the CLI and the API."""
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,7 +13,7 @@ from core.auth import Actor, Permission
 from core.db import snapshot_session
 from core.models import Conversation, Shop, utcnow
 from core.queries.rollup_reads import (
-    HOURLY_ONLY_HOURS, SUM_COLUMNS, Plan, Range, in_ranges, metric_sums, plan_window, window_figures,
+    HOURLY_ONLY_HOURS, SUM_COLUMNS, Plan, Range, in_ranges, plan_window, window_figures,
 )
 from core.queries.scope import require_read, shop_filter
 from core.rollups import floor_hour, percentile
@@ -72,11 +72,12 @@ class Summary:
 
 
 def _open_counts(session: Session, actor: Actor, since: datetime, until: datetime, plan: Plan,
-                 totals: dict[str, float]) -> dict[str, int]:
+                 elsewhere: dict[str, float]) -> dict[str, int]:
     """The window's conversations still open, by status. Outside whole days only the queue (pending, in progress) is
     counted row by row: every other open one waits for a response, and the rollups already say how many are open
-    (created less finished), exactly, in the read's snapshot. Daily rows reach a late finish only at the probe's
-    next refresh, so whole days count every open conversation of theirs row by row."""
+    (created less finished, ELSEWHERE: the sums of the plan less its whole days), exactly, in the read's snapshot.
+    Daily rows reach a late finish only at the probe's next refresh, so whole days count every open conversation of
+    theirs row by row."""
     days: list[Range] = []  # runs of whole days: one range a run (a range each cost PostgreSQL ~0.5 ms to plan)
     for day in plan.days:
         if days and days[-1][1] == day:
@@ -85,10 +86,6 @@ def _open_counts(session: Session, actor: Actor, since: datetime, until: datetim
             days.append((day, day + timedelta(days=1)))
     counted = _count_open(session, actor, since, until, OPEN, within=days) if days else {}
     queue = _count_open(session, actor, since, until, OPEN[:2], outside=days)
-    elsewhere = dict(totals)
-    if days:  # the daily rows' own sums, as read into TOTALS in this snapshot: the rest is what they leave
-        for column, value in metric_sums(session, actor=actor, plan=Plan(since, days=plan.days)).get(None, {}).items():
-            elsewhere[column] -= value
     still_open = round(elsewhere["created"] - elsewhere["completed"] - elsewhere["failed"] - elsewhere["opted_out"])
     out = {status: counted.get(status, 0) + queue.get(status, 0) for status in OPEN}
     out[OPEN[2]] += still_open - sum(queue.values())
@@ -123,12 +120,17 @@ def _summary(session: Session, actor: Actor, window_hours: int, now: datetime | 
     since, until = window_bounds(window_hours, now)
     # Yesterday from hourly rows: they see a late finish at once, so its open conversations need no row-by-row count.
     plan = plan_window(session, actor=actor, since=since, now=until, hourly_days=1)
-    sums, hists = window_figures(session, actor=actor, plan=plan)
-    t = sums.get(None, dict.fromkeys(SUM_COLUMNS, 0))
+    # Whole days apart from the rest: the open conversations outside them follow from the rest's sums alone.
+    empty = dict.fromkeys(SUM_COLUMNS, 0)
+    sums, hists = window_figures(session, actor=actor, plan=replace(plan, days=[]))
+    day_sums, day_hists = (window_figures(session, actor=actor, plan=Plan(since, days=plan.days)) if plan.days
+                           else ({}, {}))
+    rest = sums.get(None, empty)
+    t = {c: rest[c] + day_sums.get(None, empty)[c] for c in SUM_COLUMNS}
     completed, failed = int(t["completed"]), int(t["failed"])
     by_status = {"completed": completed, "failed": failed, "opted_out": int(t["opted_out"]),
-                 **{s: 0 for s in OPEN}, **_open_counts(session, actor, since, until, plan, t)}
-    hist = hists.get(None, {})
+                 **{s: 0 for s in OPEN}, **_open_counts(session, actor, since, until, plan, rest)}
+    hist = dict(Counter(hists.get(None, {})) + Counter(day_hists.get(None, {})))
     return Summary(window_hours=window_hours, since=since, until=until, conversations=int(t["created"]),
                    by_status=by_status,
                    error_rate=failed / (completed + failed) if completed + failed else None,
