@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import pandas as pd
 import plotly.express as px
@@ -19,7 +19,7 @@ from core.models import AGENT_TYPES, NO_DATA_MODES, SEVERITIES, AlertRule, utcno
 from core.queries.alerts import silence_sentence
 from core.services import alerts
 from core.uow import UnitOfWork
-from dashboard.components import DATABASE_ERRORS, act, form_key, nothing_picked, pick, plain_md, reset_form
+from dashboard.components import DATABASE_ERRORS, Acted, act, form_key, nothing_picked, pick, plain_md
 from dashboard.data import TTL_SECONDS, _actor, scope_args
 
 STATE_COLOURS = {"pending": "#f59e0b", "firing": "#dc2626", "resolved": "#16a34a", "normal": "#a3a3a3"}
@@ -94,14 +94,12 @@ def act_form(actor: Actor, shown: list[dict[str, Any]]) -> None:
                                                  uow=UnitOfWork()))
         sentence = done.value if done else ""
     if done:
-        _done("alert_act", sentence)
+        _done(done, "alert_act", sentence)
 
 
-def _done(form: str, sentence: str) -> None:
-    st.session_state["alerts_said"] = sentence
+def _done(done: Acted[Any], form: str, sentence: str) -> NoReturn:
     firing_count.clear()  # the sidebar's cached count would contradict the page for a few seconds
-    reset_form(form)
-    st.rerun()
+    done.done(reset=(form,), keep={"alerts_said": sentence})
 
 
 def rule_form(actor: Actor, picked: str, rule: AlertRule | None) -> None:
@@ -124,8 +122,8 @@ def rule_form(actor: Actor, picked: str, rule: AlertRule | None) -> None:
         st.error(plain_md(f"The shop id must be a number (got {spec['shop_id']!r})."))
         return
     expected = 0 if new else (drawn if drawn is not None else getattr(rule, "version", None))
-    if act(lambda: alerts.save_rule(actor=actor, spec=spec, uow=UnitOfWork(), expected_version=expected)):
-        _done("alert_rule", f"Rule {spec['key']} saved.")
+    if saved := act(lambda: alerts.save_rule(actor=actor, spec=spec, uow=UnitOfWork(), expected_version=expected)):
+        _done(saved, "alert_rule", f"Rule {spec['key']} saved.")
 
 
 def _in_force(rule: AlertRule | None) -> dict[str, int]:
@@ -203,8 +201,8 @@ def remove_form(actor: Actor, what: str, names: list[str]) -> None:
         nothing_picked(f"a {what}", key=f"{key}_name")
         return
     remove = alerts.delete_rule if what == "rule" else alerts.delete_contact_point
-    if act(lambda: remove(actor=actor, **{"key" if what == "rule" else "name": name}, uow=UnitOfWork())):
-        _done(f"alert_remove_{what}", f"The {what} {name} was removed.")
+    if removed := act(lambda: remove(actor=actor, **{"key" if what == "rule" else "name": name}, uow=UnitOfWork())):
+        _done(removed, f"alert_remove_{what}", f"The {what} {name} was removed.")
 
 
 def _num(value: float | None) -> str:
@@ -234,10 +232,10 @@ def contact_form(actor: Actor) -> None:
         repeat = c[2].number_input("Repeat every (minutes, 0 = default)", min_value=0, value=0, key=f"{key}_repeat")
         if not st.form_submit_button("Save contact point"):
             return
-    if act(lambda: alerts.save_contact_point(actor=actor, name=name.strip(), kind=kind, target=target,
-                                             min_severity=severity, matchers=matchers.split(","),
-                                             repeat_minutes=float(repeat) or None, uow=UnitOfWork())):
-        _done("alert_contact", f"Contact point {name.strip()} saved.")
+    if saved := act(lambda: alerts.save_contact_point(actor=actor, name=name.strip(), kind=kind, target=target,
+                                                      min_severity=severity, matchers=matchers.split(","),
+                                                      repeat_minutes=float(repeat) or None, uow=UnitOfWork())):
+        _done(saved, "alert_contact", f"Contact point {name.strip()} saved.")
 
 
 def test_form(actor: Actor, names: list[str]) -> None:
@@ -270,7 +268,7 @@ def silence_forms(actor: Actor, silences: list[dict[str, Any]]) -> None:
                 actor=actor, matchers=matchers, minutes=float(minutes), reason=reason, uow=UnitOfWork()))):
             with read_session() as s:
                 said = silence_sentence(s, actor=actor, silence_id=made.value, matchers=matchers)
-            _done("alert_silence", said)
+            _done(made, "alert_silence", said)
     active = [s["id"] for s in silences if s["active"]]
     if active:
         key = form_key("alert_expire")
@@ -280,5 +278,5 @@ def silence_forms(actor: Actor, silences: list[dict[str, Any]]) -> None:
                 return
         if sid is None:
             nothing_picked("a silence", key=f"{key}_id")
-        elif act(lambda: alerts.expire_silence(actor=actor, silence_id=sid, uow=UnitOfWork())):
-            _done("alert_expire", f"Silence #{sid} expired.")
+        elif expired := act(lambda: alerts.expire_silence(actor=actor, silence_id=sid, uow=UnitOfWork())):
+            _done(expired, "alert_expire", f"Silence #{sid} expired.")

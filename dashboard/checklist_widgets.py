@@ -1,6 +1,7 @@
 """Render helpers of the Checklist page: sections with progress, item tables, evidence, the action forms."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any
@@ -74,8 +75,10 @@ def verdict(run: RunState) -> None:
     st.progress(done / total if total else 0.0, text=f"Overall: {done} of {total} items done")
 
 
-def run_all_with_progress(run_checks: Callable[..., list[ItemResult]], automated: int) -> list[ItemResult]:
-    """Run the checks with a live status panel: a progress bar and one line per finished item."""
+def run_all_with_progress(run_checks: Callable[..., list[ItemResult]], automated: int
+                          ) -> components.Acted[list[ItemResult]]:
+    """Run the checks with a live status panel: a progress bar and one line per finished item; what they came to,
+    with the results as they were shown."""
     with st.status(f"Running {automated} automated checks…", expanded=True) as panel:
         bar, seen = st.progress(0.0, text="starting"), []
 
@@ -89,7 +92,7 @@ def run_all_with_progress(run_checks: Callable[..., list[ItemResult]], automated
         failed = sum(r.status in ("fail", "blocked") for r in seen)
         panel.update(label=f"{len(seen)} checks run, {failed} failed or blocked",
                      state="error" if failed or not results else "complete", expanded=False)
-    return seen if results else []
+    return dataclasses.replace(results, value=seen)
 
 
 def item_form(can_act: bool) -> dict[str, str] | None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Generic, NoReturn, TypeVar
 
 import streamlit as st
 from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
@@ -36,6 +36,9 @@ def database_problem(exc: Exception) -> str:
 def start_run() -> None:
     """Called at the top of every full run of the app: no database banner has been shown in it yet."""
     st.session_state.update({FULL_RUN: True, IN_PANEL: False, SHOWN: False, SHOWN_OUTSIDE_PANELS: False})
+    if kept := _after()["keep"]:  # what the last action that went through left (Acted.done)
+        st.session_state.update(kept)
+        kept.clear()
 
 
 def end_run() -> None:
@@ -117,14 +120,11 @@ def parse_ids(text: str, field: str) -> list[int] | None:
     return [int(p) for p in parts]
 
 
-def flash(sentence: str) -> None:
-    """Say SENTENCE after the rerun that follows a successful action (a rerun would wipe it from this run)."""
-    st.session_state["_flash"] = sentence
-
-
 def show_flash() -> None:
-    """The sentence an action left for this run, if any, as a toast."""
-    if sentence := st.session_state.pop("_flash", None):
+    """The sentence an action left for this run (Acted.done), if any, as a toast."""
+    after = _after()
+    if sentence := after["flash"]:
+        after["flash"] = None
         st.toast(sentence, icon=":material/check_circle:")
 
 
@@ -156,6 +156,15 @@ def criterion_tile(column: Any, criterion: Any) -> None:
         st.markdown(f":{colour}-badge[{criterion.state.upper()}] goal < {goal}")
 
 
+# What actions that went through leave for the runs after them: a sentence to say once, each form's generation
+# (see form_key), session values to set at the start of the next full run. One plain dict per session.
+_AFTER = "_after_action"
+
+
+def _after() -> dict[str, Any]:
+    return st.session_state.setdefault(_AFTER, {"flash": None, "forms": {}, "keep": {}})
+
+
 @dataclass(frozen=True)
 class Acted(Generic[T]):
     """What a page action came to: ok with the service's value, or the one sentence shown to the person."""
@@ -163,9 +172,26 @@ class Acted(Generic[T]):
     ok: bool
     value: T | None = None
     error: str = ""
+    after: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __bool__(self) -> bool:
         return self.ok
+
+    def done(self, sentence: str | None = None, *, reset: tuple[str, ...] = (),
+             keep: dict[str, Any] | None = None) -> NoReturn:
+        """The action went through: say SENTENCE, draw the forms named in RESET afresh, set KEEP in the session,
+        and draw the page again.
+
+        Every `st.*` call and every read or write of st.session_state is a point where Streamlit may stop this run
+        for a newer click. A run stopped between the commit and those writes lost the sentence and left the form
+        filled in, inviting the same action again; so they go to a plain dict that `act` fetched before the
+        action ran, and the next full run, whichever click started it, finds them there."""
+        if sentence:
+            self.after["flash"] = sentence
+        for name in reset:
+            _next_generation(self.after["forms"], name)
+        self.after["keep"].update(keep or {})
+        st.rerun()
 
 
 # What can turn text into a link, emphasis, code, a colour or LaTeX directive, or an HTML tag. Parentheses, dots,
@@ -203,11 +229,12 @@ def act(fn: Callable[[], T]) -> Acted[T]:
     """
     from core.errors import AgentOpsError
 
+    after = _after()  # before the action: see Acted.done
     try:
-        return Acted(True, fn())
+        return Acted(True, fn(), after=after)
     except AgentOpsError as exc:
         st.error(plain_md(str(exc)))  # errors may echo what a person typed (house rule 5)
-        return Acted(False, error=str(exc))
+        return Acted(False, error=str(exc), after=after)
 
 
 def pick(where: Any, label: str, options: dict[Any, str], *, key: str, what: str, in_form: bool = True) -> Any:
@@ -261,14 +288,18 @@ def nothing_picked(what: str, *, key: str) -> None:
 
 def form_key(name: str) -> str:
     """The key of form NAME in its current generation; widgets in it derive their keys from this one."""
-    return f"{name}_{st.session_state.get(f'_form_generation_{name}', 0)}"
+    return f"{name}_{_after()['forms'].get(name, 0)}"
 
 
 def reset_form(name: str) -> None:
-    """After a successful action: the next run draws form NAME afresh, its reason box empty.
+    """The next run draws form NAME afresh, its reason box empty (after an action, Acted.done(reset=…) does it).
 
     `clear_on_submit` would also wipe the form after an error; a new generation clears it only on success."""
-    st.session_state[f"_form_generation_{name}"] = st.session_state.get(f"_form_generation_{name}", 0) + 1
+    _next_generation(_after()["forms"], name)
+
+
+def _next_generation(forms: dict[str, int], name: str) -> None:
+    forms[name] = forms.get(name, 0) + 1
 
 
 def live_fragment(*, run_every: float | None = None) -> Callable[[Callable[..., None]], Callable[..., None]]:

@@ -1,7 +1,7 @@
 """The Controls page's forms; each acts through one core service function, its reason and button in one form."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 import pandas as pd
 import streamlit as st
@@ -10,7 +10,7 @@ from core.auth import Actor
 from core.queries.settings import ActivationState
 from core.services import controls
 from core.uow import UnitOfWork
-from dashboard.components import act, flash, form_key, nothing_picked, pick, plain_md, reset_form
+from dashboard.components import Acted, act, form_key, nothing_picked, pick, plain_md, reset_form
 
 SEEN_VERSION = "controls_seen_version"
 
@@ -60,11 +60,9 @@ def _sentence(clause: str) -> str:
     return clause[0].upper() + clause[1:] + "."
 
 
-def applied(form: str, new: Any) -> None:
+def applied(form: str, new: Acted[Any]) -> NoReturn:
     """A settings change went through: follow its propagation, empty the form, draw the page again."""
-    st.session_state["propagating"] = (new.version, new.changed_at)
-    reset_form(form)
-    st.rerun()
+    new.done(reset=(form,), keep={"propagating": (new.value.version, new.value.changed_at)})
 
 
 def seen_version(state: ActivationState) -> int:
@@ -103,7 +101,7 @@ def activation_form(actor: Actor, state: ActivationState, shops: dict[int, str],
             if new and new.value.version == seen:  # the service records nothing when nothing changes
                 st.info(f"Mode {mode} with this scope is already in force (version {seen}); nothing changed.")
             elif new:
-                applied("activation", new.value)
+                applied("activation", new)
 
 
 def agent_type_form(actor: Actor, state: ActivationState, agent_types: tuple[str, ...], seen: int) -> None:
@@ -129,7 +127,7 @@ def agent_type_form(actor: Actor, state: ActivationState, agent_types: tuple[str
                                                               reason=reason, uow=UnitOfWork(),
                                                               expected_version=seen))
             if new:
-                applied("agent_type", new.value)
+                applied("agent_type", new)
     st.caption("Disabled: " + ", ".join(sorted(off)) if off else "Every agent type is enabled.")
 
 
@@ -161,8 +159,7 @@ def instance_form(actor: Actor, instances: list[dict[str, Any]]) -> None:
                 st.error("A reason is required for every change to the agent system.")
             elif status[picked] == target:
                 st.info(f"Instance #{picked} is already {target}; nothing changed.")
-            elif act(lambda: controls.set_instance_status(actor=actor, instance_id=picked, status=target,
-                                                          reason=reason, uow=UnitOfWork())):
-                flash(f"Instance {labels[picked]} is {target} now.")  # the form just emptied before, without a word
-                reset_form("instance")
-                st.rerun()
+            elif changed := act(lambda: controls.set_instance_status(actor=actor, instance_id=picked, status=target,
+                                                                     reason=reason, uow=UnitOfWork())):
+                # the form just emptied before, without a word
+                changed.done(f"Instance {labels[picked]} is {target} now.", reset=("instance",))

@@ -16,7 +16,7 @@ from core.services import review as rs
 from core.services.guard import record_refusal
 from core.text import visible_controls
 from core.uow import UnitOfWork
-from dashboard.components import act, flash, form_key, plain_md, reset_form, visible_in_table
+from dashboard.components import act, form_key, plain_md, visible_in_table
 
 
 def load_transcript(actor: Actor, conversation_id: int) -> dict[str, Any] | None:
@@ -88,14 +88,15 @@ def reveal_form(actor: Actor, t: dict[str, Any]) -> None:
                    "minutes.")
         reason = st.text_input("Reason for revealing (required)", key=f"{key}_reason")
         if st.form_submit_button("Reveal client data"):
-            if act(lambda: rs.reveal_client(actor=actor, conversation_id=t["id"], reason=reason, uow=UnitOfWork())):
-                reset_form(f"reveal_{t['id']}")
-                flash("Client data revealed; the reveal is in the audit log.")
-                st.rerun()
+            if revealed := act(lambda: rs.reveal_client(actor=actor, conversation_id=t["id"], reason=reason,
+                                                        uow=UnitOfWork())):
+                revealed.done("Client data revealed; the reveal is in the audit log.", reset=(f"reveal_{t['id']}",))
 
 
-def review_form(actor: Actor, t: dict[str, Any], *, queue_id: int | None = None, after: Any = None) -> None:
-    """Rating, flags and note in one form; a second submission is an edit (history kept)."""
+def review_form(actor: Actor, t: dict[str, Any], *, queue_id: int | None = None,
+                keep: dict[str, Any] | None = None) -> None:
+    """Rating, flags and note in one form; a second submission is an edit (history kept). Once a review is saved,
+    KEEP is set in the session."""
     if not actor.can(Permission.REVIEW_CONVERSATIONS):
         return
     s, name = get_settings(), f"review_{t['id']}"
@@ -108,13 +109,9 @@ def review_form(actor: Actor, t: dict[str, Any], *, queue_id: int | None = None,
         if st.form_submit_button("Submit review", type="primary"):
             if rating is None:
                 st.error("Choose a rating first.")
-            elif act(lambda: rs.submit_review(actor=actor, conversation_id=t["id"], rating=rating, flags=flags,
-                                              note=note, queue_id=queue_id, uow=UnitOfWork())):
-                reset_form(name)
-                if after:
-                    after()
-                flash(f"Review of conversation {t['id']} saved.")
-                st.rerun()
+            elif saved := act(lambda: rs.submit_review(actor=actor, conversation_id=t["id"], rating=rating,
+                                                       flags=flags, note=note, queue_id=queue_id, uow=UnitOfWork())):
+                saved.done(f"Review of conversation {t['id']} saved.", reset=(name,), keep=keep)
 
 
 def state_form(actor: Actor, t: dict[str, Any]) -> None:
@@ -127,11 +124,9 @@ def state_form(actor: Actor, t: dict[str, Any]) -> None:
     with st.form(key):
         reason = st.text_input(f"Reason to mark it {target} (required)", key=f"{key}_reason")
         if st.form_submit_button("Resolve" if target == "resolved" else "Escalate"):
-            if act(lambda: rs.set_review_state(actor=actor, conversation_id=t["id"], state=target, reason=reason,
-                                               uow=UnitOfWork())):
-                reset_form(name)
-                flash(f"Conversation {t['id']} is {target}.")
-                st.rerun()
+            if moved := act(lambda: rs.set_review_state(actor=actor, conversation_id=t["id"], state=target,
+                                                        reason=reason, uow=UnitOfWork())):
+                moved.done(f"Conversation {t['id']} is {target}.", reset=(name,))
 
 
 def agreement_table(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, NoReturn
 
 import pandas as pd
 import streamlit as st
@@ -11,6 +12,7 @@ from core.services import rollbacks
 from core.services.rollbacks import RunView
 from core.uow import UnitOfWork
 from dashboard.components import (
+    Acted,
     act,
     clicked,
     form_key,
@@ -18,7 +20,6 @@ from dashboard.components import (
     live_fragment,
     nothing_picked,
     pick,
-    reset_form,
 )
 
 FOLLOWED = "rollback_run"  # the run this tab started last; its banner sits above the runs table
@@ -39,9 +40,7 @@ def start(fn: Callable[[], RunView], *, form: str) -> None:
     """Start a run through FN; on success follow it, empty the form and draw the page again (errors stay)."""
     run = act(fn)
     if run:
-        st.session_state[FOLLOWED] = run.value.id
-        reset_form(form)
-        st.rerun()
+        run.done(reset=(form,), keep={FOLLOWED: run.value.id})
 
 
 def pending_database_runs(actor: Actor) -> None:
@@ -51,8 +50,9 @@ def pending_database_runs(actor: Actor) -> None:
     if said := st.session_state.pop(DATABASE_SAID, None):
         st.success(said)
     if (approving := clicked("approve")) is not None:  # even if the run no longer draws its button
-        if act(lambda: rollbacks.approve_database_rollback(actor=actor, run_id=approving, uow=UnitOfWork())):
-            _said(f"Run {approving} approved by {actor.username}; it can run now.")
+        if approved := act(lambda: rollbacks.approve_database_rollback(actor=actor, run_id=approving,
+                                                                       uow=UnitOfWork())):
+            _said(approved, f"Run {approving} approved by {actor.username}; it can run now.")
     for run in waiting:
         cols = st.columns([4, 1, 1])
         cols[0].text(f"Run {run.id}: {run.state.replace('_', ' ')}, requested by {run.requested_by}")
@@ -65,9 +65,8 @@ def pending_database_runs(actor: Actor) -> None:
                 done = act(lambda r=run: rollbacks.execute_database_rollback(actor=actor, run_id=r.id,
                                                                              uow=UnitOfWork()))
             if done:  # drawn again: the run left its Run now button and the table its old counts behind
-                st.session_state[FOLLOWED] = done.value.id
-                _said(f"Run {done.value.id}: {done.value.state}, {done.value.outcome}. "
-                      "Restore with `python -m core db restore PATH`.")
+                _said(done, f"Run {done.value.id}: {done.value.state}, {done.value.outcome}. "
+                      "Restore with `python -m core db restore PATH`.", keep={FOLLOWED: done.value.id})
     if waiting:
         _withdraw_form(actor, {r.id: f"run {r.id} ({r.state.replace('_', ' ')}, by {r.requested_by})" for r in waiting})
 
@@ -83,16 +82,15 @@ def _withdraw_form(actor: Actor, runs: dict[int, str]) -> None:
             return
     if picked is None:
         nothing_picked("a request", key=f"{key}_pick")
-    elif act(lambda: rollbacks.withdraw_database_rollback(actor=actor, run_id=picked, reason=reason,
-                                                         uow=UnitOfWork())):
-        reset_form("withdraw_database")
-        _said(f"Run {picked} withdrawn.")
+    elif withdrawn := act(lambda: rollbacks.withdraw_database_rollback(actor=actor, run_id=picked, reason=reason,
+                                                                      uow=UnitOfWork())):
+        _said(withdrawn, f"Run {picked} withdrawn.", reset=("withdraw_database",))
 
 
-def _said(sentence: str) -> None:
+def _said(acted: Acted[Any], sentence: str, *, reset: tuple[str, ...] = (),
+          keep: dict[str, Any] | None = None) -> NoReturn:
     """Say SENTENCE above the database runs once the page has been drawn again."""
-    st.session_state[DATABASE_SAID] = sentence
-    st.rerun()
+    acted.done(reset=reset, keep={**(keep or {}), DATABASE_SAID: sentence})
 
 
 @live_fragment(run_every=2)

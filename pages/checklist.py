@@ -55,22 +55,20 @@ if can_act:
                    "was; a synthetic conversation is run and removed.")
         confirm = st.text_input("Type 'production' to allow the kill-switch dry run") if env == "production" else None
         if st.form_submit_button("Run all automated checks", type="primary"):
-            seen = w.run_all_with_progress(lambda on_result: svc.run_checks(
+            ran = w.run_all_with_progress(lambda on_result: svc.run_checks(
                 actor=actor, run_id=run_id, uow=UnitOfWork(), confirm=confirm, on_result=on_result), automated)
-            if seen:
-                components.flash(f"{len(seen)} checks run and recorded.")
-                st.rerun()
+            if ran:
+                ran.done(f"{len(ran.value)} checks run and recorded.")
     with middle, st.form(components.form_key("checklist_deployed")):
         st.caption("Deployed: " + (f"{run.deployed_at:%Y-%m-%d %H:%M} UTC" if run.deployed_at else "not marked"))
-        if st.form_submit_button("Mark the release deployed now") and components.act(
-                lambda: svc.mark_deployed(actor=actor, run_id=run_id, uow=UnitOfWork())):
-            st.rerun()
+        if st.form_submit_button("Mark the release deployed now") and (marked := components.act(
+                lambda: svc.mark_deployed(actor=actor, run_id=run_id, uow=UnitOfWork()))):
+            marked.done()
     with right, st.form(components.form_key("checklist_sign_off")):
         note = st.text_input("Sign-off note", key="checklist_sign_off_note")
-        if st.form_submit_button("Sign off", disabled=bool(run.signed_off_by)) and components.act(
-                lambda: svc.sign_off(actor=actor, run_id=run_id, note=note, uow=UnitOfWork())):
-            components.flash("Signed off.")
-            st.rerun()
+        if st.form_submit_button("Sign off", disabled=bool(run.signed_off_by)) and (signed := components.act(
+                lambda: svc.sign_off(actor=actor, run_id=run_id, note=note, uow=UnitOfWork()))):
+            signed.done("Signed off.")
 
     st.subheader("One item")
     if (form := w.item_form(can_act)) is not None:
@@ -79,10 +77,8 @@ if can_act:
               "tick": lambda: svc.tick_item(actor=actor, run_id=run_id, item_id=item_id, note=text, uow=UnitOfWork()),
               "waive": lambda: svc.waive_item(actor=actor, run_id=run_id, item_id=item_id, reason=text,
                                               uow=UnitOfWork())}[form["action"]]
-        if components.act(do):
-            components.reset_form("checklist_item")
-            components.flash(f"{item_id}: {form['action']} recorded.")
-            st.rerun()
+        if recorded := components.act(do):
+            recorded.done(f"{item_id}: {form['action']} recorded.", reset=("checklist_item",))
 
 md, js = to_markdown(run), to_json(run)
 left, right = st.columns(2)

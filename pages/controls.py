@@ -41,9 +41,8 @@ if fired:
             run = components.act(lambda: rollbacks.start_immediate_rollback(actor=actor, reason=reason,
                                                                             uow=UnitOfWork()))
             if run:
-                components.reset_form("trigger_rollback")
-                st.session_state["propagating"] = (run.value.details["settings_version"], run.value.started_at)
-                st.rerun()
+                run.done(reset=("trigger_rollback",),
+                         keep={"propagating": (run.value.details["settings_version"], run.value.started_at)})
 
 
 @st.dialog("Turn the agent system off?")
@@ -60,7 +59,7 @@ def confirm_kill(version: int) -> None:
             new = components.act(lambda: controls.engage_kill_switch(actor=actor, reason=reason, uow=UnitOfWork(),
                                                                      expected_version=version))
             if new:
-                control_widgets.applied("kill", new.value)
+                control_widgets.applied("kill", new)
             with read_session() as s:
                 changed = get_activation_state(s).version != version
             if changed:  # someone else switched meanwhile: close, and draw the page as it is now (it stayed stale)

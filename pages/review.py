@@ -32,12 +32,9 @@ if reviewer:
         if st.form_submit_button("Fill queues now"):
             added = components.act(lambda: review_queues.fill_queues(actor=actor, uow=UnitOfWork()))
             if added:
-                components.flash("Queues filled: " + ", ".join(f"{k} +{v}" for k, v in sorted(added.value.items())))
-                st.rerun()
+                added.done("Queues filled: " + ", ".join(f"{k} +{v}" for k, v in sorted(added.value.items())))
 
-
-def _forget_item() -> None:
-    st.session_state["review_item"] = None  # done with it: not looked up again as a held item
+FORGET_ITEM = {"review_item": None}  # done with it: not looked up again as a held item
 
 
 if reviewer and queues:
@@ -54,12 +51,11 @@ if reviewer and queues:
         queue = st.selectbox("Queue", [q["queue"] for q in queues], key="review_queue")
         if st.form_submit_button("Next item", type="primary"):
             got = components.act(lambda: review_queues.next_item(actor=actor, queue=queue, uow=UnitOfWork()))
-            if got:
-                st.session_state["review_item"] = got.value
-                if got.value is None:
-                    st.info(f"Queue {queue} has nothing left for you.")
-                else:
-                    st.rerun()  # the Queues table above was drawn before the item was taken: held counts it now
+            if got and got.value is None:
+                st.session_state["review_item"] = None
+                st.info(f"Queue {queue} has nothing left for you.")
+            elif got:  # drawn again: the Queues table above was drawn before the item was taken, held counts it now
+                got.done(keep={"review_item": got.value})
     item = st.session_state.get("review_item")
     if item:
         st.caption(f"Reviewing item {item['item_id']} from the “{item['queue']}” queue; it is held for you until "
@@ -68,13 +64,12 @@ if reviewer and queues:
         if t:
             review_widgets.transcript(t)
             review_widgets.reveal_form(actor, t)
-            review_widgets.review_form(actor, t, after=_forget_item)
+            review_widgets.review_form(actor, t, keep=FORGET_ITEM)
         with st.form("skip_item"):
             if st.form_submit_button("Skip (give it back)"):
-                if components.act(lambda: review_queues.release_item(actor=actor, item_id=item["item_id"],
-                                                                     uow=UnitOfWork())):
-                    _forget_item()
-                    st.rerun()
+                if released := components.act(lambda: review_queues.release_item(actor=actor, item_id=item["item_id"],
+                                                                                 uow=UnitOfWork())):
+                    released.done(keep=FORGET_ITEM)
 
 with read_session() as s:
     people = review_stats.reviewer_progress(s, actor=actor)
@@ -126,9 +121,8 @@ if patterns and actor.can(Permission.CONTROL_SYSTEM):
         p = by_name[choice]
         evidence = {"queue": st.session_state.get("review_queue") or "all", "filter": f"flag={p['flag']}",
                     "flagged_with_it": p["conversations"]}
-        done = components.act(lambda: rs.disable_agent_type_from_pattern(
+        disabled = components.act(lambda: rs.disable_agent_type_from_pattern(
             actor=actor, agent_type=p["agent_type"], evidence=evidence, reason=reason, uow=UnitOfWork()))
-        if done:
-            components.reset_form("disable_pattern")
-            components.flash(f"{p['agent_type']} is disabled everywhere; the evidence is in the audit log.")
-            st.rerun()
+        if disabled:
+            disabled.done(f"{p['agent_type']} is disabled everywhere; the evidence is in the audit log.",
+                      reset=("disable_pattern",))

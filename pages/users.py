@@ -10,7 +10,7 @@ from core.queries.users import list_users
 from core.services import tokens, users
 from core.uow import UnitOfWork
 from dashboard import components
-from dashboard.components import act, form_key, reset_form
+from dashboard.components import act, form_key
 
 actor = components.page_guard(Permission.MANAGE_USERS, "Users and tokens")
 st.title("Users and tokens")
@@ -20,13 +20,6 @@ st.dataframe(pd.DataFrame(people), hide_index=True, width="stretch")
 ROLES = [r.value for r in (*CONSOLE_ROLES, Role.SHOP_OWNER, Role.ENTERPRISE_OWNER)]
 NEW_TOKEN = "_issued_token"  # {"issuer": …, "token": …} just issued, until its issuer dismisses it
 names = [p["user"] for p in people]
-
-
-def done(form: str, sentence: str) -> None:
-    """An action went through: say so after the rerun, draw the form afresh, reload the table."""
-    components.flash(sentence)
-    reset_form(form)
-    st.rerun()
 
 
 def change_user(person: dict) -> None:
@@ -41,14 +34,15 @@ def change_user(person: dict) -> None:
         new_shops = st.text_input("Shops (support and shop owners; empty keeps the ones they have now, if any)",
                                   key=f"{key}_shops")
         if (st.form_submit_button("Change role") and (picked := components.parse_ids(new_shops, "Shops")) is not None
-                and act(lambda: users.set_role(actor=actor, username=who, role=new_role, shops=picked or None,
-                                               uow=UnitOfWork(), expected_role=drawn))):
-            done("change_role", f"{who} is now {new_role}; their sessions have ended.")
+                and (changed := act(lambda: users.set_role(actor=actor, username=who, role=new_role,
+                                                           shops=picked or None, uow=UnitOfWork(),
+                                                           expected_role=drawn)))):
+            changed.done(f"{who} is now {new_role}; their sessions have ended.", reset=("change_role",))
     with cols[1].form(form_key("set_password")):
         new_password = st.text_input("New password", type="password", key=f"{form_key('set_password')}_pw")
-        if st.form_submit_button("Set password") and act(
-                lambda: users.set_password(actor=actor, username=who, password=new_password, uow=UnitOfWork())):
-            done("set_password", f"Password of {who} changed; their sessions have ended.")
+        if st.form_submit_button("Set password") and (changed := act(
+                lambda: users.set_password(actor=actor, username=who, password=new_password, uow=UnitOfWork()))):
+            changed.done(f"Password of {who} changed; their sessions have ended.", reset=("set_password",))
     components.intent_button(cols[2], "Enable" if person["disabled"] else "Disable", key="do_disable",
                              intent="disable", value=(who, not person["disabled"]))
     if (intent := components.clicked("disable")) is not None:
@@ -56,7 +50,7 @@ def change_user(person: dict) -> None:
         state = "disabled" if target else "enabled"
         changed = act(lambda: users.set_disabled(actor=actor, username=target_user, disabled=target, uow=UnitOfWork()))
         if changed and changed.value:
-            done("disable", f"{target_user} is {state}.")
+            changed.done(f"{target_user} is {state}.", reset=("disable",))
         elif changed:
             st.info(f"{target_user} is already {state} (someone else did it meanwhile); nothing changed.")
 
@@ -72,9 +66,9 @@ with add:
         password = st.text_input("Initial password (10 characters or more)", type="password", key=f"{key}_password")
         submitted = st.form_submit_button("Add user")
     if submitted and (shop_ids := components.parse_ids(shops, "Shops")) is not None:
-        if act(lambda: users.add_user(actor=actor, username=username, password=password, role=role, name=name,
-                                      shops=shop_ids, uow=UnitOfWork())):
-            done("add_user", f"{username} added as {role}.")
+        if added := act(lambda: users.add_user(actor=actor, username=username, password=password, role=role,
+                                               name=name, shops=shop_ids, uow=UnitOfWork())):
+            added.done(f"{username} added as {role}.", reset=("add_user",))
 
 with change:
     # Nobody is chosen at first: the first name in the list was, and one click on Disable acted on it.
@@ -118,5 +112,5 @@ with token_tab:
     if st.button("Revoke", key="do_revoke"):  # never disabled: a click whose token just went must be answered
         if revoke_id is None:
             components.nothing_picked("a token", key="revoke_pick")
-        elif act(lambda: tokens.revoke_token(actor=actor, token_id=revoke_id, uow=UnitOfWork())):
-            done("revoke", f"Token {revoke_id} revoked.")
+        elif revoked := act(lambda: tokens.revoke_token(actor=actor, token_id=revoke_id, uow=UnitOfWork())):
+            revoked.done(f"Token {revoke_id} revoked.", reset=("revoke",))

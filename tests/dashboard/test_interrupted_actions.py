@@ -1,0 +1,121 @@
+"""A click that lands while a form's action runs: Streamlit stops that run at its next point of contact (any
+`st.*` call, any read or write of `st.session_state`) and runs the page again for the new click. When the stop
+came after the action's commit, the page lost the sentence saying it went through and kept the form filled in,
+inviting the same action a second time.
+
+Each test lets the real service commit, then asks for a rerun the way a browser's second click does, and checks
+what the person sees on the run that follows: the sentence, and a form drawn afresh."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select
+from streamlit.proto.WidgetStates_pb2 import WidgetStates
+from streamlit.runtime.scriptrunner_utils.script_requests import RerunData
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+from core.db import read_session
+from core.models import AuditRecord, ReviewRecord
+from tests.dashboard.conftest import in_form, open_app, shown, sign_in, submit
+from tests.dashboard.test_alerts_page import firing, open_alerts  # noqa: F401 - fixture
+from tests.dashboard.test_control_pages import PASSWORD
+
+
+def click_lands_during(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> None:
+    """MODULE.NAME runs for real, and a second click arrives before it returns (after its commit)."""
+    real: Callable[..., Any] = getattr(module, name)
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        ctx = get_script_run_ctx()
+        assert ctx is not None, "the service runs in the page's script thread"
+        # What a browser sends for a click elsewhere on the page: same page and link, the widgets' values stay,
+        # no trigger is set.
+        ctx.script_requests.request_rerun(RerunData(widget_states=WidgetStates(), query_string=ctx.query_string,
+                                                    page_script_hash=ctx.page_script_hash))
+        return result
+
+    monkeypatch.setattr(module, name, interrupted)
+
+
+def toasts(at: Any) -> list[str]:
+    return [t.value for t in at.toast]
+
+
+def test_a_pause_interrupted_after_its_commit_still_says_so_and_empties_the_form(
+        console_db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.services import controls
+
+    at = sign_in(open_app(), "engineer")
+    at.switch_page("../pages/controls.py").run()
+    choice = in_form(at, "instance", "Instance")
+    first = choice.options[0]
+    choice.set_value(int(first.split()[0].lstrip("#")))
+    in_form(at, "instance", "Reason").input("shop asked for a pause")
+    click_lands_during(monkeypatch, controls, "set_instance_status")
+    at = submit(at, "instance")
+    assert not at.exception and not at.error
+    assert toasts(at) == [f"Instance {first} is paused now."]
+    assert in_form(at, "instance", "Reason").value == "", "the form is drawn afresh, nothing to click twice"
+    with read_session(console_db) as s:
+        assert s.scalar(select(func.count()).where(AuditRecord.action == "instance.pause")) == 1
+
+
+def test_an_added_user_interrupted_after_the_commit_is_said_and_the_form_emptied(
+        console_db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.services import users
+
+    at = sign_in(open_app(), "admin")
+    at.switch_page("../pages/users.py").run()
+    for label, value in {"User name": "rosa", "Display name": "Rosa Diaz", PASSWORD: "a long enough password"
+                         }.items():
+        in_form(at, "add_user", label).input(value)
+    click_lands_during(monkeypatch, users, "add_user")
+    at = submit(at, "add_user")
+    assert not at.exception and not at.error
+    assert any("rosa" in t for t in toasts(at)), toasts(at)
+    assert in_form(at, "add_user", "User name").value == ""
+
+
+def test_a_review_interrupted_after_its_commit_is_said_and_its_form_emptied(
+        console_db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.models import Conversation
+    from core.services import review as rs
+
+    with read_session(console_db) as s:
+        conv_id = s.scalars(select(Conversation.id).where(Conversation.status == "completed",
+                                                          Conversation.shop_id == 1).order_by(Conversation.id)).first()
+    at = sign_in(open_app(), "engineer")
+    at.query_params["conversation"] = str(conv_id)
+    at.switch_page("../pages/conversations.py").run()
+    form = next(b.form_id for b in at.button if (b.form_id or "").startswith(f"review_{conv_id}"))
+    next(r for r in at.radio if r.form_id == form).set_value(2)
+    next(w for w in at.text_area if w.form_id == form).input("slow to confirm the time")
+    click_lands_during(monkeypatch, rs, "submit_review")
+    at = submit(at, form)
+    assert not at.exception and not at.error
+    assert toasts(at) == [f"Review of conversation {conv_id} saved."]
+    fresh = next(b.form_id for b in at.button if (b.form_id or "").startswith(f"review_{conv_id}"))
+    assert fresh != form and [w.value for w in at.text_area if w.form_id == fresh] == [""]
+    with read_session(console_db) as s:
+        assert s.scalar(select(func.count()).select_from(ReviewRecord)) == 1
+
+
+def test_a_silence_interrupted_after_its_commit_is_said_above_the_alerts(
+        firing: Engine, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811 - the fixture
+    """The page's own sentence (set in the session for the next run) comes through an interruption too."""
+    from core.models import AlertSilence
+    from core.services import alerts
+
+    at = open_alerts("engineer")
+    in_form(at, "alert_silence", "Matchers (e.g. rule=error_rate, shop=1)").input("rule=t_unauth")
+    in_form(at, "alert_silence", "Reason (required)").input("planned maintenance")
+    click_lands_during(monkeypatch, alerts, "create_silence")
+    at = submit(at, "alert_silence")
+    assert not at.exception and not at.error
+    with read_session(firing) as s:
+        silence_id = s.scalars(select(AlertSilence.id)).one()
+    assert any(f"Silence {silence_id} created; it matches 1 alert now." in m for m in shown(at.success))
+    assert in_form(at, "alert_silence", "Reason (required)").value == ""
