@@ -93,8 +93,8 @@ FIRST_HOUR_MINUTES = (1, 10, 20, 29, 31, 40, 50, 59)
 def first_hour_rows(url: str, size: str, reps: int) -> list[tuple[str, str, str, str]]:
     """The 24-hour figures and the 30-day summary over all shops at windows ending at FIRST_HOUR_MINUTES past the
     hour, as now (the first hour read whole less its minutes before the start, or the minutes after it from minute
-    30; open conversations counted row by row only in the queue and in whole days before yesterday) against the read
-    before (the minutes after the start always, every open conversation counted, yesterday from its daily rows),
+    30; open conversations counted row by row only in the queue) against the read before (the minutes after the
+    start always, every open conversation counted row by row),
     same database, same run. The worst minute of each is reported."""
     from contextlib import ExitStack
     from unittest import mock
@@ -103,11 +103,8 @@ def first_hour_rows(url: str, size: str, reps: int) -> list[tuple[str, str, str,
     from core.db import read_session
     from core.queries import metrics, rollup_reads
 
-    def count_every_open(session, actor, since, until, plan, totals):  # noqa: ANN001, ANN202 - the read before
+    def count_every_open(session, actor, since, until, sums):  # noqa: ANN001, ANN202 - the read before
         return metrics._count_open(session, actor, since, until, metrics.OPEN)
-
-    def daily_yesterday(session, *, hourly_days: int = 0, **kwargs):  # noqa: ANN001, ANN202 - the plan before
-        return rollup_reads.plan_window(session, **kwargs)
 
     engine, actor, rows = use_database(url), system_actor("bench"), []
     found: dict[tuple[str, bool], dict[int, tuple[float, int]]] = {}
@@ -123,7 +120,6 @@ def first_hour_rows(url: str, size: str, reps: int) -> list[tuple[str, str, str,
                     if before:
                         patched.enter_context(mock.patch.object(rollup_reads, "WHOLE_FIRST_HOUR_BELOW_MINUTES", 0))
                         patched.enter_context(mock.patch.object(metrics, "_open_counts", count_every_open))
-                        patched.enter_context(mock.patch.object(metrics, "plan_window", daily_yesterday))
                     tallied = day_and_month(counted, now)
                     for name, fn in day_and_month(s, now).items():
                         fn()

@@ -60,14 +60,16 @@ def refresh_daily(session: Session | Connection, *, days: int | None = RECENT_DA
 
 
 def _stale_days(session: Session | Connection, start: datetime, today: datetime, touched: set[datetime]) -> list:
-    """The whole days in [START, TODAY) whose hours were just folded or that have no daily rows (all the daily
-    tables are written together: the per-type sums stand for them)."""
+    """The whole days before TODAY whose hours were just folded, however old (a conversation created a week ago
+    may finish now: its day's daily rows must take it in the fold's transaction, or readers lose it), and the days
+    in [START, TODAY) that have no daily rows (all the daily tables are written together: the per-type sums stand
+    for them)."""
     d = AgentMetricDailyByType
     have = {_as_utc(day) for day in session.execute(select(d.day).distinct().where(d.day >= start, d.day < today))
             .scalars()}
-    changed = {floor_day(hour) for hour in touched}
-    days = [start + timedelta(days=i) for i in range((today - start).days)]
-    return [day for day in days if day in changed or day not in have]
+    changed = {floor_day(_as_utc(hour)) for hour in touched}
+    missing = {start + timedelta(days=i) for i in range((today - start).days)} - have
+    return sorted(day for day in changed | missing if day < today)
 
 
 def _as_utc(value: Any) -> datetime:

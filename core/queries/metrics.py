@@ -1,8 +1,8 @@
 """Agent health figures from the hourly rollups: the same functions feed the console, the CLI and the API."""
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from dataclasses import dataclass, replace
+from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,9 +12,7 @@ from sqlalchemy.orm import Session
 from core.auth import Actor, Permission
 from core.db import snapshot_session
 from core.models import Conversation, Shop, utcnow
-from core.queries.rollup_reads import (
-    HOURLY_ONLY_HOURS, SUM_COLUMNS, Plan, Range, in_ranges, plan_window, window_figures,
-)
+from core.queries.rollup_reads import HOURLY_ONLY_HOURS, SUM_COLUMNS, Plan, plan_window, window_figures
 from core.queries.scope import require_read, shop_filter
 from core.rollups import floor_hour, percentile
 from core.rollups_daily import floor_day
@@ -71,41 +69,25 @@ class Summary:
                 "completion_tokens": self.completion_tokens, "cost_usd": round(self.cost_usd, 6)}
 
 
-def _open_counts(session: Session, actor: Actor, since: datetime, until: datetime, plan: Plan,
-                 elsewhere: dict[str, float]) -> dict[str, int]:
-    """The window's conversations still open, by status. Outside whole days only the queue (pending, in progress) is
-    counted row by row: every other open one waits for a response, and the rollups already say how many are open
-    (created less finished, ELSEWHERE: the sums of the plan less its whole days), exactly, in the read's snapshot.
-    Daily rows reach a late finish only at the probe's next refresh, so whole days count every open conversation of
-    theirs row by row."""
-    days: list[Range] = []  # runs of whole days: one range a run (a range each cost PostgreSQL ~0.5 ms to plan)
-    for day in plan.days:
-        if days and days[-1][1] == day:
-            days[-1] = (days[-1][0], day + timedelta(days=1))
-        else:
-            days.append((day, day + timedelta(days=1)))
-    counted = _count_open(session, actor, since, until, OPEN, within=days) if days else {}
-    queue = _count_open(session, actor, since, until, OPEN[:2], outside=days)
-    still_open = round(elsewhere["created"] - elsewhere["completed"] - elsewhere["failed"] - elsewhere["opted_out"])
-    out = {status: counted.get(status, 0) + queue.get(status, 0) for status in OPEN}
-    out[OPEN[2]] += still_open - sum(queue.values())
-    return out
+def _open_counts(session: Session, actor: Actor, since: datetime, until: datetime,
+                 sums: dict[str, float]) -> dict[str, int]:
+    """The window's conversations still open, by status. Only the queue (pending, in progress) is counted row by
+    row: every other open one waits for a response, and the rollups' SUMS already say how many are open (created
+    less finished), exactly, in the read's snapshot."""
+    queue = _count_open(session, actor, since, until, OPEN[:2])
+    still_open = round(sums["created"] - sums["completed"] - sums["failed"] - sums["opted_out"])
+    return {**{status: queue.get(status, 0) for status in OPEN[:2]}, OPEN[2]: still_open - sum(queue.values())}
 
 
-def _count_open(session: Session, actor: Actor, since: datetime, until: datetime, statuses: tuple[str, ...], *,
-                within: list[Range] | None = None, outside: list[Range] | None = None) -> dict[str, int]:
-    """Open conversations of STATUSES created in the window (only WITHIN those ranges, or OUTSIDE them), by status."""
+def _count_open(session: Session, actor: Actor, since: datetime, until: datetime,
+                statuses: tuple[str, ...]) -> dict[str, int]:
+    """Open conversations of STATUSES created in the window, by status."""
     c = Conversation
     # Bounded at both ends, so PostgreSQL plans only the months of the window, not the empty months ahead and the
     # DEFAULT partition (half the statement's time at 10M); the rollups' current hour reaches now, and so does this.
-    # Whole days are bounded by their own span, so the index range holds only them, not the last day's open ones.
-    where = [c.created_at >= since, c.created_at <= max(until, utcnow())]
-    if within:
-        where += [c.created_at >= within[0][0], c.created_at < within[-1][1], in_ranges(c.created_at, within)]
-    if outside:
-        where.append(~in_ranges(c.created_at, outside))
     rows = session.execute(select(c.status, func.count()).where(
-        c.status.in_(statuses), *where, *shop_filter(actor, c.shop_id)).group_by(c.status))
+        c.status.in_(statuses), c.created_at >= since, c.created_at <= max(until, utcnow()),
+        *shop_filter(actor, c.shop_id)).group_by(c.status))
     return {status: int(n) for status, n in rows}
 
 
@@ -118,23 +100,16 @@ def get_summary(session: Session, *, actor: Actor, window_hours: int, now: datet
 
 def _summary(session: Session, actor: Actor, window_hours: int, now: datetime | None) -> Summary:
     since, until = window_bounds(window_hours, now)
-    # Yesterday from hourly rows: they see a late finish at once, so its open conversations need no row-by-row count.
-    plan = plan_window(session, actor=actor, since=since, now=until, hourly_days=1)
-    # Whole days apart from the rest: the open conversations outside them follow from the rest's sums alone.
-    empty = dict.fromkeys(SUM_COLUMNS, 0)
-    sums, hists = window_figures(session, actor=actor, plan=replace(plan, days=[]))
-    day_sums, day_hists = (window_figures(session, actor=actor, plan=Plan(since, days=plan.days)) if plan.days
-                           else ({}, {}))
-    rest = sums.get(None, empty)
-    t = {c: rest[c] + day_sums.get(None, empty)[c] for c in SUM_COLUMNS}
+    plan = plan_window(session, actor=actor, since=since, now=until)
+    sums, hists = window_figures(session, actor=actor, plan=plan)
+    t = sums.get(None, dict.fromkeys(SUM_COLUMNS, 0))
     completed, failed = int(t["completed"]), int(t["failed"])
     by_status = {"completed": completed, "failed": failed, "opted_out": int(t["opted_out"]),
-                 **{s: 0 for s in OPEN}, **_open_counts(session, actor, since, until, plan, rest)}
-    hist = dict(Counter(hists.get(None, {})) + Counter(day_hists.get(None, {})))
+                 **_open_counts(session, actor, since, until, t)}
     return Summary(window_hours=window_hours, since=since, until=until, conversations=int(t["created"]),
                    by_status=by_status,
                    error_rate=failed / (completed + failed) if completed + failed else None,
-                   p95_response_ms=percentile(hist, 0.95), prompt_tokens=int(t["prompt_tokens"]),
+                   p95_response_ms=percentile(hists.get(None, {}), 0.95), prompt_tokens=int(t["prompt_tokens"]),
                    completion_tokens=int(t["completion_tokens"]), cost_usd=float(t["cost_usd"]))
 
 

@@ -6,8 +6,8 @@ starting late reads the minutes after its start.
 
 The readers run in one snapshot (core.db.snapshot_session), and the worker counts a conversation in the hourly
 rollups in the statement that changes its status, so within a snapshot an hour's rollups hold exactly what its raw
-conversations say: taking the minutes before the start away from the whole hour is exact. Whole days are never
-taken from: their rows reach a late finish only at the probe's next refresh."""
+conversations say: taking the minutes before the start away from the whole hour is exact. A whole day is its daily
+rows plus its fine rows not folded yet, exact too (see _fine)."""
 from __future__ import annotations
 
 import math
@@ -49,16 +49,13 @@ class Plan:
     less: list[Range] = field(default_factory=list)  # minutes before the start of a first hour read whole: taken away
 
 
-def plan_window(session: Session, *, actor: Actor, since: datetime, now: datetime | None = None,
-                hourly_days: int = 0) -> Plan:
+def plan_window(session: Session, *, actor: Actor, since: datetime, now: datetime | None = None) -> Plan:
     """Raw rows for the partial hour at the start, daily rows for whole days that have them, hourly rows from there
-    on, the current hour included: nothing is created after now, so its hourly rows hold all of it so far. The last
-    HOURLY_DAYS whole days are read from hourly rows too (they see a late finish at once, daily rows at the probe's
-    next refresh)."""
+    on, the current hour included: nothing is created after now, so its hourly rows hold all of it so far."""
     current = floor_hour(now or utcnow())
     if since > current:  # a window inside the current hour: its minutes from the raw rows
         return Plan(since, raw=[(since, None)])
-    plan = _whole_hours(session, actor=actor, since=since, current=current, hourly_days=hourly_days)
+    plan = _whole_hours(session, actor=actor, since=since, current=current)
     if plan.hourly and plan.hourly[-1][1] == current:
         plan.hourly[-1] = (plan.hourly[-1][0], None)
     else:
@@ -66,7 +63,7 @@ def plan_window(session: Session, *, actor: Actor, since: datetime, now: datetim
     return plan
 
 
-def _whole_hours(session: Session, *, actor: Actor, since: datetime, current: datetime, hourly_days: int) -> Plan:
+def _whole_hours(session: Session, *, actor: Actor, since: datetime, current: datetime) -> Plan:
     """The plan up to the current hour: the partial hour at the start raw (or read whole, less its minutes before
     the start), whole days daily, whole hours hourly."""
     hour = floor_hour(since)
@@ -83,7 +80,7 @@ def _whole_hours(session: Session, *, actor: Actor, since: datetime, current: da
         plan.hourly.append((first_whole, current))
         return plan
     first_day = floor_day(first_whole) + (timedelta(days=1) if first_whole != floor_day(first_whole) else timedelta(0))
-    daily_until = floor_day(current) - timedelta(days=hourly_days)
+    daily_until = floor_day(current)
     d = AgentMetricDailyByType  # the smallest daily table: ~10 rows a day
     covered = {as_utc(day) for day in session.scalars(
         select(d.day).distinct().where(d.day >= first_day, d.day < daily_until))}
@@ -158,12 +155,13 @@ def histograms(session: Session, *, actor: Actor, plan: Plan, by: str | None = N
 
 def _add_rollup_sums(session: Session, actor: Actor, plan: Plan, by: str | None,
                      out: dict[Any, dict[str, float]]) -> None:
-    """Whole hours from the compact sums plus the agent_metrics rows not folded yet, whole days from the daily sums."""
+    """Whole hours from the compact sums, whole days from the daily sums, and both plus the agent_metrics rows not
+    folded yet."""
     m = AgentMetric
-    queries = []
-    if plan.hourly:  # the fine rows not folded yet, and the compact rows of closed hours
+    queries = [_rollup_sums(session, actor, m, m.hour, in_ranges(m.hour, fine), by)] if (fine := _fine(plan)) else []
+    if plan.hourly:
         compact = _by_table(by, actor, AgentMetricHourlyByType, AgentMetricHourlyByShop, AgentMetricHourlyByShopType)
-        queries += [_rollup_sums(session, actor, t, t.hour, in_ranges(t.hour, plan.hourly), by) for t in (m, compact)]
+        queries.append(_rollup_sums(session, actor, compact, compact.hour, in_ranges(compact.hour, plan.hourly), by))
     if plan.days:
         d = _by_table(by, actor, AgentMetricDailyByType, AgentMetricDailyByShop, AgentMetricDaily)
         queries.append(_rollup_sums(session, actor, d, d.day, d.day.in_(plan.days), by))
@@ -172,6 +170,20 @@ def _add_rollup_sums(session: Session, actor: Actor, plan: Plan, by: str | None,
             target = out[_norm(row[0], by)]
             for c, v in zip(SUM_COLUMNS, row[1:]):
                 target[c] += float(v or 0)
+
+
+def _fine(plan: Plan) -> list[Range]:
+    """Where fine rollup rows may be: the whole hours and the whole days. A daily row is written from the compact
+    hourly rows when the probe folds, so a late finish of a day already written (a conversation created days ago,
+    finishing now) waits in the fine rows until the next fold, which writes that day again in the same transaction:
+    in any snapshot, a day's daily rows plus its fine rows hold all of it."""
+    days: list[Range] = []  # runs of whole days: one range a run
+    for day in plan.days:
+        if days and days[-1][1] == day:
+            days[-1] = (days[-1][0], day + timedelta(days=1))
+        else:
+            days.append((day, day + timedelta(days=1)))
+    return days + plan.hourly
 
 
 def _rollup_sums(session: Session, actor: Actor, model: Any, time_col: Any, where: Any, by: str | None) -> Any:
@@ -214,14 +226,15 @@ def _add_raw(session: Session, actor: Actor, ranges: list[Range], by: str | None
 
 def _add_rollup_histograms(session: Session, actor: Actor, plan: Plan, by: str | None,
                            out: dict[Any, dict[int, int]]) -> None:
-    """Whole days from the compact daily rows, whole hours from the compact hourly rows plus the fine rows not yet
-    folded."""
+    """Whole days from the compact daily rows, whole hours from the compact hourly rows, both plus the fine rows not
+    yet folded."""
     b = AgentResponseBucket
     compact, queries = [], []
+    if fine := _fine(plan):
+        queries.append(select(_key(session, b, b.hour, by), b.bucket, func.sum(b.count))
+                       .where(in_ranges(b.hour, fine), *shop_filter(actor, b.shop_id)).group_by(b.bucket))
     if plan.hourly:
         compact.append(_compact_query(session, actor, plan.hourly, by))
-        queries.append(select(_key(session, b, b.hour, by), b.bucket, func.sum(b.count))
-                       .where(in_ranges(b.hour, plan.hourly), *shop_filter(actor, b.shop_id)).group_by(b.bucket))
     if plan.days:
         daily = _by_table(by, actor, AgentResponseDailyByType, AgentResponseDailyByShop, AgentResponseDailyByShopType)
         shops = shop_filter(actor, daily.shop_id) if actor.shop_ids is not None else []

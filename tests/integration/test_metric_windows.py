@@ -13,7 +13,7 @@ from core import rollups
 from core.auth import system_actor
 from core.db import read_session
 from core.models import (
-    AgentMetricDaily, AgentMetricDailyByShop, AgentMetricDailyByType, AgentResponseDailyByShop,
+    AgentMetric, AgentMetricDaily, AgentMetricDailyByShop, AgentMetricDailyByType, AgentResponseDailyByShop,
     AgentResponseDailyByType, Conversation, utcnow,
 )
 from core.queries import metrics
@@ -164,11 +164,10 @@ def test_a_window_read_whole_less_its_first_minutes_is_true_to_raw_rows(engine: 
         assert rollup_reads.histograms(s, actor=ACTOR, plan=plan, by="shop_id").keys() == {1}
 
 
-def test_a_day_counts_only_its_queue_row_by_row(engine: Engine) -> None:
-    """A 24-hour summary reads the pending and in-progress conversations themselves and takes the ones waiting for a
-    response from the rollups (created less finished); a 30-day one does so too, except in its whole days before
-    yesterday, whose daily rows a late finish reaches only at the probe's refresh: those count every open status.
-    Both agree with the conversations."""
+def test_every_window_counts_only_its_queue_row_by_row(engine: Engine) -> None:
+    """A summary reads the pending and in-progress conversations themselves and takes the ones waiting for a
+    response from the rollups (created less finished), whole days included (their daily rows plus the fine rows not
+    folded yet). Both windows agree with the conversations."""
     seed_minimal(engine, conversations=2000, days=5)
     asked: dict[int, list] = {}
     for hours in (24, 720):
@@ -179,45 +178,51 @@ def test_a_day_counts_only_its_queue_row_by_row(engine: Engine) -> None:
             assert_true_to_raw_rows(engine, hours)
         finally:
             event.remove(engine, "before_cursor_execute", listen)
-    day = [p for p in asked[24] if "pending" in p]
-    month = [p for p in asked[720] if "pending" in p]
-    assert day and not any("waiting_response" in p for p in day)
-    assert len([p for p in month if "waiting_response" in p]) == 1, "whole days only"
+    for hours in (24, 720):
+        queue = [p for p in asked[hours] if "pending" in p]
+        assert len(queue) == 1 and "waiting_response" not in queue[0], hours
     with read_session(engine) as s:
         waiting = s.scalar(select(func.count()).where(Conversation.status == "waiting_response",
-                                                      Conversation.created_at >= utcnow() - timedelta(hours=24)))
-        plan = plan_window(s, actor=ACTOR, since=metrics.window_bounds(720)[0], hourly_days=1)
-    assert waiting > 0, "the seed leaves conversations waiting for a response in the last day"
-    assert plan.days and max(plan.days) < floor_day(utcnow()) - timedelta(days=1), "yesterday is read hourly"
+                                                      Conversation.created_at >= utcnow() - timedelta(days=5)))
+        plan = plan_window(s, actor=ACTOR, since=metrics.window_bounds(720)[0])
+    assert waiting > 0, "the seed leaves conversations waiting for a response"
+    assert floor_day(utcnow()) - timedelta(days=1) in plan.days, "yesterday is read from its daily rows"
 
 
-def test_a_late_finish_in_a_whole_day_moves_one_conversation_at_once(engine: Engine) -> None:
-    """A conversation of three days ago, waiting for a response, finishes after its day's daily rows were written:
-    the 30-day summary shows one fewer waiting at once (counted row by row in whole days), and nothing else moves
-    before the probe refreshes the daily rows."""
-    seed_minimal(engine, conversations=2000, days=5)
-    three_days_ago = floor_day(utcnow()) - timedelta(days=3)
+@pytest.mark.parametrize("days_ago", [3, 6])
+def test_a_late_finish_in_a_whole_day_shows_at_once_and_after_the_probe(engine: Engine, days_ago: int) -> None:
+    """A conversation of a few days ago, waiting for a response, finishes after its day's daily rows were written.
+    Every 7- and 30-day figure shows it at once (the daily rows plus the fine rows not folded yet), and still does
+    after the probe folds it, including for a day older than the last three the probe refreshes anyway: such a day's
+    fold used to leave its daily rows as they were, and the finish was lost from them until a rebuild."""
+    seed_minimal(engine, conversations=2000, days=8)
+    day = floor_day(utcnow()) - timedelta(days=days_ago)
     with UnitOfWork(engine) as uow:
         conv_id = uow.session.scalar(select(Conversation.id).where(
-            Conversation.created_at >= three_days_ago + timedelta(hours=10), Conversation.status == "completed")
-            .order_by(Conversation.id).limit(1))
+            Conversation.created_at >= day + timedelta(hours=10), Conversation.created_at < day + timedelta(days=1),
+            Conversation.status == "completed").order_by(Conversation.id).limit(1))
         uow.session.execute(update(Conversation).where(Conversation.id == conv_id).values(
             status="waiting_response", response_time_ms=None, prompt_tokens=0, completion_tokens=0, cost_usd=0,
             completed_at=None))
         rollups.rebuild(uow.session)
         uow.commit()
+    with read_session(engine) as s:
+        assert day in plan_window(s, actor=ACTOR, since=metrics.window_bounds(720)[0]).days, "read from daily rows"
     before = figures(engine, 720)[0]
-    assert_true_to_raw_rows(engine, 720)
-    _finish(engine, conv_id)  # the worker's way: the hourly rows at once, the daily rows at the probe's refresh
+    _finish(engine, conv_id)  # the worker's way: the fine rows of its created hour, at once
     after = figures(engine, 720)[0]
     assert after["by_status"]["waiting_response"] == before["by_status"]["waiting_response"] - 1
-    assert after["conversations"] == before["conversations"]
-    assert {k: v for k, v in after["by_status"].items() if k != "waiting_response"} == {
-        k: v for k, v in before["by_status"].items() if k != "waiting_response"}
-    with UnitOfWork(engine) as uow:  # the probe's refresh: every figure agrees with the conversations again
-        refresh_daily(uow.session, days=5)
+    assert after["by_status"]["completed"] == before["by_status"]["completed"] + 1
+    for hours in (168, 720):
+        assert_true_to_raw_rows(engine, hours)
+    with UnitOfWork(engine) as uow:  # the probe's cycle: the fine rows are folded away, the daily rows follow
+        refresh_daily(uow.session, stale_only=True)
         uow.commit()
-    assert_true_to_raw_rows(engine, 720)
+    with read_session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(AgentMetric).where(AgentMetric.hour < floor_day(utcnow()))
+                        ) == 0, "folded"
+    for hours in (168, 720):
+        assert_true_to_raw_rows(engine, hours)
 
 
 def _finish(engine: Engine, conv_id: int) -> None:
