@@ -4,6 +4,7 @@ row (the read before 0013) and pandas over raw rows beside it.
 
     python -m bench health_queries [--reps 20] [--small-db NAME] [--no-page] [--huge-db NAME] [--minute M]
     python -m bench health_queries --first-hour [--huge-db NAME]   # the partial first hour only, minute by minute
+    python -m bench health_queries --current-hour [--huge-db NAME]  # the current hour folded, against row by row
 
 --huge-db adds a third size, e.g. the 10M database `python -m bench seed_load --conversations 10000000 --keep-as
 agentops_bench_10m` leaves, with each query's growth from 1M to it.
@@ -140,6 +141,47 @@ def first_hour_rows(url: str, size: str, reps: int) -> list[tuple[str, str, str,
                      f"the minutes after the start always, every open conversation counted (before): "
                      f"{worst(found[(name, True)])}"))
     return rows
+
+
+def current_hour_rows(url: str, size: str, reps: int) -> list[tuple[str, str, str, str]]:
+    """The 24-hour figures at minute 59 of the database's last hour of traffic, that hour's rollups as the worker
+    leaves them (a row per instance, and per instance and bucket: the read before the probe folded the current hour)
+    against folded as the probe's cycle now leaves them. The database is left folded."""
+    from sqlalchemy import delete, func, select
+
+    from core.auth import system_actor
+    from core.db import read_session, write_bind
+    from core.models import AgentMetric, AgentResponseBucket, Conversation
+    from core.probes import vacuum_fine_rows
+    from core.rollups import floor_hour, insert_fine_buckets, insert_metrics
+    from core.rollups_compact import FOLDS
+    from core.rollups_daily import fold_current_hour
+    from core.rollups_sums import SUM_FOLDS
+
+    engine, actor = use_database(url), system_actor("bench")
+    with read_session(engine) as s:
+        last = floor_hour(s.scalar(select(func.max(Conversation.created_at))))
+    now, found = last + timedelta(minutes=59), {}
+    for folded in (False, True):
+        with write_bind(engine).begin() as conn:
+            if folded:  # what the probe's cycle does: fold, then VACUUM the fine tables
+                fold_current_hour(conn, now=now)
+            else:  # the hour as the worker leaves it, row by row
+                for model in (AgentMetric, AgentResponseBucket, *(m for m, _ in SUM_FOLDS + FOLDS)):
+                    conn.execute(delete(model).where(model.hour >= last))
+                insert_metrics(conn, since=last)
+                insert_fine_buckets(conn, since=last)
+        vacuum_fine_rows(engine)  # both ways: the index entries of rows deleted above are not read either way
+        with read_session(engine) as s, read_session(engine) as counted:
+            counted.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            tallied = _queries(counted, actor, 24, now)
+            for name, fn in _queries(s, actor, 24, now).items():
+                fn()
+                found[(name, folded)] = pct(time_ms(fn, reps), 0.95), _rows_read(counted, tallied[name])
+    return [(f"{name} (24h, all shops) at {size}, at minute 59 of the current hour: p95; rows read",
+             f"{found[(name, True)][0]:.1f} ms; {found[(name, True)][1]:,} rows", "≤ 20 ms",
+             f"the hour's rows as the worker leaves them (before): {found[(name, False)][0]:.1f} ms; "
+             f"{found[(name, False)][1]:,} rows") for name in ("summary", "timeseries", "by agent type", "by shop")]
 
 
 def peer_histogram_reads(url: str, reps: int) -> list[tuple[str, str, str, str]]:
@@ -284,8 +326,15 @@ def main(argv: list[str] | None = None) -> str:
                     help="end the windows at this minute past the hour (29 and 31: the most raw minutes, 29)")
     ap.add_argument("--first-hour", action="store_true",
                     help="only the 24-hour figures, minute by minute, against the read before (first hour, open)")
+    ap.add_argument("--current-hour", action="store_true",
+                    help="only the 24-hour figures with the current hour folded by the probe, against row by row")
     args, _ = ap.parse_known_args(argv)
     big_url = loaded_postgres()
+    if args.current_hour:
+        rows = current_hour_rows(big_url, "1M", args.reps)
+        if args.huge_db:
+            rows += current_hour_rows(*_existing(args.huge_db), args.reps)
+        return table("Agent Health, the current hour folded by the probe's cycle (PostgreSQL)", rows)
     if args.first_hour:
         rows = first_hour_rows(big_url, "1M", args.reps)
         if args.huge_db:

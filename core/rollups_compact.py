@@ -5,7 +5,8 @@ database nearly one row per conversation). A fold moves the rows of closed hours
 per hour and agent type, per hour and shop, and per hour, shop and type, each holding the whole histogram
 (`counts`: bucket → count). Readers add the compact rows to whatever fine rows remain (the current hour, and
 completions that arrived after their hour was folded), so a fold never changes a figure; it makes reads cheap.
-The probe folds every cycle (through `refresh_daily`), and so do `seed`, `rollups rebuild` and migration 0010.
+The probe folds every cycle (through `refresh_daily`), and so do `seed`, `rollups rebuild` and migration 0010; the
+probe folds the current hour too, but for the rows a worker holds at that moment (`fold_current_histograms`).
 
 Folds and rebuilds are set-based SQL (INSERT … SELECT … GROUP BY, ON CONFLICT DO UPDATE merging the JSON
 histograms in the database): a million conversations fold in seconds, where building the rows in Python and
@@ -36,6 +37,7 @@ FOLDS: tuple[tuple[Any, tuple[str, ...]], ...] = (
 )
 # Two folds at once would each merge into the same compact row; the lock makes the second wait for the first.
 _FOLD_LOCK = 0x526F6C6C
+_FINE = "agent_response_buckets"
 FINE_COLUMNS = "hour, shop_id, agent_type, bucket, n"
 
 
@@ -194,26 +196,48 @@ def fold_closed_hours(executor: Session | Connection, *, before: datetime | None
     one set-based pass; returns how many fine rows were folded and adds their hours to TOUCHED. Call inside the
     caller's transaction."""
     before = floor_hour(before or utcnow())
-    dialect = dialect_name(executor)
-    fine = "agent_response_buckets"
+    if dialect_name(executor) != "postgresql":  # PostgreSQL's fold returns the hours it moved
+        note_hours(executor, _FINE, before, touched)
+    n, hours = _fold(executor, "hour < :at", before)
+    (touched if touched is not None else set()).update(hours)
+    return n
+
+
+def fold_current_histograms(executor: Session | Connection, *, now: datetime | None = None) -> int:
+    """Move the fine histogram rows of the current hour into its compact rows too, but for those a worker holds
+    at this moment (they stay fine rows until the next fold); returns how many were folded. Readers add fine and
+    compact rows of every hour alike, so a read of the current hour then finds a row per type or shop and the
+    completions since the last fold, not a row per instance and bucket for every minute of the hour so far."""
+    return _fold(executor, "hour >= :at", floor_hour(now or utcnow()), skip_locked=True)[0]
+
+
+def _fold(executor: Session | Connection, where: str, at: datetime, *, skip_locked: bool = False
+          ) -> tuple[int, list[datetime]]:
+    """Move the fine histogram rows WHERE (`:at` bound to AT) into the compact rows: how many, and their hours
+    (PostgreSQL; SQLite's are noted before, see note_hours). SKIP_LOCKED leaves rows a worker holds where they are,
+    so the fold never waits for a worker (nor a worker, holding one row and asking for another, for the fold)."""
+    dialect, fine = dialect_name(executor), _FINE
     if dialect == "postgresql":
         executor.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _FOLD_LOCK})
+        rows = unlocked_rows(fine, where) if skip_locked else where
         # DELETE … RETURNING feeds the inserts: a completion the worker adds meanwhile is either in `moved`
         # or stays behind as a fine row, never lost between a read and a delete.
         inserts = ", ".join(f"i{i} AS ({_compact_insert(dialect, m, k, 'moved')} RETURNING 1)"
                             for i, (m, k) in enumerate(FOLDS))
-        stmt = text(f"WITH moved AS (DELETE FROM {fine} WHERE hour < :before "
+        stmt = text(f"WITH moved AS (DELETE FROM {fine} WHERE {rows} "
                     f"RETURNING hour, shop_id, agent_type, bucket, count AS n), {inserts} "
                     "SELECT count(*), array_agg(DISTINCT hour) FROM moved")
-        n, hours = executor.execute(stmt.bindparams(time_param("before", before))).one()
-        (touched if touched is not None else set()).update(hours or [])
-        return int(n)
+        n, hours = executor.execute(stmt.bindparams(time_param("at", at))).one()
+        return int(n), list(hours or [])
     # SQLite: one writer at a time, so the rows read here are the rows deleted below.
-    source = f"SELECT hour, shop_id, agent_type, bucket, count AS n FROM {fine} WHERE hour < :before"
-    note_hours(executor, fine, before, touched)
-    add_to_compact(executor, source, {"before": before})
-    return executor.execute(text(f"DELETE FROM {fine} WHERE hour < :before").bindparams(
-        time_param("before", before))).rowcount
+    add_to_compact(executor, f"SELECT hour, shop_id, agent_type, bucket, count AS n FROM {fine} WHERE {where}",
+                   {"at": at})
+    return executor.execute(text(f"DELETE FROM {fine} WHERE {where}").bindparams(time_param("at", at))).rowcount, []
+
+
+def unlocked_rows(table: str, where: str) -> str:
+    """PostgreSQL condition: the rows of TABLE matching WHERE that no other transaction holds, locked for this one."""
+    return f"ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {where} FOR UPDATE SKIP LOCKED))"
 
 
 def note_hours(executor: Session | Connection, table: str, before: datetime, touched: set[datetime] | None) -> None:

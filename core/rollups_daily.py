@@ -19,8 +19,10 @@ from core.models import (
     utcnow,
 )
 from core.rollups import floor_hour
-from core.rollups_compact import dialect_name, each_bucket, fold_closed_hours, object_agg, time_param
-from core.rollups_sums import fold_closed_sums
+from core.rollups_compact import (
+    dialect_name, each_bucket, fold_closed_hours, fold_current_histograms, object_agg, time_param,
+)
+from core.rollups_sums import fold_closed_sums, fold_current_sums
 
 RECENT_DAYS = 3
 
@@ -57,6 +59,14 @@ def refresh_daily(session: Session | Connection, *, days: int | None = RECENT_DA
     for span in spans:
         written += _recompute(session, *span, schema_0012=schema_0012)
     return written
+
+
+def fold_current_hour(executor: Session | Connection, *, now: datetime | None = None) -> int:
+    """Fold the current hour's fine rows (sums and histograms) into its compact rows, but for those a worker holds;
+    returns rows folded. Run it in a short transaction of its own (the probe does, every cycle): workers write to
+    these rows all the time, and each waits for the fold's commit when it meets a row the fold took."""
+    now = now or utcnow()
+    return fold_current_sums(executor, now=now) + fold_current_histograms(executor, now=now)
 
 
 def _stale_days(session: Session | Connection, start: datetime, today: datetime, touched: set[datetime]) -> list:

@@ -16,7 +16,8 @@ from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 from core.models import AgentMetricHourlyByShop, AgentMetricHourlyByShopType, AgentMetricHourlyByType
-from core.rollups_compact import dialect_name, note_hours, time_param
+from core.rollups import floor_hour
+from core.rollups_compact import dialect_name, note_hours, time_param, unlocked_rows
 
 SUMS = ("created", "completed", "failed", "opted_out", "response_ms_sum", "prompt_tokens", "completion_tokens",
         "cost_usd")
@@ -40,24 +41,40 @@ def _sums_insert(model: Any, keys: tuple[str, ...], source: str) -> str:
 def fold_closed_sums(executor: Session | Connection, *, before: datetime, touched: set[datetime] | None = None) -> int:
     """Move the agent_metrics rows of hours before BEFORE into the compact sums, in one set-based pass; returns how
     many rows were folded and adds their hours to TOUCHED. Call inside the caller's transaction."""
+    if dialect_name(executor) != "postgresql":  # PostgreSQL's fold returns the hours it moved
+        note_hours(executor, "agent_metrics", before, touched)
+    n, hours = _fold(executor, "hour < :at", before)
+    (touched if touched is not None else set()).update(hours)
+    return n
+
+
+def fold_current_sums(executor: Session | Connection, *, now: datetime) -> int:
+    """Move the current hour's agent_metrics rows into its compact sums too, but for those a worker holds at this
+    moment (core.rollups_compact.fold_current_histograms, for the sums); returns how many were folded."""
+    return _fold(executor, "hour >= :at", floor_hour(now), skip_locked=True)[0]
+
+
+def _fold(executor: Session | Connection, where: str, at: datetime, *, skip_locked: bool = False
+          ) -> tuple[int, list[datetime]]:
+    """Move the agent_metrics rows WHERE (`:at` bound to AT) into the compact sums: how many, and their hours
+    (PostgreSQL). SKIP_LOCKED leaves the rows a worker holds where they are."""
     columns = f"hour, shop_id, agent_type, {', '.join(SUMS)}"
     if dialect_name(executor) == "postgresql":
+        rows = unlocked_rows("agent_metrics", where) if skip_locked else where
         # DELETE … RETURNING feeds the inserts: a completion the worker adds meanwhile is either in `moved`
         # or stays behind as a fine row, never lost between a read and a delete.
         inserts = ", ".join(f"i{i} AS ({_sums_insert(m, k, 'moved')} RETURNING 1)"
                             for i, (m, k) in enumerate(SUM_FOLDS))
-        stmt = text(f"WITH moved AS (DELETE FROM agent_metrics WHERE hour < :before RETURNING {columns}), {inserts} "
+        stmt = text(f"WITH moved AS (DELETE FROM agent_metrics WHERE {rows} RETURNING {columns}), {inserts} "
                     "SELECT count(*), array_agg(DISTINCT hour) FROM moved")
-        n, hours = executor.execute(stmt.bindparams(time_param("before", before))).one()
-        (touched if touched is not None else set()).update(hours or [])
-        return int(n)
+        n, hours = executor.execute(stmt.bindparams(time_param("at", at))).one()
+        return int(n), list(hours or [])
     # SQLite: one writer at a time, so the rows read here are the rows deleted below.
-    source = f"(SELECT {columns} FROM agent_metrics WHERE hour < :before)"
-    note_hours(executor, "agent_metrics", before, touched)
+    source = f"(SELECT {columns} FROM agent_metrics WHERE {where})"
     for model, keys in SUM_FOLDS:
-        executor.execute(text(_sums_insert(model, keys, source)).bindparams(time_param("before", before)))
-    return executor.execute(text("DELETE FROM agent_metrics WHERE hour < :before").bindparams(
-        time_param("before", before))).rowcount
+        executor.execute(text(_sums_insert(model, keys, source)).bindparams(time_param("at", at)))
+    return executor.execute(text(f"DELETE FROM agent_metrics WHERE {where}").bindparams(
+        time_param("at", at))).rowcount, []
 
 
 def insert_compact_sums(executor: Session | Connection, *, since: datetime | None, before: datetime) -> int:

@@ -236,3 +236,92 @@ def test_the_probe_refreshes_only_the_days_a_late_completion_changed(engine: Eng
     assert row.completed == sum(v["completed"] for v in truth.values())
     assert row.prompt_tokens == sum(v["prompt_tokens"] for v in truth.values())
     assert_compact_equals_raw(engine, before=floor_hour(utcnow()))
+
+
+def _health(engine: Engine, actor, now: datetime) -> tuple:  # noqa: ANN001
+    """Every 24-hour figure the page shows, for ACTOR, in the window ending NOW."""
+    with read_session(engine) as s:
+        return (metrics.get_summary(s, actor=actor, window_hours=24, now=now).as_dict(),
+                metrics.get_timeseries(s, actor=actor, window_hours=24, now=now),
+                metrics.get_breakdown(s, actor=actor, window_hours=24, by="agent_type", top=20, now=now),
+                metrics.get_breakdown(s, actor=actor, window_hours=24, by="shop", top=20, now=now))
+
+
+def _fine_rows_now(engine: Engine) -> int:
+    with read_session(engine) as s:
+        return sum(s.scalar(select(func.count()).select_from(m).where(m.hour >= floor_hour(utcnow())))
+                   for m in (AgentMetric, AgentResponseBucket))
+
+
+def test_the_probe_folds_the_current_hour_too_and_no_figure_moves(engine: Engine) -> None:
+    """A read of the current hour read every instance's fine rows of the hour so far (they follow the traffic); the
+    probe now folds them each cycle, and later completions add fine rows that readers add to the folded ones."""
+    from core.probes import run_once
+    from core.rollups import record_finished
+    from core.services.conversations import enqueue_conversations
+
+    seed_minimal(engine, conversations=1500, days=2)
+    new = enqueue_conversations(actor=ACTOR, count=40, uow=UnitOfWork(engine))  # this hour's, whatever the minute
+    actors, now = (ACTOR, ROLE_ACTORS["support"]), utcnow() + timedelta(seconds=5)
+    before = [_health(engine, a, now) for a in actors]
+    assert _fine_rows_now(engine) >= 10
+    run_once(engine, [])
+    assert _fine_rows_now(engine) == 0
+    assert [_health(engine, a, now) for a in actors] == before
+    with UnitOfWork(engine) as uow:  # one of them completes after the fold: a fine row again, added to the fold's
+        conv = uow.session.get(Conversation, new[0])
+        conv.status, conv.response_time_ms, conv.prompt_tokens, conv.completion_tokens = "completed", 2100, 60, 20
+        record_finished(uow.session, conv)
+        uow.commit()
+    after = _health(engine, ACTOR, now)[0]
+    assert after["by_status"]["completed"] == before[0][0]["by_status"]["completed"] + 1
+    assert after["by_status"]["pending"] == before[0][0]["by_status"]["pending"] - 1
+    assert after["prompt_tokens"] == before[0][0]["prompt_tokens"] + 60
+    run_once(engine, [])
+    assert _health(engine, ACTOR, now)[0] == after
+
+
+def test_the_current_hours_fold_leaves_a_row_a_worker_holds_and_never_waits(pg_engine: Engine) -> None:
+    """Workers add to the current hour's rows all the time: the fold takes the rows no one holds and leaves the
+    others for the next cycle, so it never waits for a worker (nor can the two deadlock)."""
+    from sqlalchemy import text
+
+    from core.rollups_daily import fold_current_hour
+
+    from core.services.conversations import enqueue_conversations
+
+    seed_minimal(pg_engine, conversations=1500, days=1)
+    enqueue_conversations(actor=ACTOR, count=40, uow=UnitOfWork(pg_engine))  # this hour's, whatever the minute
+    now = utcnow() + timedelta(seconds=5)
+    before = _health(pg_engine, ACTOR, now)
+    total = _fine_rows_now(pg_engine)
+    with pg_engine.connect() as worker:
+        held = worker.execute(select(AgentMetric.hour, AgentMetric.agent_instance_id).where(
+            AgentMetric.hour >= floor_hour(utcnow())).limit(1).with_for_update()).one()
+        with pg_engine.begin() as probe:
+            probe.execute(text("SET LOCAL lock_timeout = '1s'"))  # waiting for the worker would fail the fold
+            assert fold_current_hour(probe) == total - 1
+        assert _fine_rows_now(pg_engine) == 1
+        worker.rollback()
+    with read_session(pg_engine) as s:
+        assert s.execute(select(AgentMetric.hour, AgentMetric.agent_instance_id)).one() == held
+    assert _health(pg_engine, ACTOR, now) == before
+
+
+def test_the_probe_vacuums_the_tables_its_folds_empty(pg_engine: Engine) -> None:
+    """Rows a fold deletes keep their index entries, which every read of the hour still walks, until a VACUUM: the
+    probe runs one each cycle on the two fine tables (autovacuum would come by within a minute or so)."""
+    from sqlalchemy import text
+
+    from core.probes import run_once
+
+    def vacuums() -> dict[str, int]:
+        with pg_engine.connect() as conn:
+            return dict(conn.execute(text(
+                "SELECT relname, vacuum_count FROM pg_stat_user_tables "
+                "WHERE relname IN ('agent_metrics', 'agent_response_buckets')")).all())
+
+    seed_minimal(pg_engine, conversations=300, days=1)
+    before = vacuums()
+    run_once(pg_engine, [])
+    assert {t: n - before[t] for t, n in vacuums().items()} == {"agent_metrics": 1, "agent_response_buckets": 1}
