@@ -133,6 +133,8 @@ def _dump(engine: Engine, target: Path) -> dict[str, int]:
     target.touch(mode=0o600)  # client messages inside: the owner's alone (they were world-readable, 0644)
     os.chmod(target, 0o600)  # whatever the umask
     with gzip.open(target, "wb") as out, engine.connect() as conn:
+        if conn.dialect.name == "postgresql":  # every table from one snapshot: the probe moves rollup rows between
+            conn.execution_options(isolation_level="REPEATABLE READ")  # tables every cycle (SQLite: one already)
 
         def emit(item: dict[str, Any]) -> None:
             line = json.dumps(item).encode() + b"\n"

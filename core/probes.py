@@ -50,12 +50,14 @@ def timed_queries(engine: Engine) -> list[float]:
 def vacuum_fine_rows(engine: Engine) -> None:
     """PostgreSQL: VACUUM the two tables the folds empty every cycle. Until then a read still walks the index
     entries of every row the fold deleted (a 24-hour summary at 1M read 2,608 rows, 525 after a VACUUM);
-    autovacuum would come by within a minute or so. Tables someone else holds are skipped this cycle."""
+    autovacuum would come by within a minute or so. Tables someone else holds are skipped this cycle. The emptied
+    pages are kept (TRUNCATE false): truncating takes an exclusive lock that a read replica replays, cancelling or
+    holding up the health reads routed there, every cycle."""
     bind = write_bind(engine)
     if bind.dialect.name != "postgresql":
         return
     with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("VACUUM (SKIP_LOCKED) agent_metrics, agent_response_buckets"))
+        conn.execute(text("VACUUM (SKIP_LOCKED, TRUNCATE false) agent_metrics, agent_response_buckets"))
 
 
 def run_once(engine: Engine, urls: Sequence[str]) -> list[dict]:
@@ -68,7 +70,10 @@ def run_once(engine: Engine, urls: Sequence[str]) -> list[dict]:
             # Stored masked (house rule 10): a probed URL may carry a password or a token in its query.
             conn.execute(insert(HealthProbe), [{**r, "url": mask_url(r["url"]), "checked_at": now} for r in results])
         rollups.record_db_time(conn, source="probe", samples_ms=samples, at=now)
-        refresh_daily(conn, stale_only=True)  # only days a late completion changed, not the last three each cycle
+        # Only days a late completion changed, not the last three each cycle. The cycle's own clock, for the fold of
+        # the current hour below too: at midnight a second clock folded the old day's last rows after its daily rows
+        # were written, and they never reached them.
+        refresh_daily(conn, stale_only=True, now=now)
         ensure_partitions(conn, now)  # next months' partitions exist long before their first row (PostgreSQL)
     # The current hour's rows per instance and bucket, folded too: a read of it then finds a row per type or shop
     # and the last cycle's completions (it read every instance's rows of the hour so far, which follow the traffic).

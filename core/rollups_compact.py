@@ -218,7 +218,7 @@ def _fold(executor: Session | Connection, where: str, at: datetime, *, skip_lock
     so the fold never waits for a worker (nor a worker, holding one row and asking for another, for the fold)."""
     dialect, fine = dialect_name(executor), _FINE
     if dialect == "postgresql":
-        executor.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _FOLD_LOCK})
+        take_fold_lock(executor)
         rows = unlocked_rows(fine, where) if skip_locked else where
         # DELETE … RETURNING feeds the inserts: a completion the worker adds meanwhile is either in `moved`
         # or stays behind as a fine row, never lost between a read and a delete.
@@ -233,6 +233,12 @@ def _fold(executor: Session | Connection, where: str, at: datetime, *, skip_lock
     add_to_compact(executor, f"SELECT hour, shop_id, agent_type, bucket, count AS n FROM {fine} WHERE {where}",
                    {"at": at})
     return executor.execute(text(f"DELETE FROM {fine} WHERE {where}").bindparams(time_param("at", at))).rowcount, []
+
+
+def take_fold_lock(executor: Session | Connection) -> None:
+    """PostgreSQL: wait for any other fold to commit, before this one touches a row. Every fold (sums or histograms,
+    closed hours or the current one) takes it first: two folds taking row locks in different orders deadlocked."""
+    executor.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _FOLD_LOCK})
 
 
 def unlocked_rows(table: str, where: str) -> str:

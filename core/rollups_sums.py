@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from core.models import AgentMetricHourlyByShop, AgentMetricHourlyByShopType, AgentMetricHourlyByType
 from core.rollups import floor_hour
-from core.rollups_compact import dialect_name, note_hours, time_param, unlocked_rows
+from core.rollups_compact import dialect_name, note_hours, take_fold_lock, time_param, unlocked_rows
 
 SUMS = ("created", "completed", "failed", "opted_out", "response_ms_sum", "prompt_tokens", "completion_tokens",
         "cost_usd")
@@ -60,6 +60,7 @@ def _fold(executor: Session | Connection, where: str, at: datetime, *, skip_lock
     (PostgreSQL). SKIP_LOCKED leaves the rows a worker holds where they are."""
     columns = f"hour, shop_id, agent_type, {', '.join(SUMS)}"
     if dialect_name(executor) == "postgresql":
+        take_fold_lock(executor)
         rows = unlocked_rows("agent_metrics", where) if skip_locked else where
         # DELETE … RETURNING feeds the inserts: a completion the worker adds meanwhile is either in `moved`
         # or stays behind as a fine row, never lost between a read and a delete.

@@ -1,7 +1,6 @@
 """Render helpers of the Checklist page: sections with progress, item tables, evidence, the action forms."""
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any
@@ -75,10 +74,9 @@ def verdict(run: RunState) -> None:
     st.progress(done / total if total else 0.0, text=f"Overall: {done} of {total} items done")
 
 
-def run_all_with_progress(run_checks: Callable[..., list[ItemResult]], automated: int
-                          ) -> components.Acted[list[ItemResult]]:
-    """Run the checks with a live status panel: a progress bar and one line per finished item; what they came to,
-    with the results as they were shown."""
+def run_all_with_progress(run_checks: Callable[..., list[ItemResult]], automated: int) -> None:
+    """Run the checks with a live status panel: a progress bar and one line per finished item. Once they are
+    recorded the page is drawn again with a sentence saying how many ran; a refusal leaves the panel as it ended."""
     with st.status(f"Running {automated} automated checks…", expanded=True) as panel:
         bar, seen = st.progress(0.0, text="starting"), []
 
@@ -89,10 +87,10 @@ def run_all_with_progress(run_checks: Callable[..., list[ItemResult]], automated
                     f"{result.evidence.get('detail', '')}")
 
         results = components.act(lambda: run_checks(on_result=shown))
-        failed = sum(r.status in ("fail", "blocked") for r in seen)
-        panel.update(label=f"{len(seen)} checks run, {failed} failed or blocked",
-                     state="error" if failed or not results else "complete", expanded=False)
-    return dataclasses.replace(results, value=seen)
+        if results:  # said at once: closing the panel is a point where a click may stop the run (see Acted.done)
+            failed = sum(r.status in ("fail", "blocked") for r in results.value)
+            results.done(f"{len(results.value)} checks run and recorded; {failed} failed or blocked.")
+        panel.update(label=f"{len(seen)} checks run before the refusal", state="error", expanded=True)
 
 
 def item_form(can_act: bool) -> dict[str, str] | None:

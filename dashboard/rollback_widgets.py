@@ -64,9 +64,10 @@ def pending_database_runs(actor: Actor) -> None:
             with st.spinner("Backing up and dropping the agent tables…"):
                 done = act(lambda r=run: rollbacks.execute_database_rollback(actor=actor, run_id=r.id,
                                                                              uow=UnitOfWork()))
-            if done:  # drawn again: the run left its Run now button and the table its old counts behind
-                _said(done, f"Run {done.value.id}: {done.value.state}, {done.value.outcome}. "
-                      "Restore with `python -m core db restore PATH`.", keep={FOLLOWED: done.value.id})
+                if done:  # said before the spinner closes (a point where a click may stop the run); drawn again:
+                    # the run left its Run now button and the table its old counts behind
+                    _said(done, f"Run {done.value.id}: {done.value.state}, {done.value.outcome}. "
+                          "Restore with `python -m core db restore PATH`.", keep={FOLLOWED: done.value.id})
     if waiting:
         _withdraw_form(actor, {r.id: f"run {r.id} ({r.state.replace('_', ' ')}, by {r.requested_by})" for r in waiting})
 

@@ -55,10 +55,8 @@ if can_act:
                    "was; a synthetic conversation is run and removed.")
         confirm = st.text_input("Type 'production' to allow the kill-switch dry run") if env == "production" else None
         if st.form_submit_button("Run all automated checks", type="primary"):
-            ran = w.run_all_with_progress(lambda on_result: svc.run_checks(
+            w.run_all_with_progress(lambda on_result: svc.run_checks(
                 actor=actor, run_id=run_id, uow=UnitOfWork(), confirm=confirm, on_result=on_result), automated)
-            if ran:
-                ran.done(f"{len(ran.value)} checks run and recorded.")
     with middle, st.form(components.form_key("checklist_deployed")):
         st.caption("Deployed: " + (f"{run.deployed_at:%Y-%m-%d %H:%M} UTC" if run.deployed_at else "not marked"))
         if st.form_submit_button("Mark the release deployed now") and (marked := components.act(

@@ -119,3 +119,37 @@ def test_a_silence_interrupted_after_its_commit_is_said_above_the_alerts(
         silence_id = s.scalars(select(AlertSilence.id)).one()
     assert any(f"Silence {silence_id} created; it matches 1 alert now." in m for m in shown(at.success))
     assert in_form(at, "alert_silence", "Reason (required)").value == ""
+
+
+def test_a_database_rollback_run_interrupted_after_its_commit_still_says_how_to_restore(
+        console_db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its action runs under a spinner, whose closing is itself a point where a click may stop the run."""
+    from core.services import rollbacks
+
+    at = sign_in(open_app(), "engineer")
+    at.switch_page("../pages/rollbacks.py").run()
+    in_form(at, "database", "Type the environment name (development) to confirm").input("development")
+    in_form(at, "database", "Reason").input("drill")
+    at = submit(at, "database")
+    click_lands_during(monkeypatch, rollbacks, "execute_database_rollback")
+    at = next(b for b in at.button if (b.key or "").startswith("run_")).click().run()
+    assert not at.exception
+    assert any("Restore with `python -m core db restore PATH`" in s or "Restore with python -m core db restore PATH"
+               in s for s in shown(at.success)), shown(at.success)
+
+
+def test_checks_run_all_interrupted_after_they_are_recorded_still_say_how_many(
+        console_db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run-all panel closes after the action, a point where a click may stop the run."""
+    from core.checklist.catalogue import ITEMS
+    from core.services import checklist as svc
+    from tests.dashboard.test_checklist_page import start
+
+    start(console_db)
+    at = sign_in(open_app(), "admin")
+    at.switch_page("../pages/checklist.py").run()
+    click_lands_during(monkeypatch, svc, "run_checks")
+    at = submit(at, "checklist_run_all")
+    assert not at.exception
+    said = [t for t in toasts(at) if "checks run and recorded" in t]
+    assert len(said) == 1 and said[0].startswith(f"{sum(i.automated for i in ITEMS)} checks run and recorded; ")

@@ -338,3 +338,40 @@ def test_a_backup_of_another_database_is_restored_only_when_asked(engine: Engine
     assert main(["db", "verify"]) == 1  # the agent tables are still gone
     assert main(["db", "restore", backup, "--from-another-database"]) == 0
     assert counts(engine) == (shops, clients, 60)
+
+
+def test_a_backup_taken_while_the_probe_folds_keeps_every_rollup_row(engine: Engine, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backup read its tables one statement at a time; the probe, folding the current hour between the compact
+    tables and agent_metrics, took the rows it moved out of the backup. Every table is now read from one
+    snapshot."""
+    import gzip
+    import json
+
+    from core import backups
+    from core.auth import system_actor
+    from core.db import write_bind
+    from core.rollups_daily import fold_current_hour
+    from core.services.conversations import enqueue_conversations
+    from core.uow import UnitOfWork
+
+    seed_minimal(engine, conversations=300, days=1)
+    enqueue_conversations(actor=system_actor("test"), count=30, uow=UnitOfWork(engine))  # this hour's fine rows
+    real_select = backups.select
+
+    def select_during_a_fold(table):  # noqa: ANN001, ANN202
+        if table.name == "agent_metrics":  # the probe's cycle lands between two tables of the dump
+            with write_bind(engine).begin() as conn:
+                assert fold_current_hour(conn) > 0
+        return real_select(table)
+
+    monkeypatch.setattr(backups, "select", select_during_a_fold)
+    path, _ = backups.write_backup(engine, tmp_path)
+    created = 0
+    with gzip.open(path) as lines:
+        for line in lines:
+            item = json.loads(line)
+            if item.get("t") in ("agent_metrics", "agent_metrics_hourly_by_type"):
+                created += item["r"]["created"]
+    with engine.connect() as conn:
+        assert created == conn.execute(select(func.count()).select_from(Conversation)).scalar_one()

@@ -325,3 +325,101 @@ def test_the_probe_vacuums_the_tables_its_folds_empty(pg_engine: Engine) -> None
     before = vacuums()
     run_once(pg_engine, [])
     assert {t: n - before[t] for t, n in vacuums().items()} == {"agent_metrics": 1, "agent_response_buckets": 1}
+
+
+def test_a_fold_of_the_current_hour_and_a_closed_hours_fold_wait_for_each_other_not_deadlock(
+        pg_engine: Engine) -> None:
+    """At an hour's turn the probe's current-hour fold (hour H, sums then histograms) and another fold of closed
+    hours (H included: a second probe, a migration) took row locks in opposite orders: PostgreSQL found a deadlock
+    and rolled one back. Every fold now takes the fold lock before touching a row."""
+    import threading
+
+    from core.rollups_compact import fold_current_histograms
+    from core.rollups_daily import refresh_daily
+    from core.rollups_sums import fold_current_sums
+    from core.services.conversations import enqueue_conversations
+
+    seed_minimal(pg_engine, conversations=300, days=1)
+    enqueue_conversations(actor=ACTOR, count=20, uow=UnitOfWork(pg_engine))
+    hour = floor_hour(utcnow())
+    outcome: dict[str, str] = {}
+
+    def closed_fold() -> None:
+        try:
+            with pg_engine.begin() as conn:
+                refresh_daily(conn, now=hour + timedelta(hours=1, seconds=5), stale_only=True)
+            outcome["closed"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - the deadlock is what is looked for
+            outcome["closed"] = type(exc).__name__
+
+    with pg_engine.connect() as conn, conn.begin():
+        assert fold_current_sums(conn, now=hour + timedelta(minutes=59)) > 0
+        other = threading.Thread(target=closed_fold)
+        other.start()
+        other.join(timeout=1.5)  # past PostgreSQL's deadlock_timeout (1 s): it waits for this transaction
+        assert other.is_alive(), "the closed-hours fold waits for the current-hour fold to commit"
+        fold_current_histograms(conn, now=hour + timedelta(minutes=59))
+    other.join(timeout=30)
+    assert outcome == {"closed": "ok"}
+    assert _fine_rows_now(pg_engine) == 0
+
+
+def test_a_probe_cycle_at_midnight_folds_and_writes_the_day_by_one_clock(engine: Engine,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cycle read the clock twice: its daily rows as of just past midnight, its current-hour fold as of just
+    before. A completion of the day's last hour landing between the two was folded after the day's rows were
+    written, and never reached them: the 7-day figures stayed one short. One clock for the cycle now."""
+    from core import probes, rollups_daily
+    from core.services import conversations
+
+    from core.models import (
+        AgentMetricDaily, AgentResponseDailyByShop, AgentResponseDailyByShopType, AgentResponseDailyByType,
+    )
+
+    today = floor_day(utcnow())
+    seed_minimal(engine, conversations=300, days=3)
+    with UnitOfWork(engine) as uow:  # yesterday as it stands before midnight: not over, no daily rows yet
+        for model in (AgentMetricDaily, AgentMetricDailyByType, AgentMetricDailyByShop, AgentResponseDailyByType,
+                      AgentResponseDailyByShop, AgentResponseDailyByShopType):
+            uow.session.execute(model.__table__.delete().where(model.day >= today - timedelta(days=1)))
+        uow.commit()
+    monkeypatch.setattr(conversations, "utcnow", lambda: today - timedelta(minutes=30))
+    conv_id = conversations.enqueue_conversations(actor=ACTOR, count=1, uow=UnitOfWork(engine))[0]
+    def finish() -> None:  # a worker finishes it between the cycle's two transactions
+        from core.rollups import record_finished
+
+        with UnitOfWork(engine) as uow:
+            conv = uow.session.get(Conversation, conv_id)
+            conv.status, conv.response_time_ms, conv.prompt_tokens, conv.completion_tokens = "completed", 1500, 10, 5
+            record_finished(uow.session, conv)
+            uow.commit()
+
+    class Between:  # the cycle's database, finishing the conversation before its second transaction begins
+        def __init__(self, bind: Engine, began: list) -> None:
+            self.bind, self.began = bind, began
+
+        def begin(self):  # noqa: ANN202
+            self.began.append(1)
+            if len(self.began) == 2:
+                finish()
+            return self.bind.begin()
+
+        def __getattr__(self, name: str):  # noqa: ANN204
+            return getattr(self.bind, name)
+
+    began: list = []
+    real_bind = probes.write_bind
+    monkeypatch.setattr(probes, "write_bind", lambda e: Between(real_bind(e), began))
+    monkeypatch.setattr(probes, "utcnow", lambda: today - timedelta(milliseconds=5))
+    monkeypatch.setattr(rollups_daily, "utcnow", lambda: today + timedelta(milliseconds=5))
+    probes.run_once(engine, [])
+    monkeypatch.undo()
+    with UnitOfWork(engine) as uow:  # the next cycle
+        rollups_daily.refresh_daily(uow.session, stale_only=True)
+        uow.commit()
+    with read_session(engine) as s:
+        summary = metrics.get_summary(s, actor=ACTOR, window_hours=24 * 7).as_dict()
+        since = datetime.fromisoformat(summary["since"])
+        completed = s.scalar(select(func.count()).where(Conversation.status == "completed",
+                                                        Conversation.created_at >= since))
+    assert summary["by_status"]["completed"] == completed
