@@ -216,34 +216,34 @@ def _fold(executor: Session | Connection, where: str, at: datetime, *, skip_lock
     """Move the fine histogram rows WHERE (`:at` bound to AT) into the compact rows: how many, and their hours
     (PostgreSQL; SQLite's are noted before, see note_hours). SKIP_LOCKED leaves rows a worker holds where they are,
     so the fold never waits for a worker (nor a worker, holding one row and asking for another, for the fold)."""
-    dialect, fine = dialect_name(executor), _FINE
+    dialect = dialect_name(executor)
     if dialect == "postgresql":
-        take_fold_lock(executor)
-        rows = unlocked_rows(fine, where) if skip_locked else where
-        # DELETE … RETURNING feeds the inserts: a completion the worker adds meanwhile is either in `moved`
-        # or stays behind as a fine row, never lost between a read and a delete.
-        inserts = ", ".join(f"i{i} AS ({_compact_insert(dialect, m, k, 'moved')} RETURNING 1)"
-                            for i, (m, k) in enumerate(FOLDS))
-        stmt = text(f"WITH moved AS (DELETE FROM {fine} WHERE {rows} "
-                    f"RETURNING hour, shop_id, agent_type, bucket, count AS n), {inserts} "
-                    "SELECT count(*), array_agg(DISTINCT hour) FROM moved")
-        n, hours = executor.execute(stmt.bindparams(time_param("at", at))).one()
-        return int(n), list(hours or [])
+        inserts = [_compact_insert(dialect, m, k, "moved") for m, k in FOLDS]
+        return move_rows(executor, _FINE, "hour, shop_id, agent_type, bucket, count AS n", inserts, where, at,
+                         skip_locked=skip_locked)
     # SQLite: one writer at a time, so the rows read here are the rows deleted below.
-    add_to_compact(executor, f"SELECT hour, shop_id, agent_type, bucket, count AS n FROM {fine} WHERE {where}",
+    add_to_compact(executor, f"SELECT hour, shop_id, agent_type, bucket, count AS n FROM {_FINE} WHERE {where}",
                    {"at": at})
-    return executor.execute(text(f"DELETE FROM {fine} WHERE {where}").bindparams(time_param("at", at))).rowcount, []
+    return executor.execute(text(f"DELETE FROM {_FINE} WHERE {where}").bindparams(time_param("at", at))).rowcount, []
 
 
-def take_fold_lock(executor: Session | Connection) -> None:
-    """PostgreSQL: wait for any other fold to commit, before this one touches a row. Every fold (sums or histograms,
-    closed hours or the current one) takes it first: two folds taking row locks in different orders deadlocked."""
+def move_rows(executor: Session | Connection, table: str, returning: str, inserts: list[str], where: str,
+              at: datetime, *, skip_locked: bool = False) -> tuple[int, list[datetime]]:
+    """PostgreSQL: delete TABLE's rows WHERE (`:at` bound to AT) and feed them, as `moved` (RETURNING), to each of
+    INSERTS, in one statement; how many, and their hours. A completion the worker adds meanwhile is either in
+    `moved` or stays behind as a fine row, never lost between a read and a delete. SKIP_LOCKED leaves the rows
+    another transaction holds where they are.
+
+    Every fold (sums or histograms, closed hours or the current one) first takes the fold lock: two folds taking
+    row locks in different orders deadlocked."""
     executor.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _FOLD_LOCK})
-
-
-def unlocked_rows(table: str, where: str) -> str:
-    """PostgreSQL condition: the rows of TABLE matching WHERE that no other transaction holds, locked for this one."""
-    return f"ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {where} FOR UPDATE SKIP LOCKED))"
+    rows = f"ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {where} FOR UPDATE SKIP LOCKED))" if skip_locked \
+        else where
+    feeds = ", ".join(f"i{i} AS ({insert} RETURNING 1)" for i, insert in enumerate(inserts))
+    stmt = text(f"WITH moved AS (DELETE FROM {table} WHERE {rows} RETURNING {returning}), {feeds} "
+                "SELECT count(*), array_agg(DISTINCT hour) FROM moved")
+    n, hours = executor.execute(stmt.bindparams(time_param("at", at))).one()
+    return int(n), list(hours or [])
 
 
 def note_hours(executor: Session | Connection, table: str, before: datetime, touched: set[datetime] | None) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from core.models import AgentMetricHourlyByShop, AgentMetricHourlyByShopType, AgentMetricHourlyByType
 from core.rollups import floor_hour
-from core.rollups_compact import dialect_name, note_hours, take_fold_lock, time_param, unlocked_rows
+from core.rollups_compact import dialect_name, move_rows, note_hours, time_param
 
 SUMS = ("created", "completed", "failed", "opted_out", "response_ms_sum", "prompt_tokens", "completion_tokens",
         "cost_usd")
@@ -60,16 +60,8 @@ def _fold(executor: Session | Connection, where: str, at: datetime, *, skip_lock
     (PostgreSQL). SKIP_LOCKED leaves the rows a worker holds where they are."""
     columns = f"hour, shop_id, agent_type, {', '.join(SUMS)}"
     if dialect_name(executor) == "postgresql":
-        take_fold_lock(executor)
-        rows = unlocked_rows("agent_metrics", where) if skip_locked else where
-        # DELETE … RETURNING feeds the inserts: a completion the worker adds meanwhile is either in `moved`
-        # or stays behind as a fine row, never lost between a read and a delete.
-        inserts = ", ".join(f"i{i} AS ({_sums_insert(m, k, 'moved')} RETURNING 1)"
-                            for i, (m, k) in enumerate(SUM_FOLDS))
-        stmt = text(f"WITH moved AS (DELETE FROM agent_metrics WHERE {rows} RETURNING {columns}), {inserts} "
-                    "SELECT count(*), array_agg(DISTINCT hour) FROM moved")
-        n, hours = executor.execute(stmt.bindparams(time_param("at", at))).one()
-        return int(n), list(hours or [])
+        return move_rows(executor, "agent_metrics", columns, [_sums_insert(m, k, "moved") for m, k in SUM_FOLDS],
+                         where, at, skip_locked=skip_locked)
     # SQLite: one writer at a time, so the rows read here are the rows deleted below.
     source = f"(SELECT {columns} FROM agent_metrics WHERE {where})"
     for model, keys in SUM_FOLDS:

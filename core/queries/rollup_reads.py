@@ -80,12 +80,12 @@ def _whole_hours(session: Session, *, actor: Actor, since: datetime, current: da
         plan.hourly.append((first_whole, current))
         return plan
     first_day = floor_day(first_whole) + (timedelta(days=1) if first_whole != floor_day(first_whole) else timedelta(0))
-    daily_until = floor_day(current)
+    today = floor_day(current)
     d = AgentMetricDailyByType  # the smallest daily table: ~10 rows a day
     covered = {as_utc(day) for day in session.scalars(
-        select(d.day).distinct().where(d.day >= first_day, d.day < daily_until))}
+        select(d.day).distinct().where(d.day >= first_day, d.day < today))}
     cursor, day = first_whole, first_day
-    while day < daily_until:
+    while day < today:
         if day in covered:
             if cursor < day:
                 plan.hourly.append((cursor, day))
