@@ -238,21 +238,29 @@ def contact_form(actor: Actor) -> None:
         _done(saved, "alert_contact", f"Contact point {name.strip()} saved.")
 
 
+_TEST_RESULTS = "alert_test_last"  # the last test notification's outcome, shown under its form until the next one
+
+
 def test_form(actor: Actor, names: list[str]) -> None:
     """Send a test notification to one contact point or all, and say what happened to each."""
     key = form_key("alert_test")
     with st.form(key):
         picked = st.selectbox("Contact point", ["(all)", *names], key=f"{key}_contact")
-        if not st.form_submit_button("Send test notification"):
-            return
-    with st.spinner("Sending…"):
-        sent = act(lambda: alerts.send_test_notification(actor=actor, contact=None if picked == "(all)" else picked))
-    if sent:
-        ok = sum(r.ok for r in sent.value)
-        (st.success if ok == len(sent.value) else st.error)(f"Test notification delivered to {ok} of "
-                                                            f"{len(sent.value)} contact points.")
-        st.dataframe([{"contact point": r.contact, "delivered": r.ok, "attempts": r.attempts, "error": r.error or ""}
-                      for r in sent.value], hide_index=True, key="alert_test_results")
+        sending = st.form_submit_button("Send test notification")
+    if sending:
+        with st.spinner("Sending…"):
+            sent = act(lambda: alerts.send_test_notification(actor=actor,
+                                                             contact=None if picked == "(all)" else picked))
+            if sent:  # inside the spinner: its closing is a point where a click may stop the run (Acted.done)
+                sent.done(keep={_TEST_RESULTS: [{"contact point": r.contact, "delivered": r.ok,
+                                                 "attempts": r.attempts, "error": r.error or ""}
+                                                for r in sent.value]})
+        st.session_state.pop(_TEST_RESULTS, None)  # an error said above replaces the last outcome
+    if rows := st.session_state.get(_TEST_RESULTS):
+        ok = sum(r["delivered"] for r in rows)
+        (st.success if ok == len(rows) else st.error)(f"Test notification delivered to {ok} of {len(rows)} "
+                                                      f"contact points.")
+        st.dataframe(rows, hide_index=True, key="alert_test_results")
 
 
 def silence_forms(actor: Actor, silences: list[dict[str, Any]]) -> None:

@@ -19,7 +19,7 @@ from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_r
 from core.db import read_session
 from core.models import AuditRecord, ReviewRecord
 from tests.dashboard.conftest import in_form, open_app, shown, sign_in, submit
-from tests.dashboard.test_alerts_page import firing, open_alerts  # noqa: F401 - fixture
+from tests.dashboard.test_alerts_page import firing, open_alerts, webhook  # noqa: F401 - fixtures
 from tests.dashboard.test_control_pages import PASSWORD
 
 
@@ -119,6 +119,22 @@ def test_a_silence_interrupted_after_its_commit_is_said_above_the_alerts(
         silence_id = s.scalars(select(AlertSilence.id)).one()
     assert any(f"Silence {silence_id} created; it matches 1 alert now." in m for m in shown(at.success))
     assert in_form(at, "alert_silence", "Reason (required)").value == ""
+
+
+def test_a_test_notification_interrupted_after_sending_still_shows_what_happened_to_each(
+        firing: Engine, webhook: Any, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811 - the fixtures
+    """Its result is a sentence and a table of the contact points: both were drawn after the send, so a click
+    during it left the person with no word on whether anything was delivered."""
+    from core.services import alerts
+
+    at = open_alerts("engineer")
+    click_lands_during(monkeypatch, alerts, "send_test_notification")
+    at = submit(at, "alert_test")
+    assert not at.exception and not at.error
+    assert [s.value for s in at.success] == ["Test notification delivered to 1 of 1 contact points."]
+    results = at.dataframe[3].value
+    assert (list(results["contact point"]), list(results["delivered"])) == (["webhook"], [True])
+    assert len(webhook.bodies()) == 1, "sent once"
 
 
 def test_a_database_rollback_run_interrupted_after_its_commit_still_says_how_to_restore(
