@@ -137,6 +137,8 @@ class Settings(BaseSettings):
     agentops_token: SecretStr | None = None  # the CLI's proof of --actor outside development (API or session token)
     bcrypt_rounds: int = Field(12, ge=4, le=16)
     session_hours: float = Field(12.0, gt=0)
+    # How often Agent health's live panels (figures, workers, endpoints) read again while the page is open.
+    health_refresh_seconds: int = Field(15, ge=2, le=3600)
     login_max_failures: int = 5
     login_window_minutes: int = 15
 

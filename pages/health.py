@@ -12,7 +12,6 @@ from core.queries.metrics import WINDOWS, describe_window
 from core.queries.rollup_reads import HOURLY_ONLY_HOURS
 from dashboard import charts, components, data, replica_widgets
 
-REFRESH_SECONDS = 15
 PROBE_GAP = timedelta(minutes=10)  # probes starting later than this into the window did not cover all of it
 actor = components.page_guard(Permission.VIEW_HEALTH, "Agent health")
 settings = get_settings()
@@ -28,7 +27,7 @@ def load() -> dict | None:
     return figures
 
 
-@components.live_fragment(run_every=REFRESH_SECONDS)
+@components.live_fragment(run_every=settings.health_refresh_seconds)
 def live_panels() -> None:
     figures = load()
     if figures is None:  # the database is down and nothing was read before: the banner says so
@@ -36,7 +35,7 @@ def live_panels() -> None:
     replica_widgets.fallback_banner(figures.get("route"))
     summary = figures["summary"]
     st.caption(f"Conversations created in the last {window}: {describe_window(summary.since, summary.until)}, "
-               f"{scope}. Live panels refresh every {REFRESH_SECONDS} s.")
+               f"{scope}. Live panels refresh every {settings.health_refresh_seconds} s.")
     cols = st.columns(3) + st.columns(3)
     for col, criterion in zip(cols, figures["criteria"]):
         components.criterion_tile(col, criterion)
