@@ -375,6 +375,17 @@ def mask_secrets_in_text(text: str | None) -> str:
     return _TOKEN_SHAPES.sub(lambda m: m.group(1) + MASK, text)
 
 
+def mask_secrets_in(value: Any) -> Any:
+    """VALUE (text, or lists and dicts of it, as evidence is) with mask_secrets_in_text applied to every string."""
+    if isinstance(value, str):
+        return mask_secrets_in_text(value)
+    if isinstance(value, dict):
+        return {k: mask_secrets_in(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mask_secrets_in(v) for v in value]
+    return value
+
+
 def mask_command(command: str | None) -> str:
     """A command line with the values of secret-looking options (--token X, --password=Y, KEY=Z, curl's -u
     user:password, an Authorization header) and URLs masked."""

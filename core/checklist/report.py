@@ -35,7 +35,7 @@ def item_line(state: Any) -> str:
 def to_markdown(state: Any) -> str:
     """The run as Markdown: header, verdict, every section with its items, emergency contacts."""
     done, total = state.progress
-    lines = [f"# Staging checklist: {state.environment}, release {state.release}", "",
+    lines = [f"# Staging checklist: {state.environment}, release {_cell(state.release)}", "",
              f"- Run: {state.id}, started by {state.started_by} at {state.started_at:%Y-%m-%d %H:%M:%S} UTC",
              f"- Deployed: {state.deployed_at:%Y-%m-%d %H:%M:%S} UTC" if state.deployed_at else "- Deployed: not marked",
              f"- Signed off: {state.signed_off_by} at {state.signed_off_at:%Y-%m-%d %H:%M:%S} UTC"

@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from core.checklist.catalogue import Item
 from core.checklist.checks import REGISTRY
 from core.checklist.outcome import CheckContext, Outcome, failed
-from core.config import mask_urls_in_text
+from core.config import mask_secrets_in, mask_urls_in_text
 from core.errors import AgentOpsError, describe_database_error, first_line
 from core.models import utcnow
 
@@ -76,7 +76,10 @@ def run_check(item: Item, ctx: CheckContext) -> ItemResult:
     thread.join(limit)
     ms = (time.perf_counter() - started) * 1000
     outcome: Outcome = box.get("outcome") or failed("time limit", limit, f"did not finish within {limit:g} s")
-    evidence = {**outcome.evidence(), "at": at.isoformat(timespec="seconds"), "duration_ms": round(ms, 1)}
+    # Evidence is stored, shown to every role, exported and copied into the audit trail: no secret may be in it,
+    # whatever a check put in its detail (a URL it called, a command's output).
+    evidence = {**mask_secrets_in(outcome.evidence()), "at": at.isoformat(timespec="seconds"),
+                "duration_ms": round(ms, 1)}
     return ItemResult(item.id, "check", outcome.status, evidence, round(ms, 1))
 
 

@@ -8,6 +8,7 @@ from core.checklist.catalogue import ITEMS, SECTIONS, get_item, runnable
 from core.checklist.report import to_json, to_markdown
 from core.checklist.runner import ItemResult
 from core.cli.common import actor_from_args, audited_read, row_id
+from core.config import get_settings
 from core.db import get_engine
 from core.errors import UserInputError
 from core.queries import checklist as q
@@ -61,7 +62,22 @@ def _selection(p: argparse.ArgumentParser) -> None:
 
 
 def _run_id(args: argparse.Namespace) -> int:
+    """The run of this environment and --release, started now if there is none (running the checks starts it)."""
     return svc.start_run(actor=actor_from_args(args), uow=UnitOfWork(get_engine()), release=args.release).id
+
+
+def _existing_run_id(args: argparse.Namespace) -> int:
+    """The run of this environment and --release, which must have been started: a tick, waiver, deployment mark or
+    sign-off on a mistyped release would otherwise start a run of its own (and a refused sign-off leave it)."""
+    actor, settings = actor_from_args(args), get_settings()
+    release = (args.release or settings.release_id).strip()
+    row = audited_read(actor, "checklist.read", lambda s: q.find_run(s, actor=actor, environment=settings.environment,
+                                                                     release=release))
+    if row is None:
+        raise UserInputError(f"No checklist run for {settings.environment}, release {release!r}: start it with "
+                             f"`python -m core check --release {release}` (it runs the automated items) or on the "
+                             "Checklist page.")
+    return row.id
 
 
 def _print_result(result: ItemResult) -> None:
@@ -98,7 +114,7 @@ def report(args: argparse.Namespace) -> int:
 
 def tick(args: argparse.Namespace) -> int:
     get_item(args.item)  # bad input: one sentence before anything is written
-    run_id = _run_id(args)
+    run_id = _existing_run_id(args)
     svc.tick_item(actor=actor_from_args(args), run_id=run_id, item_id=args.item, note=args.note,
                   uow=UnitOfWork(get_engine()))
     print(f"run {run_id}: {args.item} ticked")
@@ -109,7 +125,7 @@ def waive(args: argparse.Namespace) -> int:
     get_item(args.item)
     if not args.reason.strip():
         raise UserInputError("A reason is required to waive an item.")
-    run_id = _run_id(args)
+    run_id = _existing_run_id(args)
     svc.waive_item(actor=actor_from_args(args), run_id=run_id, item_id=args.item, reason=args.reason,
                    uow=UnitOfWork(get_engine()))
     print(f"run {run_id}: {args.item} waived")
@@ -117,14 +133,14 @@ def waive(args: argparse.Namespace) -> int:
 
 
 def sign_off(args: argparse.Namespace) -> int:
-    run_id = _run_id(args)
+    run_id = _existing_run_id(args)
     view = svc.sign_off(actor=actor_from_args(args), run_id=run_id, note=args.note, uow=UnitOfWork(get_engine()))
     print(f"run {view.id} ({view.environment}, release {view.release}) signed off")
     return 0
 
 
 def deployed(args: argparse.Namespace) -> int:
-    run_id = _run_id(args)
+    run_id = _existing_run_id(args)
     svc.mark_deployed(actor=actor_from_args(args), run_id=run_id, uow=UnitOfWork(get_engine()))
     print(f"run {run_id}: release marked deployed now; the post-deployment windows count from here")
     return 0

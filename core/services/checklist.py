@@ -47,6 +47,8 @@ def start_run(*, actor: Actor, uow: UnitOfWork, environment: str | None = None, 
         raise UserInputError(f"The environment must be one of {', '.join(ENVIRONMENTS)} (got {environment!r}).")
     if not release or len(release) > 100:
         raise UserInputError("The release must be 1 to 100 characters (RELEASE_ID or --release).")
+    if not release.isprintable():  # a newline would start a line of its own in the report and the audit trail
+        raise UserInputError(f"The release must be one line of printable characters (got {release!r}).")
     with uow:
         require(uow, actor, Permission.CHECKLIST, action="checklist.start", target=f"{environment} {release}")
         run = uow.session.scalars(select(ChecklistRun).where(ChecklistRun.environment == environment,

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from core.checklist.catalogue import BY_ID
 from core.checklist.checks import http, monitoring
 from core.checklist.runner import run_check
-from core.config import reset_settings
-from core.services import tokens
+from core.config import get_settings, reset_settings
+from core.db import read_session
+from core.models import AuditRecord, ChecklistResult
+from core.services import checklist, tokens
 from core.uow import UnitOfWork
 from tests.support.api_server import LoopbackApi
 from tests.support.checklist import ADMIN, beat, context, token_for
@@ -98,3 +100,19 @@ def test_sentry_accepts_a_test_event(engine: Engine, monkeypatch) -> None:
         sentry.stop()
     out = run_check(BY_ID["monitoring.sentry"], context(engine))  # the ingest has gone
     assert out.status == "fail" and out.evidence["detail"].startswith("cannot reach the target")
+
+
+def test_a_password_in_the_api_url_is_kept_out_of_the_evidence_and_the_audit(served: Engine, monkeypatch) -> None:
+    """The liveness check named the URL it called in its detail, password and all: stored as evidence (shown on the
+    Checklist page to every role, in the exports) and copied into the append-only audit trail."""
+    url = get_settings().api_base_url
+    use(monkeypatch, API_BASE_URL=url.replace("http://", "http://deploy:S3cretPass@"))
+    run = checklist.start_run(actor=ADMIN, uow=UnitOfWork(served))
+    [result] = checklist.run_checks(actor=ADMIN, run_id=run.id, item_id="code.status", uow=UnitOfWork(served))
+    assert result.status == "pass", result.evidence
+    assert "deploy:***@127.0.0.1" in result.evidence["detail"], result.evidence
+    with read_session(served) as s:
+        stored = [str(e) for e in s.scalars(select(ChecklistResult.evidence))]
+        audited = [str(a) for a in s.scalars(select(AuditRecord.after).where(AuditRecord.action == "checklist.check"))]
+    assert stored and audited
+    assert not [t for t in [str(result.evidence), *stored, *audited] if "S3cretPass" in t]

@@ -73,6 +73,19 @@ def test_an_exception_in_a_check_becomes_evidence(engine: Engine, monkeypatch, e
     assert "second line" not in result.evidence["detail"]
 
 
+def test_no_secret_a_check_reports_reaches_its_evidence(engine: Engine, monkeypatch) -> None:
+    """Whatever a check puts in its evidence (a URL it called, a command's output), the runner masks the secrets
+    before the evidence is stored, shown, exported or audited."""
+    from core.checklist.outcome import failed
+
+    said = "curl -H 'Authorization: Bearer abc123xyz' http://ops:hunter22@api/x?token=q1w2e3 failed"
+    monkeypatch.setitem(runner.REGISTRY, "check_liveness", lambda ctx: failed(
+        "GET /health", {"tried": ["http://ops:hunter22@api/health"]}, said, ("OPENAI_API_KEY=sk-live-0123456789",)))
+    evidence = str(runner.run_check(BY_ID["code.status"], context(engine)).evidence)
+    assert not [s for s in ("abc123xyz", "hunter22", "q1w2e3", "0123456789") if s in evidence], evidence
+    assert "ops:***@api/x?token=***" in evidence and "ops:***@api/health" in evidence
+
+
 def test_the_windows_read_closed_hours_after_the_prober_folds_them(engine: Engine) -> None:
     """The post-deployment windows and success criteria read the compact rows of folded hours too: before, a fold
     left them only the current hour's rows, so "p95" said no data in the first minutes of every hour."""

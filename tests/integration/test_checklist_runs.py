@@ -237,6 +237,37 @@ def test_cli_exit_codes_and_report(engine: Engine, capsys) -> None:
     assert json.loads(capsys.readouterr().out)["release"] == "r9"
 
 
+@pytest.mark.parametrize("argv", [["tick", "code.merge", "--note", "merged"], ["waive", "code.merge", "--reason", "x"],
+                                  ["deployed"], ["sign-off"]])
+def test_a_mistyped_release_is_refused_and_starts_no_run(engine: Engine, capsys, argv: list[str]) -> None:
+    """Each of these started a run for whatever release it was given before acting on it (two commits): a typo in
+    --release, or a refused sign-off, left a new empty run and its audit record behind."""
+    assert main(["check", "--item", "db.create_tables", "--release", "r9"]) == 0
+    capsys.readouterr()
+    audited = _audit_count(engine)
+    assert main(["check", *argv, "--release", "r99"]) == 2
+    assert "No checklist run for development, release 'r99'" in capsys.readouterr().err
+    with read_session(engine) as s:
+        assert s.scalars(select(ChecklistRun.release)).all() == ["r9"]
+    assert _audit_count(engine) == audited
+    assert main(["check", *argv, "--release", "r9"]) == (1 if argv == ["sign-off"] else 0)  # the run that exists
+
+
+def test_a_release_name_cannot_forge_a_line_or_carry_a_link_into_the_report(engine: Engine) -> None:
+    """The report's heading took the release as typed: a tag or a link drew in a Markdown viewer, and a newline
+    forged a heading of its own ("## Signed off: yes")."""
+    with pytest.raises(UserInputError, match="one line"):
+        svc.start_run(actor=ERIN, uow=UnitOfWork(engine), release="r1\n## Signed off: yes")
+    run = svc.start_run(actor=ERIN, uow=UnitOfWork(engine), release="r1 <img src=x> [login](https://evil.example)")
+    heading = to_markdown(state(engine, run.id)).splitlines()[0]
+    assert heading == "# Staging checklist: development, release r1 \\<img src=x\\> \\[login\\](https://evil.example)"
+
+
+def _audit_count(engine: Engine) -> int:
+    with read_session(engine) as s:
+        return s.scalar(select(func.count()).select_from(AuditRecord))
+
+
 def test_a_note_cannot_become_a_tag_a_link_or_an_image_in_the_report(engine: Engine) -> None:
     """The walkthrough's finding: a note '<b>…</b>' went into the Markdown export raw, so a Markdown viewer drew the
     tag; an image link would load a tracker, and a right-to-left override would reorder the line."""

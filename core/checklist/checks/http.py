@@ -4,6 +4,7 @@ from __future__ import annotations
 import requests
 
 from core.checklist.outcome import CheckContext, Outcome, failed, passed, verdict, warned
+from core.config import mask_url
 
 TIMEOUT_SECONDS = 5.0
 # An instance id no shop has: /activate with it never changes anything, whoever calls.
@@ -25,7 +26,7 @@ def check_liveness(ctx: CheckContext) -> Outcome:
     """GET /health answers 200 (the seed's `curl -f …/health`)."""
     resp = _get(ctx, "/health")
     return verdict(resp.status_code == 200, "GET /health", resp.status_code,
-                   f"{ctx.api}/health answered {resp.status_code} in {resp.elapsed.total_seconds() * 1000:.0f} ms")
+                   f"{mask_url(ctx.api)}/health answered {resp.status_code} in {resp.elapsed.total_seconds() * 1000:.0f} ms")
 
 
 def check_readiness_endpoint(ctx: CheckContext) -> Outcome:
