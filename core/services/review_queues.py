@@ -184,8 +184,14 @@ def release_item(*, actor: Actor, item_id: int, uow: UnitOfWork) -> None:
         i = ReviewQueueItem
         last = uow.session.scalar(select(func.max(i.priority)).where(i.queue_id == item.queue_id,
                                                                      text("done_at IS NULL")))
+        before = item.priority
         item.lease_owner, item.lease_expires_at = None, None
         item.priority = (item.priority if last is None else last) + 1  # after every open item, itself included
+        # The lease alone is not audited (next_item), but the new place in a queue every reviewer shares outlives it.
+        queue = uow.session.get(ReviewQueue, item.queue_id)
+        audit.append(uow.session, actor=actor, action="review.release", target=f"item {item_id}",
+                     before={"priority": before}, after={"priority": item.priority, "queue": queue.name,
+                                                         "conversation": item.conversation_id})
         uow.commit()
 
 

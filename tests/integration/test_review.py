@@ -356,6 +356,12 @@ def test_a_skipped_item_goes_to_the_back_of_its_queue(world: Engine) -> None:
         qs.release_item(actor=ENGINEER, item_id=item["item_id"], uow=UnitOfWork(world))
     assert len(set(seen)) == open_items, "every open item comes round once before the first skipped one again"
     assert qs.next_item(actor=ENGINEER, queue="opt-outs", uow=UnitOfWork(world))["item_id"] == seen[0]
+    # Each skip moved an item in a queue every reviewer shares: who did it, and from where to where, is audited.
+    with read_session(world) as s:
+        skips = s.scalars(select(AuditRecord).where(AuditRecord.action == "review.release")
+                          .order_by(AuditRecord.id)).all()
+    assert [(r.actor, r.target) for r in skips] == [(ENGINEER.username, f"item {i}") for i in seen]
+    assert all(r.after["priority"] > r.before["priority"] and r.after["queue"] == "opt-outs" for r in skips)
 
 
 def test_disable_from_pattern_carries_the_evidence(world: Engine) -> None:
