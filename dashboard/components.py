@@ -115,7 +115,7 @@ def parse_ids(text: str, field: str) -> list[int] | None:
     """'1, 2' → [1, 2]; anything else is one sentence on the page and None."""
     parts = [p.strip() for p in text.split(",") if p.strip()]
     if not all(p.isdigit() for p in parts):
-        st.error(f"{field} must be numbers separated by commas, such as 1,2 (got {text!r}).")
+        st.error(plain_md(f"{field} must be numbers separated by commas, such as 1,2 (got {text!r})."))
         return None
     return [int(p) for p in parts]
 

@@ -20,6 +20,7 @@ from dashboard.components import (
     live_fragment,
     nothing_picked,
     pick,
+    plain_md,
 )
 
 FOLLOWED = "rollback_run"  # the run this tab started last; its banner sits above the runs table
@@ -66,8 +67,8 @@ def pending_database_runs(actor: Actor) -> None:
                                                                              uow=UnitOfWork()))
                 if done:  # said before the spinner closes (a point where a click may stop the run); drawn again:
                     # the run left its Run now button and the table its old counts behind
-                    _said(done, f"Run {done.value.id}: {done.value.state}, {done.value.outcome}. "
-                          "Restore with `python -m core db restore PATH`.", keep={FOLLOWED: done.value.id})
+                    _said(done, plain_md(f"Run {done.value.id}: {done.value.state}, {done.value.outcome}.")
+                          + " Restore with `python -m core db restore PATH`.", keep={FOLLOWED: done.value.id})
     if waiting:
         _withdraw_form(actor, {r.id: f"run {r.id} ({r.state.replace('_', ' ')}, by {r.requested_by})" for r in waiting})
 
@@ -118,4 +119,5 @@ def banner(run: RunView) -> None:
     took = f" in {run.duration_s:.1f} s" if run.state == "done" and run.duration_s is not None else ""
     outcome = f" {run.outcome}" if run.outcome else ""
     text = f"Run {run.id} ({run.kind}): {run.state.replace('_', ' ')}{took}.{outcome}"
-    {"done": st.success, "failed": st.error}.get(run.state, st.info)(text)
+    # The outcome may hold a reason someone typed or a deploy hook's output: shown as typed, never as markdown.
+    {"done": st.success, "failed": st.error}.get(run.state, st.info)(plain_md(text))

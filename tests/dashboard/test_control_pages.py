@@ -269,7 +269,7 @@ def test_database_rollback_from_the_page_and_restore(console_db: Engine, tmp_pat
     run_button = next(b for b in at.button if b.key and b.key.startswith("run_"))
     run_button.click().run()
     assert not at.exception
-    done = next(s.value for s in at.success if "Restore with" in s.value)
+    done = next(t for t in shown(at.success) if "Restore with" in t)  # as the person reads it
     assert "agent_conversations" not in inspect(console_db).get_table_names()
     # The page is drawn again after the run: no Run now left behind, no row counts of tables that are gone.
     assert not any(b.key and b.key.startswith("run_") for b in at.button)
@@ -284,8 +284,8 @@ def test_database_rollback_from_the_page_and_restore(console_db: Engine, tmp_pat
     assert (runs["kind"].iloc[0], runs["state"].iloc[0], runs["by"].iloc[0]) == ("database", "done", "engineer")
 
 
-def test_a_database_rollback_request_is_withdrawn_from_the_page(console_db: Engine) -> None:
-    """A request made by mistake blocked every new one, with no way to withdraw it (a Chromium walkthrough)."""
+def requested_database_rollback(console_db: Engine):  # noqa: ANN201 - AppTest
+    """An engineer's page after asking for a database rollback, and the run it made."""
     from core.models import RollbackRun
 
     at = sign_in(open_app(), "engineer")
@@ -294,7 +294,14 @@ def test_a_database_rollback_request_is_withdrawn_from_the_page(console_db: Engi
     in_form(at, "database", "Reason").input("drill")
     at = submit(at, "database")
     with read_session(console_db) as s:
-        run_id = s.scalars(select(RollbackRun.id)).one()
+        return at, s.scalars(select(RollbackRun.id)).one()
+
+
+def test_a_database_rollback_request_is_withdrawn_from_the_page(console_db: Engine) -> None:
+    """A request made by mistake blocked every new one, with no way to withdraw it (a Chromium walkthrough)."""
+    from core.models import RollbackRun
+
+    at, run_id = requested_database_rollback(console_db)
     in_form(at, "withdraw_database", "Withdraw request").set_value(run_id)
     at = submit(at, "withdraw_database")
     assert "A reason is required to withdraw a database rollback." in shown(at.error)
@@ -305,6 +312,22 @@ def test_a_database_rollback_request_is_withdrawn_from_the_page(console_db: Engi
     assert not any(b.key and b.key.startswith("run_") for b in at.button)
     with read_session(console_db) as s:
         assert s.get(RollbackRun, run_id).state == "withdrawn"
+
+
+def test_a_withdrawal_reason_shows_as_typed_in_the_requesters_banner(console_db: Engine) -> None:
+    """The banner of the run a person follows said its outcome as markdown: a reason someone else typed when
+    withdrawing it put a working link, in bold, on the requester's page."""
+    from core.services import rollbacks
+
+    at, run_id = requested_database_rollback(console_db)
+    reason = "[re-login here](https://evil.example/login) **now**"
+    rollbacks.withdraw_database_rollback(actor=ROLE_ACTORS["admin"], run_id=run_id, reason=reason,
+                                         uow=UnitOfWork(console_db))
+    at.run()
+    said = [m for m in at.info if f"Run {run_id} (database): withdrawn" in m.value]
+    assert len(said) == 1 and r"\[re-login here\](https\://evil" in said[0].value, said  # no link
+    assert r"\*\*now\*\*" in said[0].value, said  # no bold
+    assert shown(said)[0].endswith(f"withdrawn by {ROLE_ACTORS['admin'].username}: {reason}")
 
 
 PASSWORD, SHOPS = "Initial password (10 characters or more)", "Shops (support and shop owners), e.g. 1,2"
@@ -360,6 +383,15 @@ def test_add_user_form_keeps_its_values_after_a_validation_error(console_db: Eng
     assert not at.exception and not at.error
     with read_session(console_db) as s:
         assert s.scalars(select(User.role).where(User.username == "sue")).one() == "support"
+
+
+def test_a_shops_box_with_markdown_is_refused_in_the_words_typed(console_db: Engine) -> None:
+    at = add_user(sign_in(open_app(), "admin"), {"User name": "sue", "Role": "support", SHOPS: "[1](https://x.example)",
+                                                 PASSWORD: "long enough now"})
+    assert not at.exception
+    [said] = at.error
+    assert r"\[1\](https\://x.example)" in said.value, said.value  # shown as typed, not as a link
+    assert shown([said]) == ["Shops must be numbers separated by commas, such as 1,2 (got '[1](https://x.example)')."]
 
 
 def test_a_too_short_password_is_one_sentence_not_a_success(console_db: Engine) -> None:
