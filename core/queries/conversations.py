@@ -10,7 +10,7 @@ from core.auth import Actor, Permission
 from core.errors import NotFound, PermissionDenied
 from core.inputs import is_row_id
 from core.models import Client, Conversation, Message
-from core.queries.privacy import mask_email, mask_name, mask_phone, redact_client
+from core.queries.privacy import mask_email, mask_name, mask_phone, redactor
 from core.queries.scope import require_read
 
 
@@ -28,7 +28,7 @@ def get_conversation_or_raise(session: Session, *, actor: Actor, conversation_id
     # can reveal there), as the console does: names, phone, e-mail, and the client's details inside the messages.
     masked = actor.masks_pii
     details = (client.first_name, client.last_name, client.phone, client.email)
-    shown = (lambda text: redact_client(text, *details)) if masked else (lambda text: text)
+    shown = redactor(client if masked else None)
     return {
         "id": conv.id, "shop_id": conv.shop_id, "agent_type": conv.agent_type, "channel": conv.channel,
         "status": conv.status, "created_at": conv.created_at, "completed_at": conv.completed_at,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -66,6 +66,18 @@ def redact_client(text: str, first: str | None, last: str | None, phone: str | N
         return text
     pattern, masks = found
     return pattern.sub(lambda m: masks[m.group(0).lower()], text)
+
+
+Shown = Callable[[Any], Any]  # text as the reader sees it (None stays None)
+
+
+def redactor(client: Client | None) -> Shown:
+    """Text as a reader who sees CLIENT masked reads it (that client's name, phone and e-mail masked); None: as is.
+    Messages, notes, the judge's rationale and typed reasons may all name the client."""
+    if client is None:
+        return lambda text: text
+    c = client
+    return lambda text: redact_client(text, c.first_name, c.last_name, c.phone, c.email) if text else text
 
 
 @functools.lru_cache(maxsize=1024)

@@ -19,7 +19,7 @@ from core.errors import NotFound, PermissionDenied, UserInputError
 from core.inputs import is_row_id
 from core.models import AuditRecord, Client, Conversation, JudgeScore, Message, ReviewRecord, ReviewState, Shop
 from core.queries.conversation_filters import ConversationFilter, conversation_conditions
-from core.queries.privacy import client_view, masks_pii, readable_matches, redact_client, revealed_conversations
+from core.queries.privacy import Shown, client_view, masks_pii, readable_matches, redactor, revealed_conversations
 from core.queries.scope import require_read, shop_filter
 
 # The refusal of a read outside one's shops counts as an unauthorized client-data attempt (rollback trigger).
@@ -151,6 +151,7 @@ def get_transcript_or_raise(session: Session, *, actor: Actor, conversation_id: 
     client, shop = session.get(Client, conv.client_id), session.get(Shop, conv.shop_id)
     masked = masks_pii(actor) and conv.id not in revealed_conversations(session, actor=actor,
                                                                         conversation_ids=[conv.id])
+    shown = redactor(client if masked else None)
     return {
         "id": conv.id, "shop_id": conv.shop_id, "shop": shop.name if shop else "", "agent_type": conv.agent_type,
         "channel": conv.channel, "status": conv.status, "created_at": conv.created_at,
@@ -161,10 +162,12 @@ def get_transcript_or_raise(session: Session, *, actor: Actor, conversation_id: 
         "client": client_view(client.first_name, client.last_name, client.phone, client.email, masked=masked)
         | {"opted_out": client.opted_out},
         "template": _template(conv.agent_type),
-        "messages": _messages(session, conv.id, client if masked else None),
-        "review": _review_state(session, conv.id), "reviews": _reviews(session, conv.id),
-        "judge": _judge(session, conv.id), "audit": _audit_trail(session, conv.id),
+        "messages": _messages(session, conv.id, shown),
+        "review": _review_state(session, conv.id), "reviews": _reviews(session, conv.id, shown),
+        "judge": _judge(session, conv.id, shown), "audit": _audit_trail(session, conv.id, shown),
     }
+
+
 
 
 def _template(agent_type: str) -> dict[str, Any]:
@@ -177,12 +180,10 @@ def _template(agent_type: str) -> dict[str, Any]:
             "required_variables": list(spec.required_variables), "channel": spec.channel}
 
 
-def _messages(session: Session, conversation_id: int, masked_client: Client | None) -> list[dict[str, Any]]:
-    """The messages in order; with MASKED_CLIENT, that client's name, phone and e-mail masked in their text."""
+def _messages(session: Session, conversation_id: int, shown: Shown) -> list[dict[str, Any]]:
+    """The messages in order, their text as SHOWN (redactor)."""
     from core.llm import cost_usd
 
-    c = masked_client
-    shown = (lambda t: redact_client(t, c.first_name, c.last_name, c.phone, c.email)) if c else (lambda t: t)
     model = get_settings().openai_model
     msgs = session.scalars(select(Message).where(Message.conversation_id == conversation_id)
                            .order_by(Message.created_at, Message.id))
@@ -201,26 +202,26 @@ def _review_state(session: Session, conversation_id: int) -> dict[str, Any]:
             "flags": [f for f in st.flags.split(",") if f]}
 
 
-def _reviews(session: Session, conversation_id: int) -> list[dict[str, Any]]:
+def _reviews(session: Session, conversation_id: int, shown: Shown) -> list[dict[str, Any]]:
     rows = session.scalars(select(ReviewRecord).where(ReviewRecord.conversation_id == conversation_id)
                            .order_by(ReviewRecord.created_at, ReviewRecord.id))
-    return [{"id": r.id, "reviewer": r.reviewer, "rating": r.rating, "flags": list(r.flags or []), "note": r.note,
-             "current": r.current, "replaces": r.replaces_id, "at": r.created_at} for r in rows]
+    return [{"id": r.id, "reviewer": r.reviewer, "rating": r.rating, "flags": list(r.flags or []),
+             "note": shown(r.note), "current": r.current, "replaces": r.replaces_id, "at": r.created_at} for r in rows]
 
 
-def _judge(session: Session, conversation_id: int) -> dict[str, Any] | None:
+def _judge(session: Session, conversation_id: int, shown: Shown) -> dict[str, Any] | None:
     j = session.scalars(select(JudgeScore).where(JudgeScore.conversation_id == conversation_id)).one_or_none()
     if j is None:
         return None
-    return {"rating": j.rating, "flags": list(j.flags or []), "rationale": j.rationale, "provider": j.provider,
-            "model": j.model, "at": j.created_at}
+    return {"rating": j.rating, "flags": list(j.flags or []), "rationale": shown(j.rationale),
+            "provider": j.provider, "model": j.model, "at": j.created_at}
 
 
-def _audit_trail(session: Session, conversation_id: int) -> list[dict[str, Any]]:
+def _audit_trail(session: Session, conversation_id: int, shown: Shown) -> list[dict[str, Any]]:
     a = AuditRecord
     rows = session.scalars(select(a).where(a.target == f"conversation {conversation_id}").order_by(a.seq).limit(200))
-    return [{"at": r.created_at, "actor": r.actor, "action": r.action, "outcome": r.outcome, "reason": r.reason}
-            for r in rows]
+    return [{"at": r.created_at, "actor": r.actor, "action": r.action, "outcome": r.outcome,
+             "reason": shown(r.reason)} for r in rows]
 
 
 
@@ -235,7 +236,7 @@ def export_reviews(session: Session, *, actor: Actor, batch: int = 1000) -> Iter
     st, c, cl, after = ReviewState, Conversation, Client, 0
     while True:
         rows = session.execute(
-            select(st, c.created_at, c.status, cl.first_name, cl.last_name).join(c, c.id == st.conversation_id)
+            select(st, c.created_at, c.status, cl).join(c, c.id == st.conversation_id)
             .join(cl, cl.id == c.client_id).where(st.conversation_id > after, st.rating.is_not(None),
                                                    *shop_filter(actor, st.shop_id))
             .order_by(st.conversation_id).limit(batch)).all()
@@ -243,14 +244,15 @@ def export_reviews(session: Session, *, actor: Actor, batch: int = 1000) -> Iter
             return
         shown = revealed_conversations(session, actor=actor, conversation_ids=[r[0].conversation_id for r in rows])
         notes = _current_notes(session, [r[0].conversation_id for r in rows])
-        for state, created_at, status, first, last in rows:
+        for state, created_at, status, client in rows:
             masked = masks_pii(actor) and state.conversation_id not in shown
+            as_read = redactor(client if masked else None)
             yield {"conversation_id": state.conversation_id, "created_at": created_at, "shop_id": state.shop_id,
                    "agent_type": state.agent_type, "status": status,
-                   "client": client_view(first, last, None, None, masked=masked)["name"],
+                   "client": client_view(client.first_name, client.last_name, None, None, masked=masked)["name"],
                    "review_state": state.state, "rating": state.rating, "flags": state.flags.strip(","),
                    "reviewer": state.reviewer, "reviewed_at": state.reviewed_at,
-                   "note": notes.get(state.conversation_id, ""), "judge_rating": state.judge_rating,
+                   "note": as_read(notes.get(state.conversation_id, "")), "judge_rating": state.judge_rating,
                    "judge_provider": state.judge_provider}
         after = rows[-1][0].conversation_id
 

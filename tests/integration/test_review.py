@@ -150,6 +150,37 @@ def test_a_masked_transcript_masks_the_client_in_the_messages_too(world: Engine)
     assert plain.startswith(f"This is {first.upper()} {last}, call {phone}")
 
 
+def test_notes_the_judges_rationale_and_reasons_mask_the_client_too(world: Engine) -> None:
+    """Only the messages were masked: a reviewer's note, the judge model's rationale or a reason typed in the
+    audit trail that named the client showed the name to a reader who sees 'T. W.' in the header."""
+    from core.models import JudgeScore
+
+    conv_id = _finished(world, 1)[0]
+    with read_session(world) as s:
+        cl = s.get(Client, s.get(Conversation, conv_id).client_id)
+        first, last, phone = cl.first_name, cl.last_name, cl.phone
+    rs.submit_review(actor=SUPPORT, conversation_id=conv_id, rating=2, note=f"{first} {last} was double-booked",
+                     uow=UnitOfWork(world))
+    rs.set_review_state(actor=SUPPORT, conversation_id=conv_id, state="escalated", reason=f"call {phone} back",
+                        uow=UnitOfWork(world))
+    with UnitOfWork(world) as uow:
+        uow.session.add(JudgeScore(conversation_id=conv_id, rating=2.0, flags=[], provider="openai", model="m",
+                                   rationale=f"The agent told {first} the wrong time."))
+        uow.commit()
+    with read_session(world) as s:
+        masked = rq.get_transcript_or_raise(s, actor=PO, conversation_id=conv_id)
+        plain = rq.get_transcript_or_raise(s, actor=SUPPORT, conversation_id=conv_id)
+    said = [masked["reviews"][-1]["note"], masked["judge"]["rationale"], *[a["reason"] for a in masked["audit"]]]
+    assert said[:2] == [f"{first[0]}. {last[0]}. was double-booked", f"The agent told {first[0]}. the wrong time."]
+    assert f"call {mask_phone(phone)} back" in said
+    assert not [t for t in said if first in t or phone in t]
+    assert plain["reviews"][-1]["note"] == f"{first} {last} was double-booked"  # support sees their shops' clients
+    assert plain["judge"]["rationale"] == f"The agent told {first} the wrong time."
+    with read_session(world) as s:
+        exported = {r["conversation_id"]: r for r in rq.export_reviews(s, actor=PO)}
+    assert exported[conv_id]["note"] == f"{first[0]}. {last[0]}. was double-booked"
+
+
 def test_a_masked_reader_cannot_find_a_conversation_by_its_clients_name(world: Engine) -> None:
     """A product owner saw 'V.' in the transcript, yet searching 'Victoria' listed exactly her conversations."""
     conv_id = _finished(world, 1)[0]
