@@ -4,9 +4,11 @@ from __future__ import annotations
 from types import TracebackType
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.db import get_engine, write_bind
+from core.errors import Conflict, first_line
 
 
 class UnitOfWork:
@@ -27,6 +29,11 @@ class UnitOfWork:
                  tb: TracebackType | None) -> None:
         self.session.rollback()
         self.session.close()
+        if isinstance(exc, IntegrityError):
+            # Services check uniqueness and references before they write; what the database still refuses was
+            # changed by someone else between that check and the commit (two admins adding the same name).
+            raise Conflict(f"The database refused the change, and nothing was saved ({first_line(exc)}): someone "
+                           "else may have changed the same thing at the same moment; reload and try again.") from exc
 
     def commit(self) -> None:
         """Make the unit's changes permanent."""

@@ -385,6 +385,28 @@ def test_add_user_form_keeps_its_values_after_a_validation_error(console_db: Eng
         assert s.scalars(select(User.role).where(User.username == "sue")).one() == "support"
 
 
+def test_a_user_added_by_someone_else_at_the_same_moment_is_one_sentence(console_db: Engine,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two admins adding the same name: the one who commits second met the unique name and saw Streamlit's
+    exception box; now one sentence, and the form keeps what was typed."""
+    from core.services import users
+    from tests.integration.test_users import second_admin_adds
+
+    real = users.add_user
+
+    def raced(**kwargs: object) -> object:
+        real(**{**kwargs, "actor": ROLE_ACTORS["admin"], "uow": UnitOfWork(console_db)})  # the other admin's
+        second_admin_adds(console_db, str(kwargs["username"]))  # this one's insert, past its own check
+        raise AssertionError("unreachable")
+
+    monkeypatch.setattr(users, "add_user", raced)
+    at = add_user(sign_in(open_app(), "admin"), {"User name": "rosa", "Role": "engineer", PASSWORD: "long enough pw"})
+    assert not at.exception
+    [said] = shown(at.error)
+    assert said.startswith("The database refused the change, and nothing was saved (") and "reload and try" in said
+    assert in_form(at, "add_user", "User name").value == "rosa"
+
+
 def test_a_shops_box_with_markdown_is_refused_in_the_words_typed(console_db: Engine) -> None:
     at = add_user(sign_in(open_app(), "admin"), {"User name": "sue", "Role": "support", SHOPS: "[1](https://x.example)",
                                                  PASSWORD: "long enough now"})

@@ -231,3 +231,25 @@ def test_a_role_change_over_someone_elses_is_refused(engine: Engine) -> None:
                        expected_role="engineer")
     with read_session(engine) as s:
         assert s.scalars(select(User.role).where(User.username == "dana")).one() == "support"
+
+
+def second_admin_adds(engine: Engine, username: str) -> None:
+    """What a second admin's add_user does when it passed its own check for the name just before the first one
+    committed: the insert meets the unique name (the race's end, made deterministic)."""
+    with UnitOfWork(engine) as uow:
+        uow.session.add(User(username=username, name=username, role="engineer", password_hash="x"))
+        uow.commit()
+
+
+def test_a_change_that_lost_a_race_is_a_conflict_in_one_sentence(engine: Engine) -> None:
+    """An IntegrityError left every surface raw: the console showed Streamlit's exception box."""
+    seed_minimal(engine, conversations=0)
+    users.add_user(actor=ROLE_ACTORS["admin"], username="rosa", password="long enough pw", role="engineer",
+                   uow=UnitOfWork(engine))
+    with pytest.raises(Conflict) as err:
+        second_admin_adds(engine, "rosa")
+    assert str(err.value).startswith("The database refused the change, and nothing was saved (") and str(
+        err.value).endswith("): someone else may have changed the same thing at the same moment; reload and try "
+                            "again.")
+    with read_session(engine) as s:
+        assert s.scalars(select(User.username).where(User.username == "rosa")).all() == ["rosa"]
