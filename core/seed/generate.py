@@ -39,7 +39,7 @@ class Plan:
 
 PLANS = {
     "minimal": Plan(shops=2, clients_per_shop=12, conversations=60, days=2),
-    "demo": Plan(shops=8, clients_per_shop=40, conversations=4000, days=14, story=True),
+    "demo": Plan(shops=8, clients_per_shop=250, conversations=4000, days=14, story=True),
     "load": Plan(shops=40, clients_per_shop=250, conversations=1_000_000, days=30),
 }
 
@@ -83,25 +83,50 @@ def _status_for(rng: random.Random, age: timedelta) -> str:
 
 def conversations(rng: random.Random, *, plan: Plan, count: int, now: datetime, instances: list[dict[str, Any]],
                   clients_by_shop: dict[int, list[dict[str, Any]]], facts: Mapping[int, ClientFacts],
-                  first_conv_id: int, first_msg_id: int) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
-    """Yield (conversation, messages) pairs spread over the last plan.days days (FACTS: core.seed.messages)."""
+                  first_conv_id: int, first_msg_id: int,
+                  stopped: dict[int, datetime] | None = None) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Yield (conversation, messages) pairs spread over the last plan.days days, oldest first (FACTS:
+    core.seed.messages). STOPPED (client id → when they replied STOP) is filled in as the history goes: a client
+    opted out before the history, or since their STOP, gets no message, as the worker ends such a conversation."""
     specs = load_templates()
     span = plan.days * 86400
     msg_id = first_msg_id
     story = Story.at(now) if plan.story else None
-    for n in range(count):
+    stopped = {} if stopped is None else stopped
+    stopped.update({c["id"]: datetime.min.replace(tzinfo=now.tzinfo) for clients in clients_by_shop.values()
+                    for c in clients if c["opted_out"]})
+    ages = sorted((rng.random() * span for _ in range(count)), reverse=True)  # ids grow with time, as in real life
+    for n, age in enumerate(ages):
         inst = instances[rng.randrange(len(instances))]
         client = rng.choice(clients_by_shop[inst["shop_id"]])
-        created = now - timedelta(seconds=rng.random() * span)
+        created = now - timedelta(seconds=age)
         # The first few cover every status a person filters by, whatever the random draw.
         status = FORCED_STATUSES[n] if n < len(FORCED_STATUSES) else _status_for(rng, now - created)
-        conv, msgs = _one(rng, first_conv_id + n, inst, (client["id"], facts[client["id"]]), created, status,
-                          specs[inst["agent_type"]])
-        if story:
-            story.tell(rng, conv, msgs)
+        if client["id"] in stopped and created >= stopped[client["id"]] and status != "pending":
+            conv, msgs = _held_back(first_conv_id + n, inst, client["id"], created, specs[inst["agent_type"]])
+        else:
+            conv, msgs = _one(rng, first_conv_id + n, inst, (client["id"], facts[client["id"]]), created, status,
+                              specs[inst["agent_type"]])
+            if story:
+                story.tell(rng, conv, msgs)
+            if conv["status"] == "opted_out" and msgs:  # their STOP: nothing more is sent to them
+                at = msgs[-1]["created_at"]
+                stopped[client["id"]] = min(stopped.get(client["id"], at), at)
         for m in msgs:
             m["id"], msg_id = msg_id, msg_id + 1
         yield conv, msgs
+
+
+def _held_back(conv_id: int, inst: dict[str, Any], client_id: int, created: datetime,
+               spec: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A conversation for a client who had opted out: ended opted_out at its claim, nothing sent (the worker's
+    check before it calls the model)."""
+    started = created + timedelta(seconds=shape.START_DELAY_S[0])
+    return {"id": conv_id, "agent_instance_id": inst["id"], "shop_id": inst["shop_id"], "client_id": client_id,
+            "appointment_id": client_id, "agent_type": inst["agent_type"], "channel": spec.channel,
+            "status": "opted_out", "created_at": created, "started_at": started, "completed_at": started,
+            "response_time_ms": None, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0, "attempts": 1,
+            "error": None, "provider": None}, []
 
 
 def _one(rng: random.Random, conv_id: int, inst: dict[str, Any], client: tuple[int, ClientFacts], created: datetime,

@@ -5,15 +5,15 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from core import audit, rollups
 from core.auth import Actor, Permission
 from core.config import get_settings
 from core.errors import UserInputError
-from core.models import Base, Enterprise, utcnow
+from core.models import Base, Client, Enterprise, utcnow
 from core.partitions import ensure_partitions
 from core.seed import bulk, generate, messages, sql_load, story
 from core.seed.catalog import ensure_catalog
@@ -118,9 +118,10 @@ def _write_conversations(engine: Engine, plan: generate.Plan, rng: random.Random
         return n_conv, n_msg
     with engine.connect() as conn:
         facts = messages.client_facts(conn)
+    stopped: dict[int, datetime] = {}
     stream = generate.conversations(rng, plan=plan, count=plan.conversations, now=now, instances=instances,
                                     clients_by_shop=clients_by_shop, facts=facts, first_conv_id=first_conv,
-                                    first_msg_id=first_msg)
+                                    first_msg_id=first_msg, stopped=stopped)
     n_conv = n_msg = 0
     started = time.perf_counter()
     while True:
@@ -141,6 +142,8 @@ def _write_conversations(engine: Engine, plan: generate.Plan, rng: random.Random
     with engine.begin() as conn:
         bulk.reset_sequence(conn, "agent_conversations")
         bulk.reset_sequence(conn, "agent_messages")
+        if stopped:  # a client who replied STOP is opted out: the workers send them nothing more
+            conn.execute(update(Client).where(Client.id.in_(sorted(stopped))).values(opted_out=True))
     return n_conv, n_msg
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, exists, select
 
 from core.auth import system_actor
 from core.config import get_settings
@@ -41,3 +41,27 @@ def test_demo_data_has_failures_an_opt_out_a_slow_hour_a_past_rollback_and_a_ref
     assert "rollback trigger" in runs[0].outcome
     assert [(r.actor, r.actor_role) for r in refused] == [("support", "support")]
     assert triggers["unauthorized"].fired and "support: conversation.read" in triggers["unauthorized"].detail
+
+
+def test_a_client_who_replied_stop_is_opted_out_and_never_messaged_again(engine: Engine) -> None:
+    """The demo's clients replied STOP, yet the workers went on messaging 73 of them: no seeded client was marked
+    opted out by their STOP, and the history itself had agent messages after it."""
+    from core.models import Client
+
+    seed(actor=ACTOR, engine=engine, size="demo", conversations=1500)
+    with read_session(engine) as s:
+        stops = dict(s.execute(select(Conversation.client_id, Message.created_at)
+                               .join(Message, Message.conversation_id == Conversation.id)
+                               .where(Message.role == "client", Message.content == "STOP")
+                               .order_by(Message.created_at.desc())).all())  # each client's first STOP wins
+        flagged = set(s.scalars(select(Client.id).where(Client.opted_out)))
+        sent = s.execute(select(Conversation.client_id, Message.created_at)
+                         .join(Message, Message.conversation_id == Conversation.id).where(Message.role == "agent")).all()
+        created = s.scalars(select(Conversation.created_at).order_by(Conversation.id)).all()
+        held_back = s.scalars(select(Conversation.id).where(Conversation.status == "opted_out",
+                                                            ~exists().where(Message.conversation_id == Conversation.id))).all()
+    assert len(stops) >= 20 and set(stops) <= flagged
+    assert [(c, at) for c, at in sent if c in stops and at > stops[c]] == []
+    assert [c for c, _ in sent if c in flagged - set(stops)] == [], "opted out before the history: never messaged"
+    assert held_back, "conversations after a STOP end opted out without a message, as the worker ends them"
+    assert created == sorted(created), "ids grow with time"
