@@ -108,6 +108,6 @@ control_widgets.agent_type_form(actor, state, AGENT_TYPES, seen)
 st.subheader("Agent instances")
 control_widgets.instance_form(actor, instances)
 st.subheader("Rollback triggers")
-st.dataframe([{"trigger": t.label, "now": components.fmt(t.value, "", 1), "limit": t.threshold,
+st.dataframe([{"trigger": t.label, "now": t.shown(t.value), "limit": t.shown(t.threshold),
                "fired": "YES" if t.fired else "no", "detail": t.detail} for t in triggers], hide_index=True,
              width="stretch")

@@ -92,9 +92,13 @@ class Trigger:
 
     def said(self) -> str:
         """'Database query time p95 (last hour) = 254.1 ms (limit 200 ms)': a unit, and no third decimal."""
-        unit = f" {self.unit}" if self.unit else ""
-        value = "no data" if self.value is None else f"{self.value:,.1f}".removesuffix(".0") + unit
-        return f"{self.label} = {value} (limit {self.threshold:,.1f}".removesuffix(".0") + f"{unit})"
+        return f"{self.label} = {self.shown(self.value)} (limit {self.shown(self.threshold)})"
+
+    def shown(self, figure: float | None) -> str:
+        """FIGURE with the trigger's unit and at most one decimal ('254.1 ms', '2,048 MB', '0'); 'no data' for None."""
+        if figure is None:
+            return "no data"
+        return f"{figure:,.1f}".removesuffix(".0") + (f" {self.unit}" if self.unit else "")
 
 
 def evaluate_rollback_triggers(session: Session, *, actor: Actor, now: datetime | None = None) -> list[Trigger]:

@@ -83,7 +83,9 @@ def test_a_menu_slip_is_not_an_unauthorized_data_access(console_db: Engine) -> N
     assert not at.exception
     assert "Rollback trigger fired" not in body_text(at)
     assert not [b for b in at.button if (b.form_id or "").startswith("trigger_rollback")]
-    assert trigger_row(at, "Unauthorized")["now"] == "0.0"
+    # A count is a whole number; a time or a size carries its unit (the table said "1.0" and "200" without one).
+    assert (trigger_row(at, "Unauthorized")["now"], trigger_row(at, "Unauthorized")["limit"]) == ("0", "0")
+    assert trigger_row(at, "query time")["limit"] == "200 ms" and trigger_row(at, "memory")["limit"] == "2,048 MB"
     record_refusal(actor=ROLE_ACTORS["support"], action="conversation.read", target="conversation 9",
                    reason="shop 2 is not assigned", uow=UnitOfWork(console_db))
     at.run()
