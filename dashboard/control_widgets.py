@@ -18,14 +18,15 @@ SEEN_VERSION = "controls_seen_version"
 def state_banner(state: ActivationState) -> None:
     """RUNNING or STOPPED as the live workers obey it, with who changed it, when and why."""
     from core.db import read_session
-    from core.queries.settings import with_workers_switch, workers_switch_line, workers_switched_off
+    from core.queries.settings import percent_candidates, with_workers_switch, workers_switch_line, workers_switched_off
 
     with read_session() as s:
         live, off = workers_switched_off(s)
+        shops = percent_candidates(s, state)
     word, colour = ("RUNNING", "green") if with_workers_switch(state, live, off).running else ("STOPPED", "red")
     st.markdown(f":{colour}-background[**{word}**] mode **{state.mode}**, settings version {state.version}")
     last = f"Last change by {state.changed_by} at {state.changed_at:%Y-%m-%d %H:%M:%S} UTC: {state.reason}"
-    st.text("\n".join([*state.scope_lines(), last]))  # a limited scope in full: "RUNNING mode limited" alone hid it
+    st.text("\n".join([*state.scope_lines(shops), last]))  # a limited scope in full: "RUNNING mode limited" alone hid it
     if line := workers_switch_line(live, off):
         st.warning(_sentence(line))
     elif not live and not state.env_enabled:

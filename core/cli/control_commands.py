@@ -6,7 +6,9 @@ import argparse
 from core.cli.common import actor_from_args, emit, id_list, name_list
 from core.db import get_engine, read_session
 from core.errors import UserInputError
-from core.queries.settings import ActivationState, as_workers_see_it, get_activation_state, workers_switch_line
+from core.queries.settings import (
+    ActivationState, as_workers_see_it, get_activation_state, percent_candidates, workers_switch_line,
+)
 from core.services import controls
 from core.uow import UnitOfWork
 
@@ -34,13 +36,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def describe(state: ActivationState, workers: str | None = None) -> str:
-    """One paragraph a person reads at a glance (WORKERS: what the live workers' own switch says, if it matters)."""
+    """One paragraph a person reads at a glance (WORKERS: what the live workers' own switch says, if it matters);
+    a percentage of shops is named shop by shop."""
     lines = [f"agent system: {'RUNNING' if state.running else 'STOPPED'} (mode {state.mode}, settings version {state.version})"]
     if workers:
         lines.append(f"workers: {workers}")
     elif not state.env_enabled:
         lines.append("AGENT_SYSTEM_ENABLED=false in this environment overrides the stored mode")
-    lines += state.scope_lines()
+    if state.shop_percent is not None:
+        with read_session() as s:
+            lines += state.scope_lines(percent_candidates(s, state))
+    else:
+        lines += state.scope_lines()
     lines.append(f"last change: {state.changed_by} at {state.changed_at:%Y-%m-%d %H:%M:%S} UTC: {state.reason}")
     return "\n".join(lines)
 

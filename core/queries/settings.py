@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from core.auth import Actor
 from core.config import get_settings
-from core.models import AgentSettings
+from core.models import AgentSettings, Shop
 
 
 def shop_in_percent(shop_id: int, percent: int) -> bool:
@@ -74,12 +74,19 @@ class ActivationState:
         """True when a conversation of AGENT_TYPE for SHOP_ID may start now."""
         return self.scope(shop_ids=(shop_id,)).allows(shop_id=shop_id, agent_type=agent_type)
 
-    def scope_lines(self) -> list[str]:
-        """What may run, in words: the limited scope and the disabled types (the CLI's status, the console's banner)."""
+    def scope_lines(self, shop_ids: Iterable[int] | None = None) -> list[str]:
+        """What may run, in words: the limited scope and the disabled types (the CLI's status, the console's banner).
+        With SHOP_IDS (every shop), the shops a percentage picks are named: "12% of shops" alone said not which."""
         lines = []
         if self.mode == "limited":
-            lines.append(f"shops: {', '.join(map(str, self.allowed_shops)) or '-'}"
-                         + (f"; plus {self.shop_percent}% of shops" if self.shop_percent is not None else ""))
+            percent = ""
+            if self.shop_percent is not None:
+                percent = f"; plus {self.shop_percent}% of shops"
+                if shop_ids is not None:
+                    known = sorted(set(shop_ids))
+                    picked = [s for s in known if shop_in_percent(s, self.shop_percent)]
+                    percent += f" ({', '.join(map(str, picked)) or 'none'}: {len(picked)} of {len(known)})"
+            lines.append(f"shops: {', '.join(map(str, self.allowed_shops)) or '-'}{percent}")
             lines.append(f"agent types: {', '.join(self.allowed_agent_types) or 'all'}")
         if self.disabled_agent_types:
             lines.append(f"disabled types: {', '.join(self.disabled_agent_types)}")
@@ -145,7 +152,7 @@ def held_back(session: Session, *, actor: Actor, conversation_ids: Iterable[int]
     """How many of these conversations cannot start now, and why and until when, in words (for whoever may queue
     conversations)."""
     from core.auth import Permission
-    from core.models import Conversation, Shop
+    from core.models import Conversation
     from core.queries.health import WORKER_ALIVE_SECONDS
     from core.queries.scope import require_read
 
@@ -158,8 +165,7 @@ def held_back(session: Session, *, actor: Actor, conversation_ids: Iterable[int]
     if state.mode != "off" and not state.env_enabled:
         return len(rows), (f"every live worker ({live}) runs with AGENT_SYSTEM_ENABLED=false" if live
                            else "AGENT_SYSTEM_ENABLED=false in this environment") + until
-    shop_ids = session.scalars(select(Shop.id)).all() if state.shop_percent is not None else ()
-    scope = state.scope(shop_ids=shop_ids)
+    scope = state.scope(shop_ids=percent_candidates(session, state))
     waiting = sum(not scope.allows(shop_id=s, agent_type=t) for s, t in rows)
     if not waiting and rows and not live:  # the switch lets them start, but nothing is there to start them
         return len(rows), (f"no worker is alive (none has sent a heartbeat in the last {WORKER_ALIVE_SECONDS} s); "
@@ -168,3 +174,8 @@ def held_back(session: Session, *, actor: Actor, conversation_ids: Iterable[int]
     if state.running and state.disabled_agent_types:
         why += f" with {', '.join(state.disabled_agent_types)} disabled"
     return waiting, why + until
+
+
+def percent_candidates(session: Session, state: ActivationState) -> list[int]:
+    """Every shop's id when STATE picks a percentage of shops (what the pick is made among), else none."""
+    return list(session.scalars(select(Shop.id).order_by(Shop.id))) if state.shop_percent is not None else []

@@ -6,12 +6,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
 from core.db import read_session
-from core.models import Shop
-from core.queries.settings import ActivationState, Scope, get_activation_state
+from core.queries.settings import ActivationState, Scope, get_activation_state, percent_candidates
 
 log = logging.getLogger(__name__)
 UNREADABLE_REMINDER_SECONDS = 60.0
@@ -71,7 +70,7 @@ class SettingsCache:
         try:
             with Session(bind=bind) if bind is not None else read_session(self._engine) as s:
                 state = get_activation_state(s)
-                shop_ids = s.scalars(select(Shop.id)).all() if state.shop_percent is not None else ()
+                shop_ids = percent_candidates(s, state)
             self._state, self._scope = state, state.scope(shop_ids=shop_ids)
             if self._failing_since is not None:
                 log.warning("the agent settings can be read again after %.0f s; claiming as they say",

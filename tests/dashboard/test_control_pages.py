@@ -7,7 +7,7 @@ from sqlalchemy import Engine, select
 from core.auth import Role
 from core.db import read_session
 from core.models import AuditRecord
-from core.queries.settings import get_activation_state
+from core.queries.settings import get_activation_state, shop_in_percent
 from core.services import controls
 from core.services.guard import record_refusal
 from core.uow import UnitOfWork
@@ -208,7 +208,10 @@ def test_a_fractional_percentage_is_refused_not_cut(console_db: Engine) -> None:
     submit(at, "activation")
     with read_session(console_db) as s:
         assert (get_activation_state(s).mode, get_activation_state(s).shop_percent) == ("limited", 12)
-    assert "shops: -; plus 12% of shops\nagent types: all" in body_text(at)  # the banner says the scope
+    # The banner says the scope, and which shops the percentage picks ("12% of shops" alone said not which).
+    picked = [str(i) for i in (1, 2) if shop_in_percent(i, 12)]
+    assert f"shops: -; plus 12% of shops ({', '.join(picked) or 'none'}: {len(picked)} of 2)\nagent types: all" \
+        in body_text(at)
 
 
 def test_a_change_from_a_stale_tab_is_refused_with_what_was_typed_kept(console_db: Engine) -> None:

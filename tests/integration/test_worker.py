@@ -205,8 +205,8 @@ def test_activate_percent_through_the_cli_limits_a_real_worker_to_the_chosen_sho
     configure(monkeypatch)
     prepare(engine, 40)
     assert main(["activate", "--mode", "limited", "--percent", "75", "--reason", "staging: three shops in four"]) == 0
-    assert "plus 75% of shops" in capsys.readouterr().out
     assert [shop_in_percent(1, 75), shop_in_percent(2, 75)] == [True, False]  # so shop 1 is in, shop 2 out
+    assert "shops: -; plus 75% of shops (1: 1 of 2)" in capsys.readouterr().out  # named, not only counted
     with read_session(engine) as s:
         by_shop = dict(s.execute(select(Conversation.shop_id, func.count()).group_by(Conversation.shop_id)).all())
     assert by_shop[1] > 0 and by_shop[2] > 0
