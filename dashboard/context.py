@@ -9,9 +9,10 @@ from dashboard import cookies
 
 SESSION_KEY = "agentops_session"
 ENDED_KEY = "agentops_session_ended"  # a session this tab held has just ended
+SIGNED_OUT_KEY = "agentops_session_signed_out"  # the token of the session this tab's own Sign out ended
 OWNER_KEY = "_state_owner"  # whose this tab's state is
 # What survives a change of user: the session itself, the cookie's bookkeeping, and the markers of the run under way.
-# (agentops_session_ended is kept too: it starts with agentops_session.)
+# (agentops_session_ended and agentops_session_signed_out are kept too: they start with agentops_session.)
 _KEPT = ("agentops_session", "agentops_signed_in", "agentops_cookie_sealed", "_run_", "_banner_")
 
 
@@ -21,10 +22,13 @@ def current() -> SignedIn | None:
     token = st.session_state.get(SESSION_KEY) or cookies.read_token()
     if not token:
         return None
-    signed = resume_session(token=token, uow=UnitOfWork())
+    # Streamlit keeps the cookies the page was loaded with for as long as the tab's session lives: after a reload,
+    # the session this tab has just signed out of comes back from them on every run. That is no news to tell.
+    signed_out_here = token == st.session_state.get(SIGNED_OUT_KEY)
+    signed = None if signed_out_here else resume_session(token=token, uow=UnitOfWork())
     if signed is None:
         st.session_state.pop(SESSION_KEY, None)
-        st.session_state[ENDED_KEY] = True  # the sign-in form says why it is back
+        st.session_state[ENDED_KEY] = not signed_out_here  # the sign-in form says why it is back
         cookies.forget()
         return None
     st.session_state[SESSION_KEY] = token
@@ -42,6 +46,16 @@ def session_still_open() -> bool:
         return False
     st.session_state["agentops_signed_in"] = signed
     return True
+
+
+def signed_out(token: str) -> None:
+    """This tab has ended the session behind TOKEN itself: forget it, and do not call it ended elsewhere when the
+    cookie the page was loaded with names it again."""
+    st.session_state.pop(SESSION_KEY, None)
+    st.session_state.pop("agentops_signed_in", None)
+    st.session_state[SIGNED_OUT_KEY] = token
+    forget_state()  # the next user of this tab starts with nothing of this one's
+    cookies.forget()
 
 
 def remember(signed: SignedIn) -> None:

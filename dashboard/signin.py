@@ -9,7 +9,7 @@ from core.config import get_settings
 from core.errors import PermissionDenied
 from core.services.sessions import sign_in, sign_out
 from core.uow import UnitOfWork
-from dashboard import context, cookies
+from dashboard import context
 
 
 def render_sign_in() -> None:
@@ -42,10 +42,7 @@ def render_sign_out(token: str) -> None:
     """The sidebar's sign-out button."""
     if st.sidebar.button("Sign out", key="sign_out"):
         sign_out(token=token, uow=UnitOfWork())
-        st.session_state.pop(context.SESSION_KEY, None)
-        st.session_state.pop("agentops_signed_in", None)
-        context.forget_state()  # the next user of this tab starts with nothing of this one's
-        cookies.forget()
+        context.signed_out(token)
         st.rerun()
 
 

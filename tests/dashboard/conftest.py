@@ -39,6 +39,17 @@ def sign_in(at: AppTest, username: str, password: str | None = None) -> AppTest:
     return at
 
 
+def reloaded_with_cookie_of(at: AppTest, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    """A reload of AT's page: a new Streamlit session whose request carried AT's session cookie. Streamlit keeps the
+    cookies a session was opened with for as long as it lives, whatever the page writes later."""
+    from dashboard import cookies
+
+    sent = at.session_state["agentops_session"]
+    monkeypatch.setattr(cookies, "read_token", lambda: sent)
+    monkeypatch.setattr(cookies, "_raw_cookie", lambda: "the ciphertext the browser sent")
+    return open_app()
+
+
 def shown(elements) -> list[str]:  # noqa: ANN001 - AppTest's element lists
     """What markdown elements (st.success, st.error…) show a person: the text with markdown's backslash escapes
     removed (page messages escape what people typed, see dashboard.components.plain_md)."""

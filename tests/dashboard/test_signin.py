@@ -8,7 +8,7 @@ from core.db import read_session
 from core.models import AuditRecord
 from core.services import users
 from core.uow import UnitOfWork
-from tests.dashboard.conftest import body_text, open_app, sign_in
+from tests.dashboard.conftest import body_text, open_app, reloaded_with_cookie_of, sign_in
 from tests.support.data import ROLE_ACTORS
 
 EXPECTED_PAGES = {
@@ -92,6 +92,29 @@ def test_signing_out_is_not_called_an_ended_session(console_db: Engine) -> None:
     at.run()
     assert [b.label for b in at.button] == ["Sign in"]
     assert not [i for i in at.info if i.value.startswith("Your session")]
+
+
+def test_signing_out_after_a_reload_is_not_called_an_ended_session(console_db: Engine, monkeypatch) -> None:
+    """After F5 (or a page opened by URL) a click on Sign out said the session had ended elsewhere."""
+    at = reloaded_with_cookie_of(sign_in(open_app(), "engineer"), monkeypatch)
+    assert "Agent health" in [t.value for t in at.title]  # resumed from the cookie
+    at.sidebar.button(key="sign_out").click().run()
+    assert not at.exception
+    assert [b.label for b in at.button] == ["Sign in"]
+    assert not [i for i in at.info if i.value.startswith("Your session")]
+    at.run()  # and the next run, with the same old cookie, is still the plain form
+    assert [b.label for b in at.button] == ["Sign in"]
+    assert not [i for i in at.info if i.value.startswith("Your session")]
+
+
+def test_a_session_ended_elsewhere_after_a_reload_still_says_so(console_db: Engine, monkeypatch) -> None:
+    """Another tab's sign-out, with the same cookie, still ends this tab's session with the sentence that says why."""
+    first = sign_in(open_app(), "engineer")
+    at = reloaded_with_cookie_of(first, monkeypatch)
+    first.sidebar.button(key="sign_out").click().run()  # the other tab
+    at.run()
+    assert [b.label for b in at.button] == ["Sign in"]
+    assert [i.value for i in at.info if i.value.startswith("Your session")] == [ENDED]
 
 
 def test_demo_users_cannot_sign_in_outside_development(console_db: Engine, monkeypatch) -> None:

@@ -10,7 +10,7 @@ from core.db import read_session
 from core.queries.settings import get_activation_state
 from core.services import controls
 from core.uow import UnitOfWork
-from tests.e2e.conftest import no_error_box, open_page, sign_in
+from tests.e2e.conftest import no_error_box, open_page, settle, sign_in
 from tests.support.data import ROLE_ACTORS
 
 
@@ -87,4 +87,37 @@ def test_a_link_opened_signed_out_leads_to_its_page_after_sign_in(console: str, 
     expect(page.get_by_role("heading", name="Conversations")).to_be_visible(timeout=30_000)
     expect(page.get_by_role("heading", name=f"Conversation {conv_id}")).to_be_visible(timeout=30_000)
     assert page.url.endswith(f"/conversations?conversation={conv_id}")
+    no_error_box(page)
+
+
+ENDED_SENTENCE = "Your session has ended"
+
+
+def test_signing_out_after_a_reload_shows_the_plain_sign_in_form(console: str, page: Page) -> None:
+    """Signed in, then a reload (F5, a typed URL, going back): the new Streamlit session is resumed from the cookie,
+    and a click on Sign out there said the session had ended elsewhere, as if someone else had ended it."""
+    sign_in(page, console, "engineer")
+    open_page(page, console, "", "Agent health")  # the reload: this page's session read the cookie when it loaded
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=20_000)
+    settle(page)
+    expect(page.get_by_text(ENDED_SENTENCE)).to_have_count(0)
+    expect(page.get_by_role("button", name="Sign out")).to_have_count(0)
+    open_page(page, console, "", "BookedBarber agent operations")  # and the reload after it: still signed out
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    expect(page.get_by_text(ENDED_SENTENCE)).to_have_count(0)
+    no_error_box(page)
+
+
+def test_a_session_ended_elsewhere_after_a_reload_still_says_so(console: str, page: Page, engine: Engine) -> None:
+    """The other side of the fix above: a reloaded tab whose session another tab (or an admin) ended says why it is
+    back at the sign-in form."""
+    from core.services import users
+
+    sign_in(page, console, "engineer")
+    open_page(page, console, "", "Agent health")
+    users.set_disabled(actor=ROLE_ACTORS["admin"], username="engineer", disabled=True, uow=UnitOfWork(engine))
+    page.get_by_role("link", name=re.compile("Agent health")).first.click()  # any click reruns the page
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(ENDED_SENTENCE)).to_be_visible()
     no_error_box(page)
