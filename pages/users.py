@@ -101,10 +101,12 @@ with token_tab:
             cols = st.columns(2)
             owner = cols[0].selectbox("Token for", names, key="token_user")
             # No bounds on the box: the browser held back 5000 without a word; the service says 1 to 3650.
-            days = cols[1].number_input("Expires in days", value=90, step=1, key="token_days")
+            # A decimal box, so that 1.5 reaches the service and is refused there: a whole-number box cut it to 1
+            # in the browser (it reads what is typed with parseInt), and int() did the same here.
+            days = cols[1].number_input("Expires in days", value=90.0, step=1.0, format="%g", key="token_days")
             issued = st.form_submit_button("Issue token")
         if issued and (new := act(lambda: tokens.create_token(actor=actor, username=owner,
-                                                              expires_days=int(days), uow=UnitOfWork()))):
+                                                              expires_days=days, uow=UnitOfWork()))):
             issued_box.update(issuer=actor.username, token=new.value.token)
             st.rerun()  # the list above and the revoke choice below then hold the new token
     active = {t["id"]: f"token {t['id']} ({t['user']})" for t in listed if t["state"] == "active"}

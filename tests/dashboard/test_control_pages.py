@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from core.auth import Role
 from core.db import read_session
@@ -372,6 +372,39 @@ def test_admin_adds_a_user_and_issues_a_token(console_db: Engine) -> None:
     assert "Issue token" not in [b.label for b in at.button]  # nothing to click twice while it shows
     at.button(key="token_copied").click().run()
     assert not at.code and "Issue token" in [b.label for b in at.button], "dismissed: gone for good"
+
+
+def _issue_token_for_days(days: float):  # noqa: ANN202 - an AppTest
+    """As admin on Users and tokens: a token for the first user, expiring in DAYS, issued once."""
+    at = sign_in(open_app(), "admin")
+    at.switch_page("../pages/users.py").run()
+    in_form(at, "issue_token", "Expires in days").set_value(days)
+    return submit(at, "issue_token")
+
+
+@pytest.mark.parametrize("days", [0, 5000])
+def test_a_token_lifetime_out_of_range_is_said_in_words_not_a_cli_flag(console_db: Engine, days: int) -> None:
+    """The page answered "--expires-days must be between 1 and 3650.": a command-line flag, on a form."""
+    at = _issue_token_for_days(days)
+    assert not at.exception and not at.code
+    assert shown(at.error) == [f"A token's lifetime must be a whole number of days from 1 to 3650 (got {days})."]
+
+
+def test_a_fractional_token_lifetime_is_refused_not_cut(console_db: Engine) -> None:
+    """1.5 days issued a token for 1 day without a word."""
+    from core.models import ApiToken
+
+    at = _issue_token_for_days(1.5)
+    assert not at.exception and not at.code
+    assert shown(at.error) == ["A token's lifetime must be a whole number of days from 1 to 3650 (got 1.5)."]
+    with read_session(console_db) as s:
+        assert s.scalar(select(func.count()).select_from(ApiToken)) == 0
+    in_form(at, "issue_token", "Expires in days").set_value(2)
+    submit(at, "issue_token")
+    assert at.code and not at.error
+    with read_session(console_db) as s:
+        token = s.scalars(select(ApiToken)).one()
+    assert round((token.expires_at - token.created_at).total_seconds() / 86400, 2) == 2
 
 
 def test_add_user_form_keeps_its_values_after_a_validation_error(console_db: Engine) -> None:
