@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.auth import secret_digest
 from core.services.sessions import SignedIn, resume_session
 from core.uow import UnitOfWork
-from dashboard import cookies
+from dashboard import cookies, issued_tokens
 
 SESSION_KEY = "agentops_session"
 ENDED_KEY = "agentops_session_ended"  # a session this tab held has just ended
@@ -54,8 +55,15 @@ def signed_out(token: str) -> None:
     st.session_state.pop(SESSION_KEY, None)
     st.session_state.pop("agentops_signed_in", None)
     st.session_state[SIGNED_OUT_KEY] = token
+    issued_tokens.drop(secret_digest(token))  # an API token issued and not yet marked copied goes with it
     forget_state()  # the next user of this tab starts with nothing of this one's
     cookies.forget()
+
+
+def console_session_id() -> str:
+    """The id of the server-side session this tab runs under (the hash of its token, as stored): a reload
+    resumes the same one."""
+    return secret_digest(st.session_state["agentops_signed_in"].token)
 
 
 def remember(signed: SignedIn) -> None:

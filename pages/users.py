@@ -9,7 +9,7 @@ from core.db import read_session
 from core.queries.users import list_users
 from core.services import tokens, users
 from core.uow import UnitOfWork
-from dashboard import components
+from dashboard import components, context, issued_tokens
 from dashboard.components import act, form_key
 
 actor = components.page_guard(Permission.MANAGE_USERS, "Users and tokens")
@@ -18,7 +18,6 @@ with read_session() as s:
     people = list_users(s, actor=actor)
 st.dataframe(pd.DataFrame(people), hide_index=True, width="stretch")
 ROLES = [r.value for r in (*CONSOLE_ROLES, Role.SHOP_OWNER, Role.ENTERPRISE_OWNER)]
-NEW_TOKEN = "_issued_token"  # {"issuer": …, "token": …} just issued, until its issuer dismisses it
 names = [p["user"] for p in people]
 
 
@@ -84,19 +83,21 @@ with token_tab:
     st.dataframe(pd.DataFrame(listed), hide_index=True, width="stretch")
     # The token just issued stays on screen, in place of the form, until its issuer says it is copied: a second
     # click that lands while the first one's run is under way then finds no form to submit (it used to issue a
-    # second token, and the first was never shown), and no rerun can take the token off screen unread.
-    # Fetched before the service runs and written after it as a plain dict: every read or write of st.session_state
-    # is a point where Streamlit may stop this run for a newer click, and a run stopped between the commit and
-    # the write lost the token (never shown), while the replayed click issued a second one.
-    issued_box: dict[str, str] = st.session_state.setdefault(NEW_TOKEN, {})
-    if issued_box.get("token") and issued_box.get("issuer") == actor.username:
-        st.warning("Copy the token now: it is stored only as a hash, and once dismissed it cannot be shown again.")
-        st.code(issued_box["token"], language=None)
+    # second token, and the first was never shown), and no rerun can take the token off screen unread. It is held
+    # in this process's memory under the console session, not in st.session_state, so a reload shows it again
+    # (see dashboard/issued_tokens.py). The session's id is read before the service runs and the token kept right
+    # after it, with no st call between: Streamlit may stop a run for a newer click at any st call, and a run
+    # stopped between the commit and the keeping lost the token while the replayed click issued a second one.
+    session_id = context.console_session_id()
+    if shown := issued_tokens.held(session_id=session_id, issuer=actor.username):
+        st.warning(f"Copy the token now: it is stored only as a hash. It stays here, reloads included, until you "
+                   f"mark it copied or sign out, and for {issued_tokens.LIFETIME_SECONDS // 60} minutes at most; "
+                   f"after that it cannot be shown again.")
+        st.code(shown, language=None)
         if st.button("I have copied it", key="token_copied"):
-            issued_box.clear()
+            issued_tokens.drop(session_id)
             st.rerun()
     else:
-        issued_box.clear()  # another admin's, from before a sign-out in this browser
         with st.form("issue_token"):
             cols = st.columns(2)
             owner = cols[0].selectbox("Token for", names, key="token_user")
@@ -107,7 +108,7 @@ with token_tab:
             issued = st.form_submit_button("Issue token")
         if issued and (new := act(lambda: tokens.create_token(actor=actor, username=owner,
                                                               expires_days=days, uow=UnitOfWork()))):
-            issued_box.update(issuer=actor.username, token=new.value.token)
+            issued_tokens.keep(session_id=session_id, issuer=actor.username, token=new.value.token)
             st.rerun()  # the list above and the revoke choice below then hold the new token
     active = {t["id"]: f"token {t['id']} ({t['user']})" for t in listed if t["state"] == "active"}
     revoke_id = components.pick(st, "Revoke token", active, key="revoke_pick", what="a token", in_form=False)

@@ -11,8 +11,9 @@ from core.queries.settings import get_activation_state, shop_in_percent
 from core.services import controls
 from core.services.guard import record_refusal
 from core.uow import UnitOfWork
+from dashboard import issued_tokens
 from dashboard.navigation import PAGES
-from tests.dashboard.conftest import body_text, in_form, open_app, shown, sign_in, submit
+from tests.dashboard.conftest import body_text, in_form, open_app, reloaded_with_cookie_of, shown, sign_in, submit
 from tests.support.data import ROLE_ACTORS
 
 PAGE_ROLES = {  # the design's role table, for the console's pages
@@ -372,6 +373,46 @@ def test_admin_adds_a_user_and_issues_a_token(console_db: Engine) -> None:
     assert "Issue token" not in [b.label for b in at.button]  # nothing to click twice while it shows
     at.button(key="token_copied").click().run()
     assert not at.code and "Issue token" in [b.label for b in at.button], "dismissed: gone for good"
+
+
+def _issued_on_users_page(at):  # noqa: ANN001, ANN202 - AppTest
+    """Open Users and tokens in AT and issue a token for the first user; the token shown."""
+    at.switch_page("../pages/users.py").run()
+    submit(at, "issue_token")
+    return at.code[0].value
+
+
+def test_an_issued_token_is_shown_again_after_a_reload_until_marked_copied(console_db: Engine, monkeypatch) -> None:
+    """F5 before copying took the new token off screen for good, while it stayed active."""
+    at = sign_in(open_app(), "admin")
+    token = _issued_on_users_page(at)
+    again = reloaded_with_cookie_of(at, monkeypatch)
+    again.switch_page("../pages/users.py").run()
+    assert not again.exception
+    assert [c.value for c in again.code] == [token]
+    assert "Issue token" not in [b.label for b in again.button]
+    again.button(key="token_copied").click().run()
+    assert not again.code
+    at.run()  # the first tab, and any reload, no longer show it either
+    assert not at.code and "Issue token" in [b.label for b in at.button]
+    assert not reloaded_with_cookie_of(at, monkeypatch).switch_page("../pages/users.py").run().code
+
+
+def test_signing_out_drops_a_token_not_marked_copied(console_db: Engine) -> None:
+    at = sign_in(open_app(), "admin")
+    token = _issued_on_users_page(at)
+    at.sidebar.button(key="sign_out").click().run()
+    assert token not in [h.token for h in issued_tokens._held.values()]  # gone from memory, not only the screen
+    sign_in(at, "admin")
+    at.switch_page("../pages/users.py").run()
+    assert not at.code and "Issue token" in [b.label for b in at.button]
+
+
+def test_another_session_of_the_same_admin_does_not_see_the_token(console_db: Engine) -> None:
+    _issued_on_users_page(sign_in(open_app(), "admin"))
+    elsewhere = sign_in(open_app(), "admin")  # another browser: another console session
+    elsewhere.switch_page("../pages/users.py").run()
+    assert not elsewhere.code and "Issue token" in [b.label for b in elsewhere.button]
 
 
 def _issue_token_for_days(days: float):  # noqa: ANN202 - an AppTest

@@ -144,3 +144,31 @@ def test_a_double_click_on_issue_token_issues_one_token_and_shows_it(console: st
         assert s.scalar(select(func.count()).select_from(ApiToken)) == 2
     assert page.locator('[data-testid="stCode"]').inner_text().strip().startswith(newest) and newest != prefixes[0]
     no_error_box(page)
+
+
+def test_an_issued_token_survives_a_reload_until_it_is_marked_copied(console: str, page: Page, engine: Engine) -> None:
+    """The walkthrough's finding: F5 before copying took the new token off screen for good (it stays active), while
+    the README promises it is shown until its issuer marks it copied."""
+    from core.models import ApiToken
+
+    sign_in(page, console, "admin")
+    open_page(page, console, "users", "Users and tokens")
+    page.get_by_role("tab", name="API tokens").click()
+    page.get_by_role("button", name="Issue token").click()
+    expect(page.get_by_text("Copy the token now")).to_be_visible(timeout=20_000)
+    settle(page)
+    issued = page.locator('[data-testid="stCode"]').inner_text().strip()
+    with read_session(engine) as s:
+        assert issued.startswith(s.scalars(select(ApiToken.prefix)).one())
+    open_page(page, console, "users", "Users and tokens")  # F5: a new Streamlit session, resumed from the cookie
+    page.get_by_role("tab", name="API tokens").click()
+    expect(page.locator('[data-testid="stCode"]')).to_have_count(1, timeout=20_000)
+    assert page.locator('[data-testid="stCode"]').inner_text().strip() == issued
+    expect(page.get_by_role("button", name="Issue token")).to_have_count(0)
+    page.get_by_role("button", name="I have copied it").click()
+    expect(page.locator('[data-testid="stCode"]')).to_have_count(0, timeout=20_000)
+    open_page(page, console, "users", "Users and tokens")  # marked copied: gone, reload or not
+    page.get_by_role("tab", name="API tokens").click()
+    expect(page.get_by_role("button", name="Issue token")).to_be_visible(timeout=20_000)
+    expect(page.locator('[data-testid="stCode"]')).to_have_count(0)
+    no_error_box(page)
