@@ -124,9 +124,9 @@ def _text(value: str, what: str, *, required: bool) -> str:
 def tick_item(*, actor: Actor, run_id: int, item_id: str, uow: UnitOfWork, note: str = "") -> None:
     """Mark a manual item done, with who, when and a note (required: what was done, or where it shows)."""
     item: Item = get_item(item_id)
-    note = _text(note, "note", required=True)
-    if item.automated:
+    if item.automated:  # said first: a note would not make it tickable ("A note is required." misled)
         raise UserInputError(f"{item_id} is checked automatically: run it, or waive it with a reason.")
+    note = _text(note, "note", required=True)
     _record(uow, actor, run_id, ItemResult(item_id, "tick", "done", {"measured": "manual", "detail": note}), note=note,
             check="checklist.tick")
 

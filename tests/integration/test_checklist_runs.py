@@ -126,6 +126,9 @@ def test_ticks_waivers_and_bad_input_write_nothing(engine: Engine) -> None:
                 lambda: svc.run_checks(actor=ERIN, run_id=run.id, uow=UnitOfWork(engine), item_id="code.merge")):
         with pytest.raises(UserInputError):
             bad()
+    # An automated item is never ticked: said before the missing note ("A note is required." sent people to type one)
+    with pytest.raises(UserInputError, match="db.create_tables is checked automatically"):
+        svc.tick_item(actor=ERIN, run_id=run.id, item_id="db.create_tables", note="", uow=UnitOfWork(engine))
     assert results(engine) == before
     svc.tick_item(actor=ERIN, run_id=run.id, item_id="code.merge", note="merged #42", uow=UnitOfWork(engine))
     svc.run_checks(actor=ERIN, run_id=run.id, uow=UnitOfWork(engine), item_id="rollback.full")
