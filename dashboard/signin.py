@@ -28,6 +28,9 @@ def render_sign_in() -> None:
             st.info("Demo sign-ins: po, support, engineer, admin, each with the password NAME-demo-pass.")
         _preload_chart_code()
         return
+    if not username.strip() or not password:  # not a failed attempt: nothing was tried (and none is counted)
+        st.error("Enter your user name and password.")
+        return
     try:
         signed = sign_in(username=username, password=password, uow=UnitOfWork())
     except PermissionDenied as exc:

@@ -38,6 +38,17 @@ def test_wrong_password_is_refused_and_audited(console_db: Engine) -> None:
     assert (rec.action, rec.outcome, rec.target, rec.reason) == ("sign_in", "refused", "engineer", "wrong password")
 
 
+@pytest.mark.parametrize("username, password", [("", ""), ("engineer", ""), ("  ", "engineer-demo-pass")])
+def test_an_empty_field_asks_for_it_and_counts_no_failure(console_db: Engine, username: str, password: str) -> None:
+    """An empty form said "Those credentials did not work." and counted a failed sign-in towards the lockout."""
+    with read_session(console_db) as s:
+        before = s.scalars(select(AuditRecord.seq).order_by(AuditRecord.seq.desc()).limit(1)).first()
+    at = sign_in(open_app(), username, password)
+    assert not at.exception and [e.value for e in at.error] == ["Enter your user name and password."]
+    with read_session(console_db) as s:
+        assert s.scalars(select(AuditRecord.seq).order_by(AuditRecord.seq.desc()).limit(1)).first() == before
+
+
 def test_unknown_user_gets_the_same_answer(console_db: Engine) -> None:
     at = sign_in(open_app(), "nobody", "whatever-password")
     assert [e.value for e in at.error] == ["Those credentials did not work."]
