@@ -69,7 +69,8 @@ if reviewer and queues:
             if st.form_submit_button("Skip (give it back)"):
                 if released := components.act(lambda: review_queues.release_item(actor=actor, item_id=item["item_id"],
                                                                                  uow=UnitOfWork())):
-                    released.done(keep=FORGET_ITEM)
+                    released.done(components.plain_md(f"Item {item['item_id']} went back to the end of the "
+                                                      f"“{item['queue']}” queue."), keep=FORGET_ITEM)
 
 with read_session() as s:
     people = review_stats.reviewer_progress(s, actor=actor)

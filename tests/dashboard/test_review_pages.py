@@ -98,6 +98,7 @@ def test_skip_then_next_item_brings_another_item(console_db: Engine) -> None:
     first = at.session_state["review_item"]
     assert any(f"Reviewing item {first['item_id']} from the “opt-outs” queue" in c for c in shown(at.caption))
     submit(at, "skip_item")
+    assert [t.value for t in at.toast] == [f"Item {first['item_id']} went back to the end of the “opt-outs” queue."]
     submit(at, "next_item")
     assert not at.exception and at.session_state["review_item"]["item_id"] != first["item_id"]
 
