@@ -50,6 +50,17 @@ def test_an_engineer_starts_the_run(console_db: Engine) -> None:
     assert any(f"Overall: 0 of {len(ITEMS)} items done" in str(p.proto) for p in at.get("progress"))
 
 
+def test_an_empty_release_is_refused_in_one_sentence_and_starts_no_run(console_db: Engine) -> None:
+    at = open_checklist("engineer")
+    at.text_input(key="checklist_release").input("").run()
+    at = submit(at, "checklist_start")
+    assert not at.exception
+    assert [e.value for e in at.error][-1].startswith("The release must be 1 to 100 characters")
+    assert "No checklist run for this environment and release yet." in body_text(at)
+    with read_session(console_db) as s:
+        assert s.scalar(select(func.count()).select_from(ChecklistRun)) == 0
+
+
 def test_waive_needs_a_reason_then_tick_waive_and_run_one(console_db: Engine) -> None:
     start(console_db)
     at = open_checklist("engineer")

@@ -69,6 +69,15 @@ def test_one_run_per_environment_and_release(engine: Engine) -> None:
         svc.start_run(actor=ERIN, uow=UnitOfWork(engine), release="  ")
 
 
+def test_a_typed_empty_release_is_refused_and_only_none_means_release_id(engine: Engine) -> None:
+    # "" once fell back to RELEASE_ID ("unknown"): the page's cleared Release box started a run for another release
+    with pytest.raises(UserInputError, match="The release must be 1 to 100 characters"):
+        svc.start_run(actor=ERIN, uow=UnitOfWork(engine), release="")
+    with read_session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(ChecklistRun)) == 0
+    assert svc.start_run(actor=ERIN, uow=UnitOfWork(engine), release=None).release == "unknown"
+
+
 def test_results_keep_their_history_and_carry_evidence(engine: Engine) -> None:
     run = svc.start_run(actor=ERIN, uow=UnitOfWork(engine), release="r1")
     for _ in range(2):
@@ -254,6 +263,19 @@ def test_a_mistyped_release_is_refused_and_starts_no_run(engine: Engine, capsys,
         assert s.scalars(select(ChecklistRun.release)).all() == ["r9"]
     assert _audit_count(engine) == audited
     assert main(["check", *argv, "--release", "r9"]) == (1 if argv == ["sign-off"] else 0)  # the run that exists
+
+
+def test_an_empty_release_on_the_command_line_is_not_this_deployments(engine: Engine, capsys) -> None:
+    """`--release ""` meant RELEASE_ID: an empty variable in a script ticked or ran the deployment's own run."""
+    svc.start_run(actor=ERIN, uow=UnitOfWork(engine))  # release "unknown", RELEASE_ID's default
+    before = results(engine)
+    assert main(["check", "tick", "code.merge", "--note", "merged", "--release", ""]) == 2
+    assert "No checklist run for development, release ''" in capsys.readouterr().err
+    assert main(["check", "--item", "db.create_tables", "--release", ""]) == 2
+    assert "The release must be 1 to 100 characters" in capsys.readouterr().err
+    assert results(engine) == before
+    with read_session(engine) as s:
+        assert s.scalars(select(ChecklistRun.release)).all() == ["unknown"]
 
 
 def test_a_release_name_cannot_forge_a_line_or_carry_a_link_into_the_report(engine: Engine) -> None:
