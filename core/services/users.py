@@ -160,6 +160,16 @@ def _revoke_tokens(uow: UnitOfWork, user_id: int) -> int:
                                .values(revoked_at=utcnow())).rowcount
 
 
+def _refuse_no_change(uow: UnitOfWork, user: User, role: Role, shops: Sequence[int] | None) -> None:
+    """Choosing the role and shops a user already has is one sentence: it would end their sessions and audit a
+    change that did not happen. SHOPS None keeps the ones on file (a role that sees every shop keeps none)."""
+    held = sorted(uow.session.scalars(select(UserShop.shop_id).where(UserShop.user_id == user.id)))
+    wanted = held if shops is None and role in SCOPED_ROLES else sorted(set(shops or ()))
+    if role.value == user.role and wanted == held:
+        on_file = f" (shops {', '.join(map(str, held))})" if held else ""
+        raise UserInputError(f"{user.username} is already {role.value}{on_file}; nothing changed.")
+
+
 def set_role(*, actor: Actor, username: str, role: str, uow: UnitOfWork, shops: Sequence[int] | None = None,
              expected_role: str | None = None) -> None:
     """Change a user's role (and shops); their sessions end so the new role applies at once. EXPECTED_ROLE (the
@@ -173,6 +183,7 @@ def set_role(*, actor: Actor, username: str, role: str, uow: UnitOfWork, shops: 
         if expected_role is not None and user.role != expected_role:
             raise Conflict(f"{user.username} became {user.role} (was {expected_role}) since you opened the form; "
                            "nothing was saved. Look again and choose their new role.")
+        _refuse_no_change(uow, user, parsed, shops)
         if parsed.value != user.role:
             _not_yourself(actor, user, "change the role of")
         if parsed != Role.ADMIN:

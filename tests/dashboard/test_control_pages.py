@@ -595,6 +595,30 @@ def test_admin_makes_an_engineer_a_support_user_of_a_shop_and_back(console_db: E
     assert not at.error and rosa() == ("engineer", [])
 
 
+def test_choosing_the_role_a_user_has_says_nothing_changed_and_keeps_them_signed_in(console_db: Engine) -> None:
+    """The walkthrough: 'walker is now product_owner; their sessions have ended.' for the role walker had, and
+    walker's open tab was signed out."""
+    from core.models import ConsoleSession, User
+
+    def po_sessions_open() -> list[bool]:
+        with read_session(console_db) as s:
+            return [ended is None for ended in s.scalars(select(ConsoleSession.ended_at).join(
+                User, User.id == ConsoleSession.user_id).where(User.username == "po"))]
+
+    po = sign_in(open_app(), "po")
+    assert po_sessions_open() == [True]
+    at = sign_in(open_app(), "admin")
+    at.switch_page("../pages/users.py").run()
+    at.selectbox(key="change_user").set_value("po").run()
+    assert in_form(at, "change_role", "New role").value == "product_owner"
+    audited = last_audit(console_db).seq
+    at = submit(at, "change_role")
+    assert not at.exception and not at.success
+    assert shown(at.error) == ["po is already product_owner; nothing changed."]
+    assert po_sessions_open() == [True] and last_audit(console_db).seq == audited
+    assert not po.run().exception and "Agent health" in po.title[0].value
+
+
 def test_no_user_is_chosen_at_first_and_the_new_role_starts_at_theirs(console_db: Engine) -> None:
     """The user box started on the first name (the admin's own) and New role on product_owner whatever the user's
     role: Disable, or Change role without a look, acted on the wrong person or role."""

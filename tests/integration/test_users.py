@@ -211,7 +211,8 @@ def test_an_admin_cannot_disable_or_demote_themself(engine: Engine) -> None:
         users.set_disabled(actor=admin, username=admin.username, disabled=True, uow=UnitOfWork(engine))
     with pytest.raises(UserInputError, match="^You cannot change the role of yourself; another admin can.$"):
         users.set_role(actor=admin, username=admin.username, role="engineer", uow=UnitOfWork(engine))
-    users.set_role(actor=admin, username=admin.username, role="admin", uow=UnitOfWork(engine))  # no change: fine
+    with pytest.raises(UserInputError, match=f"^{admin.username} is already admin; nothing changed.$"):
+        users.set_role(actor=admin, username=admin.username, role="admin", uow=UnitOfWork(engine))  # yours too
     with read_session(engine) as s:
         me = s.scalars(select(User).where(User.username == admin.username)).one()
     assert (me.role, me.disabled) == ("admin", False)
@@ -223,7 +224,6 @@ def test_a_role_change_over_someone_elses_is_refused(engine: Engine) -> None:
     admin = ROLE_ACTORS["admin"]
     seed_minimal(engine, conversations=0)
     users.add_user(actor=admin, username="dana", password="long enough pw", role="engineer", uow=UnitOfWork(engine))
-    users.set_role(actor=admin, username="dana", role="engineer", uow=UnitOfWork(engine), expected_role="engineer")
     users.set_role(actor=admin, username="dana", role="support", shops=[1], uow=UnitOfWork(engine),
                    expected_role="engineer")
     with pytest.raises(Conflict, match="^dana became support \\(was engineer\\) since you opened the form; nothing"):
@@ -231,6 +231,39 @@ def test_a_role_change_over_someone_elses_is_refused(engine: Engine) -> None:
                        expected_role="engineer")
     with read_session(engine) as s:
         assert s.scalars(select(User.role).where(User.username == "dana")).one() == "support"
+
+
+def _sessions_and_audit(engine: Engine, user_id: int) -> tuple[list, int]:
+    with read_session(engine) as s:
+        ended = s.scalars(select(ConsoleSession.ended_at).where(ConsoleSession.user_id == user_id)).all()
+        return ended, len(s.scalars(select(AuditRecord.seq)).all())
+
+
+def test_choosing_the_role_and_shops_a_user_has_changes_nothing(engine: Engine) -> None:
+    """The walkthrough: setting walker (product_owner) to product_owner said 'walker is now product_owner; their
+    sessions have ended.', signed walker's open tab out and audited a role change that did not happen."""
+    admin = ROLE_ACTORS["admin"]
+    seed_minimal(engine, conversations=0)
+    walker = users.add_user(actor=admin, username="walker", password="long enough pw", role="product_owner",
+                            uow=UnitOfWork(engine))
+    sam = users.add_user(actor=admin, username="sam", password="long enough pw", role="support", shops=[2, 1],
+                         uow=UnitOfWork(engine))
+    with UnitOfWork(engine) as uow:
+        for user in (walker, sam):
+            uow.session.add(ConsoleSession(id=f"{user.username:x<64}", user_id=user.id, role_at_start=user.role,
+                                           expires_at=utcnow()))
+        uow.commit()
+    before = {u.id: _sessions_and_audit(engine, u.id) for u in (walker, sam)}
+    with pytest.raises(UserInputError, match="^walker is already product_owner; nothing changed.$"):
+        users.set_role(actor=admin, username="walker", role="product_owner", uow=UnitOfWork(engine),
+                       expected_role="product_owner")
+    for shops in (None, [1, 2], [2, 1, 1]):  # None keeps the shops they have
+        with pytest.raises(UserInputError, match="^sam is already support \\(shops 1, 2\\); nothing changed.$"):
+            users.set_role(actor=admin, username="sam", role="support", shops=shops, uow=UnitOfWork(engine))
+    assert {u.id: _sessions_and_audit(engine, u.id) for u in (walker, sam)} == before
+    assert before[sam.id][0] == [None]  # the session is still open
+    users.set_role(actor=admin, username="sam", role="support", shops=[1], uow=UnitOfWork(engine))  # shops differ
+    assert _sessions_and_audit(engine, sam.id)[0] != [None]
 
 
 def second_admin_adds(engine: Engine, username: str) -> None:
