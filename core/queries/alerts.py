@@ -19,6 +19,11 @@ from core.queries.scope import require_read
 from core.text import counted
 
 
+# The alerts the Alerts page lists, and so the ones a silence holds back: its Silenced tile and a new silence's
+# sentence count the same set (a resolved alert notifies no one, there is nothing to hold).
+OPEN_STATES = ("pending", "firing")
+
+
 def _visible_rules(actor: Actor) -> list[Any]:
     """Rules scoped to a shop are seen only by those who see that shop."""
     if actor.shop_ids is None:
@@ -40,7 +45,7 @@ def conversations_link(rule: AlertRule, alert: AlertState, now: datetime) -> str
     return "/conversations?" + urlencode({k: v for k, v in params.items() if v is not None})
 
 
-def list_alerts(session: Session, *, actor: Actor, states: tuple[str, ...] | None = ("pending", "firing"),
+def list_alerts(session: Session, *, actor: Actor, states: tuple[str, ...] | None = OPEN_STATES,
                 now: datetime | None = None) -> list[dict[str, Any]]:
     """Alerts in STATES (None: all), most severe and oldest first, with age, silence, acknowledgement and link."""
     require_read(actor, Permission.VIEW_HEALTH)
@@ -76,11 +81,12 @@ def count_firing(session: Session, *, actor: Actor, now: datetime | None = None)
 
 
 def count_matching(session: Session, *, actor: Actor, matchers: list[str] | str) -> int:
-    """How many alerts (in any state but normal) MATCHERS select now: a new silence that selects none may be a typo."""
+    """How many open (pending or firing) alerts MATCHERS select now: those a silence of them holds back, as the
+    Silenced tile counts; a new silence that selects none may be a typo."""
     require_read(actor, Permission.VIEW_HEALTH)
     parsed = parse_matchers(matchers)
     labels = session.scalars(select(AlertState.labels).join(AlertRule, AlertRule.id == AlertState.rule_id)
-                             .where(AlertState.state != "normal", *_visible_rules(actor))).all()
+                             .where(AlertState.state.in_(OPEN_STATES), *_visible_rules(actor))).all()
     return sum(1 for one in labels if matches_all(parsed, dict(one or {})))
 
 

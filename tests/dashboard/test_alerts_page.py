@@ -125,6 +125,22 @@ def test_a_silence_that_matches_no_alert_says_so(firing: Engine) -> None:
     assert any("it matches no alert now (check the matchers" in m for m in shown(at.success)), shown(at.success)
 
 
+def test_a_new_silence_counts_only_the_alerts_it_holds_back_as_the_silenced_tile_does(firing: Engine) -> None:
+    """The walkthrough: "Silence 2 created; it matches 1 alert now." for an alert that had resolved, while the
+    Silenced tile beside it showed 0."""
+    with UnitOfWork(firing) as uow:
+        alert = uow.session.scalars(select(AlertState)).one()
+        alert.state, alert.resolved_at, alert.firing_since = "resolved", alert.evaluated_at, None
+        uow.commit()
+    at = open_alerts("engineer")
+    in_form(at, "alert_silence", "Matchers (e.g. rule=error_rate, shop=1)").input("rule=t_unauth")
+    in_form(at, "alert_silence", "Reason (required)").input("planned maintenance")
+    at = submit(at, "alert_silence")
+    assert not at.exception and not at.error
+    assert {m.label: m.value for m in at.metric}["Silenced"] == "0"
+    assert any("it matches no alert now" in m for m in shown(at.success)), shown(at.success)
+
+
 def test_send_test_notification_from_the_page_with_the_webhook_masked(firing: Engine, webhook: FakeReceiver) -> None:
     at = open_alerts("engineer")
     contacts = at.dataframe[2].value

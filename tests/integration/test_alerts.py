@@ -558,6 +558,22 @@ def test_the_cli_says_how_many_alerts_a_new_silence_holds(engine: Engine, capsys
     assert "it matches no alert now (check the matchers" in capsys.readouterr().out
 
 
+def test_a_new_silence_does_not_count_a_resolved_alert(engine: Engine, capsys) -> None:  # noqa: ANN001
+    """A resolved alert was counted as held ("it matches 1 alert now"): a silence holds back what the Alerts page
+    lists as pending or firing (and its Silenced tile counts), nothing else."""
+    from core.queries.alerts import list_alerts
+
+    rule(engine, pending_seconds=0)
+    refused_read(engine)
+    evaluate(engine, owner="a", now=utcnow())
+    with engine.begin() as conn:
+        conn.execute(update(AlertState).values(state="resolved", resolved_at=utcnow(), firing_since=None))
+    assert main(["alerts", "silence", "--match", "rule=t_unauth", "--minutes", "30", "--reason", "known"]) == 0
+    assert "it matches no alert now" in capsys.readouterr().out
+    with read_session(engine) as s:
+        assert [a for a in list_alerts(s, actor=ENGINEER) if a["silenced_by"]] == []  # the tile's count
+
+
 def test_a_shop_scoped_user_sees_only_silences_of_their_shops(engine: Engine) -> None:
     """The Chromium walkthrough: support (shop 1) was shown every silence, with matchers and reasons naming other
     shops."""
