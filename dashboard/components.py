@@ -12,6 +12,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 
 from core.auth import Actor, Permission
 from core.errors import describe_database_error
+from core.queries.health import WARN_AT
 from core.services.guard import record_refusal
 from core.services.sessions import SignedIn
 from core.uow import UnitOfWork
@@ -148,10 +149,12 @@ def criterion_tile(column: Any, criterion: Any) -> None:
     """One success-criterion tile: value, threshold and state."""
     digits = 2 if criterion.unit == "%" else (1 if criterion.unit == "MB" else 0)
     goal = fmt(criterion.threshold, criterion.unit, digits)
+    warn = fmt(WARN_AT * criterion.threshold, criterion.unit, digits)  # where judge() starts to warn
     meaning = CRITERION_MEANING.get(criterion.key, "")
     with column.container(border=True):
         st.metric(criterion.label, fmt(criterion.value, criterion.unit, digits),
-                  help=f"{meaning} Goal: below {goal} (the checklist's success criterion, from config).".strip())
+                  help=f"{meaning} Goal: below {goal}; WARN from {warn} ({WARN_AT * 100:g} % of the goal), FAIL at "
+                       f"{goal} or above (the checklist's success criterion, from config).".strip())
         colour = STATE_COLOURS[criterion.state]
         st.markdown(f":{colour}-badge[{criterion.state.upper()}] goal < {goal}")
 

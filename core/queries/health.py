@@ -37,7 +37,7 @@ class Criterion:
 
 
 def judge(value: float | None, threshold: float) -> str:
-    """pass below 80 % of THRESHOLD, warn up to it, fail at or above it."""
+    """pass below WARN_AT of THRESHOLD, warn up to it, fail at or above it (the tiles' help says so)."""
     if value is None:
         return "no data"
     if value >= threshold:

@@ -68,6 +68,17 @@ def test_page_figures_equal_raw_rows(console_db: Engine) -> None:
     assert f"{tokens:,} tokens · ${float(cost):.4f} (finished conversations)" in text
 
 
+def test_each_tile_says_where_warn_starts(console_db: Engine) -> None:
+    """A tile read "WARN goal < 2,000 ms" at 1,622 ms and its help said only "Goal: below 2,000 ms": nothing
+    said that WARN starts at 80 % of the goal."""
+    at = sign_in(open_app(), "po")
+    assert not at.exception
+    helps = {m.label: m.proto.help for m in at.metric}
+    p95 = next(h for label, h in helps.items() if "response time p95" in label)
+    assert "Goal: below 2,000 ms; WARN from 1,600 ms (80 % of the goal), FAIL at 2,000 ms or above" in p95
+    assert "WARN from 0.08 % (80 % of the goal)" in helps["Error rate"]
+
+
 def test_support_sees_only_their_shops(console_db: Engine) -> None:
     users.add_user(actor=ROLE_ACTORS["admin"], username="sue", password="long enough pw", role="support", shops=[2],
                    uow=UnitOfWork(console_db))
