@@ -96,12 +96,17 @@ def conversations(rng: random.Random, *, plan: Plan, count: int, now: datetime, 
     stopped.update({c["id"]: datetime.min.replace(tzinfo=now.tzinfo) for clients in clients_by_shop.values()
                     for c in clients if c["opted_out"]})
     ages = sorted((rng.random() * span for _ in range(count)), reverse=True)  # ids grow with time, as in real life
+    first_forced = max(0, count - len(FORCED_STATUSES))
     for n, age in enumerate(ages):
         inst = instances[rng.randrange(len(instances))]
         client = rng.choice(clients_by_shop[inst["shop_id"]])
         created = now - timedelta(seconds=age)
-        # The first few cover every status a person filters by, whatever the random draw.
-        status = FORCED_STATUSES[n] if n < len(FORCED_STATUSES) else _status_for(rng, now - created)
+        # The newest few cover every status a person filters by (in any recent window), whatever the random draw,
+        # each for a client who may still be messaged.
+        forced = n >= first_forced
+        status = FORCED_STATUSES[n - first_forced] if forced else _status_for(rng, now - created)
+        if forced and client["id"] in stopped:
+            client = rng.choice([c for c in clients_by_shop[inst["shop_id"]] if c["id"] not in stopped] or [client])
         if client["id"] in stopped and created >= stopped[client["id"]] and status != "pending":
             conv, msgs = _held_back(first_conv_id + n, inst, client["id"], created, specs[inst["agent_type"]])
         else:
