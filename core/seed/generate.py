@@ -86,15 +86,18 @@ def conversations(rng: random.Random, *, plan: Plan, count: int, now: datetime, 
                   first_conv_id: int, first_msg_id: int,
                   stopped: dict[int, datetime] | None = None) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """Yield (conversation, messages) pairs spread over the last plan.days days, oldest first (FACTS:
-    core.seed.messages). STOPPED (client id → when they replied STOP) is filled in as the history goes: a client
-    opted out before the history, or since their STOP, gets no message, as the worker ends such a conversation."""
+    core.seed.messages). With STOPPED (client id → when they replied STOP), filled in as the history goes, a client
+    opted out before the history, or since their STOP, gets no message, as the worker ends such a conversation;
+    without it (a load shape, many conversations per client) STOP replies change nothing after them."""
     specs = load_templates()
     span = plan.days * 86400
     msg_id = first_msg_id
     story = Story.at(now) if plan.story else None
-    stopped = {} if stopped is None else stopped
-    stopped.update({c["id"]: datetime.min.replace(tzinfo=now.tzinfo) for clients in clients_by_shop.values()
-                    for c in clients if c["opted_out"]})
+    honour = stopped is not None
+    stopped = stopped if stopped is not None else {}
+    if honour:
+        stopped.update({c["id"]: datetime.min.replace(tzinfo=now.tzinfo) for clients in clients_by_shop.values()
+                        for c in clients if c["opted_out"]})
     ages = sorted((rng.random() * span for _ in range(count)), reverse=True)  # ids grow with time, as in real life
     first_forced = max(0, count - len(FORCED_STATUSES))
     for n, age in enumerate(ages):
@@ -114,7 +117,7 @@ def conversations(rng: random.Random, *, plan: Plan, count: int, now: datetime, 
                               specs[inst["agent_type"]])
             if story:
                 story.tell(rng, conv, msgs)
-            if conv["status"] == "opted_out" and msgs:  # their STOP: nothing more is sent to them
+            if honour and conv["status"] == "opted_out" and msgs:  # their STOP: nothing more is sent to them
                 at = msgs[-1]["created_at"]
                 stopped[client["id"]] = min(stopped.get(client["id"], at), at)
         for m in msgs:

@@ -104,6 +104,9 @@ def _write_host(engine: Engine, plan: generate.Plan, rng: random.Random, now) ->
     return inst, clients_by_shop, len(host["clients"])
 
 
+HONOURED_PER_CLIENT = 4
+
+
 def _write_conversations(engine: Engine, plan: generate.Plan, rng: random.Random, now, instances: list[dict],
                          clients_by_shop: dict[int, list], progress: Callable[[str], None]) -> tuple[int, int]:
     with engine.begin() as conn:  # each month's rows go to their own partition (PostgreSQL), not the DEFAULT one
@@ -118,7 +121,11 @@ def _write_conversations(engine: Engine, plan: generate.Plan, rng: random.Random
         return n_conv, n_msg
     with engine.connect() as conn:
         facts = messages.client_facts(conn)
-    stopped: dict[int, datetime] = {}
+    # A realistic history honours each STOP (the client is opted out, nothing more is sent); a load shape, with
+    # more conversations per client than HONOURED_PER_CLIENT, would have almost every client opted out, and the
+    # figures it is for (tests of partial hours, benchmarks) nothing left to measure: its STOPs change nothing.
+    clients = plan.shops * plan.clients_per_shop
+    stopped: dict[int, datetime] | None = {} if plan.conversations <= HONOURED_PER_CLIENT * clients else None
     stream = generate.conversations(rng, plan=plan, count=plan.conversations, now=now, instances=instances,
                                     clients_by_shop=clients_by_shop, facts=facts, first_conv_id=first_conv,
                                     first_msg_id=first_msg, stopped=stopped)
