@@ -70,7 +70,7 @@ def _existing_run_id(args: argparse.Namespace) -> int:
     """The run of this environment and --release, which must have been started: a tick, waiver, deployment mark or
     sign-off on a mistyped release would otherwise start a run of its own (and a refused sign-off leave it)."""
     actor, settings = actor_from_args(args), get_settings()
-    release = (settings.release_id if args.release is None else args.release).strip()  # "" is not RELEASE_ID
+    release = q.release_named(args.release)
     row = audited_read(actor, "checklist.read", lambda s: q.find_run(s, actor=actor, environment=settings.environment,
                                                                      release=release))
     if row is None:

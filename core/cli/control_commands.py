@@ -43,11 +43,11 @@ def describe(state: ActivationState, workers: str | None = None) -> str:
         lines.append(f"workers: {workers}")
     elif not state.env_enabled:
         lines.append("AGENT_SYSTEM_ENABLED=false in this environment overrides the stored mode")
-    if state.shop_percent is not None:
+    shops = None
+    if state.shop_percent is not None:  # only then is there a pick to name (and a read to make)
         with read_session() as s:
-            lines += state.scope_lines(percent_candidates(s, state))
-    else:
-        lines += state.scope_lines()
+            shops = percent_candidates(s, state)
+    lines += state.scope_lines(shops)
     lines.append(f"last change: {state.changed_by} at {state.changed_at:%Y-%m-%d %H:%M:%S} UTC: {state.reason}")
     return "\n".join(lines)
 

@@ -133,6 +133,12 @@ def get_run_row_or_raise(session: Session, run_id: int) -> ChecklistRun:
     return run
 
 
+def release_named(release: str | None) -> str:
+    """The release a command or form names: None means this deployment's (RELEASE_ID); anything typed, even empty
+    (a cleared Release box), is taken as typed, so an empty one is refused rather than taken for another."""
+    return (get_settings().release_id if release is None else release).strip()
+
+
 def find_run(session: Session, *, actor: Actor, environment: str, release: str) -> ChecklistRun | None:
     """The run of ENVIRONMENT and RELEASE, if one was started."""
     require_read(actor, Permission.VIEW_HEALTH)

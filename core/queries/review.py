@@ -168,8 +168,6 @@ def get_transcript_or_raise(session: Session, *, actor: Actor, conversation_id: 
     }
 
 
-
-
 def _template(agent_type: str) -> dict[str, Any]:
     from core.templates import load_templates
 

@@ -41,9 +41,7 @@ def _view(run: ChecklistRun) -> RunView:
 
 def start_run(*, actor: Actor, uow: UnitOfWork, environment: str | None = None, release: str | None = None) -> RunView:
     """The run of ENVIRONMENT and RELEASE (None: this deployment's), started now unless it already exists."""
-    s = get_settings()
-    # Only None means RELEASE_ID: a release typed empty (a cleared Release box) is refused, not taken for another
-    environment, release = environment or s.environment, (s.release_id if release is None else release).strip()
+    environment, release = environment or get_settings().environment, q.release_named(release)
     if environment not in ENVIRONMENTS:
         raise UserInputError(f"The environment must be one of {', '.join(ENVIRONMENTS)} (got {environment!r}).")
     if not release or len(release) > 100:
