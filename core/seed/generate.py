@@ -35,12 +35,13 @@ class Plan:
     conversations: int
     days: int
     story: bool = False  # a slow hour and a model outage in the past, so every panel has something to show
+    stops_honoured: bool = True  # a STOP opts its client out (see conversations); a load shape keeps them as replies
 
 
 PLANS = {
     "minimal": Plan(shops=2, clients_per_shop=12, conversations=60, days=2),
     "demo": Plan(shops=8, clients_per_shop=250, conversations=4000, days=14, story=True),
-    "load": Plan(shops=40, clients_per_shop=250, conversations=1_000_000, days=30),
+    "load": Plan(shops=40, clients_per_shop=250, conversations=1_000_000, days=30, stops_honoured=False),
 }
 
 
@@ -98,7 +99,9 @@ def conversations(rng: random.Random, *, plan: Plan, count: int, now: datetime, 
     if honour:
         stopped.update({c["id"]: datetime.min.replace(tzinfo=now.tzinfo) for clients in clients_by_shop.values()
                         for c in clients if c["opted_out"]})
-    ages = sorted((rng.random() * span for _ in range(count)), reverse=True)  # ids grow with time, as in real life
+    ages = [rng.random() * span for _ in range(count)]
+    if honour:  # a client's STOP is met before their later conversations: oldest first (ids grow with time)
+        ages.sort(reverse=True)
     first_forced = max(0, count - len(FORCED_STATUSES))
     for n, age in enumerate(ages):
         inst = instances[rng.randrange(len(instances))]

@@ -57,7 +57,7 @@ def seed(*, actor: Actor, engine: Engine, size: str, conversations: int | None =
         raise UserInputError(f"--test-data must be one of {', '.join(generate.PLANS)}.")
     base = generate.PLANS[size]
     plan = generate.Plan(base.shops, base.clients_per_shop, conversations if conversations is not None else base.conversations,
-                         days or base.days, story=base.story)
+                         days or base.days, story=base.story, stops_honoured=base.stops_honoured)
     if plan.conversations < 0 or plan.days < 1:
         raise UserInputError("--conversations must be 0 or more and --days at least 1.")
     if get_settings().environment == "production":  # made-up shops, clients and conversations among real ones
@@ -125,7 +125,8 @@ def _write_conversations(engine: Engine, plan: generate.Plan, rng: random.Random
     # more conversations per client than HONOURED_PER_CLIENT, would have almost every client opted out, and the
     # figures it is for (tests of partial hours, benchmarks) nothing left to measure: its STOPs change nothing.
     clients = plan.shops * plan.clients_per_shop
-    stopped: dict[int, datetime] | None = {} if plan.conversations <= HONOURED_PER_CLIENT * clients else None
+    honoured = plan.stops_honoured and plan.conversations <= HONOURED_PER_CLIENT * clients
+    stopped: dict[int, datetime] | None = {} if honoured else None
     stream = generate.conversations(rng, plan=plan, count=plan.conversations, now=now, instances=instances,
                                     clients_by_shop=clients_by_shop, facts=facts, first_conv_id=first_conv,
                                     first_msg_id=first_msg, stopped=stopped)
